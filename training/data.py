@@ -1,0 +1,330 @@
+"""Corpora for training: MIDI folders and the piano-roll benchmarks, cut into training windows.
+
+A corpus is a set of named splits (``train``, ``valid``, ``test``), each a list of
+``PianoRoll``. Two sources:
+
+* a folder of MIDI files, searched recursively, converted in parallel and cached
+  on disk by file content and conversion settings; damaged files are skipped and
+  listed with the reason; files go to splits by a hash of their path in the
+  folder, so adding files never moves old ones between splits;
+* the Boulanger-Lewandowski benchmarks (JSB Chorales at quarter-note steps,
+  Nottingham at eighth-note steps) and JSB Chorales at 16th-note steps, with
+  their published splits, shipped in ``training/benchmarks/``; or any file of the
+  same JSON form (``{"train": [...], "valid": [...], "test": [...]}``, each
+  sequence a list of steps, each step a list of sounding MIDI pitches).
+
+Benchmark rolls have no attacks of their own (a pitch list cannot say whether a
+key was struck again): a key that turns on is struck, a key that stays on is held.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from livecomp.files import atomic_write_bytes
+from livecomp.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, ConversionReport, MidiFileError, PianoRoll, midi_to_roll
+
+__all__ = [
+    "BENCHMARKS", "Corpus", "CorpusError", "load_corpus", "load_midi_folder", "load_benchmark",
+    "rolls_from_pitch_lists", "split_of", "make_windows", "transpose_batch", "epoch_order",
+]
+
+SPLITS = ("train", "valid", "test")
+MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
+CONVERTER_VERSION = 1          # bump when roll conversion changes, so old cache entries are ignored
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    file: str
+    steps_per_beat: int
+    description: str
+
+
+BENCHMARKS = {
+    "jsb": Benchmark("jsb_chorales.json.gz", 1, "JSB Chorales, quarter-note steps (Boulanger-Lewandowski 2012 splits)"),
+    "nottingham": Benchmark("nottingham.json.gz", 2, "Nottingham folk tunes, eighth-note steps (same splits)"),
+    "jsb16": Benchmark("jsb_chorales_16th.json.gz", 4, "JSB Chorales, 16th-note steps (Coconet re-quantisation)"),
+}
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be loaded: unknown name, missing or empty folder, unreadable file."""
+
+
+@dataclass
+class Corpus:
+    """Named splits of piano rolls, and the files that could not be read."""
+
+    name: str
+    steps_per_beat: int
+    splits: dict[str, list[PianoRoll]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
+    names: dict[str, list[str]] = field(default_factory=dict)       # split -> source of each roll
+
+    def frames(self, split: str) -> int:
+        """Total number of steps in a split."""
+        return sum(r.n_steps for r in self.splits.get(split, []))
+
+    def report(self) -> ConversionReport:
+        """What quantisation did to the notes of every roll, summed."""
+        total = ConversionReport()
+        for rolls in self.splits.values():
+            for r in rolls:
+                for key, value in r.report.as_dict().items():
+                    setattr(total, key, getattr(total, key) + value)
+        return total
+
+
+# ---------------------------------------------------------------- benchmarks
+
+def rolls_from_pitch_lists(sequences: list, steps_per_beat: int) -> list[PianoRoll]:
+    """Benchmark sequences (lists of steps, each a list of MIDI pitches) -> rolls.
+
+    A key that turns on is ``STRUCK``, a key that stays on ``HELD``.
+
+    Raises:
+        CorpusError: a pitch outside 21..108.
+    """
+    rolls = []
+    for seq in sequences:
+        on = np.zeros((len(seq), N_KEYS), bool)
+        for t, step in enumerate(seq):
+            for pitch in step:
+                key = int(pitch) - LOW_KEY
+                if not 0 <= key < N_KEYS:
+                    raise CorpusError(f"pitch {pitch} is outside the piano range 21..108.")
+                on[t, key] = True
+        frames = np.where(on, HELD, OFF).astype(np.uint8)
+        prev = np.vstack([np.zeros((1, N_KEYS), bool), on[:-1]])
+        frames[on & ~prev] = STRUCK
+        rolls.append(PianoRoll(frames, steps_per_beat))
+    return rolls
+
+
+def benchmark_path(name: str) -> Path:
+    """Path of a shipped benchmark file."""
+    return Path(str(resources.files("training") / "benchmarks" / BENCHMARKS[name].file))
+
+
+def load_benchmark(source: str | Path, steps_per_beat: int | None = None) -> Corpus:
+    """A benchmark by name (``jsb``, ``nottingham``, ``jsb16``) or a JSON(.gz) file of that form.
+
+    ``steps_per_beat`` is known for named benchmarks; for a file it defaults to 4.
+
+    Raises:
+        CorpusError: unknown name, unreadable file, or a file without a train split.
+    """
+    if str(source) in BENCHMARKS:
+        name = str(source)
+        path, spb = benchmark_path(name), BENCHMARKS[name].steps_per_beat
+    else:
+        path, name, spb = Path(source), Path(source).name, steps_per_beat or 4
+    try:
+        raw = path.read_bytes()
+        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    except FileNotFoundError:
+        raise CorpusError(f"{path} does not exist.") from None
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise CorpusError(f"{path} is not a piano-roll JSON file ({exc}).") from None
+    if not isinstance(data, dict) or not data.get("train"):
+        raise CorpusError(f"{path} has no 'train' split: expected {{\"train\": [...], \"valid\": [...], \"test\": [...]}}.")
+    splits = {s: rolls_from_pitch_lists(data.get(s, []), spb) for s in SPLITS}
+    names = {s: [f"{name}:{s}:{i}" for i in range(len(splits[s]))] for s in SPLITS}
+    return Corpus(name, spb, splits, names=names)
+
+
+# ---------------------------------------------------------------- MIDI folders
+
+def default_cache_dir() -> Path:
+    """Where converted rolls are cached: ``$LIVECOMP_CACHE`` or ``~/.cache/livecomp``."""
+    base = os.environ.get("LIVECOMP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "livecomp"
+    return Path(base) / "rolls"
+
+
+def split_of(relative_path: str, valid: float = 0.1, test: float = 0.1) -> str:
+    """The split a file belongs to, from a hash of its path inside the corpus folder."""
+    h = int.from_bytes(hashlib.sha256(relative_path.encode()).digest()[:8], "big") / 2.0**64
+    return "test" if h < test else "valid" if h < test + valid else "train"
+
+
+def _cache_key(data: bytes, steps_per_beat: int, sustain: bool) -> str:
+    settings = f"v{CONVERTER_VERSION}:spb={steps_per_beat}:sustain={int(sustain)}".encode()
+    return hashlib.sha256(settings + b"\0" + data).hexdigest()
+
+
+def _encode_roll(roll: PianoRoll) -> bytes:
+    meta = json.dumps({"spb": roll.steps_per_beat, "tempos": roll.tempos, "meters": roll.meters,
+                       "report": roll.report.as_dict(), "shape": roll.frames.shape}).encode()
+    return len(meta).to_bytes(4, "big") + meta + zlib.compress(roll.frames.tobytes(), 1)
+
+
+def _decode_roll(blob: bytes) -> PianoRoll:
+    n = int.from_bytes(blob[:4], "big")
+    meta = json.loads(blob[4:4 + n])
+    frames = np.frombuffer(zlib.decompress(blob[4 + n:]), np.uint8).reshape(meta["shape"])
+    return PianoRoll(frames.copy(), meta["spb"], [tuple(t) for t in meta["tempos"]],
+                     [tuple(m) for m in meta["meters"]], ConversionReport(**meta["report"]))
+
+
+def _convert(args: tuple[str, int, bool]) -> tuple[bytes | None, str | None]:
+    """Worker: one MIDI file -> encoded roll, or the reason it cannot be read."""
+    path, steps_per_beat, sustain = args
+    try:
+        return _encode_roll(midi_to_roll(path, steps_per_beat, sustain)), None
+    except MidiFileError as exc:
+        return None, str(exc)
+
+
+def load_midi_folder(folder: str | Path, steps_per_beat: int = 4, sustain: bool = False,
+                     cache_dir: Path | None = None, workers: int | None = None,
+                     progress: bool = True, valid: float = 0.1, test: float = 0.1) -> Corpus:
+    """Every MIDI file under ``folder`` as rolls, split by path hash (see ``split_of``).
+
+    Conversions are cached in ``cache_dir`` (default ``default_cache_dir()``) keyed by
+    file content and settings, failures included, so a second load reads no MIDI.
+
+    Raises:
+        CorpusError: the folder does not exist, holds no MIDI file, or no readable one.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"{folder} is not a folder.")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    if not paths:
+        raise CorpusError(f"{folder} holds no MIDI files (.mid, .midi).")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+
+    keys = [_cache_key(p.read_bytes(), steps_per_beat, sustain) for p in paths]
+    results: list[tuple[bytes | None, str | None] | None] = [None] * len(paths)
+    missing = []
+    for i, key in enumerate(keys):
+        entry = cache / key[:2] / key
+        if entry.with_suffix(".roll").exists():
+            results[i] = (entry.with_suffix(".roll").read_bytes(), None)
+        elif entry.with_suffix(".err").exists():
+            results[i] = (None, entry.with_suffix(".err").read_text())
+        else:
+            missing.append(i)
+
+    if missing:
+        from tqdm import tqdm
+        jobs = [(str(paths[i]), steps_per_beat, sustain) for i in missing]
+        n_workers = workers or os.cpu_count() or 1
+        bar = tqdm(total=len(jobs), desc=f"converting {folder.name}", unit="file", disable=not progress)
+        if n_workers > 1 and len(jobs) > 8:
+            with ProcessPoolExecutor(n_workers) as pool:
+                converted = pool.map(_convert, jobs, chunksize=16)
+                for i, result in zip(missing, converted):
+                    results[i] = result
+                    bar.update()
+        else:
+            for i, job in zip(missing, jobs):
+                results[i] = _convert(job)
+                bar.update()
+        bar.close()
+        for i in missing:
+            blob, err = results[i]
+            entry = cache / keys[i][:2] / keys[i]
+            if blob is not None:
+                atomic_write_bytes(entry.with_suffix(".roll"), blob)
+            else:
+                atomic_write_bytes(entry.with_suffix(".err"), err.encode())
+
+    splits: dict[str, list[PianoRoll]] = {s: [] for s in SPLITS}
+    names: dict[str, list[str]] = {s: [] for s in SPLITS}
+    skipped = []
+    for path, (blob, err) in zip(paths, results):
+        if blob is None:
+            skipped.append((str(path), err))
+            continue
+        rel = path.relative_to(folder).as_posix()
+        split = split_of(rel, valid, test)
+        splits[split].append(_decode_roll(blob))
+        names[split].append(rel)
+    if not any(splits.values()):
+        raise CorpusError(f"none of the {len(paths)} MIDI files in {folder} could be read.")
+    return Corpus(folder.name, steps_per_beat, splits, skipped, names)
+
+
+def load_corpus(data: str, steps_per_beat: int = 4, **kwargs) -> Corpus:
+    """``--data``: a benchmark name, a folder of MIDI files, or a piano-roll JSON file.
+
+    Raises:
+        CorpusError: none of those.
+    """
+    if data in BENCHMARKS:
+        return load_benchmark(data)
+    path = Path(data)
+    if path.is_dir():
+        return load_midi_folder(path, steps_per_beat, **kwargs)
+    if path.is_file():
+        return load_benchmark(path, steps_per_beat)
+    names = ", ".join(BENCHMARKS)
+    raise CorpusError(f"--data {data!r} is neither a benchmark ({names}) nor an existing folder or file.")
+
+
+# ---------------------------------------------------------------- training windows
+
+def make_windows(rolls: list[PianoRoll], length: int, hop_bars: int = 1,
+                 key_states: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Cut rolls into windows of ``length`` steps that start on bar lines.
+
+    A window starts on every ``hop_bars``-th bar line from which a full window
+    fits; a roll shorter than ``length`` gives one window from its start,
+    zero-padded. Returns ``windows`` (N, length, 88) uint8 in the ``key_states``
+    form and ``lengths`` (N,) int64, the number of real steps in each.
+    """
+    windows, lengths = [], []
+    for roll in rolls:
+        frames = roll.to_states(key_states)
+        if roll.n_steps <= length:
+            pad = np.zeros((length, N_KEYS), np.uint8)
+            pad[:roll.n_steps] = frames
+            windows.append(pad)
+            lengths.append(roll.n_steps)
+            continue
+        starts = [s for s in roll.bar_starts()[::hop_bars] if s + length <= roll.n_steps]
+        for s in starts or [0]:
+            windows.append(frames[s:s + length])
+            lengths.append(length)
+    if not windows:
+        return np.zeros((0, length, N_KEYS), np.uint8), np.zeros(0, np.int64)
+    return np.stack(windows), np.asarray(lengths, np.int64)
+
+
+def transpose_batch(batch: np.ndarray, max_semitones: int, rng: np.random.Generator) -> np.ndarray:
+    """Shift each window of ``batch`` (B, T, 88) by a random number of semitones in
+    ``[-max_semitones, max_semitones]``, chosen among the shifts that keep every
+    sounding key on the piano."""
+    if max_semitones <= 0:
+        return batch
+    out = np.zeros_like(batch)
+    active = batch.any(axis=1)                                   # (B, 88)
+    for i in range(batch.shape[0]):
+        keys = np.flatnonzero(active[i])
+        low = -max_semitones if not keys.size else max(-max_semitones, -int(keys[0]))
+        high = max_semitones if not keys.size else min(max_semitones, N_KEYS - 1 - int(keys[-1]))
+        shift = int(rng.integers(low, high + 1))
+        if shift >= 0:
+            out[i, :, shift:] = batch[i, :, :N_KEYS - shift]
+        else:
+            out[i, :, :shift] = batch[i, :, -shift:]
+    return out
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """A permutation of ``n`` windows for one epoch: windows of all songs mixed,
+    the same for the same (seed, epoch), so a resumed run sees the same batches."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
