@@ -175,20 +175,6 @@ class PianoRoll:
             return out
         raise ValueError(f"key_states must be 2 or 3, got {key_states}")
 
-    def transpose(self, semitones: int) -> "PianoRoll":
-        """The same roll shifted by ``semitones``; raises ValueError if a note would leave 21..108."""
-        if semitones == 0:
-            return self
-        active = np.flatnonzero(self.frames.any(axis=0))
-        if active.size and (active[0] + semitones < 0 or active[-1] + semitones >= N_KEYS):
-            raise ValueError(f"transposing by {semitones} semitones leaves the piano range")
-        out = np.zeros_like(self.frames)
-        if semitones > 0:
-            out[:, semitones:] = self.frames[:, :-semitones]
-        else:
-            out[:, :semitones] = self.frames[:, -semitones:]
-        return PianoRoll(out, self.steps_per_beat, list(self.tempos), list(self.meters))
-
     def summary(self) -> dict:
         """Plain facts about the roll: steps, bars, tempos, meters, key range, polyphony."""
         sounding = self.frames > OFF
@@ -208,7 +194,7 @@ class PianoRoll:
         }
 
 
-def read_midi(path: str | Path, sustain: bool = False) -> Score:
+def read_midi(path: str | Path | mido.MidiFile, sustain: bool = False) -> Score:
     """Read a MIDI file (type 0, 1 or 2) into notes with tick times.
 
     All tracks and channels are merged except drums (channel 10), which are
@@ -220,21 +206,10 @@ def read_midi(path: str | Path, sustain: bool = False) -> Score:
     Raises:
         MidiFileError: the file is missing, empty, not MIDI, damaged, or has no notes.
     """
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise MidiFileError(f"{path} is empty.")
-        mid = mido.MidiFile(path)
-    except MidiFileError:
-        raise
-    except FileNotFoundError:
-        raise MidiFileError(f"{path} does not exist.") from None
-    except IsADirectoryError:
-        raise MidiFileError(f"{path} is a folder, not a MIDI file.") from None
-    except EOFError:
-        raise MidiFileError(f"{path} is truncated: the file ends inside a MIDI track.") from None
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise MidiFileError(f"{path} is not a readable MIDI file ({exc}).") from None
+    if isinstance(path, mido.MidiFile):
+        mid, path = path, Path(path.filename or "<MIDI data>")
+    else:
+        mid, path = _open_midi(Path(path)), Path(path)
     if mid.ticks_per_beat <= 0:
         raise MidiFileError(f"{path} uses SMPTE time division, which livecomp does not read.")
 
@@ -306,6 +281,23 @@ def read_midi(path: str | Path, sustain: bool = False) -> Score:
     )
 
 
+def _open_midi(path: Path) -> mido.MidiFile:
+    try:
+        if path.stat().st_size == 0:
+            raise MidiFileError(f"{path} is empty.")
+        return mido.MidiFile(path)
+    except MidiFileError:
+        raise
+    except FileNotFoundError:
+        raise MidiFileError(f"{path} does not exist.") from None
+    except IsADirectoryError:
+        raise MidiFileError(f"{path} is a folder, not a MIDI file.") from None
+    except EOFError:
+        raise MidiFileError(f"{path} is truncated: the file ends inside a MIDI track.") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise MidiFileError(f"{path} is not a readable MIDI file ({exc}).") from None
+
+
 def _map_from_zero(changes: dict, default) -> list:
     """Sorted (tick, value) changes starting at tick 0, repeats of the same value dropped."""
     out = [(0, changes.get(0, default))]
@@ -320,7 +312,7 @@ def _to_step(tick: int, ticks_per_beat: int, steps_per_beat: int) -> int:
     return (2 * tick * steps_per_beat + ticks_per_beat) // (2 * ticks_per_beat)
 
 
-def midi_to_roll(source: str | Path | Score, steps_per_beat: int = 4, sustain: bool = False) -> PianoRoll:
+def midi_to_roll(source: str | Path | mido.MidiFile | Score, steps_per_beat: int = 4, sustain: bool = False) -> PianoRoll:
     """Quantise a MIDI file (or a read ``Score``) onto the grid.
 
     Each note's onset and end go to the nearest step; a note shorter than one

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real MIDI files and benchmark rolls beside the project in ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+NOTTINGHAM = SHARED / "midi" / "nottingham"
+ORIGINAL_SAMPLES = SHARED / "midi" / "original-samples"
+
+
+def shared_midi_files() -> list[Path]:
+    return sorted(NOTTINGHAM.glob("*.mid")) + sorted(ORIGINAL_SAMPLES.glob("*.mid"))
+
+
+@pytest.fixture(scope="session")
+def midi_files() -> list[Path]:
+    files = shared_midi_files()
+    if not files:
+        pytest.fail(f"no MIDI files under {SHARED / 'midi'}: the shared folder must sit beside the project")
+    return files
+
+
+def make_midi(path: Path, events: list[tuple[int, mido.Message | mido.MetaMessage]],
+              ticks_per_beat: int = 480, midi_type: int = 1) -> Path:
+    """Write a MIDI file from (absolute tick, message) pairs, all on one track."""
+    mid = mido.MidiFile(type=midi_type, ticks_per_beat=ticks_per_beat)
+    track, now = mido.MidiTrack(), 0
+    for tick, msg in sorted(events, key=lambda e: e[0]):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    mid.tracks.append(track)
+    mid.save(path)
+    return path
+
+
+def note(pitch: int, start: int, end: int, channel: int = 0, velocity: int = 90):
+    """The two events of one note, for make_midi."""
+    return [(start, mido.Message("note_on", note=pitch, velocity=velocity, channel=channel)),
+            (end, mido.Message("note_off", note=pitch, velocity=0, channel=channel))]
+
+
+def bad_midi_files(folder: Path) -> dict[str, Path]:
+    """The four kinds of bad input: truncated, text named .mid, empty, no notes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = (NOTTINGHAM / "ashover1.mid").read_bytes()
+    files = {
+        "truncated": folder / "truncated.mid",
+        "text": folder / "text.mid",
+        "empty": folder / "empty.mid",
+        "no_notes": folder / "no_notes.mid",
+    }
+    files["truncated"].write_bytes(good[: len(good) // 2])
+    files["text"].write_text("this is a shopping list, not a MIDI file\n")
+    files["empty"].write_bytes(b"")
+    make_midi(files["no_notes"], [(0, mido.MetaMessage("set_tempo", tempo=500000)),
+                                  (480, mido.Message("control_change", control=7, value=100))])
+    return files

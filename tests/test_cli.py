@@ -1,0 +1,60 @@
+"""The command line as a user meets it: help, `livecomp roll`, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import bad_midi_files
+from livecomp.cli import app, example_path
+from livecomp.roll import midi_to_roll
+
+runner = CliRunner()
+
+
+def livecomp(*args: str) -> subprocess.CompletedProcess:
+    """Run the installed console script, as a user would."""
+    return subprocess.run([sys.executable, "-m", "livecomp.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command():
+    result = livecomp("--help")
+    assert result.returncode == 0
+    for command in ("train", "export", "eval", "generate", "listen", "ports", "roll"):
+        assert command in result.stdout
+
+
+def test_roll_on_the_shipped_example_writes_midi_and_png(tmp_path):
+    result = livecomp("roll", "--png", str(tmp_path / "r.png"), "--midi-out", str(tmp_path / "r.mid"))
+    assert result.returncode == 0, result.stderr
+    assert "38 bars" in result.stdout and "4/4" in result.stdout
+    with Image.open(tmp_path / "r.png") as img:
+        assert img.size == (598 * 4, 88 * 4)
+    assert (midi_to_roll(tmp_path / "r.mid").frames == midi_to_roll(example_path()).frames).all()
+
+
+def test_roll_json_reports_the_summary(tmp_path):
+    result = runner.invoke(app, ["roll", "--json", "--steps-per-beat", "12"])
+    assert result.exit_code == 0
+    assert '"steps_per_beat": 12' in result.stdout
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("truncated", "truncated"), ("text", "not a readable MIDI file"), ("empty", "empty"), ("no_notes", "no notes"),
+])
+def test_bad_files_get_one_sentence_and_a_non_zero_exit(tmp_path, kind, words):
+    result = livecomp("roll", str(bad_midi_files(tmp_path)[kind]))
+    assert result.returncode == 1
+    assert words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "export", "eval", "generate", "listen", "ports"])
+def test_commands_not_built_yet_say_so_and_fail(command):
+    result = runner.invoke(app, [command, "--anything", "x"])
+    assert result.exit_code == 2
+    assert "not built yet" in result.output
