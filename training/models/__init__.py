@@ -1,0 +1,28 @@
+"""Model families: the basic RNN and EnDeCell, rebuilt from their config alone."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+from .basic import BasicConfig, BasicRNN
+from .endecell import EnDeCell, EnDeCellConfig
+
+__all__ = ["BasicConfig", "BasicRNN", "EnDeCellConfig", "EnDeCell", "build_model", "config_from_dict"]
+
+CONFIGS = {"basic": BasicConfig, "endecell": EnDeCellConfig}
+MODELS = {"basic": BasicRNN, "endecell": EnDeCell}
+
+
+def config_from_dict(d: dict):
+    """A config dataclass from its dict (as stored in a checkpoint's metadata)."""
+    cls = CONFIGS[d["architecture"]]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def build_model(cfg):
+    return MODELS[cfg.architecture](cfg)
+
+
+def config_to_dict(cfg) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,74 @@
+"""The basic RNN: a stacked LSTM over piano-roll frames with 88 key classifiers per step.
+
+At step t the model scores frame t from the state after frames < t: the first frame is
+scored from the initial (zero) state. Each key's classifier is a softmax over the model's
+``key_states`` (2 reproduces the original 88 sigmoid units; 3 is off/held/struck), and the
+keys of one frame are independent given the state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .common import N_KEYS, one_hot_states, sample_states
+
+
+@dataclass
+class BasicConfig:
+    key_states: int = 2
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.3
+    input_dropout: float = 0.0
+    architecture: str = "basic"
+
+
+class BasicRNN(nn.Module):
+    def __init__(self, cfg: BasicConfig):
+        super().__init__()
+        self.cfg = cfg
+        features = N_KEYS * (cfg.key_states - 1)
+        self.input_dropout = nn.Dropout(cfg.input_dropout)
+        self.lstm = nn.LSTM(features, cfg.hidden, cfg.layers, batch_first=True,
+                            dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.out_dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden, N_KEYS * cfg.key_states)
+
+    def state_shapes(self) -> list[tuple[str, list[int]]]:
+        """State tensors per batch row, as in model.json: h and c, each [layers, hidden]."""
+        return [("h", [self.cfg.layers, self.cfg.hidden]), ("c", [self.cfg.layers, self.cfg.hidden])]
+
+    def initial_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (self.cfg.layers, batch, self.cfg.hidden)                 # torch's LSTM layout
+        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    def _scores(self, top: torch.Tensor) -> torch.Tensor:
+        """Top-layer outputs (B, T, H) -> logits (B, T, 88, K)."""
+        logits = self.head(self.out_dropout(top))
+        return logits.view(*top.shape[:-1], N_KEYS, self.cfg.key_states)
+
+    def forward(self, frames: torch.Tensor, state=None):
+        """frames (B, T, 88) int64 -> (logits (B, T, 88, K) scoring frames[:, t] from the
+        state before it, state after all T frames)."""
+        B, T, _ = frames.shape
+        if state is None:
+            state = self.initial_state(B, frames.device)
+        x = self.input_dropout(one_hot_states(frames, self.cfg.key_states))   # (B, T, F)
+        out, new_state = self.lstm(x, state)                                  # (B, T, H)
+        before = torch.cat([state[0][-1].unsqueeze(1), out[:, :-1]], dim=1)   # output before frame t
+        return self._scores(before), new_state
+
+    def sample(self, state, noise: torch.Tensor, temperature=1.0):
+        """Sample S frames autoregressively: noise (B, S, 88) uniform -> (frames (B, S, 88),
+        logp (B,), state after them)."""
+        frames, total = [], 0.0
+        for s in range(noise.shape[1]):
+            logits = self._scores(state[0][-1].unsqueeze(1))                   # (B, 1, 88, K)
+            step, logp = sample_states(logits[:, 0], noise[:, s], temperature)
+            frames.append(step)
+            total = total + logp
+            _, state = self.lstm(one_hot_states(step, self.cfg.key_states).unsqueeze(1), state)
+        return torch.stack(frames, 1), total, state

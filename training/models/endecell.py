@@ -1,0 +1,152 @@
+"""EnDeCell: an encoder RNN per step, a time LSTM across steps, a decoder RNN per step.
+
+At each step an encoder GRU reads the frame ``chunk`` keys at a time (low to high) into a
+vector; a time LSTM links those vectors across steps; a decoder GRU, started from the time
+LSTM's output before frame t, writes frame t chunk by chunk, each chunk conditioned on the
+chunks already written, on the same keys in the previous frame and on the time context. The
+keys inside one chunk are independent given all that (``chunk=1`` is the pure key-by-key form),
+so the likelihood is exact:
+
+    log p(frame_t | history) = sum_j log p(chunk_j | chunks < j, frame_{t-1}, history)
+
+The state carried between calls is the time LSTM's (h, c) and the previous frame, so encoding
+``a`` then ``b`` equals encoding ``a ++ b``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import N_KEYS, one_hot_states, sample_states
+
+
+@dataclass
+class EnDeCellConfig:
+    key_states: int = 2
+    chunk: int = 4
+    enc_hidden: int = 128
+    time_hidden: int = 256
+    time_layers: int = 2
+    dec_hidden: int = 128
+    pos_dim: int = 16
+    dropout: float = 0.3
+    architecture: str = "endecell"
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(N_KEYS / self.chunk)
+
+    @property
+    def padded_keys(self) -> int:
+        return self.n_chunks * self.chunk
+
+
+class EnDeCell(nn.Module):
+    def __init__(self, cfg: EnDeCellConfig):
+        super().__init__()
+        self.cfg = cfg
+        code = cfg.chunk * (cfg.key_states - 1)                 # features of one chunk
+        self.position = nn.Embedding(cfg.n_chunks, cfg.pos_dim)
+        self.encoder = nn.GRU(code + cfg.pos_dim, cfg.enc_hidden, batch_first=True)
+        self.time = nn.LSTM(cfg.enc_hidden, cfg.time_hidden, cfg.time_layers, batch_first=True,
+                            dropout=cfg.dropout if cfg.time_layers > 1 else 0.0)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.dec_init = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
+        self.dec_context = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
+        self.decoder = nn.GRU(2 * code + cfg.pos_dim, cfg.dec_hidden, batch_first=True)
+        self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def state_shapes(self) -> list[tuple[str, list[int]]]:
+        c = self.cfg
+        return [("h", [c.time_layers, c.time_hidden]), ("c", [c.time_layers, c.time_hidden]),
+                ("prev", [N_KEYS])]
+
+    def initial_state(self, batch: int, device=None):
+        shape = (self.cfg.time_layers, batch, self.cfg.time_hidden)
+        return (torch.zeros(shape, device=device), torch.zeros(shape, device=device),
+                torch.zeros(batch, N_KEYS, dtype=torch.long, device=device))
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def _chunks(self, frames: torch.Tensor) -> torch.Tensor:
+        """Key states (N, 88) -> chunk codes (N, n_chunks, chunk * (K - 1)), padded keys off."""
+        padded = F.pad(frames, (0, self.cfg.padded_keys - N_KEYS))
+        codes = one_hot_states(padded.view(*frames.shape[:-1], self.cfg.n_chunks, self.cfg.chunk),
+                               self.cfg.key_states)
+        return codes
+
+    def _positions(self, n: int) -> torch.Tensor:
+        return self.position.weight.unsqueeze(0).expand(n, -1, -1)       # (n, n_chunks, P)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (N, 88) -> frame vectors (N, enc_hidden): the encoder's last hidden state."""
+        x = torch.cat([self._chunks(frames), self._positions(frames.shape[0])], -1)
+        _, h = self.encoder(x)
+        return h[-1]
+
+    def _decode(self, context: torch.Tensor, frames: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced decoder: context (N, Ht), frames and prev (N, 88) -> logits (N, 88, K)."""
+        cur, last = self._chunks(frames), self._chunks(prev)                 # (N, C, code)
+        shifted = F.pad(cur, (0, 0, 1, 0))[:, :-1]                           # chunks before j
+        x = torch.cat([shifted, last, self._positions(frames.shape[0])], -1)
+        h0 = torch.tanh(self.dec_init(context)).unsqueeze(0)                 # (1, N, Hd)
+        out, _ = self.decoder(x, h0)                                         # (N, C, Hd)
+        out = self.drop(out + self.dec_context(context).unsqueeze(1))
+        logits = self.head(out).view(frames.shape[0], self.cfg.padded_keys, self.cfg.key_states)
+        return logits[:, :N_KEYS]
+
+    # -- the model ----------------------------------------------------------------------------
+
+    def forward(self, frames: torch.Tensor, state=None):
+        """frames (B, T, 88) int64 -> (logits (B, T, 88, K): per-key conditionals of frames[:, t]
+        given the keys below and the history before t, state after all T frames)."""
+        B, T, _ = frames.shape
+        h, c, prev = state if state is not None else self.initial_state(B, frames.device)
+        vectors = self.encode_frames(frames.reshape(B * T, N_KEYS)).view(B, T, -1)
+        out, (h2, c2) = self.time(self.drop(vectors), (h, c))                # (B, T, Ht)
+        before = torch.cat([h[-1].unsqueeze(1), out[:, :-1]], 1)             # (B, T, Ht)
+        previous = torch.cat([prev.unsqueeze(1), frames[:, :-1]], 1)         # (B, T, 88)
+        logits = self._decode(before.reshape(B * T, -1), frames.reshape(B * T, N_KEYS),
+                              previous.reshape(B * T, N_KEYS))
+        return logits.view(B, T, N_KEYS, -1), (h2, c2, frames[:, -1])
+
+    def sample(self, state, noise: torch.Tensor, temperature=1.0):
+        """Sample S frames, each chunk by chunk: noise (B, S, 88) uniform -> (frames (B, S, 88),
+        logp (B,), state after them)."""
+        cfg = self.cfg
+        h, c, prev = state
+        B, S, _ = noise.shape
+        noise = F.pad(noise, (0, cfg.padded_keys - N_KEYS))
+        positions = self.position.weight
+        frames, total = [], 0.0
+        for s in range(S):
+            context = h[-1]                                                  # (B, Ht)
+            dec_h = torch.tanh(self.dec_init(context)).unsqueeze(0)
+            ctx = self.dec_context(context)
+            last = self._chunks(prev)                                        # (B, C, code)
+            written = torch.zeros(B, cfg.chunk * (cfg.key_states - 1), device=noise.device)
+            keys = []
+            for j in range(cfg.n_chunks):
+                x = torch.cat([written, last[:, j], positions[j].expand(B, -1)], -1).unsqueeze(1)
+                out, dec_h = self.decoder(x, dec_h)
+                logits = self.head(out[:, 0] + ctx).view(B, cfg.chunk, cfg.key_states)
+                lo = j * cfg.chunk
+                real = min(cfg.chunk, N_KEYS - lo)
+                chunk_states, logp = sample_states(logits[:, :real], noise[:, s, lo:lo + real], temperature)
+                chunk_states = F.pad(chunk_states, (0, cfg.chunk - real))
+                keys.append(chunk_states)
+                total = total + logp
+                written = one_hot_states(chunk_states, cfg.key_states)
+            frame = torch.cat(keys, -1)[:, :N_KEYS]                         # (B, 88)
+            frames.append(frame)
+            vector = self.encode_frames(frame)
+            _, (h, c) = self.time(vector.unsqueeze(1), (h, c))
+            prev = frame
+        return torch.stack(frames, 1), total, (h, c, prev)
