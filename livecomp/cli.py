@@ -113,16 +113,148 @@ def _not_built(name: str) -> NoReturn:
     fail(f"`livecomp {name}` is not built yet in version {__version__}.", code=2)
 
 
-@app.command(context_settings=_PASS_ANY_ARGS)
-def train(ctx: typer.Context) -> None:
+def _need_training_extra():
+    """Import the training package, or end with the install command when torch is missing."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        fail("this command needs the training extra: pip install 'livecomp[train]'.")
+    import training
+    return training
+
+
+def _parse_seconds(text: Optional[str]) -> Optional[float]:
+    """'90', '90s', '15m' or '2h' -> seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text[-1:] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        fail(f"--time-budget takes seconds or a number with s, m or h (like 30m), not {text!r}.")
+
+
+@app.command()
+def train(
+    model: str = typer.Option("basic", "--model", help="basic | endecell"),
+    data: str = typer.Option("jsb", "--data", help="jsb | nottingham | jsb16 | a folder of MIDI files | a piano-roll JSON file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints (default runs/<model>-<data>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
+    steps_per_beat: int = typer.Option(4, "--steps-per-beat", min=1, help="Grid of MIDI folders (benchmarks carry their own)."),
+    key_states: int = typer.Option(2, "--key-states", min=2, max=3, help="2: off/on; 3: off/held/struck."),
+    hidden: int = typer.Option(256, "--hidden", help="LSTM units per layer (basic) / time-LSTM units (endecell)."),
+    layers: int = typer.Option(2, "--layers", help="LSTM layers (basic) / time-LSTM layers (endecell)."),
+    dropout: float = typer.Option(0.3, "--dropout"),
+    chunk: int = typer.Option(4, "--chunk", help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
+    enc_hidden: int = typer.Option(128, "--enc-hidden", help="EnDeCell: encoder GRU units."),
+    dec_hidden: int = typer.Option(128, "--dec-hidden", help="EnDeCell: decoder GRU units."),
+    window: int = typer.Option(64, "--window", help="Steps per training window (windows start on bar lines)."),
+    hop_bars: int = typer.Option(1, "--hop-bars", help="A window starts every N bar lines."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(2e-3, "--lr"),
+    lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine | constant (after warmup)."),
+    warmup: int = typer.Option(100, "--warmup", help="Warmup optimizer steps."),
+    weight_decay: float = typer.Option(0.01, "--weight-decay"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 100)."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time: 600, 30m, 2h."),
+    seed: int = typer.Option(0, "--seed"),
+    target_weight: str = typer.Option("none", "--target-weight", help="none | linear | step: weight of early steps in the loss."),
+    target_skip: int = typer.Option(8, "--target-skip", help="With --target-weight step: steps at the start that carry no loss."),
+    scheduled_sampling: float = typer.Option(0.0, "--scheduled-sampling", help="Final probability of feeding back the model's own sample."),
+    transpose: int = typer.Option(0, "--transpose", help="Augment: shift each window by up to +-N semitones."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
     """Train a basic RNN or EnDeCell model on MIDI files or a piano-roll benchmark."""
-    _not_built("train")
+    _need_training_extra()
+    from dataclasses import asdict, fields
+
+    from training.checkpoint import CheckpointError
+    from training.data import CorpusError
+    from training.models import BasicConfig, EnDeCellConfig
+    from training.train import TrainConfig, TrainingError
+    from training.train import train as run_training
+
+    budget = _parse_seconds(time_budget)
+    try:
+        if resume is not None:
+            config_file = resume / "config.json"
+            if not (resume / "last.pt").exists() or not config_file.exists():
+                fail(f"{resume} is not a run folder to resume (it needs config.json and last.pt).")
+            stored = json.loads(config_file.read_text())
+            cfg = TrainConfig(**{f.name: stored[f.name] for f in fields(TrainConfig) if f.name in stored})
+            if epochs is not None:
+                cfg.epochs = epochs
+            if budget is not None:
+                cfg.time_budget_s = budget
+            run_dir = resume
+        else:
+            if model == "basic":
+                mcfg = BasicConfig(key_states=key_states, hidden=hidden, layers=layers, dropout=dropout)
+            elif model == "endecell":
+                mcfg = EnDeCellConfig(key_states=key_states, chunk=chunk, enc_hidden=enc_hidden, dec_hidden=dec_hidden,
+                                      time_hidden=hidden, time_layers=layers, dropout=dropout)
+            else:
+                fail(f"--model must be basic or endecell, not {model!r}.")
+            if lr_schedule not in ("cosine", "constant"):
+                fail(f"--lr-schedule must be cosine or constant, not {lr_schedule!r}.")
+            cfg = TrainConfig(
+                data=data, steps_per_beat=steps_per_beat, window=window, hop_bars=hop_bars, batch_size=batch_size,
+                lr=lr, lr_schedule=lr_schedule, warmup_steps=warmup, weight_decay=weight_decay,
+                epochs=epochs if epochs is not None else 100, time_budget_s=budget or 0.0, seed=seed,
+                target_weight=target_weight, target_skip=target_skip, scheduled_sampling=scheduled_sampling,
+                transpose=transpose, device=device, model=asdict(mcfg))
+            run_dir = out or Path("runs") / f"{model}-{Path(data).name}"
+            if (run_dir / "last.pt").exists():
+                fail(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it, or another --out.")
+        best = run_training(cfg, run_dir, resume=resume is not None, progress=not quiet)
+    except (CorpusError, TrainingError, CheckpointError) as exc:
+        fail(str(exc))
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        typer.echo(f"best validation NLL {best['nll']:.4f} nats/frame; checkpoint {run_dir / 'best.pt'}")
 
 
-@app.command(context_settings=_PASS_ANY_ARGS)
-def eval(ctx: typer.Context) -> None:  # noqa: A001 - the command's name
-    """Score a checkpoint or exported model: NLL per frame and frame accuracy."""
-    _not_built("eval")
+@app.command("eval")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
+    data: Optional[str] = typer.Option(None, "--data", help="Benchmark name, MIDI folder or JSON file (default: the training data)."),
+    split: str = typer.Option("test", "--split", help="train | valid | test"),
+    model: Optional[str] = typer.Option(None, "--model", help="Expect this architecture (basic | endecell)."),
+    device: str = typer.Option("auto", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+) -> None:
+    """Score a checkpoint: NLL per frame (nats) and frame accuracy on a split."""
+    _need_training_extra()
+    from training.checkpoint import CheckpointError, load_model
+    from training.data import CorpusError, load_corpus
+    from training.evaluate import evaluate as score
+    from training.train import TrainingError, _pick_device
+
+    if split not in ("train", "valid", "test"):
+        fail(f"--split must be train, valid or test, not {split!r}.")
+    try:
+        net, meta = load_model(checkpoint, model)
+        dev = _pick_device(device)
+        data = data or meta["train"]["data"]
+        corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
+        key_states = meta["model"]["key_states"]
+        sequences = [r.to_states(key_states) for r in corpus.splits.get(split, []) if r.n_steps]
+        if not sequences:
+            fail(f"{data} has no {split} split.")
+        scores = score(net.to(dev), sequences, dev)
+    except (CheckpointError, CorpusError, TrainingError) as exc:
+        fail(str(exc))
+    result = {"checkpoint": str(checkpoint), "architecture": meta["model"]["architecture"], "data": data,
+              "split": split, **scores.as_dict()}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"{result['architecture']} on {data} {split}: {scores.sequences} sequences, {scores.frames} frames")
+    typer.echo(f"NLL per frame          {scores.nll:.4f} nats (every frame; the first from the zero state)")
+    typer.echo(f"NLL per frame, t > 0   {scores.nll_after_first:.4f} nats (first frame of each sequence left out)")
+    typer.echo(f"frame accuracy         {scores.accuracy:.4f}")
 
 
 @app.command(context_settings=_PASS_ANY_ARGS)

@@ -50,9 +50,10 @@ class BasicRNN(nn.Module):
         logits = self.head(self.out_dropout(top))
         return logits.view(*top.shape[:-1], N_KEYS, self.cfg.key_states)
 
-    def forward(self, frames: torch.Tensor, state=None):
+    def forward(self, frames: torch.Tensor, state=None, targets: torch.Tensor | None = None):
         """frames (B, T, 88) int64 -> (logits (B, T, 88, K) scoring frames[:, t] from the
-        state before it, state after all T frames)."""
+        state before it, state after all T frames). Keys are independent given the state, so
+        the scores do not depend on ``targets`` (accepted for the same call as EnDeCell)."""
         B, T, _ = frames.shape
         if state is None:
             state = self.initial_state(B, frames.device)
@@ -60,6 +61,11 @@ class BasicRNN(nn.Module):
         out, new_state = self.lstm(x, state)                                  # (B, T, H)
         before = torch.cat([state[0][-1].unsqueeze(1), out[:, :-1]], dim=1)   # output before frame t
         return self._scores(before), new_state
+
+    def predict(self, frames: torch.Tensor, state=None) -> torch.Tensor:
+        """The most likely frame at each step given the true history: (B, T, 88) -> (B, T, 88)."""
+        logits, _ = self.forward(frames, state)
+        return logits.argmax(-1)
 
     def sample(self, state, noise: torch.Tensor, temperature=1.0):
         """Sample S frames autoregressively: noise (B, S, 88) uniform -> (frames (B, S, 88),

@@ -104,49 +104,83 @@ class EnDeCell(nn.Module):
 
     # -- the model ----------------------------------------------------------------------------
 
-    def forward(self, frames: torch.Tensor, state=None):
-        """frames (B, T, 88) int64 -> (logits (B, T, 88, K): per-key conditionals of frames[:, t]
-        given the keys below and the history before t, state after all T frames)."""
+    def _history(self, frames: torch.Tensor, state):
+        """Run the time LSTM over frames (B, T, 88): the context before each frame (B, T, Ht),
+        the frame before each (B, T, 88), and the state after all of them."""
         B, T, _ = frames.shape
         h, c, prev = state if state is not None else self.initial_state(B, frames.device)
         vectors = self.encode_frames(frames.reshape(B * T, N_KEYS)).view(B, T, -1)
         out, (h2, c2) = self.time(self.drop(vectors), (h, c))                # (B, T, Ht)
         before = torch.cat([h[-1].unsqueeze(1), out[:, :-1]], 1)             # (B, T, Ht)
         previous = torch.cat([prev.unsqueeze(1), frames[:, :-1]], 1)         # (B, T, 88)
-        logits = self._decode(before.reshape(B * T, -1), frames.reshape(B * T, N_KEYS),
+        return before, previous, (h2, c2, frames[:, -1])
+
+    def forward(self, frames: torch.Tensor, state=None, targets: torch.Tensor | None = None):
+        """frames (B, T, 88) int64 -> (logits (B, T, 88, K): per-key conditionals of frames[:, t]
+        given the keys below and the history before t, state after all T frames).
+
+        ``targets`` (default ``frames``) are the frames scored, when the history fed in differs
+        from them (scheduled sampling).
+        """
+        B, T, _ = frames.shape
+        targets = frames if targets is None else targets
+        before, previous, new_state = self._history(frames, state)
+        logits = self._decode(before.reshape(B * T, -1), targets.reshape(B * T, N_KEYS),
                               previous.reshape(B * T, N_KEYS))
-        return logits.view(B, T, N_KEYS, -1), (h2, c2, frames[:, -1])
+        return logits.view(B, T, N_KEYS, -1), new_state
+
+    def _write_frame(self, context: torch.Tensor, prev: torch.Tensor, choose):
+        """Write one frame per row chunk by chunk. context (N, Ht), prev (N, 88);
+        ``choose(logits (N, keys, K), first_key) -> (states (N, keys), logp (N,))``.
+        Returns (frame (N, 88), logp (N,))."""
+        cfg = self.cfg
+        N = context.shape[0]
+        dec_h = torch.tanh(self.dec_init(context)).unsqueeze(0)
+        ctx = self.dec_context(context)
+        last = self._chunks(prev)                                            # (N, C, code)
+        written = torch.zeros(N, cfg.chunk * (cfg.key_states - 1), device=context.device)
+        keys, total = [], torch.zeros(N, device=context.device)
+        for j in range(cfg.n_chunks):
+            x = torch.cat([written, last[:, j], self.position.weight[j].expand(N, -1)], -1).unsqueeze(1)
+            out, dec_h = self.decoder(x, dec_h)
+            logits = self.head(out[:, 0] + ctx).view(N, cfg.chunk, cfg.key_states)
+            lo = j * cfg.chunk
+            real = min(cfg.chunk, N_KEYS - lo)
+            states, logp = choose(logits[:, :real], lo)
+            states = F.pad(states, (0, cfg.chunk - real))
+            keys.append(states)
+            total = total + logp
+            written = one_hot_states(states, cfg.key_states)
+        return torch.cat(keys, -1)[:, :N_KEYS], total
+
+    def predict(self, frames: torch.Tensor, state=None) -> torch.Tensor:
+        """The most likely frame at each step given the true history, written greedily chunk by
+        chunk on its own choices: frames (B, T, 88) -> (B, T, 88)."""
+        B, T, _ = frames.shape
+        before, previous, _ = self._history(frames, state)
+
+        def greedy(logits, first_key):
+            logp = F.log_softmax(logits, -1)
+            best = logp.max(-1)
+            return best.indices, best.values.sum(-1)
+
+        out, _ = self._write_frame(before.reshape(B * T, -1), previous.reshape(B * T, N_KEYS), greedy)
+        return out.view(B, T, N_KEYS)
 
     def sample(self, state, noise: torch.Tensor, temperature=1.0):
         """Sample S frames, each chunk by chunk: noise (B, S, 88) uniform -> (frames (B, S, 88),
         logp (B,), state after them)."""
-        cfg = self.cfg
         h, c, prev = state
-        B, S, _ = noise.shape
-        noise = F.pad(noise, (0, cfg.padded_keys - N_KEYS))
-        positions = self.position.weight
         frames, total = [], 0.0
-        for s in range(S):
-            context = h[-1]                                                  # (B, Ht)
-            dec_h = torch.tanh(self.dec_init(context)).unsqueeze(0)
-            ctx = self.dec_context(context)
-            last = self._chunks(prev)                                        # (B, C, code)
-            written = torch.zeros(B, cfg.chunk * (cfg.key_states - 1), device=noise.device)
-            keys = []
-            for j in range(cfg.n_chunks):
-                x = torch.cat([written, last[:, j], positions[j].expand(B, -1)], -1).unsqueeze(1)
-                out, dec_h = self.decoder(x, dec_h)
-                logits = self.head(out[:, 0] + ctx).view(B, cfg.chunk, cfg.key_states)
-                lo = j * cfg.chunk
-                real = min(cfg.chunk, N_KEYS - lo)
-                chunk_states, logp = sample_states(logits[:, :real], noise[:, s, lo:lo + real], temperature)
-                chunk_states = F.pad(chunk_states, (0, cfg.chunk - real))
-                keys.append(chunk_states)
-                total = total + logp
-                written = one_hot_states(chunk_states, cfg.key_states)
-            frame = torch.cat(keys, -1)[:, :N_KEYS]                         # (B, 88)
+        for s in range(noise.shape[1]):
+            step_noise = noise[:, s]
+
+            def draw(logits, first_key):
+                return sample_states(logits, step_noise[:, first_key:first_key + logits.shape[1]], temperature)
+
+            frame, logp = self._write_frame(h[-1], prev, draw)
             frames.append(frame)
-            vector = self.encode_frames(frame)
-            _, (h, c) = self.time(vector.unsqueeze(1), (h, c))
+            total = total + logp
+            _, (h, c) = self.time(self.encode_frames(frame).unsqueeze(1), (h, c))
             prev = frame
         return torch.stack(frames, 1), total, (h, c, prev)

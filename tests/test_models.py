@@ -1,0 +1,77 @@
+"""The two model families: exact likelihoods, state that chains, sampling that matches scoring."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.models import BasicConfig, EnDeCellConfig, build_model
+from training.models.common import frame_log_likelihood
+
+CONFIGS = [
+    BasicConfig(key_states=2, hidden=32, layers=2),
+    BasicConfig(key_states=3, hidden=32, layers=1),
+    EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
+    EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16),
+]
+IDS = ["basic-2", "basic-3", "endecell-2-chunk1", "endecell-3-chunk12"]
+
+
+@pytest.fixture(params=CONFIGS, ids=IDS)
+def model(request):
+    torch.manual_seed(0)
+    return build_model(request.param).eval()
+
+
+def frames_for(model, batch=2, steps=12):
+    return torch.randint(0, model.cfg.key_states, (batch, steps, 88), generator=torch.Generator().manual_seed(1))
+
+
+@torch.no_grad()
+def test_state_after_a_then_b_equals_state_after_a_and_b_together(model):
+    x = frames_for(model)
+    logits, state = model(x)
+    first_logits, mid = model(x[:, :5])
+    rest_logits, end = model(x[:, 5:], mid)
+    assert torch.allclose(torch.cat([first_logits, rest_logits], 1), logits, atol=1e-5)
+    for a, b in zip(end, state):
+        assert torch.equal(a.float(), b.float()) or torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+@torch.no_grad()
+def test_sampled_bar_log_probability_equals_its_teacher_forced_likelihood(model):
+    noise = torch.rand((3, 8, 88), generator=torch.Generator().manual_seed(2))
+    frames, logp, _ = model.sample(model.initial_state(3), noise, 1.0)
+    logits, _ = model(frames)
+    assert torch.allclose(logp, frame_log_likelihood(logits, frames).sum(1), atol=1e-3)
+
+
+@torch.no_grad()
+def test_same_noise_gives_the_same_bar(model):
+    noise = torch.rand((1, 8, 88), generator=torch.Generator().manual_seed(3))
+    a, _, _ = model.sample(model.initial_state(1), noise, 0.8)
+    b, _, _ = model.sample(model.initial_state(1), noise, 0.8)
+    assert torch.equal(a, b)
+
+
+@torch.no_grad()
+def test_a_frame_is_scored_only_from_what_came_before_it(model):
+    x = frames_for(model)
+    logits, _ = model(x)
+    changed = x.clone()
+    changed[:, 7] = (changed[:, 7] + 1) % model.cfg.key_states
+    logits2, _ = model(changed)
+    assert torch.allclose(logits[:, :7], logits2[:, :7], atol=1e-6)
+
+
+@torch.no_grad()
+def test_endecell_scores_each_key_from_the_keys_below_it_only():
+    torch.manual_seed(0)
+    model = build_model(EnDeCellConfig(key_states=2, chunk=4, enc_hidden=16, time_hidden=32, dec_hidden=16)).eval()
+    x = frames_for(model)
+    logits, _ = model(x)
+    changed = x.clone()
+    changed[:, -1, 40] = 1 - changed[:, -1, 40]       # a key of the last frame, in the chunk 40..43
+    logits2, _ = model(changed)
+    assert torch.allclose(logits[:, -1, :44], logits2[:, -1, :44], atol=1e-6)   # its chunk and below
+    assert not torch.allclose(logits[:, -1, 44:], logits2[:, -1, 44:])         # keys above hear it

@@ -1,0 +1,76 @@
+"""Checkpoints: plain state dicts with their JSON metadata, written atomically, loaded with
+``torch.load(weights_only=True)``.
+
+A run folder holds ``config.json`` (the run's settings), ``last.pt`` (everything needed to
+resume: weights, optimizer, RNG states, position in the epoch), ``best.pt`` and ``best.json``
+(the weights with the best validation NLL and a readable copy of their metadata), ``best.png``
+(a sampled continuation of a validation excerpt) and ``log.jsonl`` (one line per validation).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from livecomp.files import atomic_write_bytes
+
+from .models import build_model, config_from_dict
+
+__all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_model", "checkpoint_file"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, damaged, or of another architecture."""
+
+
+def save_checkpoint(path: Path, tensors: dict, meta: dict) -> None:
+    """Write tensors (state dicts, RNG state) and JSON metadata as one file, atomically."""
+    buf = io.BytesIO()
+    torch.save({**tensors, "meta": json.dumps(meta)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A run folder means its best checkpoint; a file is taken as it is."""
+    path = Path(path)
+    return path / "best.pt" if path.is_dir() else path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """(tensors, metadata) of a checkpoint file or run folder.
+
+    Raises:
+        CheckpointError: missing, unreadable, or without livecomp metadata.
+    """
+    file = checkpoint_file(path)
+    if not file.exists():
+        raise CheckpointError(f"{file} does not exist.")
+    try:
+        blob = torch.load(file, map_location="cpu", weights_only=True)
+        meta = json.loads(blob.pop("meta"))
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise CheckpointError(f"{file} is not a readable livecomp checkpoint ({type(exc).__name__}).") from None
+    return blob, meta
+
+
+def load_model(path: str | Path, architecture: str | None = None):
+    """Rebuild the model of a checkpoint from its metadata alone: (model in eval mode, metadata).
+
+    Raises:
+        CheckpointError: as ``read_checkpoint``; of another architecture than ``architecture``;
+            or weights that do not fit the architecture its metadata names.
+    """
+    tensors, meta = read_checkpoint(path)
+    arch = meta["model"]["architecture"]
+    if architecture is not None and arch != architecture:
+        raise CheckpointError(f"{checkpoint_file(path)} holds an {arch!r} model, not the {architecture!r} model asked for.")
+    model = build_model(config_from_dict(meta["model"]))
+    try:
+        model.load_state_dict(tensors["model"])
+    except (RuntimeError, KeyError):
+        raise CheckpointError(f"the weights in {checkpoint_file(path)} do not fit the {arch} model "
+                              "its metadata describes.") from None
+    return model.eval(), meta

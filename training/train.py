@@ -1,0 +1,298 @@
+"""The training loop: one function, readable in one sitting.
+
+    livecomp train --model basic --data jsb --out runs/jsb-basic --epochs 200
+
+Runs on CPU or CUDA, single process or data-parallel under torchrun (gloo on CPU, nccl on
+GPU). Validation runs every epoch on whole sequences; the best checkpoint by validation NLL is
+kept; ``last.pt`` is written atomically at every epoch end and every ``checkpoint_every_s``
+seconds, and ``--resume`` continues from it exactly: same data order, optimizer and RNG state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from livecomp.files import atomic_write_bytes
+
+from .checkpoint import read_checkpoint, save_checkpoint
+from .data import Corpus, epoch_order, load_corpus, make_windows, transpose_batch
+from .evaluate import evaluate
+from .models import build_model, config_from_dict
+from .models.common import frame_log_likelihood, sample_states
+
+
+class TrainingError(ValueError):
+    """Settings or a run folder that training cannot use."""
+
+
+@dataclass
+class TrainConfig:
+    data: str = "jsb"
+    steps_per_beat: int = 4          # for MIDI folders; benchmarks carry their own
+    window: int = 64                 # steps per training window
+    hop_bars: int = 1                # a window starts every hop_bars bar lines
+    batch_size: int = 32
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"      # constant | cosine (after warmup)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    epochs: int = 100
+    time_budget_s: float = 0.0       # 0: no limit; else stop (and validate) after this much training time
+    seed: int = 0
+    target_weight: str = "none"      # none | linear (0 -> 1 along the window) | step (first target_skip steps carry no loss)
+    target_skip: int = 8
+    scheduled_sampling: float = 0.0  # final probability of feeding back the model's own sample
+    transpose: int = 0               # augmentation: shift windows by up to +-transpose semitones
+    device: str = "auto"
+    checkpoint_every_s: float = 300.0
+    sample_png: bool = True
+    model: dict = field(default_factory=dict)
+
+
+def target_weights(policy: str, length: int, skip: int) -> np.ndarray:
+    """Loss weight of each step of a window (the first steps only build up the state)."""
+    if policy == "none":
+        return np.ones(length, np.float32)
+    if policy == "linear":
+        return np.linspace(0.0, 1.0, length, dtype=np.float32)
+    if policy == "step":
+        w = np.ones(length, np.float32)
+        w[:skip] = 0.0
+        return w
+    raise TrainingError(f"--target-weight must be none, linear or step, not {policy!r}.")
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup, then constant or cosine decay to ``min_lr_ratio * lr`` at progress 1."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    ratio = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * ratio
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but torch finds no CUDA GPU.")
+    return torch.device(name)
+
+
+class _Dist:
+    """torchrun's environment: rank, world size, and the few collective calls the loop needs."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = device
+        if self.world > 1:
+            import torch.distributed as dist
+            self.dist = dist
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def agree(self, flag: bool) -> bool:
+        """True on every rank if it is true on the main rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        self.dist.broadcast(t, 0)
+        return bool(t.item())
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            self.dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            self.dist.destroy_process_group()
+
+
+def _sequences(corpus: Corpus, split: str, key_states: int) -> list[np.ndarray]:
+    return [r.to_states(key_states) for r in corpus.splits.get(split, []) if r.n_steps > 0]
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) into the run folder ``out``; returns the best validation scores."""
+    out = Path(out)
+    device = _pick_device(cfg.device)
+    dist = _Dist(device)
+    torch.manual_seed(cfg.seed)
+    np_rng = np.random.default_rng(cfg.seed + 1000 * dist.rank)
+
+    model_cfg = config_from_dict(cfg.model)
+    key_states = model_cfg.key_states
+    corpus = load_corpus(cfg.data, cfg.steps_per_beat, progress=progress and dist.main)
+    if dist.main and corpus.skipped:
+        print(f"skipped {len(corpus.skipped)} unreadable file(s):")
+        for path, reason in corpus.skipped:
+            print(f"  {path}: {reason}")
+    windows, lengths = make_windows(corpus.splits["train"], cfg.window, cfg.hop_bars, key_states)
+    valid = _sequences(corpus, "valid", key_states)
+    if len(windows) == 0:
+        raise TrainingError(f"the training split of {cfg.data} is empty.")
+    if not valid:
+        raise TrainingError(f"{cfg.data} has no validation sequences: add files (10% go to validation by "
+                            "a hash of their path) or a 'valid' split.")
+
+    model = build_model(model_cfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_rank = len(windows) // dist.world
+    batches_per_epoch = max(per_rank // cfg.batch_size, 1)
+    total_steps = cfg.epochs * batches_per_epoch
+    weights = torch.from_numpy(target_weights(cfg.target_weight, cfg.window, cfg.target_skip)).to(device)
+
+    epoch, batch_in_epoch, step, trained_s = 0, 0, 0, 0.0
+    best = {"nll": float("inf")}
+    if resume:
+        tensors, meta = read_checkpoint(out / "last.pt")
+        model.load_state_dict(tensors["model"])
+        optimizer.load_state_dict(tensors["optimizer"])
+        torch.set_rng_state(tensors["torch_rng"])
+        np_rng.bit_generator.state = meta["numpy_rng"][dist.rank]
+        epoch, batch_in_epoch, step, trained_s = meta["epoch"], meta["batch"], meta["step"], meta["trained_s"]
+        best = meta["best"]
+    elif dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "config.json", json.dumps(asdict(cfg), indent=2).encode())
+
+    net = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+
+    def meta_common() -> dict:
+        return {"model": asdict(model_cfg), "train": asdict(cfg), "corpus": corpus.name,
+                "steps_per_beat": corpus.steps_per_beat, "frames": int(lengths.sum()),
+                "world_size": dist.world}
+
+    def save_last() -> None:
+        states = [np_rng.bit_generator.state]
+        if dist.world > 1:
+            gathered = [None] * dist.world
+            dist.dist.all_gather_object(gathered, np_rng.bit_generator.state)
+            states = gathered
+        if dist.main:
+            meta = {**meta_common(), "epoch": epoch, "batch": batch_in_epoch, "step": step,
+                    "trained_s": trained_s, "best": best, "numpy_rng": states}
+            save_checkpoint(out / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                              "torch_rng": torch.get_rng_state()}, meta)
+
+    def validate() -> None:
+        nonlocal best
+        if dist.main:
+            scores = evaluate(model, valid, device, accuracy=False)
+            record = {"epoch": epoch, "step": step, "trained_s": round(trained_s, 1),
+                      "valid_nll": scores.nll, "lr": optimizer.param_groups[0]["lr"]}
+            with open(out / "log.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            improved = scores.nll < best["nll"]
+            if improved:
+                best = {"nll": scores.nll, "epoch": epoch, "step": step, "trained_s": trained_s}
+                meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
+                        "trained_s": trained_s}
+                save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
+                atomic_write_bytes(out / "best.json", json.dumps(meta, indent=2).encode())
+                if cfg.sample_png:
+                    _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
+            if progress:
+                print(f"epoch {epoch}: valid NLL {scores.nll:.4f} nats/frame"
+                      f"{'  (best)' if improved else ''}  [{trained_s:.0f} s]", flush=True)
+        dist.barrier()
+
+    from tqdm import tqdm
+    last_save = time.monotonic()
+    stop = False
+    while epoch < cfg.epochs and not stop:
+        order = epoch_order(len(windows), cfg.seed, epoch)[dist.rank::dist.world][:per_rank]
+        bar = tqdm(total=batches_per_epoch, initial=batch_in_epoch, desc=f"epoch {epoch}",
+                   disable=not (progress and dist.main), leave=False, unit="batch")
+        net.train()
+        while batch_in_epoch < batches_per_epoch:
+            t0 = time.perf_counter()
+            idx = order[batch_in_epoch * cfg.batch_size:(batch_in_epoch + 1) * cfg.batch_size]
+            batch = transpose_batch(windows[idx], cfg.transpose, np_rng)
+            x = torch.from_numpy(batch.astype(np.int64)).to(device)                        # (B, T, 88)
+            mask = torch.arange(cfg.window, device=device) < torch.from_numpy(lengths[idx]).to(device).unsqueeze(1)
+            progress_frac = max(step / total_steps, trained_s / cfg.time_budget_s if cfg.time_budget_s else 0.0)
+            lr = learning_rate(cfg, step, progress_frac)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            history = x
+            p_feed = cfg.scheduled_sampling * min(progress_frac, 1.0)
+            if p_feed > 0:
+                with torch.no_grad():
+                    logits, _ = net(x)
+                    own, _ = sample_states(logits, torch.rand(x.shape, device=device), 1.0)
+                    feed = torch.rand(x.shape[:2], device=device).unsqueeze(-1) < p_feed
+                    history = torch.where(feed, own, x)
+            logits, _ = net(history, targets=x)
+            ll = frame_log_likelihood(logits, x)                                           # (B, T)
+            w = weights * mask
+            loss = -(ll * w).sum() / w.sum().clamp(min=1.0)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+
+            step += 1
+            batch_in_epoch += 1
+            dt = time.perf_counter() - t0
+            trained_s += dt
+            frames_nll = (-(ll * mask).sum() / mask.sum()).item()
+            bar.set_postfix(nll=f"{frames_nll:.3f}", fps=f"{int(mask.sum().item() * dist.world / dt)}", lr=f"{lr:.1e}")
+            bar.update()
+            over_budget = bool(cfg.time_budget_s) and trained_s >= cfg.time_budget_s
+            if dist.agree(over_budget):
+                stop = True
+                break
+            if dist.agree(time.monotonic() - last_save > cfg.checkpoint_every_s):
+                save_last()
+                last_save = time.monotonic()
+        bar.close()
+        if batch_in_epoch >= batches_per_epoch:
+            epoch, batch_in_epoch = epoch + 1, 0
+        validate()
+        save_last()
+        last_save = time.monotonic()
+    dist.close()
+    return best
+
+
+@torch.no_grad()
+def _sample_png(model, corpus: Corpus, key_states: int, window: int, path: Path, device) -> None:
+    """Draw a validation excerpt (blue) and four bars the model samples after it (orange)."""
+    from livecomp.image import save_roll_png
+    from livecomp.roll import PianoRoll
+
+    source = max(corpus.splits["valid"], key=lambda r: r.n_steps)
+    primer = source.to_states(key_states)[:window]
+    x = torch.from_numpy(primer.astype(np.int64)).unsqueeze(0).to(device)
+    _, state = model(x)
+    steps = 4 * source.steps_per_bar()
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    noise = torch.rand((1, steps, 88), generator=gen).to(device)
+    frames, _, _ = model.sample(state, noise, 1.0)
+    n = len(primer)
+    first = PianoRoll(np.vstack([primer, np.zeros((steps, 88), np.uint8)]), source.steps_per_beat,
+                      meters=source.meters[:1])
+    second = PianoRoll(np.vstack([np.zeros((n, 88), np.uint8), frames[0].cpu().numpy().astype(np.uint8)]),
+                       source.steps_per_beat)
+    save_roll_png(path, first, second=second)
