@@ -95,15 +95,15 @@ def test_windows_start_on_bar_lines():
     frames = np.zeros((100, 88), np.uint8)
     frames[steps, steps % 88] = 1                      # each step marks its own index
     roll = PianoRoll(frames, steps_per_beat=4, meters=[(0, 3, 4)])   # bars of 12 steps
-    windows, lengths = make_windows([roll], length=24)
-    starts = [int(np.flatnonzero(w[0])[0]) for w in windows]
-    assert starts == [0, 12, 24, 36, 48, 60, 72]
+    windows, lengths, starts = make_windows([roll], length=24)
+    assert [int(np.flatnonzero(w[0])[0]) for w in windows] == [0, 12, 24, 36, 48, 60, 72]
+    assert starts.tolist() == [0, 12, 24, 36, 48, 60, 72]
     assert (lengths == 24).all()
 
 
 def test_short_songs_become_one_padded_window():
     roll = PianoRoll(np.ones((10, 88), np.uint8), steps_per_beat=4)
-    windows, lengths = make_windows([roll], length=32)
+    windows, lengths, _ = make_windows([roll], length=32)
     assert windows.shape == (1, 32, 88) and lengths.tolist() == [10]
     assert windows[0, 10:].sum() == 0
 

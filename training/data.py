@@ -278,15 +278,16 @@ def load_corpus(data: str, steps_per_beat: int = 4, **kwargs) -> Corpus:
 # ---------------------------------------------------------------- training windows
 
 def make_windows(rolls: list[PianoRoll], length: int, hop_bars: int = 1,
-                 key_states: int = 2) -> tuple[np.ndarray, np.ndarray]:
+                 key_states: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut rolls into windows of ``length`` steps that start on bar lines.
 
     A window starts on every ``hop_bars``-th bar line from which a full window
     fits; a roll shorter than ``length`` gives one window from its start,
     zero-padded. Returns ``windows`` (N, length, 88) uint8 in the ``key_states``
-    form and ``lengths`` (N,) int64, the number of real steps in each.
+    form, ``lengths`` (N,) int64, the number of real steps in each, and ``starts``
+    (N,) int64, the step of the song each window starts at.
     """
-    windows, lengths = [], []
+    windows, lengths, starts_out = [], [], []
     for roll in rolls:
         frames = roll.to_states(key_states)
         if roll.n_steps <= length:
@@ -294,14 +295,16 @@ def make_windows(rolls: list[PianoRoll], length: int, hop_bars: int = 1,
             pad[:roll.n_steps] = frames
             windows.append(pad)
             lengths.append(roll.n_steps)
+            starts_out.append(0)
             continue
         starts = [s for s in roll.bar_starts()[::hop_bars] if s + length <= roll.n_steps]
         for s in starts or [0]:
             windows.append(frames[s:s + length])
             lengths.append(length)
+            starts_out.append(s)
     if not windows:
-        return np.zeros((0, length, N_KEYS), np.uint8), np.zeros(0, np.int64)
-    return np.stack(windows), np.asarray(lengths, np.int64)
+        return np.zeros((0, length, N_KEYS), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.stack(windows), np.asarray(lengths, np.int64), np.asarray(starts_out, np.int64)
 
 
 def transpose_batch(batch: np.ndarray, max_semitones: int, rng: np.random.Generator) -> np.ndarray:

@@ -51,6 +51,7 @@ def _batches(lengths: list[int], max_frames: int):
 def evaluate(model, sequences: list[np.ndarray], device="cpu", max_frames: int = 16384,
              accuracy: bool = True) -> Scores:
     """Score ``sequences`` (each (T, 88) key states in the model's form) from the zero state."""
+    accuracy = accuracy and hasattr(model, "predict")
     was_training = model.training
     model.eval()
     lengths = [len(s) for s in sequences]

@@ -50,13 +50,17 @@ class TrainConfig:
     epochs: int = 100
     time_budget_s: float = 0.0       # 0: no limit; else stop (and validate) after this much training time
     seed: int = 0
-    target_weight: str = "none"      # none | linear (0 -> 1 along the window) | step (first target_skip steps carry no loss)
+    # Loss weight of the early steps of a window that starts inside a song, whose state has not heard
+    # what came before: none | linear (0 -> 1 along the window) | step (the first target_skip steps
+    # carry no loss). A window that starts at the song's start is weighted in full: its zero state is right.
+    target_weight: str = "none"
     target_skip: int = 8
     scheduled_sampling: float = 0.0  # final probability of feeding back the model's own sample
     transpose: int = 0               # augmentation: shift windows by up to +-transpose semitones
     device: str = "auto"
     checkpoint_every_s: float = 300.0
     sample_png: bool = True
+    init_from: str = ""              # EnDeCell: start encoder/decoder from a pre-trained autoencoder run
     model: dict = field(default_factory=dict)
 
 
@@ -143,7 +147,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         print(f"skipped {len(corpus.skipped)} unreadable file(s):")
         for path, reason in corpus.skipped:
             print(f"  {path}: {reason}")
-    windows, lengths = make_windows(corpus.splits["train"], cfg.window, cfg.hop_bars, key_states)
+    windows, lengths, starts = make_windows(corpus.splits["train"], cfg.window, cfg.hop_bars, key_states)
     valid = _sequences(corpus, "valid", key_states)
     if len(windows) == 0:
         raise TrainingError(f"the training split of {cfg.data} is empty.")
@@ -151,7 +155,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         raise TrainingError(f"{cfg.data} has no validation sequences: add files (10% go to validation by "
                             "a hash of their path) or a 'valid' split.")
 
-    model = build_model(model_cfg).to(device)
+    model = build_model(model_cfg)
+    if cfg.init_from and not resume:
+        _init_from_autoencoder(model, cfg.init_from)
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_rank = len(windows) // dist.world
     batches_per_epoch = max(per_rank // cfg.batch_size, 1)
@@ -174,7 +181,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     net = model
     if dist.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
+        # the autoencoder leaves EnDeCell's time LSTM unused
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, find_unused_parameters=model_cfg.architecture == "autoencoder")
 
     def meta_common() -> dict:
         return {"model": asdict(model_cfg), "train": asdict(cfg), "corpus": corpus.name,
@@ -208,7 +217,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                         "trained_s": trained_s}
                 save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
                 atomic_write_bytes(out / "best.json", json.dumps(meta, indent=2).encode())
-                if cfg.sample_png:
+                if cfg.sample_png and hasattr(model, "sample"):
                     _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
             if progress:
                 print(f"epoch {epoch}: valid NLL {scores.nll:.4f} nats/frame"
@@ -244,7 +253,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                     history = torch.where(feed, own, x)
             logits, _ = net(history, targets=x)
             ll = frame_log_likelihood(logits, x)                                           # (B, T)
-            w = weights * mask
+            inside = torch.from_numpy(starts[idx] > 0).to(device).unsqueeze(1)          # (B, 1)
+            w = torch.where(inside, weights, torch.ones_like(weights)) * mask
             loss = -(ll * w).sum() / w.sum().clamp(min=1.0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -274,6 +284,23 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         last_save = time.monotonic()
     dist.close()
     return best
+
+
+def _init_from_autoencoder(model, run: str) -> None:
+    """Copy a pre-trained autoencoder's encoder and decoder into a fresh EnDeCell."""
+    from .checkpoint import load_model
+    from .models import EnDeCell
+
+    if not isinstance(model, EnDeCell):
+        raise TrainingError("--init-from takes an autoencoder run and starts an endecell model from it.")
+    autoencoder, _ = load_model(run, "autoencoder")
+    pretrained = autoencoder.pretrained_state()
+    own = model.state_dict()
+    misfits = [k for k, v in pretrained.items() if k not in own or own[k].shape != v.shape]
+    if misfits:
+        raise TrainingError(f"the autoencoder in {run} has other sizes than this model ({misfits[0]}): "
+                            "pass the same --chunk, --enc-hidden, --dec-hidden, --hidden and --key-states.")
+    model.load_state_dict(pretrained, strict=False)
 
 
 @torch.no_grad()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from .basic import BasicConfig, BasicRNN
-from .endecell import EnDeCell, EnDeCellConfig
+from .endecell import AutoencoderConfig, EnDeCell, EnDeCellAutoencoder, EnDeCellConfig
 
-__all__ = ["BasicConfig", "BasicRNN", "EnDeCellConfig", "EnDeCell", "build_model", "config_from_dict"]
+__all__ = ["BasicConfig", "BasicRNN", "EnDeCellConfig", "EnDeCell", "AutoencoderConfig", "EnDeCellAutoencoder", "build_model", "config_from_dict"]
 
-CONFIGS = {"basic": BasicConfig, "endecell": EnDeCellConfig}
-MODELS = {"basic": BasicRNN, "endecell": EnDeCell}
+CONFIGS = {"basic": BasicConfig, "endecell": EnDeCellConfig, "autoencoder": AutoencoderConfig}
+MODELS = {"basic": BasicRNN, "endecell": EnDeCell, "autoencoder": EnDeCellAutoencoder}
 
 
 def config_from_dict(d: dict):

@@ -184,3 +184,35 @@ class EnDeCell(nn.Module):
             _, (h, c) = self.time(self.encode_frames(frame).unsqueeze(1), (h, c))
             prev = frame
         return torch.stack(frames, 1), total, (h, c, prev)
+
+
+@dataclass
+class AutoencoderConfig(EnDeCellConfig):
+    architecture: str = "autoencoder"
+
+
+class EnDeCellAutoencoder(nn.Module):
+    """EnDeCell's encoder and decoder alone, trained to reconstruct each frame from its vector.
+
+    The encoder reads frame t into a vector, a bridge maps it to the size of the time LSTM's
+    output, and the decoder writes frame t back key by key from it (with no previous frame).
+    Its ``net`` holds exactly the parameters the full model starts from with ``--init-from``.
+    """
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = EnDeCell(cfg)
+        self.bridge = nn.Linear(cfg.enc_hidden, cfg.time_hidden)
+
+    def forward(self, frames: torch.Tensor, state=None, targets: torch.Tensor | None = None):
+        """frames (B, T, 88) -> (reconstruction logits (B, T, 88, K), None)."""
+        B, T, _ = frames.shape
+        flat = frames.reshape(B * T, N_KEYS)
+        code = torch.tanh(self.bridge(self.net.drop(self.net.encode_frames(flat))))
+        logits = self.net._decode(code, flat, torch.zeros_like(flat))
+        return logits.view(B, T, N_KEYS, -1), None
+
+    def pretrained_state(self) -> dict:
+        """The parameters the full EnDeCell takes over (everything but the time LSTM)."""
+        return {k: v for k, v in self.net.state_dict().items() if not k.startswith("time.")}

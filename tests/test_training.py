@@ -1,0 +1,137 @@
+"""`livecomp train` and `livecomp eval` end to end, on tiny budgets: resume after SIGKILL,
+torchrun with two processes, and one clear sentence for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import bad_midi_files
+
+TINY = ["--hidden", "24", "--layers", "1", "--window", "16", "--batch-size", "16", "--quiet", "--seed", "7"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def livecomp(*args, check=False, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", *map(str, args)], capture_output=True,
+                            text=True, timeout=600, env=ENV, **kwargs)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def final_valid_nll(run: Path) -> float:
+    lines = (run / "log.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])["valid_nll"]
+
+
+def test_a_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path):
+    args = ["train", "--model", "basic", "--data", "jsb", "--epochs", "4", *TINY]
+    livecomp(*args, "--out", tmp_path / "whole", check=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", *args, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.monotonic() + 300
+    while not (killed / "log.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)                                    # into the second epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    livecomp("train", "--resume", killed, "--quiet", check=True)
+
+    assert final_valid_nll(killed) == final_valid_nll(tmp_path / "whole")
+
+
+def test_two_process_torchrun_trains_a_checkpoint_that_evaluates(tmp_path):
+    run = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "livecomp.cli", "train", "--model", "endecell", "--data", "jsb", "--epochs", "1",
+         "--chunk", "8", "--enc-hidden", "16", "--dec-hidden", "16", *TINY, "--out", str(run)],
+        capture_output=True, text=True, timeout=600, env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run / "best.json").read_text())["world_size"] == 2
+    scored = livecomp("eval", run, "--data", "jsb", "--split", "valid", "--json", check=True)
+    scores = json.loads(scored.stdout)
+    assert scores["frames"] == 4602 and 0 < scores["nll"] < 61.0
+
+
+@pytest.fixture(scope="module")
+def basic_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "basic"
+    livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY, "--out", run, check=True)
+    return run
+
+
+def test_training_keeps_the_best_checkpoint_with_a_sampled_picture(basic_run):
+    meta = json.loads((basic_run / "best.json").read_text())
+    assert meta["model"]["architecture"] == "basic" and meta["corpus"] == "jsb"
+    assert (basic_run / "best.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_reports_both_first_frame_conventions(basic_run):
+    result = livecomp("eval", basic_run, "--data", "jsb", "--split", "test", check=True)
+    assert "4725 frames" in result.stdout
+    assert "NLL per frame, t > 0" in result.stdout and "frame accuracy" in result.stdout
+
+
+def _one_sentence(result, *words):
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err
+
+
+def test_unknown_data_name_is_one_sentence():
+    _one_sentence(livecomp("train", "--data", "bach", *TINY), "'bach'", "jsb, nottingham, jsb16")
+
+
+def test_empty_folder_is_one_sentence(tmp_path):
+    _one_sentence(livecomp("train", "--data", tmp_path, *TINY), "holds no MIDI files")
+
+
+def test_folder_of_only_corrupt_files_is_one_sentence(tmp_path):
+    bad_midi_files(tmp_path / "bad")
+    _one_sentence(livecomp("train", "--data", tmp_path / "bad", *TINY), "none of the 4 MIDI files")
+
+
+def test_checkpoint_of_the_other_architecture_is_refused_by_eval(basic_run):
+    _one_sentence(livecomp("eval", basic_run, "--model", "endecell"), "'basic'", "'endecell'")
+
+
+def test_damaged_checkpoint_is_refused_by_eval(tmp_path):
+    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
+    _one_sentence(livecomp("eval", tmp_path), "not a readable livecomp checkpoint")
+
+
+def test_endecell_starts_from_a_pretrained_autoencoder(tmp_path):
+    import torch
+
+    from training.checkpoint import load_model
+    from training.models import EnDeCellConfig, build_model
+    from training.train import TrainingError, _init_from_autoencoder
+
+    sizes = ["--chunk", "8", "--enc-hidden", "16", "--dec-hidden", "16", *TINY]
+    livecomp("train", "--model", "endecell", "--pretrain-autoencoder", "--data", "jsb", "--epochs", "1",
+             *sizes, "--out", tmp_path / "ae", check=True)
+    autoencoder, meta = load_model(tmp_path / "ae", "autoencoder")
+    cfg = EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, dec_hidden=16, time_hidden=24, time_layers=1)
+    model = build_model(cfg)
+    _init_from_autoencoder(model, str(tmp_path / "ae"))
+    for name, value in autoencoder.pretrained_state().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    with pytest.raises(TrainingError, match="other sizes"):
+        _init_from_autoencoder(build_model(EnDeCellConfig(chunk=4, enc_hidden=16, dec_hidden=16, time_hidden=24)),
+                               str(tmp_path / "ae"))
+    livecomp("train", "--model", "endecell", "--init-from", tmp_path / "ae", "--data", "jsb", "--epochs", "1",
+             *sizes, "--out", tmp_path / "full", check=True)
