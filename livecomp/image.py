@@ -71,5 +71,8 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
 
 
 def save_roll_png(path: str | Path, roll: PianoRoll, second: PianoRoll | None = None) -> None:
-    """Draw ``roll`` (and an optional ``second`` part) and write it to ``path`` as PNG."""
-    write_png(path, render_roll(roll, second=second))
+    """Draw ``roll`` (and an optional ``second`` part) and write it to ``path`` as PNG.
+
+    A step is 16 pixels wide for one quarter note, so grids of any resolution draw at one scale
+    (at least 1 pixel a step)."""
+    write_png(path, render_roll(roll, px_per_step=max(1, 16 // roll.steps_per_beat), second=second))

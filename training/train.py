@@ -165,7 +165,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     total_steps = cfg.epochs * batches_per_epoch
     weights = torch.from_numpy(target_weights(cfg.target_weight, cfg.window, cfg.target_skip)).to(device)
 
-    epoch, batch_in_epoch, step, trained_s = 0, 0, 0, 0.0
+    epoch, batch_in_epoch, step, trained_s, frames_seen, validating_s = 0, 0, 0, 0.0, 0, 0.0
     best = {"nll": float("inf")}
     if resume:
         tensors, meta = read_checkpoint(out / "last.pt")
@@ -174,6 +174,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         torch.set_rng_state(tensors["torch_rng"])
         np_rng.bit_generator.state = meta["numpy_rng"][dist.rank]
         epoch, batch_in_epoch, step, trained_s = meta["epoch"], meta["batch"], meta["step"], meta["trained_s"]
+        frames_seen, validating_s = meta["frames_seen"], meta["validating_s"]
         best = meta["best"]
     elif dist.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -198,12 +199,14 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             states = gathered
         if dist.main:
             meta = {**meta_common(), "epoch": epoch, "batch": batch_in_epoch, "step": step,
-                    "trained_s": trained_s, "best": best, "numpy_rng": states}
+                    "trained_s": trained_s, "frames_seen": frames_seen, "validating_s": validating_s,
+                    "best": best, "numpy_rng": states}
             save_checkpoint(out / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                               "torch_rng": torch.get_rng_state()}, meta)
 
     def validate() -> None:
-        nonlocal best
+        nonlocal best, validating_s
+        t0 = time.perf_counter()
         if dist.main:
             scores = evaluate(model, valid, device, accuracy=False)
             record = {"epoch": epoch, "step": step, "trained_s": round(trained_s, 1),
@@ -214,7 +217,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             if improved:
                 best = {"nll": scores.nll, "epoch": epoch, "step": step, "trained_s": trained_s}
                 meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
-                        "trained_s": trained_s}
+                        "trained_s": trained_s, "frames_seen": frames_seen,
+                        "frames_per_s": frames_seen / max(trained_s, 1e-9),
+                        "wall_s": trained_s + validating_s}
                 save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
                 atomic_write_bytes(out / "best.json", json.dumps(meta, indent=2).encode())
                 if cfg.sample_png and hasattr(model, "sample"):
@@ -223,6 +228,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                 print(f"epoch {epoch}: valid NLL {scores.nll:.4f} nats/frame"
                       f"{'  (best)' if improved else ''}  [{trained_s:.0f} s]", flush=True)
         dist.barrier()
+        validating_s += time.perf_counter() - t0
 
     from tqdm import tqdm
     last_save = time.monotonic()
@@ -266,6 +272,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             batch_in_epoch += 1
             dt = time.perf_counter() - t0
             trained_s += dt
+            frames_seen += int(mask.sum().item()) * dist.world
             frames_nll = (-(ll * mask).sum() / mask.sum()).item()
             bar.set_postfix(nll=f"{frames_nll:.3f}", fps=f"{int(mask.sum().item() * dist.world / dt)}", lr=f"{lr:.1e}")
             bar.update()
