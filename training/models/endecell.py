@@ -2,10 +2,11 @@
 
 At each step an encoder GRU reads the frame ``chunk`` keys at a time (low to high) into a
 vector; a time LSTM links those vectors across steps; a decoder GRU, started from the time
-LSTM's output before frame t, writes frame t chunk by chunk, each chunk conditioned on the
-chunks already written, on the same keys in the previous frame and on the time context. The
-keys inside one chunk are independent given all that (``chunk=1`` is the pure key-by-key form),
-so the likelihood is exact:
+LSTM's output before frame t, writes frame t chunk by chunk (low to high), each chunk
+conditioned on the time context, on everything already written (through the decoder's state,
+and directly on the ``context_keys`` keys just below the chunk) and on the previous frame around
+the chunk (``context_keys`` keys either side). The keys inside one chunk are independent given
+all that (``chunk=1`` is the pure key-by-key form), so the likelihood is exact:
 
     log p(frame_t | history) = sum_j log p(chunk_j | chunks < j, frame_{t-1}, history)
 
@@ -34,6 +35,7 @@ class EnDeCellConfig:
     time_layers: int = 2
     dec_hidden: int = 128
     pos_dim: int = 16
+    context_keys: int = 12           # keys of the neighbourhood the decoder sees directly (>= chunk)
     dropout: float = 0.3
     architecture: str = "endecell"
 
@@ -44,6 +46,11 @@ class EnDeCellConfig:
     @property
     def padded_keys(self) -> int:
         return self.n_chunks * self.chunk
+
+    @property
+    def reach(self) -> int:
+        """Keys either side of a chunk that its decoder step sees (at least the chunk below)."""
+        return max(self.context_keys, self.chunk)
 
 
 class EnDeCell(nn.Module):
@@ -58,7 +65,9 @@ class EnDeCell(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.dec_init = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
         self.dec_context = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
-        self.decoder = nn.GRU(2 * code + cfg.pos_dim, cfg.dec_hidden, batch_first=True)
+        per_key = cfg.key_states - 1
+        dec_in = (cfg.reach + 2 * cfg.reach + cfg.chunk) * per_key + cfg.pos_dim
+        self.decoder = nn.GRU(dec_in, cfg.dec_hidden, batch_first=True)
         self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
 
     # -- state ------------------------------------------------------------------------------
@@ -91,15 +100,29 @@ class EnDeCell(nn.Module):
         _, h = self.encoder(x)
         return h[-1]
 
+    def _windows(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each chunk j of frames (N, 88): the ``reach`` keys below it (N, C, reach) and the
+        keys from ``reach`` below to ``reach`` above it (N, C, 2 reach + chunk); off outside 21..108."""
+        r, c = self.cfg.reach, self.cfg.chunk
+        padded = F.pad(frames, (r, self.cfg.padded_keys - N_KEYS + r))      # (N, r + P + r)
+        below = padded.unfold(-1, r, c)[..., :self.cfg.n_chunks, :]
+        around = padded.unfold(-1, 2 * r + c, c)[..., :self.cfg.n_chunks, :]
+        return below, around
+
+    def _decoder_input(self, below: torch.Tensor, around: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        k = self.cfg.key_states
+        return torch.cat([one_hot_states(below, k), one_hot_states(around, k), positions], -1)
+
     def _decode(self, context: torch.Tensor, frames: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """Teacher-forced decoder: context (N, Ht), frames and prev (N, 88) -> logits (N, 88, K)."""
-        cur, last = self._chunks(frames), self._chunks(prev)                 # (N, C, code)
-        shifted = F.pad(cur, (0, 0, 1, 0))[:, :-1]                           # chunks before j
-        x = torch.cat([shifted, last, self._positions(frames.shape[0])], -1)
+        below, _ = self._windows(frames)                                     # keys written before chunk j
+        _, around = self._windows(prev)                                      # previous frame around chunk j
+        x = self._decoder_input(below, around, self._positions(frames.shape[0]))   # (N, C, D)
+        context = self.drop(context)
         h0 = torch.tanh(self.dec_init(context)).unsqueeze(0)                 # (1, N, Hd)
         out, _ = self.decoder(x, h0)                                         # (N, C, Hd)
-        out = self.drop(out + self.dec_context(context).unsqueeze(1))
-        logits = self.head(out).view(frames.shape[0], self.cfg.padded_keys, self.cfg.key_states)
+        logits = self.head(out + self.dec_context(context).unsqueeze(1))
+        logits = logits.view(frames.shape[0], self.cfg.padded_keys, self.cfg.key_states)
         return logits[:, :N_KEYS]
 
     # -- the model ----------------------------------------------------------------------------
@@ -134,24 +157,23 @@ class EnDeCell(nn.Module):
         ``choose(logits (N, keys, K), first_key) -> (states (N, keys), logp (N,))``.
         Returns (frame (N, 88), logp (N,))."""
         cfg = self.cfg
+        r, c = cfg.reach, cfg.chunk
         N = context.shape[0]
         dec_h = torch.tanh(self.dec_init(context)).unsqueeze(0)
         ctx = self.dec_context(context)
-        last = self._chunks(prev)                                            # (N, C, code)
-        written = torch.zeros(N, cfg.chunk * (cfg.key_states - 1), device=context.device)
-        keys, total = [], torch.zeros(N, device=context.device)
+        _, around = self._windows(prev)                                      # (N, C, 2r + c)
+        written = torch.zeros(N, r + cfg.padded_keys, dtype=torch.long, device=context.device)
+        total = torch.zeros(N, device=context.device)
         for j in range(cfg.n_chunks):
-            x = torch.cat([written, last[:, j], self.position.weight[j].expand(N, -1)], -1).unsqueeze(1)
-            out, dec_h = self.decoder(x, dec_h)
-            logits = self.head(out[:, 0] + ctx).view(N, cfg.chunk, cfg.key_states)
-            lo = j * cfg.chunk
-            real = min(cfg.chunk, N_KEYS - lo)
+            lo = j * c
+            x = self._decoder_input(written[:, lo:lo + r], around[:, j], self.position.weight[j].expand(N, -1))
+            out, dec_h = self.decoder(x.unsqueeze(1), dec_h)
+            logits = self.head(out[:, 0] + ctx).view(N, c, cfg.key_states)
+            real = min(c, N_KEYS - lo)
             states, logp = choose(logits[:, :real], lo)
-            states = F.pad(states, (0, cfg.chunk - real))
-            keys.append(states)
+            written = torch.cat([written[:, :r + lo], states, written[:, r + lo + real:]], 1)
             total = total + logp
-            written = one_hot_states(states, cfg.key_states)
-        return torch.cat(keys, -1)[:, :N_KEYS], total
+        return written[:, r:r + N_KEYS], total
 
     def predict(self, frames: torch.Tensor, state=None) -> torch.Tensor:
         """The most likely frame at each step given the true history, written greedily chunk by

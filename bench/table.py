@@ -1,0 +1,69 @@
+"""Print the benchmark table: test NLL per frame of the kept checkpoints next to published rows.
+
+    python bench/table.py [--checkpoints bench/checkpoints]
+
+Each kept run folder holds best.pt/best.json of one model (architecture x dataset). The
+figures are recomputed here with the same code as `livecomp eval RUN --split test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.checkpoint import load_model  # noqa: E402
+from training.data import load_benchmark  # noqa: E402
+from training.evaluate import evaluate  # noqa: E402
+
+PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
+    ("RNN (Boulanger-Lewandowski 2012)", 8.71, 4.46),
+    ("LSTM (Bai et al. 2018)", 8.45, 3.29),
+    ("TCN (Bai et al. 2018)", 8.10, 3.07),
+    ("RNN-NADE (Boulanger-Lewandowski 2012)", 5.56, 2.31),
+]
+DATASETS = ("jsb", "nottingham")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", type=Path, default=Path(__file__).resolve().parent / "checkpoints")
+    args = parser.parse_args()
+
+    rows = {}
+    for run in sorted(p for p in args.checkpoints.iterdir() if (p / "best.pt").exists()):
+        model, meta = load_model(run)
+        data = meta["train"]["data"]
+        corpus = load_benchmark(data)
+        seqs = [r.to_states(meta["model"]["key_states"]) for r in corpus.splits["test"]]
+        scores = evaluate(model, seqs)
+        rows[(meta["model"]["architecture"], data)] = (scores, meta, run.name)
+
+    print(f"test NLL per frame, nats (first frame from the zero state; t > 0 in brackets); {os.cpu_count()} cores")
+    print(f"{'model':40s} {'JSB':>16s} {'Nottingham':>16s}")
+    for name, jsb, nott in PUBLISHED:
+        print(f"{name:40s} {jsb:16.2f} {nott:16.2f}")
+    for arch in ("basic", "endecell"):
+        cells = []
+        for data in DATASETS:
+            if (arch, data) in rows:
+                s = rows[(arch, data)][0]
+                cells.append(f"{s.nll:.2f} ({s.nll_after_first:.2f})")
+            else:
+                cells.append("-")
+        print(f"{'livecomp ' + arch:40s} {cells[0]:>16s} {cells[1]:>16s}")
+    print()
+    print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}")
+    for (arch, data), (s, meta, name) in sorted(rows.items()):
+        model, _ = load_model(args.checkpoints / name)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{name:28s} {s.accuracy:9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
+              f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}")
+
+
+if __name__ == "__main__":
+    main()
