@@ -147,6 +147,9 @@ def train(
     hidden: int = typer.Option(256, "--hidden", help="LSTM units per layer (basic) / time-LSTM units (endecell)."),
     layers: int = typer.Option(2, "--layers", help="LSTM layers (basic) / time-LSTM layers (endecell)."),
     dropout: float = typer.Option(0.3, "--dropout"),
+    neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
+                                       help="Keys either side each key's classifier (basic) or decoder step (endecell) "
+                                            "reads from the previous frame; basic 0 is the original form."),
     chunk: int = typer.Option(4, "--chunk", help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
     enc_hidden: int = typer.Option(128, "--enc-hidden", help="EnDeCell: encoder GRU units."),
     dec_hidden: int = typer.Option(128, "--dec-hidden", help="EnDeCell: decoder GRU units."),
@@ -195,10 +198,12 @@ def train(
             run_dir = resume
         else:
             if model == "basic":
-                mcfg = BasicConfig(key_states=key_states, hidden=hidden, layers=layers, dropout=dropout)
+                mcfg = BasicConfig(key_states=key_states, hidden=hidden, layers=layers, dropout=dropout,
+                                   neighbour_keys=neighbour_keys)
             elif model == "endecell":
                 mcfg = (AutoencoderConfig if pretrain_autoencoder else EnDeCellConfig)(key_states=key_states, chunk=chunk, enc_hidden=enc_hidden, dec_hidden=dec_hidden,
-                                      time_hidden=hidden, time_layers=layers, dropout=dropout)
+                                      time_hidden=hidden, time_layers=layers, dropout=dropout,
+                    context_keys=neighbour_keys)
             else:
                 fail(f"--model must be basic or endecell, not {model!r}.")
             if pretrain_autoencoder and model != "endecell":

@@ -11,10 +11,11 @@ from training.models.common import frame_log_likelihood
 CONFIGS = [
     BasicConfig(key_states=2, hidden=32, layers=2),
     BasicConfig(key_states=3, hidden=32, layers=1),
+    BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=12),
     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
     EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16),
 ]
-IDS = ["basic-2", "basic-3", "endecell-2-chunk1", "endecell-3-chunk12"]
+IDS = ["basic-2", "basic-3", "basic-3-neighbours", "endecell-2-chunk1", "endecell-3-chunk12"]
 
 
 @pytest.fixture(params=CONFIGS, ids=IDS)
