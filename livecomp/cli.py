@@ -240,13 +240,13 @@ def evaluate(
     from training.checkpoint import CheckpointError, load_model
     from training.data import CorpusError, load_corpus
     from training.evaluate import evaluate as score
-    from training.train import TrainingError, _pick_device
+    from training.train import TrainingError, pick_device
 
     if split not in ("train", "valid", "test"):
         fail(f"--split must be train, valid or test, not {split!r}.")
     try:
         net, meta = load_model(checkpoint, model)
-        dev = _pick_device(device)
+        dev = pick_device(device)
         data = data or meta["train"]["data"]
         corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
         key_states = meta["model"]["key_states"]

@@ -26,7 +26,7 @@ def render_roll(roll: PianoRoll, px_per_step: int = 4, px_per_key: int = 4,
                 second: PianoRoll | None = None) -> np.ndarray:
     """RGB image, shape ``(88 * px_per_key, steps * px_per_step, 3)``, high keys at the top.
 
-    Attacks are drawn darker than held steps; bar lines are grey verticals. An
+    Attacks are drawn darker than held steps; bar lines are one-pixel grey verticals behind the notes. An
     optional ``second`` roll (same grid) is drawn over the first in another colour.
     """
     n_steps = max(roll.n_steps, second.n_steps if second is not None else 0, 1)
@@ -35,8 +35,6 @@ def render_roll(roll: PianoRoll, px_per_step: int = 4, px_per_key: int = 4,
     for key in range(N_KEYS):
         if (LOW_KEY + key) % 12 in _BLACK_PITCH_CLASSES:
             img[key] = BLACK_KEY_ROW
-    for bar in roll.bar_starts():
-        img[:, bar] = BAR_LINE
     layers = [(roll, HELD_COLOUR, STRUCK_COLOUR)]
     if second is not None:
         layers.append((second, *SECOND_PART))
@@ -48,8 +46,12 @@ def render_roll(roll: PianoRoll, px_per_step: int = 4, px_per_key: int = 4,
         attack = np.zeros_like(on)
         attack[:, :frames.shape[1]] = part.onsets().T
         img[attack] = struck
-    img = img[::-1]                                        # high keys on top
-    return np.repeat(np.repeat(img, px_per_key, axis=0), px_per_step, axis=1)
+    img = np.repeat(np.repeat(img[::-1], px_per_key, axis=0), px_per_step, axis=1)   # high keys on top
+    for bar in roll.bar_starts():
+        column = img[:, bar * px_per_step]
+        empty = (column == BACKGROUND).all(-1) | (column == BLACK_KEY_ROW).all(-1)
+        column[empty] = BAR_LINE
+    return img
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:

@@ -87,7 +87,7 @@ def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
     return cfg.lr * ratio
 
 
-def _pick_device(name: str) -> torch.device:
+def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -135,7 +135,7 @@ def _sequences(corpus: Corpus, split: str, key_states: int) -> list[np.ndarray]:
 def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) into the run folder ``out``; returns the best validation scores."""
     out = Path(out)
-    device = _pick_device(cfg.device)
+    device = pick_device(cfg.device)
     dist = _Dist(device)
     torch.manual_seed(cfg.seed)
     np_rng = np.random.default_rng(cfg.seed + 1000 * dist.rank)
