@@ -4,6 +4,7 @@ torchrun with two processes, and one clear sentence for each kind of bad input."
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -135,3 +136,21 @@ def test_endecell_starts_from_a_pretrained_autoencoder(tmp_path):
                                str(tmp_path / "ae"))
     livecomp("train", "--model", "endecell", "--init-from", tmp_path / "ae", "--data", "jsb", "--epochs", "1",
              *sizes, "--out", tmp_path / "full", check=True)
+
+
+def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tmp_path, monkeypatch):
+    import shutil
+
+    from conftest import NOTTINGHAM
+    folder = tmp_path / "tunes"
+    folder.mkdir()
+    for f in sorted(NOTTINGHAM.glob("hpps*.mid"))[:40]:
+        shutil.copy(f, folder / f.name)
+    monkeypatch.setitem(ENV, "LIVECOMP_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    livecomp("train", "--model", "basic", "--data", folder, "--key-states", "3", "--epochs", "1", *TINY,
+             "--out", run, check=True)
+    meta = json.loads((run / "best.json").read_text())
+    assert meta["steps_per_beat"] == 4 and meta["model"]["key_states"] == 3
+    scores = json.loads(livecomp("eval", run, "--split", "valid", "--json", check=True).stdout)
+    assert scores["sequences"] > 0 and 0 < scores["nll"] < 88 * math.log(3)   # better than a uniform guess
