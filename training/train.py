@@ -188,7 +188,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     def meta_common() -> dict:
         return {"model": asdict(model_cfg), "train": asdict(cfg), "corpus": corpus.name,
-                "steps_per_beat": corpus.steps_per_beat, "frames": int(lengths.sum()),
+                "steps_per_beat": corpus.steps_per_beat, "frames": corpus.frames("train"),
                 "world_size": dist.world}
 
     def save_last() -> None:
