@@ -69,7 +69,8 @@ def test_two_process_torchrun_trains_a_checkpoint_that_evaluates(tmp_path):
 @pytest.fixture(scope="module")
 def basic_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "basic"
-    livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY, "--out", run, check=True)
+    livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY, "--out", run,
+             "--scheduled-sampling", "0.5", "--target-weight", "linear", "--transpose", "2", check=True)
     return run
 
 
