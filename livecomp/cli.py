@@ -7,6 +7,7 @@ so `livecomp --help` is instant and the runtime never loads torch.
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -175,35 +176,27 @@ def train(
 ) -> None:
     """Train a basic RNN or EnDeCell model on MIDI files or a piano-roll benchmark."""
     _need_training_extra()
-    from dataclasses import asdict, fields
+    from dataclasses import asdict
 
     from training.checkpoint import CheckpointError
     from training.data import CorpusError
     from training.models import AutoencoderConfig, BasicConfig, EnDeCellConfig
-    from training.train import TrainConfig, TrainingError
+    from training.train import TrainConfig, TrainingError, resume_config
     from training.train import train as run_training
 
     budget = _parse_seconds(time_budget)
     try:
         if resume is not None:
-            config_file = resume / "config.json"
-            if not (resume / "last.pt").exists() or not config_file.exists():
-                fail(f"{resume} is not a run folder to resume (it needs config.json and last.pt).")
-            stored = json.loads(config_file.read_text())
-            cfg = TrainConfig(**{f.name: stored[f.name] for f in fields(TrainConfig) if f.name in stored})
-            if epochs is not None:
-                cfg.epochs = epochs
-            if budget is not None:
-                cfg.time_budget_s = budget
+            cfg = resume_config(resume, epochs=epochs, time_budget_s=budget)
             run_dir = resume
         else:
             if model == "basic":
                 mcfg = BasicConfig(key_states=key_states, hidden=hidden, layers=layers, dropout=dropout,
                                    neighbour_keys=neighbour_keys)
             elif model == "endecell":
-                mcfg = (AutoencoderConfig if pretrain_autoencoder else EnDeCellConfig)(key_states=key_states, chunk=chunk, enc_hidden=enc_hidden, dec_hidden=dec_hidden,
-                                      time_hidden=hidden, time_layers=layers, dropout=dropout,
-                    context_keys=neighbour_keys)
+                family = AutoencoderConfig if pretrain_autoencoder else EnDeCellConfig
+                mcfg = family(key_states=key_states, chunk=chunk, enc_hidden=enc_hidden, dec_hidden=dec_hidden,
+                              time_hidden=hidden, time_layers=layers, dropout=dropout, context_keys=neighbour_keys)
             else:
                 fail(f"--model must be basic or endecell, not {model!r}.")
             if pretrain_autoencoder and model != "endecell":
@@ -222,7 +215,7 @@ def train(
         best = run_training(cfg, run_dir, resume=resume is not None, progress=not quiet)
     except (CorpusError, TrainingError, CheckpointError) as exc:
         fail(str(exc))
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if os.environ.get("RANK", "0") == "0":   # under torchrun, one process reports
         typer.echo(f"best validation NLL {best['nll']:.4f} nats/frame; checkpoint {run_dir / 'best.pt'}")
 
 

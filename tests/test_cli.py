@@ -53,7 +53,7 @@ def test_bad_files_get_one_sentence_and_a_non_zero_exit(tmp_path, kind, words):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "export", "eval", "generate", "listen", "ports"])
+@pytest.mark.parametrize("command", ["export", "generate", "listen", "ports"])
 def test_commands_not_built_yet_say_so_and_fail(command):
     result = runner.invoke(app, [command, "--anything", "x"])
     assert result.exit_code == 2

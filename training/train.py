@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,24 @@ class TrainConfig:
     sample_png: bool = True
     init_from: str = ""              # EnDeCell: start encoder/decoder from a pre-trained autoencoder run
     model: dict = field(default_factory=dict)
+
+
+def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | None = None) -> TrainConfig:
+    """The settings of the run in folder ``run``, with a new epoch count or time budget if given.
+
+    Raises:
+        TrainingError: ``run`` is not a run folder with a checkpoint to resume from.
+    """
+    run = Path(run)
+    if not (run / "last.pt").exists() or not (run / "config.json").exists():
+        raise TrainingError(f"{run} is not a run folder to resume (it needs config.json and last.pt).")
+    stored = json.loads((run / "config.json").read_text())
+    cfg = TrainConfig(**{f.name: stored[f.name] for f in fields(TrainConfig) if f.name in stored})
+    if epochs is not None:
+        cfg.epochs = epochs
+    if time_budget_s is not None:
+        cfg.time_budget_s = time_budget_s
+    return cfg
 
 
 def target_weights(policy: str, length: int, skip: int) -> np.ndarray:
