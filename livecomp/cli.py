@@ -153,6 +153,8 @@ def train(
                                             "reads from the previous frame; basic 0 is the original form."),
     chunk: int = typer.Option(4, "--chunk", help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
     enc_hidden: int = typer.Option(128, "--enc-hidden", help="EnDeCell: encoder GRU units."),
+    encoder_skip: bool = typer.Option(True, "--encoder-skip/--no-encoder-skip",
+                                      help="EnDeCell: add a linear map of the frame to the encoder's vector."),
     dec_hidden: int = typer.Option(128, "--dec-hidden", help="EnDeCell: decoder GRU units."),
     window: int = typer.Option(64, "--window", help="Steps per training window (windows start on bar lines)."),
     hop_bars: int = typer.Option(1, "--hop-bars", help="A window starts every N bar lines."),
@@ -196,7 +198,8 @@ def train(
             elif model == "endecell":
                 family = AutoencoderConfig if pretrain_autoencoder else EnDeCellConfig
                 mcfg = family(key_states=key_states, chunk=chunk, enc_hidden=enc_hidden, dec_hidden=dec_hidden,
-                              time_hidden=hidden, time_layers=layers, dropout=dropout, context_keys=neighbour_keys)
+                              time_hidden=hidden, time_layers=layers, dropout=dropout, context_keys=neighbour_keys,
+                              encoder_skip=encoder_skip)
             else:
                 fail(f"--model must be basic or endecell, not {model!r}.")
             if pretrain_autoencoder and model != "endecell":

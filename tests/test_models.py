@@ -13,7 +13,7 @@ CONFIGS = [
     BasicConfig(key_states=3, hidden=32, layers=1),
     BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=12),
     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
-    EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16),
+    EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True),
 ]
 IDS = ["basic-2", "basic-3", "basic-3-neighbours", "endecell-2-chunk1", "endecell-3-chunk12"]
 

@@ -36,6 +36,7 @@ class EnDeCellConfig:
     dec_hidden: int = 128
     pos_dim: int = 16
     context_keys: int = 12           # keys of the neighbourhood the decoder sees directly (>= chunk)
+    encoder_skip: bool = False       # add a linear map of the frame to the encoder's vector
     dropout: float = 0.3
     architecture: str = "endecell"
 
@@ -60,6 +61,7 @@ class EnDeCell(nn.Module):
         code = cfg.chunk * (cfg.key_states - 1)                 # features of one chunk
         self.position = nn.Embedding(cfg.n_chunks, cfg.pos_dim)
         self.encoder = nn.GRU(code + cfg.pos_dim, cfg.enc_hidden, batch_first=True)
+        self.encoder_skip = nn.Linear(N_KEYS * (cfg.key_states - 1), cfg.enc_hidden) if cfg.encoder_skip else None
         self.time = nn.LSTM(cfg.enc_hidden, cfg.time_hidden, cfg.time_layers, batch_first=True,
                             dropout=cfg.dropout if cfg.time_layers > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
@@ -95,10 +97,15 @@ class EnDeCell(nn.Module):
         return self.position.weight.unsqueeze(0).expand(n, -1, -1)       # (n, n_chunks, P)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames (N, 88) -> frame vectors (N, enc_hidden): the encoder's last hidden state."""
+        """frames (N, 88) -> frame vectors (N, enc_hidden): the encoder's last hidden state, plus
+        a linear map of the frame with ``encoder_skip`` (the GRU alone, reading 88 keys to one
+        state, learns slowly what is in the frame; the skip gives the time LSTM the frame at once
+        and leaves the GRU the interactions between keys)."""
         x = torch.cat([self._chunks(frames), self._positions(frames.shape[0])], -1)
         _, h = self.encoder(x)
-        return h[-1]
+        if self.encoder_skip is None:
+            return h[-1]
+        return h[-1] + self.encoder_skip(one_hot_states(frames, self.cfg.key_states))
 
     def _windows(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For each chunk j of frames (N, 88): the ``reach`` keys below it (N, C, reach) and the
