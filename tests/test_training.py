@@ -127,13 +127,15 @@ def test_endecell_starts_from_a_pretrained_autoencoder(tmp_path):
     livecomp("train", "--model", "endecell", "--pretrain-autoencoder", "--data", "jsb", "--epochs", "1",
              *sizes, "--out", tmp_path / "ae", check=True)
     autoencoder, meta = load_model(tmp_path / "ae", "autoencoder")
-    cfg = EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, dec_hidden=16, time_hidden=24, time_layers=1)
+    cfg = EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, dec_hidden=16, time_hidden=24, time_layers=1,
+                         encoder_skip=True)
     model = build_model(cfg)
     _init_from_autoencoder(model, str(tmp_path / "ae"))
     for name, value in autoencoder.pretrained_state().items():
         assert torch.equal(model.state_dict()[name], value), name
-    with pytest.raises(TrainingError, match="other sizes"):
-        _init_from_autoencoder(build_model(EnDeCellConfig(chunk=4, enc_hidden=16, dec_hidden=16, time_hidden=24)),
+    with pytest.raises(TrainingError, match="does not fit this model"):
+        _init_from_autoencoder(build_model(EnDeCellConfig(chunk=4, enc_hidden=16, dec_hidden=16, time_hidden=24,
+                                                          encoder_skip=True)),
                                str(tmp_path / "ae"))
     livecomp("train", "--model", "endecell", "--init-from", tmp_path / "ae", "--data", "jsb", "--epochs", "1",
              *sizes, "--out", tmp_path / "full", check=True)

@@ -323,8 +323,8 @@ def _init_from_autoencoder(model, run: str) -> None:
     own = model.state_dict()
     misfits = [k for k, v in pretrained.items() if k not in own or own[k].shape != v.shape]
     if misfits:
-        raise TrainingError(f"the autoencoder in {run} has other sizes than this model ({misfits[0]}): "
-                            "pass the same --chunk, --enc-hidden, --dec-hidden, --hidden and --key-states.")
+        raise TrainingError(f"the autoencoder in {run} does not fit this model ({misfits[0]}): pass the same "
+                            "--chunk, --enc-hidden, --dec-hidden, --hidden, --key-states and --encoder-skip.")
     model.load_state_dict(pretrained, strict=False)
 
 
