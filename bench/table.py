@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training.checkpoint import load_model  # noqa: E402
 from training.data import load_benchmark  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
+from training.train import TrainConfig, command_line  # noqa: E402
 
 PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
     ("RNN (Boulanger-Lewandowski 2012)", 8.71, 4.46),
@@ -63,6 +64,9 @@ def main() -> None:
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:28s} {s.accuracy:9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}")
+    print()
+    for (arch, data), (s, meta, name) in sorted(rows.items()):
+        print(f"{name}: {command_line(TrainConfig(**meta['train']), 'runs/' + name)}")
 
 
 if __name__ == "__main__":

@@ -157,3 +157,22 @@ def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tm
     assert meta["steps_per_beat"] == 4 and meta["model"]["key_states"] == 3
     scores = json.loads(livecomp("eval", run, "--split", "valid", "--json", check=True).stdout)
     assert scores["sequences"] > 0 and 0 < scores["nll"] < 88 * math.log(3)   # better than a uniform guess
+
+
+@pytest.mark.parametrize("model_args", [
+    ["--model", "basic", "--neighbour-keys", "0", "--transpose", "3"],
+    ["--model", "endecell", "--chunk", "8", "--no-encoder-skip", "--target-weight", "step", "--target-skip", "4"],
+])
+def test_the_printed_recipe_of_a_run_starts_a_run_with_the_same_settings(tmp_path, model_args):
+    import shlex
+
+    from training.train import TrainConfig, command_line
+
+    first = tmp_path / "first"
+    livecomp("train", "--data", "jsb", "--epochs", "0", *model_args, *TINY, "--out", first, check=True)
+    cfg = TrainConfig(**json.loads((first / "config.json").read_text()))
+    again = tmp_path / "again"
+    recipe = shlex.split(command_line(cfg, again))
+    assert recipe[:2] == ["livecomp", "train"]
+    livecomp(*recipe[1:], "--quiet", check=True)
+    assert json.loads((again / "config.json").read_text()) == json.loads((first / "config.json").read_text())

@@ -82,6 +82,37 @@ def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | N
     return cfg
 
 
+def command_line(cfg: TrainConfig, out: str | Path) -> str:
+    """The `livecomp train` command that starts a run with these settings."""
+    m = cfg.model
+    arch = m["architecture"]
+    args = ["livecomp train", f"--model {'endecell' if arch == 'autoencoder' else arch}", f"--data {cfg.data}"]
+    if arch == "autoencoder":
+        args.append("--pretrain-autoencoder")
+    if arch == "basic":
+        args.append(f"--neighbour-keys {m.get('neighbour_keys', 0)}")
+    else:
+        args += [f"--chunk {m['chunk']}", f"--enc-hidden {m['enc_hidden']}", f"--dec-hidden {m['dec_hidden']}",
+                 f"--neighbour-keys {m.get('context_keys', 12)}",
+                 "--encoder-skip" if m.get("encoder_skip") else "--no-encoder-skip"]
+    hidden, layers = (m["hidden"], m["layers"]) if arch == "basic" else (m["time_hidden"], m["time_layers"])
+    args += [f"--key-states {m['key_states']}", f"--hidden {hidden}", f"--layers {layers}", f"--dropout {m['dropout']}",
+             f"--window {cfg.window}", f"--hop-bars {cfg.hop_bars}", f"--batch-size {cfg.batch_size}", f"--lr {cfg.lr}",
+             f"--weight-decay {cfg.weight_decay}", f"--target-weight {cfg.target_weight}"]
+    if cfg.target_weight == "step":
+        args.append(f"--target-skip {cfg.target_skip}")
+    if cfg.transpose:
+        args.append(f"--transpose {cfg.transpose}")
+    if cfg.scheduled_sampling:
+        args.append(f"--scheduled-sampling {cfg.scheduled_sampling}")
+    if cfg.init_from:
+        args.append(f"--init-from {cfg.init_from}")
+    if cfg.time_budget_s:
+        args.append(f"--time-budget {cfg.time_budget_s:g}")
+    args += [f"--epochs {cfg.epochs}", f"--seed {cfg.seed}", f"--out {out}"]
+    return " ".join(args)
+
+
 def target_weights(policy: str, length: int, skip: int) -> np.ndarray:
     """Loss weight of each step of a window (the first steps only build up the state)."""
     if policy == "none":
