@@ -321,9 +321,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             batch_in_epoch += 1
             dt = time.perf_counter() - t0
             trained_s += dt
-            frames_seen += int(mask.sum().item()) * dist.world
+            n_frames = int(mask.sum().item()) * dist.world
+            frames_seen += n_frames
             frames_nll = (-(ll * mask).sum() / mask.sum()).item()
-            bar.set_postfix(nll=f"{frames_nll:.3f}", fps=f"{int(mask.sum().item() * dist.world / dt)}", lr=f"{lr:.1e}")
+            bar.set_postfix(nll=f"{frames_nll:.3f}", fps=f"{int(n_frames / dt)}", lr=f"{lr:.1e}")
             bar.update()
             over_budget = bool(cfg.time_budget_s) and trained_s >= cfg.time_budget_s
             if dist.agree(over_budget):
