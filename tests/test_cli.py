@@ -58,3 +58,13 @@ def test_commands_not_built_yet_say_so_and_fail(command):
     result = runner.invoke(app, [command, "--anything", "x"])
     assert result.exit_code == 2
     assert "not built yet" in result.output
+
+
+def test_the_runtime_never_imports_torch():
+    code = ("import sys, livecomp.cli, livecomp.roll, livecomp.image, livecomp.files; "
+            "from typer.testing import CliRunner; "
+            "assert CliRunner().invoke(livecomp.cli.app, ['roll']).exit_code == 0; "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
