@@ -40,7 +40,7 @@ def main() -> None:
         model, meta = load_model(run)
         data = meta["train"]["data"]
         corpus = load_benchmark(data)
-        seqs = [r.to_states(meta["model"]["key_states"]) for r in corpus.splits["test"]]
+        seqs = corpus.sequences("test", meta["model"]["key_states"])
         scores = evaluate(model, seqs)
         rows[(meta["model"]["architecture"], data)] = (scores, meta, run.name)
 

@@ -246,7 +246,7 @@ def evaluate(
         data = data or meta["train"]["data"]
         corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
         key_states = meta["model"]["key_states"]
-        sequences = [r.to_states(key_states) for r in corpus.splits.get(split, []) if r.n_steps]
+        sequences = corpus.sequences(split, key_states)
         if not sequences:
             fail(f"{data} has no {split} split.")
         scores = score(net.to(dev), sequences, dev)

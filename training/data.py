@@ -76,6 +76,10 @@ class Corpus:
         """Total number of steps in a split."""
         return sum(r.n_steps for r in self.splits.get(split, []))
 
+    def sequences(self, split: str, key_states: int) -> list[np.ndarray]:
+        """The non-empty rolls of a split as (steps, 88) arrays in the ``key_states`` form."""
+        return [r.to_states(key_states) for r in self.splits.get(split, []) if r.n_steps > 0]
+
     def report(self) -> ConversionReport:
         """What quantisation did to the notes of every roll, summed."""
         total = ConversionReport()

@@ -177,10 +177,6 @@ class _Dist:
             self.dist.destroy_process_group()
 
 
-def _sequences(corpus: Corpus, split: str, key_states: int) -> list[np.ndarray]:
-    return [r.to_states(key_states) for r in corpus.splits.get(split, []) if r.n_steps > 0]
-
-
 def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) into the run folder ``out``; returns the best validation scores."""
     out = Path(out)
@@ -197,7 +193,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         for path, reason in corpus.skipped:
             print(f"  {path}: {reason}")
     windows, lengths, starts = make_windows(corpus.splits["train"], cfg.window, cfg.hop_bars, key_states)
-    valid = _sequences(corpus, "valid", key_states)
+    valid = corpus.sequences("valid", key_states)
     if len(windows) == 0:
         raise TrainingError(f"the training split of {cfg.data} is empty.")
     if not valid:

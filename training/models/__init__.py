@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 from .basic import BasicConfig, BasicRNN
 from .endecell import AutoencoderConfig, EnDeCell, EnDeCellAutoencoder, EnDeCellConfig
@@ -22,7 +22,3 @@ def config_from_dict(d: dict):
 
 def build_model(cfg):
     return MODELS[cfg.architecture](cfg)
-
-
-def config_to_dict(cfg) -> dict:
-    return asdict(cfg)
