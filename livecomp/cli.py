@@ -224,56 +224,160 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
+    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt), a checkpoint file, or an exported model folder."),
     data: Optional[str] = typer.Option(None, "--data", help="Benchmark name, MIDI folder or JSON file (default: the training data)."),
     split: str = typer.Option("test", "--split", help="train | valid | test"),
     model: Optional[str] = typer.Option(None, "--model", help="Expect this architecture (basic | endecell)."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="Checkpoints: auto | cpu | cuda. Exported folders: auto | cpu | cuda (the onnxruntime provider)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
-    """Score a checkpoint: NLL per frame (nats) and frame accuracy on a split."""
+    """Score a checkpoint or an exported model: NLL per frame (nats) and frame accuracy on a split."""
+    if split not in ("train", "valid", "test"):
+        fail(f"--split must be train, valid or test, not {split!r}.")
+    if (checkpoint / "model.json").is_file():
+        result = _eval_exported(checkpoint, data, split, model, device)
+    else:
+        result = _eval_checkpoint(checkpoint, data, split, model, device)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"{result['architecture']} on {result['data']} {split}: {result['sequences']} sequences, "
+               f"{result['frames']} frames" + (f" (onnxruntime, {result['provider']})" if "provider" in result else ""))
+    typer.echo(f"NLL per frame          {result['nll']:.4f} nats (every frame; the first from the zero state)")
+    typer.echo(f"NLL per frame, t > 0   {result['nll_after_first']:.4f} nats (first frame of each sequence left out)")
+    if result["accuracy"] is not None and result["accuracy"] == result["accuracy"]:   # not None or NaN
+        typer.echo(f"frame accuracy         {result['accuracy']:.4f}")
+
+
+def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str) -> dict:
     _need_training_extra()
     from training.checkpoint import CheckpointError, load_model
     from training.data import CorpusError, load_corpus
     from training.evaluate import evaluate as score
     from training.train import TrainingError, pick_device
 
-    if split not in ("train", "valid", "test"):
-        fail(f"--split must be train, valid or test, not {split!r}.")
     try:
         net, meta = load_model(checkpoint, model)
         dev = pick_device(device)
         data = data or meta["train"]["data"]
         corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
-        key_states = meta["model"]["key_states"]
-        sequences = corpus.sequences(split, key_states)
+        sequences = corpus.sequences(split, meta["model"]["key_states"])
         if not sequences:
             fail(f"{data} has no {split} split.")
-        scores = score(net.to(dev), sequences, dev)
+        scores = score(net.to(dev), sequences, dev).as_dict()
     except (CheckpointError, CorpusError, TrainingError) as exc:
         fail(str(exc))
-    result = {"checkpoint": str(checkpoint), "architecture": meta["model"]["architecture"], "data": data,
-              "split": split, **scores.as_dict()}
-    if as_json:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    typer.echo(f"{result['architecture']} on {data} {split}: {scores.sequences} sequences, {scores.frames} frames")
-    typer.echo(f"NLL per frame          {scores.nll:.4f} nats (every frame; the first from the zero state)")
-    typer.echo(f"NLL per frame, t > 0   {scores.nll_after_first:.4f} nats (first frame of each sequence left out)")
-    if scores.accuracy == scores.accuracy:  # not NaN: the model predicts frames
-        typer.echo(f"frame accuracy         {scores.accuracy:.4f}")
+    return {"checkpoint": str(checkpoint), "architecture": meta["model"]["architecture"], "data": data,
+            "split": split, **scores}
 
 
-@app.command(context_settings=_PASS_ANY_ARGS)
-def export(ctx: typer.Context) -> None:
-    """Export a trained checkpoint as ONNX graphs with the bar-level predictor."""
-    _not_built("export")
+def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
+    """Score an exported folder through onnxruntime; the corpus loader needs no torch."""
+    from training.data import CorpusError, load_corpus
+
+    from .engine import ModelError, score
+
+    engine = _engine(folder, "auto" if device == "auto" else device, job="batch")
+    if model is not None and engine.architecture != model:
+        fail(f"{folder} holds an {engine.architecture!r} model, not the {model!r} model asked for.")
+    data = data or engine.info.get("training", {}).get("corpus")
+    if not data:
+        fail(f"{folder}/model.json names no training corpus: pass --data.")
+    try:
+        corpus = load_corpus(data, engine.steps_per_beat, progress=False)
+        sequences = corpus.sequences(split, engine.key_states)
+        if not sequences:
+            fail(f"{data} has no {split} split.")
+        scores = score(engine, sequences)
+    except (CorpusError, ModelError) as exc:
+        fail(str(exc))
+    return {"model": str(folder), "architecture": engine.architecture, "data": data, "split": split,
+            "provider": engine.provider_used, **scores}
 
 
-@app.command(context_settings=_PASS_ANY_ARGS)
-def generate(ctx: typer.Context) -> None:
+def _engine(model, provider: str = "auto", job: str = "live"):
+    """Load a model folder or shipped model, or end with the sentence that says why not."""
+    from .engine import Engine, ModelError, find_model
+
+    if provider not in ("auto", "cpu", "cuda"):
+        fail(f"--provider must be auto, cpu or cuda, not {provider!r}.")
+    try:
+        return Engine(find_model(model), provider=provider, job=job)
+    except ModelError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
+    out: Path = typer.Option(..., "--out", help="The model folder to write (replaced only once the new one has checked itself)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The model's name in model.json (default: the folder's name)."),
+) -> None:
+    """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
+    _need_training_extra()
+    from training.checkpoint import CheckpointError
+    from training.data import CorpusError
+    from training.export import ExportError
+    from training.export import export as run_export
+
+    try:
+        info = run_export(checkpoint, out, name=name, progress=typer.echo)
+    except (CheckpointError, CorpusError, ExportError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}.")
+    checks = info["checks"]
+    typer.echo(f"validation NLL: torch {checks['valid_nll_torch']:.6f}, onnxruntime {checks['valid_nll_onnx']:.6f}; "
+               f"{checks['bars_equal_to_torch']} sampled bars equal to torch's")
+    for dataset, m in info["metrics"].items():
+        typer.echo(f"{dataset} {m['split']} NLL {m['nll']:.4f} nats/frame")
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def generate(
+    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name (basic, endecell) or a model folder."),
+    primer: Optional[Path] = typer.Option(None, "--primer", help="A MIDI file to continue (in its own tempo and meter)."),
+    bars: int = typer.Option(8, "--bars", min=1, help="Bars to write."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Below 1: safer; above 1: wilder."),
+    candidates: int = typer.Option(1, "--candidates", min=1, max=64, help="Sample K bars at once and keep the most likely."),
+    seed: int = typer.Option(0, "--seed", help="The same seed writes the same music."),
+    out: Path = typer.Option(Path("out/generated.mid"), "--out", help="The MIDI file to write."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw the piano roll (the continuation in orange)."),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth and a General MIDI soundfont."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="The .sf2 file for --wav (default: a GM soundfont found on this system)."),
+    provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
+) -> None:
     """Write new music with a model, optionally continuing a primer MIDI file."""
-    _not_built("generate")
+    from .audio import AudioError, render_wav
+    from .files import save_midi
+    from .generate import continue_roll
+    from .image import save_roll_png
+    from .roll import MidiFileError, midi_to_roll, roll_to_midi
+
+    engine = _engine(model, provider)
+    heard = None
+    if primer is not None:
+        try:
+            heard = midi_to_roll(primer, steps_per_beat=engine.steps_per_beat)
+        except MidiFileError as exc:
+            fail(str(exc))
+    whole, answer = continue_roll(engine, heard, bars, temperature, candidates, seed)
+    try:
+        save_midi(out, roll_to_midi(whole))
+        if png is not None:
+            save_roll_png(png, whole, second=answer if heard is not None else None)
+    except OSError as exc:
+        fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
+    typer.echo(f"{engine.name} ({engine.architecture}, onnxruntime on {engine.provider_used}): "
+               f"{bars} bars, {whole.n_steps - (heard.n_steps if heard else 0)} steps after the primer, seed {seed}")
+    typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
+    if wav is not None:
+        try:
+            font = render_wav(out, wav, soundfont)
+        except AudioError as exc:
+            fail(str(exc))
+        typer.echo(f"wrote {wav} (soundfont {font})")
 
 
 @app.command(context_settings=_PASS_ANY_ARGS)

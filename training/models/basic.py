@@ -84,6 +84,13 @@ class BasicRNN(nn.Module):
         previous = torch.cat([state[2].unsqueeze(1), frames[:, :-1]], dim=1)  # frame before frame t
         return self._scores(before, previous), (h, c, frames[:, -1])
 
+    def advance(self, frames: torch.Tensor, state=None):
+        """The state after frames (B, T, 88), without scoring them (all a listener needs)."""
+        if state is None:
+            state = self.initial_state(frames.shape[0], frames.device)
+        _, (h, c) = self.lstm(one_hot_states(frames, self.cfg.key_states), state[:2])
+        return (h, c) if self.neighbours is None else (h, c, frames[:, -1])
+
     def predict(self, frames: torch.Tensor, state=None) -> torch.Tensor:
         """The most likely frame at each step given the true history: (B, T, 88) -> (B, T, 88)."""
         logits, _ = self.forward(frames, state)

@@ -25,16 +25,28 @@ def frame_log_likelihood(logits: torch.Tensor, frames: torch.Tensor) -> torch.Te
     return logp.gather(-1, frames.unsqueeze(-1)).squeeze(-1).sum(-1)
 
 
+def draw_states(logits: torch.Tensor, noise: torch.Tensor, temperature: torch.Tensor | float | None = None
+                ) -> torch.Tensor:
+    """One state per key by inverting the tempered CDF at ``noise`` (uniform in [0, 1)).
+
+    logits (..., keys, K), noise (..., keys) -> states (..., keys) int64. Deterministic for given
+    noise, so torch and ONNX agree sample for sample. ``temperature=None``: already tempered.
+    """
+    probs = F.softmax(logits if temperature is None else logits / temperature, dim=-1)
+    cdf = probs.cumsum(-1)[..., :-1]                              # (..., keys, K - 1)
+    return (cdf <= noise.unsqueeze(-1)).sum(-1)
+
+
+def tempered_log_prob(logits: torch.Tensor, states: torch.Tensor, temperature: torch.Tensor | float | None = None
+                      ) -> torch.Tensor:
+    """log p(states) under the tempered distribution, summed over the last key axis:
+    logits (..., keys, K), states (..., keys) -> (...)."""
+    logp = F.log_softmax(logits if temperature is None else logits / temperature, dim=-1)
+    return logp.gather(-1, states.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+
 def sample_states(logits: torch.Tensor, noise: torch.Tensor, temperature: torch.Tensor | float
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one state per key by inverting the CDF at ``noise`` (uniform in [0, 1)).
-
-    logits (..., keys, K), noise (..., keys) -> (states (..., keys) int64, log p of the sampled
-    states under the tempered distribution, summed over keys (...)). Deterministic for given noise,
-    so torch and ONNX agree sample for sample.
-    """
-    logp = F.log_softmax(logits / temperature, dim=-1)
-    cdf = logp.exp().cumsum(-1)                                    # (..., keys, K)
-    states = (cdf <= noise.unsqueeze(-1)).sum(-1).clamp(max=logits.shape[-1] - 1)
-    picked = logp.gather(-1, states.unsqueeze(-1)).squeeze(-1)
-    return states, picked.sum(-1)
+    """``draw_states`` and the log-probability of the draw: (states (..., keys), log p (...))."""
+    states = draw_states(logits, noise, temperature)
+    return states, tempered_log_prob(logits, states, temperature)

@@ -71,6 +71,9 @@ class EnDeCell(nn.Module):
         dec_in = (cfg.reach + 2 * cfg.reach + cfg.chunk) * per_key + cfg.pos_dim
         self.decoder = nn.GRU(dec_in, cfg.dec_hidden, batch_first=True)
         self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
+        starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
+        self.register_buffer("below_index", starts + torch.arange(cfg.reach), persistent=False)
+        self.register_buffer("around_index", starts + torch.arange(2 * cfg.reach + cfg.chunk), persistent=False)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -112,8 +115,8 @@ class EnDeCell(nn.Module):
         keys from ``reach`` below to ``reach`` above it (N, C, 2 reach + chunk); off outside 21..108."""
         r, c = self.cfg.reach, self.cfg.chunk
         padded = F.pad(frames, (r, self.cfg.padded_keys - N_KEYS + r))      # (N, r + P + r)
-        below = padded.unfold(-1, r, c)[..., :self.cfg.n_chunks, :]
-        around = padded.unfold(-1, 2 * r + c, c)[..., :self.cfg.n_chunks, :]
+        below = padded[..., self.below_index]                                # (N, C, r)
+        around = padded[..., self.around_index]                              # (N, C, 2 r + c)
         return below, around
 
     def _decoder_input(self, below: torch.Tensor, around: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -158,6 +161,10 @@ class EnDeCell(nn.Module):
         logits = self._decode(before.reshape(B * T, -1), targets.reshape(B * T, N_KEYS),
                               previous.reshape(B * T, N_KEYS))
         return logits.view(B, T, N_KEYS, -1), new_state
+
+    def advance(self, frames: torch.Tensor, state=None):
+        """The state after frames (B, T, 88), without scoring them (all a listener needs)."""
+        return self._history(frames, state)[2]
 
     def _write_frame(self, context: torch.Tensor, prev: torch.Tensor, choose):
         """Write one frame per row chunk by chunk. context (N, Ht), prev (N, 88);

@@ -1,0 +1,386 @@
+"""The runtime side of an exported model: onnxruntime sessions over ``encode.onnx`` and ``bar.onnx``.
+
+A model folder holds ``model.json`` (the contract in DESIGN.md) and the two graphs. Loading
+checks the format version, each file's sha256 and that the graphs' inputs and outputs have the
+names and shapes ``model.json`` promises; anything else is refused with one sentence
+(``ModelError``).
+
+The model's state is opaque to callers: ``State`` holds one row per batch entry (a candidate,
+a sequence) and is only passed back to ``encode`` and ``bar``. All shapes are in steps: a
+frame is 88 key states (0 off, 1 held, 2 struck; 0/1 for key_states 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+N_KEYS = 88
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+ROLES = ("encode", "advance", "bar")
+REQUIRED = ("format", "name", "architecture", "key_states", "steps_per_beat", "beats_per_bar",
+            "steps_per_bar", "bar_steps", "state", "files")
+
+
+class ModelError(ValueError):
+    """A model folder that cannot be used: missing, damaged, or not what model.json says."""
+
+
+@dataclass
+class State:
+    """The model's state for a batch of rows: name -> array [B, ...] float32. Opaque to callers."""
+
+    tensors: dict[str, np.ndarray]
+
+    @property
+    def batch(self) -> int:
+        return next(iter(self.tensors.values())).shape[0]
+
+    def take(self, rows) -> "State":
+        """The state of the given rows (an index or a list of indices)."""
+        rows = np.atleast_1d(rows)
+        return State({k: np.ascontiguousarray(v[rows]) for k, v in self.tensors.items()})
+
+    def repeat(self, n: int) -> "State":
+        """Each row repeated n times (row 0 n times, then row 1, ...)."""
+        return State({k: np.repeat(v, n, axis=0) for k, v in self.tensors.items()})
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_model_json(folder: Path) -> dict:
+    """model.json of a folder, with every file it names present and matching its sha256."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"{folder} is not a model folder.")
+    try:
+        info = json.loads((folder / "model.json").read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{folder} has no model.json, so it is not an exported livecomp model.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder / 'model.json'} is not valid JSON ({exc}).") from None
+    if not isinstance(info, dict) or any(k not in info for k in REQUIRED):
+        missing = [k for k in REQUIRED if not isinstance(info, dict) or k not in info]
+        raise ModelError(f"{folder / 'model.json'} lacks {', '.join(missing)}.")
+    if info["format"] != FORMAT:
+        raise ModelError(f"{folder} is model format {info['format']!r}; this livecomp reads format {FORMAT}.")
+    for role in ROLES:
+        entry = info["files"].get(role) if isinstance(info["files"], dict) else None
+        if not entry or "path" not in entry or "sha256" not in entry:
+            raise ModelError(f"{folder / 'model.json'} names no {role} graph.")
+        path = folder / entry["path"]
+        if not path.is_file():
+            raise ModelError(f"{path} is missing.")
+        if sha256_file(path) != entry["sha256"]:
+            raise ModelError(f"{path} does not match the sha256 in model.json (damaged or replaced).")
+    return info
+
+
+def _session(path: Path, provider: str, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=[PROVIDERS[provider]])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise ModelError(f"{path} cannot be loaded by onnxruntime ({str(exc).splitlines()[0][:160]}).") from None
+
+
+def cuda_usable() -> bool:
+    """Whether onnxruntime can run on a GPU here (the GPU build, a driver and a device)."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    try:
+        import ctypes
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        try:
+            import ctypes
+            ctypes.CDLL("nvcuda.dll")
+        except OSError:
+            return False
+    return True
+
+
+class Engine:
+    """An exported model, ready to encode what it hears and to write bars.
+
+    ``provider``: "cpu", "cuda", or "auto" (measure both on ``job`` where a GPU is usable and
+    keep the faster; "live" = one step and one bar at batch 1, "batch" = long sequences at
+    batch 32). ``threads``: onnxruntime intra-op threads (1 for live use, so the other cores
+    stay free and latency stays steady). ``provider_used`` says which one runs.
+    """
+
+    def __init__(self, folder: str | Path, provider: str = "auto", threads: int = 1, job: str = "live"):
+        self.folder = Path(folder)
+        self.info = read_model_json(self.folder)
+        self.name = self.info["name"]
+        self.architecture = self.info["architecture"]
+        self.key_states = int(self.info["key_states"])
+        self.steps_per_beat = int(self.info["steps_per_beat"])
+        self.beats_per_bar = int(self.info["beats_per_bar"])
+        self.steps_per_bar = int(self.info["steps_per_bar"])
+        self.bar_steps = int(self.info["bar_steps"])
+        self.state_spec = [(s["name"], tuple(s["shape"])) for s in self.info["state"]]
+        if provider not in ("auto", "cpu", "cuda"):
+            raise ModelError(f"provider must be auto, cpu or cuda, not {provider!r}.")
+        if provider == "cuda" and not cuda_usable():
+            raise ModelError("--provider cuda was asked for, but onnxruntime finds no usable GPU here.")
+        self.provider_used = "cpu"
+        self._inputs: dict[int, set] = {}
+        self._load("cpu" if provider != "cuda" else "cuda", threads)
+        if provider == "auto" and cuda_usable():
+            cpu_time = self._time_job(job)
+            cpu_sessions = (self._encode, self._advance, self._bar)
+            try:
+                self._load("cuda", threads)
+                if self._time_job(job) >= cpu_time:
+                    self._encode, self._advance, self._bar = cpu_sessions
+                    self.provider_used = "cpu"
+            except ModelError:
+                self._encode, self._advance, self._bar = cpu_sessions
+                self.provider_used = "cpu"
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _load(self, provider: str, threads: int) -> None:
+        files = self.info["files"]
+        self._encode = _session(self.folder / files["encode"]["path"], provider, threads)
+        self._advance = _session(self.folder / files["advance"]["path"], provider, threads)
+        self._bar = _session(self.folder / files["bar"]["path"], provider, threads)
+        used = self._encode.get_providers()[0]
+        if used != PROVIDERS[provider]:
+            raise ModelError(f"onnxruntime could not start the {provider} provider for {self.folder}.")
+        self.provider_used = provider
+        self._check_graphs()
+
+    def _check_graphs(self) -> None:
+        """The graphs take and give what model.json says, or the folder is refused."""
+        K = self.key_states
+
+        def shapes(args) -> dict:
+            return {a.name: a.shape for a in args}
+
+        def fits(actual, expected) -> bool:
+            return len(actual) == len(expected) and all(
+                e is None or not isinstance(a, int) or a == e for a, e in zip(actual, expected))
+
+        want_state = {name: [None, *shape] for name, shape in self.state_spec}
+        want_state_out = {f"{name}_out": [None, *shape] for name, shape in self.state_spec}
+        checks = [
+            ("encode.onnx inputs", shapes(self._encode.get_inputs()), {"frames": [None, None, N_KEYS], **want_state}),
+            ("encode.onnx outputs", shapes(self._encode.get_outputs()), {"logits": [None, None, N_KEYS, K], **want_state_out}),
+            ("advance.onnx inputs", shapes(self._advance.get_inputs()), {"frames": [None, None, N_KEYS], **want_state}),
+            ("advance.onnx outputs", shapes(self._advance.get_outputs()), want_state_out),
+            ("bar.onnx inputs", shapes(self._bar.get_inputs()),
+             {"temperature": [], "noise": [None, self.bar_steps, N_KEYS], **want_state}),
+            ("bar.onnx outputs", shapes(self._bar.get_outputs()),
+             {"frames_out": [None, self.bar_steps, N_KEYS], "logp": [None], **want_state_out}),
+        ]
+        for what, actual, expected in checks:
+            # a graph may leave out a state input it does not read (advance.onnx never reads the
+            # previous frame: the new one is the last frame given); every output must be there
+            needed = set(expected) if "outputs" in what else set(expected) - set(want_state)
+            if not needed <= set(actual) <= set(expected) or not all(fits(actual[n], expected[n]) for n in actual):
+                raise ModelError(f"{self.folder}: the {what} do not match model.json "
+                                 f"(expected {expected}, found {actual}).")
+
+    def _state_feeds(self, session, state: State) -> dict:
+        names = self._inputs.setdefault(id(session), {i.name for i in session.get_inputs()})
+        return {k: v for k, v in state.tensors.items() if k in names}
+
+    def _time_job(self, job: str, repeats: int = 20) -> float:
+        if job == "batch":
+            frames = np.zeros((32, 64, N_KEYS), np.int64)
+            call = lambda: self.encode(frames)  # noqa: E731
+        else:
+            state = self.initial_state()
+            call = lambda: (self.advance(np.zeros((1, 1, N_KEYS), np.int64), state), self.bar(state))  # noqa: E731
+        call()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        return time.perf_counter() - start
+
+    # -- the model -------------------------------------------------------------------------
+
+    def initial_state(self, batch: int = 1) -> State:
+        """The zero state: nothing heard yet."""
+        return State({name: np.zeros((batch, *shape), np.float32) for name, shape in self.state_spec})
+
+    def encode(self, frames: np.ndarray, state: State | None = None) -> tuple[State, np.ndarray]:
+        """Fold frames (B, T, 88) (or (T, 88) for one row) into the state.
+
+        Returns (state after the frames, logits (B, T, 88, key_states)): at step t the model's
+        scores for frames[:, t] given the state and frames[:, :t]."""
+        frames = np.asarray(frames, dtype=np.int64)
+        if frames.ndim == 2:
+            frames = frames[None]
+        if state is None:
+            state = self.initial_state(frames.shape[0])
+        outputs = self._encode.run(None, {"frames": frames, **self._state_feeds(self._encode, state)})
+        named = dict(zip((o.name for o in self._encode.get_outputs()), outputs))
+        return State({name: named[f"{name}_out"] for name, _ in self.state_spec}), named["logits"]
+
+    def advance(self, frames: np.ndarray, state: State | None = None) -> State:
+        """Fold frames (B, T, 88) (or (T, 88)) into the state without scoring them: the call a
+        listener makes every step (``encode`` also returns the logits, which cost EnDeCell a
+        decoder pass)."""
+        frames = np.asarray(frames, dtype=np.int64)
+        if frames.ndim == 2:
+            frames = frames[None]
+        if state is None:
+            state = self.initial_state(frames.shape[0])
+        outputs = self._advance.run(None, {"frames": frames, **self._state_feeds(self._advance, state)})
+        named = dict(zip((o.name for o in self._advance.get_outputs()), outputs))
+        return State({name: named[f"{name}_out"] for name, _ in self.state_spec})
+
+    def bar(self, state: State, candidates: int = 1, temperature: float = 1.0,
+            seed: int | np.random.Generator | None = None, steps: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray, State]:
+        """Sample ``steps`` steps (default one bar of the model's meter) after ``state``.
+
+        A state of one row gives ``candidates`` continuations in one call; a state of B rows
+        gives one each. Returns (frames (B, steps, 88) int64, log-probability of each under the
+        tempered model (B,), state after each). The same seed gives the same frames.
+        """
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        steps = self.steps_per_bar if steps is None else steps
+        if state.batch == 1 and candidates > 1:
+            state = state.repeat(candidates)
+        temp = np.asarray(max(float(temperature), 1e-3), np.float32)
+        parts, logp, current = [], np.zeros(state.batch, np.float64), state
+        done = 0
+        while done < steps:
+            noise = rng.random((current.batch, self.bar_steps, N_KEYS), dtype=np.float32)
+            frames, bar_logp, after = self.bar_from_noise(current, noise, temp)
+            take = min(self.bar_steps, steps - done)
+            if take == self.bar_steps:
+                parts.append(frames)
+                logp += bar_logp
+                current = after
+            else:   # a shorter bar than the graph writes: keep its start, re-encode the state
+                part = frames[:, :take]
+                after, logits = self.encode(part, current)
+                logp += tempered_log_prob(logits, part, float(temp))
+                parts.append(part)
+                current = after
+            done += take
+        return np.concatenate(parts, 1), logp, current
+
+    def bar_from_noise(self, state: State, noise: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
+        """One call of bar.onnx: noise (B, bar_steps, 88) uniform in [0, 1) -> (frames, logp, state)."""
+        feeds = {"temperature": np.asarray(temperature, np.float32), "noise": np.asarray(noise, np.float32),
+                 **self._state_feeds(self._bar, state)}
+        outputs = self._bar.run(None, feeds)
+        named = dict(zip((o.name for o in self._bar.get_outputs()), outputs))
+        return named["frames_out"], named["logp"], State({n: named[f"{n}_out"] for n, _ in self.state_spec})
+
+    def log_likelihood(self, frames: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
+        """log p of each frame (B, T) in nats given the state, and the state after them."""
+        frames = np.asarray(frames, dtype=np.int64)
+        after, logits = self.encode(frames, state)
+        return frame_log_likelihood(logits, frames if frames.ndim == 3 else frames[None]), after
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = x.astype(np.float64)
+    x = x - x.max(axis=axis, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
+
+
+def frame_log_likelihood(logits: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """logits (..., 88, K), frames (..., 88) -> log p(frame) summed over keys (...), nats."""
+    picked = np.take_along_axis(log_softmax(logits), frames[..., None], -1)[..., 0]
+    return picked.sum(-1)
+
+
+def tempered_log_prob(logits: np.ndarray, frames: np.ndarray, temperature: float) -> np.ndarray:
+    """log p of frames (B, T, 88) under the logits divided by temperature, summed per row (B,)."""
+    return frame_log_likelihood(logits / temperature, frames).sum(-1)
+
+
+def score(engine: Engine, sequences: list[np.ndarray], max_frames: int = 16384) -> dict:
+    """NLL per frame (nats; with and without each sequence's first frame) and, for the basic
+    RNN whose most likely frame is each key's most likely state, frame accuracy; the same
+    definitions as ``livecomp eval`` on a checkpoint."""
+    lengths = [len(s) for s in sequences]
+    order = np.argsort(lengths)[::-1]
+    nll = first = 0.0
+    tp = fp = fn = 0
+    batch: list[int] = []
+
+    def run(idx: list[int]) -> None:
+        nonlocal nll, first, tp, fp, fn
+        T = lengths[idx[0]]
+        frames = np.zeros((len(idx), T, N_KEYS), np.int64)
+        mask = np.zeros((len(idx), T), bool)
+        for row, i in enumerate(idx):
+            frames[row, :lengths[i]] = sequences[i]
+            mask[row, :lengths[i]] = True
+        _, logits = engine.encode(frames)
+        ll = frame_log_likelihood(logits, frames)
+        nll -= ll[mask].sum()
+        first -= ll[:, 0].sum()
+        if engine.architecture == "basic":
+            pred, true, m = logits.argmax(-1) > 0, frames > 0, mask[..., None]
+            tp += int((pred & true & m).sum())
+            fp += int((pred & ~true & m).sum())
+            fn += int((~pred & true & m).sum())
+
+    for i in order:
+        if batch and (len(batch) + 1) * lengths[batch[0]] > max_frames:
+            run(batch)
+            batch = []
+        batch.append(int(i))
+    if batch:
+        run(batch)
+    n, k = sum(lengths), len(sequences)
+    return {"nll": nll / n, "nll_after_first": (nll - first) / max(n - k, 1),
+            "accuracy": tp / max(tp + fp + fn, 1) if engine.architecture == "basic" else None,
+            "frames": n, "sequences": k}
+
+
+DEFAULT_MODEL = "endecell"
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models that come with livecomp: name -> folder."""
+    from importlib import resources
+
+    try:
+        root = Path(str(resources.files("livecomp.exported")))
+    except ModuleNotFoundError:
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "model.json").is_file()}
+
+
+def find_model(name_or_path: str | Path | None = None) -> Path:
+    """A model folder from a path, or the name of a shipped model (default: ``DEFAULT_MODEL``)."""
+    if name_or_path is not None and Path(name_or_path).is_dir():
+        return Path(name_or_path)
+    name = str(name_or_path or DEFAULT_MODEL)
+    models = shipped_models()
+    if name in models:
+        return models[name]
+    known = ", ".join(models) or "none installed"
+    raise ModelError(f"no model folder or shipped model named {name!r} (shipped: {known}).")

@@ -1,0 +1,219 @@
+"""`livecomp export`, the onnxruntime engine, `livecomp eval` on an exported folder and
+`livecomp generate`, on small models trained here on real MIDI files (16th notes, 3 key states)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+from conftest import NOTTINGHAM
+from test_training import ENV, livecomp
+
+from livecomp.engine import Engine, ModelError, shipped_models
+
+ARCHS = {
+    "basic": ["--model", "basic", "--hidden", "32", "--layers", "2", "--neighbour-keys", "6"],
+    "endecell": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
+                 "--dec-hidden", "16", "--neighbour-keys", "8"],
+}
+
+
+@pytest.fixture(scope="module")
+def tunes(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tunes")
+    for f in sorted(NOTTINGHAM.glob("reelsa-c*.mid"))[:30] + sorted(NOTTINGHAM.glob("jigs*.mid"))[:10]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHS))
+def exported(request, tunes, tmp_path_factory) -> tuple[Path, Path]:
+    """(run folder, exported folder) of a small model of each architecture."""
+    root = tmp_path_factory.mktemp(request.param)
+    run, out = root / "run", root / "model"
+    livecomp("train", *ARCHS[request.param], "--data", tunes, "--key-states", "3", "--epochs", "1",
+             "--window", "32", "--batch-size", "16", "--quiet", "--seed", "3", "--out", run, check=True)
+    result = livecomp("export", run, "--out", out, check=True)
+    assert "sampled bars equal to torch's" in result.stdout
+    return run, out
+
+
+def torch_model(run: Path):
+    from training.checkpoint import load_model
+    return load_model(run)[0]
+
+
+def test_export_writes_the_contract_and_checked_itself(exported):
+    run, out = exported
+    info = json.loads((out / "model.json").read_text())
+    assert info["format"] == 1 and info["key_states"] == 3 and info["steps_per_beat"] == 4
+    assert info["steps_per_bar"] == info["bar_steps"] == 16 and info["low_key"] == 21 and info["n_keys"] == 88
+    assert sorted(info["files"]) == ["advance", "bar", "encode"]
+    assert abs(info["checks"]["valid_nll_onnx"] - info["checks"]["valid_nll_torch"]) <= 1e-4
+    assert info["checks"]["bars_equal_to_torch"] > 0
+    (metric,) = info["metrics"].values()
+    assert metric["split"] == "test" and 0 < metric["nll"] < 88 * math.log(3)
+    assert info["training"]["seed"] == 3 and info["training"]["frames"] > 0
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]      # no temporary folder left
+
+
+def test_onnx_log_likelihood_equals_torch_on_the_validation_split(exported, tunes):
+    from training.data import load_corpus
+    from training.evaluate import evaluate
+
+    from livecomp.engine import score
+
+    run, out = exported
+    corpus = load_corpus(str(tunes), 4, progress=False)
+    valid = corpus.sequences("valid", 3)
+    assert valid
+    onnx_nll = score(Engine(out, provider="cpu"), valid)["nll"]
+    assert abs(onnx_nll - evaluate(torch_model(run), valid, accuracy=False).nll) <= 1e-4
+
+
+def test_the_bar_graph_samples_exactly_what_the_torch_sampler_samples(exported, tunes):
+    from training.export import _near_tie, _torch_state
+
+    run, out = exported
+    model, engine = torch_model(run), Engine(out, provider="cpu")
+    primer = np.asarray(__import__("livecomp.roll", fromlist=["x"]).midi_to_roll(
+        sorted(tunes.glob("*.mid"))[0]).to_states(3)[:32])
+    state = engine.advance(primer).repeat(3)
+    rng = np.random.default_rng(11)
+    compared = 0
+    for temperature in (1.0, 0.7, 1.5) * 4:
+        if compared == 3:
+            break
+        noise = rng.random((3, engine.bar_steps, 88), dtype=np.float32)
+        with torch.no_grad():
+            frames, logp, after = model.sample(_torch_state(state, model), torch.from_numpy(noise), torch.tensor(temperature))
+            if _near_tie(model, state, frames, noise, temperature):
+                continue              # float rounding may decide a draw this close to a boundary
+        onnx_frames, onnx_logp, onnx_after = engine.bar_from_noise(state, noise, temperature)
+        assert np.array_equal(onnx_frames, frames.numpy())
+        np.testing.assert_allclose(onnx_logp, logp.numpy(), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(onnx_after.tensors["h"], after[0].transpose(0, 1).numpy(), atol=1e-4)
+        compared += 1
+    assert compared == 3
+
+
+def test_state_chains_and_bars_are_reproducible(exported):
+    _, out = exported
+    engine = Engine(out, provider="cpu")
+    rng = np.random.default_rng(0)
+    a = (rng.random((1, 7, 88)) < 0.05).astype(np.int64) * 2
+    b = (rng.random((1, 5, 88)) < 0.05).astype(np.int64) * 2
+    whole = engine.advance(np.concatenate([a, b], 1))
+    chained = engine.advance(b, engine.advance(a))
+    encoded, logits = engine.encode(np.concatenate([a, b], 1))
+    assert logits.shape == (1, 12, 88, 3)
+    for name in whole.tensors:
+        np.testing.assert_allclose(chained.tensors[name], whole.tensors[name], atol=1e-5)
+        np.testing.assert_allclose(encoded.tensors[name], whole.tensors[name], atol=1e-5)
+
+    f1, l1, _ = engine.bar(whole, candidates=4, temperature=0.9, seed=5)
+    f2, l2, _ = engine.bar(whole, candidates=4, temperature=0.9, seed=5)
+    assert f1.shape == (4, 16, 88) and np.array_equal(f1, f2) and np.array_equal(l1, l2)
+    assert not np.array_equal(f1[0], f1[1]) or not np.array_equal(f1[1], f1[2])   # candidates differ
+
+    # a shorter bar (3/4: 12 steps) keeps the start of the graph's bar and re-encodes the state
+    short, short_logp, short_after = engine.bar(whole, temperature=0.9, seed=5, steps=12)
+    assert np.array_equal(short[0], f1[0, :12])
+    expected = engine.advance(short, whole)
+    np.testing.assert_allclose(short_after.tensors["h"], expected.tensors["h"], atol=1e-5)
+    long, _, _ = engine.bar(whole, seed=1, steps=40)
+    assert long.shape == (1, 40, 88)
+
+
+def test_eval_of_the_exported_folder_gives_the_checkpoint_figures(exported, tunes):
+    run, out = exported
+    from_checkpoint = json.loads(livecomp("eval", run, "--split", "valid", "--json", check=True).stdout)
+    from_onnx = json.loads(livecomp("eval", out, "--split", "valid", "--json", check=True).stdout)
+    assert from_onnx["provider"] == "cpu" and from_onnx["frames"] == from_checkpoint["frames"]
+    assert abs(from_onnx["nll"] - from_checkpoint["nll"]) <= 1e-4
+    assert abs(from_onnx["nll_after_first"] - from_checkpoint["nll_after_first"]) <= 1e-4
+    if from_onnx["architecture"] == "basic":
+        assert from_onnx["accuracy"] == pytest.approx(from_checkpoint["accuracy"], abs=1e-4)
+
+
+@pytest.mark.parametrize("damage", ["truncated onnx", "edited model.json", "missing file", "other format"])
+def test_a_damaged_model_folder_is_refused_with_one_sentence(exported, tmp_path, damage):
+    _, out = exported
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    info = json.loads((bad / "model.json").read_text())
+    if damage == "truncated onnx":
+        blob = (bad / "bar.onnx").read_bytes()
+        (bad / "bar.onnx").write_bytes(blob[: len(blob) // 2])
+    elif damage == "edited model.json":
+        info["state"][0]["shape"][-1] += 1
+        (bad / "model.json").write_text(json.dumps(info))
+    elif damage == "missing file":
+        (bad / "encode.onnx").unlink()
+    else:
+        info["format"] = 2
+        (bad / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ModelError):
+        Engine(bad, provider="cpu")
+    result = livecomp("generate", "--model", bad, "--bars", "1", "--out", tmp_path / "x.mid")
+    assert result.returncode == 1 and not (tmp_path / "x.mid").exists()
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_failed_check_leaves_no_folder(exported, tmp_path, monkeypatch):
+    import training.export as export_module
+
+    run, _ = exported
+    monkeypatch.setattr(export_module, "NLL_TOLERANCE", -1.0)       # no export can pass this
+    with pytest.raises(export_module.ExportError):
+        export_module.export(run, tmp_path / "model", progress=lambda *_: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_continues_a_primer_in_its_own_tempo_and_meter(exported, tmp_path):
+    _, out = exported
+    primer = NOTTINGHAM / "jigs1.mid"       # 6/8
+    if not primer.exists():
+        primer = next(p for p in sorted(NOTTINGHAM.glob("jigs*.mid")))
+    from livecomp.roll import midi_to_roll
+    heard = midi_to_roll(primer)
+    result = tmp_path / "cont.mid"
+    livecomp("generate", "--model", out, "--primer", primer, "--bars", "3", "--seed", "4", "--candidates", "3",
+             "--out", result, "--png", tmp_path / "cont.png", check=True)
+    back = midi_to_roll(result)
+    assert back.meters[:len(heard.meters)] == heard.meters
+    assert [us for _, us in back.tempos] == [us for _, us in heard.tempos]
+    bar = heard.steps_per_bar(heard.n_steps - 1)
+    start = heard.bar_starts()[-1] + bar                  # the first bar line after the primer
+    assert back.n_steps <= start + 3 * bar and start % bar == heard.bar_starts()[-1] % bar
+    assert np.array_equal(back.frames[:heard.n_steps] > 0, heard.frames > 0)
+    assert (tmp_path / "cont.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not shipped_models(), reason="no shipped models in exported/")
+def test_generate_with_the_shipped_default_model_is_reproducible(tmp_path):
+    first, second = tmp_path / "a.mid", tmp_path / "b.mid"
+    for path in (first, second):
+        livecomp("generate", "--bars", "8", "--out", path, "--png", path.with_suffix(".png"), check=True)
+    assert first.read_bytes() == second.read_bytes()
+    notes = [m for t in mido.MidiFile(first).tracks for m in t if m.type == "note_on" and m.velocity > 0]
+    assert notes
+    assert first.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = tmp_path / "c.mid"
+    livecomp("generate", "--bars", "8", "--seed", "1", "--out", other, check=True)
+    assert other.read_bytes() != first.read_bytes()
+
+
+def test_wav_without_fluidsynth_says_so(exported, tmp_path, monkeypatch):
+    _, out = exported
+    monkeypatch.setitem(ENV, "PATH", str(tmp_path))                  # no fluidsynth on this PATH
+    result = livecomp("generate", "--model", out, "--bars", "1", "--out", tmp_path / "x.mid", "--wav", tmp_path / "x.wav")
+    assert result.returncode == 1 and "fluidsynth" in result.stderr
+    assert (tmp_path / "x.mid").exists() and not (tmp_path / "x.wav").exists()

@@ -1,0 +1,210 @@
+"""Export a checkpoint as a model folder: model.json, encode.onnx, advance.onnx and bar.onnx.
+
+The folder follows the exported-model contract of DESIGN.md, plus ``advance.onnx``: encode
+without the logits, the graph a listener runs every step (see the README's design notes).
+
+The folder is built in a temporary sibling and moved into place only after it has checked
+itself with onnxruntime against torch:
+
+- the log-likelihood of the training corpus's validation split agrees within
+  ``NLL_TOLERANCE`` nats per frame;
+- for the same noise, bar.onnx returns exactly the frames of the torch sampler (noise that
+  lands within ``TIE_MARGIN`` of a CDF boundary, where float rounding decides the draw, is
+  redrawn for the check);
+- model.json carries the training facts and the held-out scores, computed through onnxruntime.
+
+A failed check raises ``ExportError`` and leaves no folder behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from livecomp import __version__
+from livecomp.engine import FORMAT, Engine, ModelError, score, sha256_file
+from livecomp.files import atomic_write_bytes
+
+from .checkpoint import load_model
+from .data import load_corpus
+from .evaluate import evaluate
+from .graphs import Encode, bar_module
+from .models.common import N_KEYS
+
+OPSET = 17
+NLL_TOLERANCE = 1e-4
+TIE_MARGIN = 2e-6
+BEATS_PER_BAR = 4
+
+
+class ExportError(ValueError):
+    """An export that did not verify, or could not be written."""
+
+
+def _onnx_bytes(module: torch.nn.Module, args: tuple, inputs: list[str], outputs: list[str], dynamic: dict) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, buf, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    return buf.getvalue()
+
+
+def export_graphs(model, folder: Path, bar_steps: int) -> dict:
+    """Write encode.onnx and bar.onnx of ``model`` into ``folder``; returns model.json's files."""
+    names = [name for name, _ in model.state_shapes()]
+    state = tuple(torch.zeros(2, *shape) for _, shape in model.state_shapes())
+    batch = {0: "batch"}
+    dynamic = {name: batch for name in names} | {f"{name}_out": batch for name in names}
+    encode = _onnx_bytes(Encode(model), (torch.zeros(2, 3, N_KEYS, dtype=torch.long),) + state,
+                         ["frames", *names], ["logits", *[f"{n}_out" for n in names]],
+                         {"frames": {0: "batch", 1: "steps"}, "logits": {0: "batch", 1: "steps"}, **dynamic})
+    advance = _onnx_bytes(Encode(model, logits=False), (torch.zeros(2, 3, N_KEYS, dtype=torch.long),) + state,
+                          ["frames", *names], [f"{n}_out" for n in names],
+                          {"frames": {0: "batch", 1: "steps"}, **dynamic})
+    bar = _onnx_bytes(bar_module(model, bar_steps),
+                      state + (torch.tensor(1.0), torch.rand(2, bar_steps, N_KEYS)),
+                      [*names, "temperature", "noise"], ["frames_out", "logp", *[f"{n}_out" for n in names]],
+                      {"noise": batch, "frames_out": batch, "logp": batch, **dynamic})
+    files = {}
+    for role, blob in (("encode", encode), ("advance", advance), ("bar", bar)):
+        path = folder / f"{role}.onnx"
+        atomic_write_bytes(path, blob)
+        files[role] = {"path": path.name, "sha256": sha256_file(path), "bytes": len(blob)}
+    return files
+
+
+def _torch_state(engine_state, model) -> tuple[torch.Tensor, ...]:
+    from .graphs import _torch_state as convert
+    return convert(model, tuple(torch.from_numpy(engine_state.tensors[n]) for n, _ in model.state_shapes()))
+
+
+def check_sampler(model, engine: Engine, primers: list[np.ndarray], temperature: float = 1.0,
+                  candidates: int = 4, seed: int = 0) -> int:
+    """Bars sampled by onnxruntime equal the torch sampler's for the same noise, after each
+    primer; returns the number of bars compared. Raises ExportError on any difference."""
+    rng = np.random.default_rng(seed)
+    compared = 0
+    for primer in primers:
+        state, _ = engine.encode(primer[None])
+        state = state.repeat(candidates)
+        for _attempt in range(20):
+            noise = rng.random((candidates, engine.bar_steps, N_KEYS), dtype=np.float32)
+            with torch.no_grad():
+                frames, logp, _ = model.sample(_torch_state(state, model), torch.from_numpy(noise),
+                                               torch.tensor(temperature))
+                if _near_tie(model, state, frames, noise, temperature):
+                    continue
+            onnx_frames, onnx_logp, _ = engine.bar_from_noise(state, noise, temperature)
+            if not np.array_equal(onnx_frames, frames.numpy()):
+                diff = int((onnx_frames != frames.numpy()).sum())
+                raise ExportError(f"bar.onnx and the torch sampler wrote different frames for the same noise "
+                                  f"({diff} key states differ).")
+            if not np.allclose(onnx_logp, logp.numpy(), rtol=1e-4, atol=1e-3):
+                raise ExportError("bar.onnx and the torch sampler give different log-probabilities for the same bar.")
+            compared += candidates
+            break
+    return compared
+
+
+def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature: float) -> bool:
+    """Whether any draw of the bar had its noise within TIE_MARGIN of a CDF boundary."""
+    logits, _ = model(frames, _torch_state(state, model))          # the sampling distributions
+    cdf = torch.softmax(logits / temperature, -1).cumsum(-1)[..., :-1]
+    margin = (cdf - torch.from_numpy(noise).unsqueeze(-1)).abs().min()
+    return bool(margin < TIE_MARGIN)
+
+
+def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print) -> dict:
+    """Export ``checkpoint`` (run folder or .pt file) to the model folder ``out``; returns model.json."""
+    out = Path(out)
+    model, meta = load_model(checkpoint)
+    if meta["model"]["architecture"] not in ("basic", "endecell"):
+        raise ExportError(f"{checkpoint} holds a {meta['model']['architecture']} model; export takes basic or endecell.")
+    spb = int(meta.get("steps_per_beat", 4))
+    steps_per_bar = spb * BEATS_PER_BAR
+    key_states = int(meta["model"]["key_states"])
+    train_cfg = meta["train"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        progress(f"exporting {meta['model']['architecture']} ({sum(p.numel() for p in model.parameters()):,} "
+                 f"parameters) to ONNX")
+        files = export_graphs(model, tmp, steps_per_bar)
+        model.eval()
+        info = {
+            "format": FORMAT,
+            "name": name or out.name,
+            "architecture": meta["model"]["architecture"],
+            "key_states": key_states,
+            "low_key": 21,
+            "n_keys": N_KEYS,
+            "steps_per_beat": spb,
+            "beats_per_bar": BEATS_PER_BAR,
+            "steps_per_bar": steps_per_bar,
+            "bar_steps": steps_per_bar,
+            "state": [{"name": n, "shape": list(s)} for n, s in model.state_shapes()],
+            "files": files,
+        }
+        (tmp / "model.json").write_text(json.dumps(info, indent=2))
+        engine = Engine(tmp, provider="cpu")
+
+        progress(f"checking onnxruntime against torch on {train_cfg['data']} (validation split)")
+        corpus = load_corpus(train_cfg["data"], spb, progress=False)
+        valid = corpus.sequences("valid", key_states)
+        torch_scores = evaluate(model, valid, accuracy=False)
+        onnx_valid = score(engine, valid)
+        gap = abs(onnx_valid["nll"] - torch_scores.nll)
+        if gap > NLL_TOLERANCE:
+            raise ExportError(f"encode.onnx and torch disagree on the validation NLL by {gap:.2e} nats per frame "
+                              f"(torch {torch_scores.nll:.6f}, onnxruntime {onnx_valid['nll']:.6f}).")
+        primers = [s[:spb * 8] for s in valid[:4]]
+        bars = check_sampler(model, engine, primers)
+        test = corpus.sequences("test", key_states)
+        held_out = score(engine, test) if test else None
+        metrics = {}
+        if held_out:
+            metrics[str(train_cfg["data"])] = {"split": "test", "nll": round(held_out["nll"], 4),
+                                               "nll_after_first": round(held_out["nll_after_first"], 4),
+                                               "acc": None if held_out["accuracy"] is None else round(held_out["accuracy"], 4),
+                                               "frames": held_out["frames"]}
+        info.update({
+            "training": {"corpus": str(train_cfg["data"]), "frames": corpus.frames("train"),
+                         "epochs": meta.get("epoch"), "seconds": round(meta.get("wall_s") or meta.get("trained_s") or 0, 1),
+                         "seed": train_cfg.get("seed"), "valid_nll": round(torch_scores.nll, 4),
+                         "model": meta["model"]},
+            "metrics": metrics,
+            "checks": {"valid_nll_torch": round(torch_scores.nll, 6), "valid_nll_onnx": round(onnx_valid["nll"], 6),
+                       "bars_equal_to_torch": bars},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "livecomp_version": __version__,
+        })
+        atomic_write_bytes(tmp / "model.json", (json.dumps(info, indent=2) + "\n").encode())
+        Engine(tmp, provider="cpu")                     # the final folder loads as the runtime will load it
+        _replace_folder(tmp, out)
+    except ModelError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"the exported graphs do not load: {exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def _replace_folder(tmp: Path, out: Path) -> None:
+    """Move the finished folder into place; an older export there is removed only after."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
