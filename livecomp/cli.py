@@ -338,6 +338,7 @@ def export(
 def generate(
     model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name (basic, endecell) or a model folder."),
     primer: Optional[Path] = typer.Option(None, "--primer", help="A MIDI file to continue (in its own tempo and meter)."),
+    primer_bars: Optional[int] = typer.Option(None, "--primer-bars", min=1, help="Use only the primer's first N bars."),
     bars: int = typer.Option(8, "--bars", min=1, help="Bars to write."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Below 1: safer; above 1: wilder."),
     candidates: int = typer.Option(1, "--candidates", min=1, max=64, help="Sample K bars at once and keep the most likely."),
@@ -362,6 +363,8 @@ def generate(
             heard = midi_to_roll(primer, steps_per_beat=engine.steps_per_beat)
         except MidiFileError as exc:
             fail(str(exc))
+        if primer_bars is not None:
+            heard = heard.first_bars(primer_bars)
     whole, answer = continue_roll(engine, heard, bars, temperature, candidates, seed)
     try:
         save_midi(out, roll_to_midi(whole))

@@ -152,6 +152,14 @@ class PianoRoll:
                 pos += bar
         return [s for s in starts if s < max(self.n_steps, 1)]
 
+    def first_bars(self, bars: int) -> "PianoRoll":
+        """The roll cut after its first ``bars`` bars (the whole roll when it is shorter)."""
+        starts = self.bar_starts()
+        end = starts[bars] if bars < len(starts) else self.n_steps
+        return PianoRoll(self.frames[:end].copy(), self.steps_per_beat,
+                         [t for t in self.tempos if t[0] < max(end, 1)],
+                         [m for m in self.meters if m[0] < max(end, 1)], self.report)
+
     def seconds(self) -> float:
         """Length of the roll in seconds, following the tempo map."""
         total, changes = 0.0, self.tempos + [(self.n_steps, 0)]

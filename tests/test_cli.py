@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import bad_midi_files
+from conftest import ROOT, bad_midi_files
 from livecomp.cli import app, example_path
 from livecomp.roll import midi_to_roll
 
@@ -53,17 +53,22 @@ def test_bad_files_get_one_sentence_and_a_non_zero_exit(tmp_path, kind, words):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", ["export", "generate", "listen", "ports"])
+@pytest.mark.parametrize("command", ["listen", "ports"])
 def test_commands_not_built_yet_say_so_and_fail(command):
     result = runner.invoke(app, [command, "--anything", "x"])
     assert result.exit_code == 2
     assert "not built yet" in result.output
 
 
-def test_the_runtime_never_imports_torch():
-    code = ("import sys, livecomp.cli, livecomp.roll, livecomp.image, livecomp.files; "
+def test_the_runtime_never_imports_torch(tmp_path):
+    out = str(tmp_path / "g.mid")
+    model = str(ROOT / "bench" / "models" / "basic-jsb")
+    code = ("import sys, livecomp.cli, livecomp.roll, livecomp.image, livecomp.files, livecomp.engine; "
             "from typer.testing import CliRunner; "
-            "assert CliRunner().invoke(livecomp.cli.app, ['roll']).exit_code == 0; "
+            "run = lambda *a: CliRunner().invoke(livecomp.cli.app, list(a)); "
+            "assert run('roll').exit_code == 0; "
+            f"r = run('generate', '--model', {model!r}, '--bars', '2', '--out', {out!r}); assert r.exit_code == 0, r.output; "
+            f"r = run('eval', {model!r}, '--data', 'jsb'); assert r.exit_code == 0, r.output; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -211,6 +211,25 @@ def test_generate_with_the_shipped_default_model_is_reproducible(tmp_path):
     assert other.read_bytes() != first.read_bytes()
 
 
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth is not installed")
+def test_wav_is_rendered_through_fluidsynth(exported, tmp_path):
+    import wave
+
+    from livecomp.audio import AudioError, find_soundfont
+    try:
+        find_soundfont()
+    except AudioError:
+        pytest.skip("no General MIDI soundfont installed")
+    _, out = exported
+    livecomp("generate", "--model", out, "--primer", NOTTINGHAM / "jigs1.mid", "--primer-bars", "2", "--bars", "2",
+             "--out", tmp_path / "x.mid", "--wav", tmp_path / "x.wav", check=True)
+    with wave.open(str(tmp_path / "x.wav")) as w:
+        seconds = w.getnframes() / w.getframerate()
+        audio = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    assert seconds >= 4 * 3.0                                 # four 6/8 bars at 120 quarter notes a minute
+    assert np.abs(audio).max() > 0
+
+
 def test_wav_without_fluidsynth_says_so(exported, tmp_path, monkeypatch):
     _, out = exported
     monkeypatch.setitem(ENV, "PATH", str(tmp_path))                  # no fluidsynth on this PATH

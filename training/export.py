@@ -36,7 +36,7 @@ from livecomp.files import atomic_write_bytes
 from .checkpoint import load_model
 from .data import load_corpus
 from .evaluate import evaluate
-from .graphs import Encode, bar_module
+from .graphs import Encode, advance_module, bar_module
 from .models.common import N_KEYS
 
 OPSET = 17
@@ -67,7 +67,7 @@ def export_graphs(model, folder: Path, bar_steps: int) -> dict:
     encode = _onnx_bytes(Encode(model), (torch.zeros(2, 3, N_KEYS, dtype=torch.long),) + state,
                          ["frames", *names], ["logits", *[f"{n}_out" for n in names]],
                          {"frames": {0: "batch", 1: "steps"}, "logits": {0: "batch", 1: "steps"}, **dynamic})
-    advance = _onnx_bytes(Encode(model, logits=False), (torch.zeros(2, 3, N_KEYS, dtype=torch.long),) + state,
+    advance = _onnx_bytes(advance_module(model), (torch.zeros(2, 3, N_KEYS, dtype=torch.long),) + state,
                           ["frames", *names], [f"{n}_out" for n in names],
                           {"frames": {0: "batch", 1: "steps"}, **dynamic})
     bar = _onnx_bytes(bar_module(model, bar_steps),
@@ -208,3 +208,26 @@ def _replace_folder(tmp: Path, out: Path) -> None:
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def quantize_int8(folder: str | Path, out: str | Path) -> dict:
+    """An int8 variant of an exported folder: every matrix product and LSTM/GRU weight
+    quantised dynamically by onnxruntime (weights int8, activations quantised per call).
+
+    Its graphs no longer match torch bit for bit, so it is a measured variant (bench/latency.py
+    quotes its latency and the NLL it keeps), not what ``export`` ships."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder, out = Path(folder), Path(out)
+    info = json.loads((folder / "model.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    logging.getLogger().setLevel(logging.ERROR)                 # the quantiser suggests pre-processing
+    for role, entry in info["files"].items():
+        quantize_dynamic(str(folder / entry["path"]), str(out / entry["path"]), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU"])
+        entry.update(sha256=sha256_file(out / entry["path"]), bytes=(out / entry["path"]).stat().st_size)
+    info["variant"] = "int8 (onnxruntime dynamic quantisation)"
+    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

@@ -62,6 +62,42 @@ class Encode(nn.Module):
         return (logits,) + _graph_state(new_state)
 
 
+class EnDeCellAdvance(nn.Module):
+    """EnDeCell's advance graph (the state after frames, no scores) in few nodes: the encoder
+    reads every frame's chunks in one GRU node (positions added as a constant, not concatenated
+    per row), the time LSTM runs over the steps in one LSTM node per layer."""
+
+    def __init__(self, model: EnDeCell):
+        super().__init__()
+        self.model = model
+        cfg = model.cfg
+        self.K, k1 = cfg.key_states, cfg.key_states - 1
+        self.code = cfg.chunk * k1
+        self.pad = (cfg.padded_keys - N_KEYS) * k1
+        positions = F.pad(model.position.weight.detach(), (self.code, 0))          # (C, code + P)
+        self.register_buffer("positions", positions.clone())
+        self.encoder = nn.GRU(model.encoder.input_size, cfg.enc_hidden)           # seq-first
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(self.encoder, f"{kind}_l0").data.copy_(getattr(model.encoder, f"{kind}_l0").detach())
+        self.time = nn.LSTM(cfg.enc_hidden, cfg.time_hidden, cfg.time_layers)    # seq-first
+        self.time.load_state_dict(model.time.state_dict())
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, frames, h, c, prev=None):
+        m, cfg = self.model, self.model.cfg
+        steps = frames.transpose(0, 1)                                           # (T, B, 88)
+        codes = (steps.unsqueeze(-1) == torch.arange(1, self.K)).float().reshape(-1, N_KEYS * (self.K - 1))
+        x = F.pad(codes, (0, self.pad)).reshape(-1, cfg.n_chunks, self.code)     # (T B, C, code)
+        x = F.pad(x, (0, cfg.pos_dim)) + self.positions                          # (T B, C, code + P)
+        _, vectors = self.encoder(x.transpose(0, 1))                             # (1, T B, E)
+        if m.encoder_skip is not None:
+            vectors = vectors + m.encoder_skip(codes)
+        vectors = vectors.reshape(steps.shape[0], -1, cfg.enc_hidden)            # (T, B, E)
+        _, (h, c) = self.time(vectors, (h.transpose(0, 1), c.transpose(0, 1)))
+        return h.transpose(0, 1), c.transpose(0, 1), frames[:, -1].float()
+
+
 def _codes_of(states: torch.Tensor, key_states: int) -> torch.Tensor:
     """Key states (B, n) (int or float) -> one-hot codes (B, n (K - 1)), as ``one_hot_states``."""
     codes = states.unsqueeze(-1) == torch.arange(1, key_states, dtype=states.dtype)
@@ -86,7 +122,8 @@ class _Sampler(nn.Module):
         self.register_buffer("to_code", torch.kron(torch.eye(keys), thermo_to_code).contiguous())
 
     def forward(self, scores: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        cdf = (torch.softmax(scores, -1) @ self.cdf).reshape(-1, self.keys * (self.K - 1))
+        """-> codes (1, B, keys (K-1)): the layout of the recurrent nodes' inputs."""
+        cdf = (torch.softmax(scores, -1) @ self.cdf).reshape(1, -1, self.keys * (self.K - 1))
         above = (cdf <= noise).float()
         return above @ self.to_code if self.K > 2 else above
 
@@ -108,32 +145,25 @@ def _frozen(t: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(t.detach().contiguous().clone(), requires_grad=False)
 
 
-class _LSTMStack(nn.Module):
-    """An nn.LSTM's layers as explicit cells for one step: one product of [input, h] with the
-    stacked weights, gates reordered to (i, f, o, g) so one sigmoid covers three of them."""
+class _LSTMNodes(nn.Module):
+    """An nn.LSTM's layers as one ONNX LSTM node each per step (the runtime's fused kernel does
+    both products and the gates), states kept as (1, B, H) so no reshaping sits between steps."""
 
     def __init__(self, lstm: nn.LSTM):
         super().__init__()
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        H = lstm.hidden_size
-        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+        self.layers = nn.ModuleList()
         for layer in range(lstm.num_layers):
-            w = torch.cat([getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")], 1)
-            b = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
-            self.weights.append(_frozen(w[order].t()))
-            self.biases.append(_frozen(b[order]))
-        self.H = H
+            cell = nn.LSTM(lstm.input_size if layer == 0 else lstm.hidden_size, lstm.hidden_size)
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, f"{kind}_l0").data.copy_(getattr(lstm, f"{kind}_l{layer}").detach())
+            cell.requires_grad_(False)
+            self.layers.append(cell)
 
     def forward(self, x: torch.Tensor, hs: list[torch.Tensor], cs: list[torch.Tensor]):
+        """x (1, B, D), hs and cs lists of (1, B, H) -> new hs, cs."""
         new_h, new_c = [], []
-        H = self.H
-        for w, b, h, c in zip(self.weights, self.biases, hs, cs):
-            gates = torch.cat([x, h], -1) @ w + b
-            ifo, g = gates.split([3 * H, H], -1)
-            i, f, o = torch.sigmoid(ifo).split([H, H, H], -1)
-            c = f * c + i * torch.tanh(g)
-            h = o * torch.tanh(c)
+        for cell, h, c in zip(self.layers, hs, cs):
+            _, (h, c) = cell(x, (h, c))
             new_h.append(h)
             new_c.append(c)
             x = h
@@ -151,7 +181,7 @@ class BasicBar(nn.Module):
         self.model = model
         self.steps = steps
         self.K = K = model.cfg.key_states
-        self.cells = _LSTMStack(model.lstm)
+        self.cells = _LSTMNodes(model.lstm)
         self.sampler = _Sampler(K, N_KEYS)
         w, b = model.head.weight.detach().t(), model.head.bias.detach()    # (H, 88 K), (88 K)
         self.has_prev = model.neighbours is not None
@@ -170,33 +200,33 @@ class BasicBar(nn.Module):
         h, c = inputs[0], inputs[1]
         temperature, noise = inputs[-2], inputs[-1]
         K, layers = self.K, h.shape[1]
-        hs = [h[:, i] for i in range(layers)]
-        cs = [c[:, i] for i in range(layers)]
-        codes = _codes_of(inputs[2], K) if self.has_prev else None
+        hs = [h[:, i].unsqueeze(0) for i in range(layers)]          # (1, B, H): the LSTM node's layout
+        cs = [c[:, i].unsqueeze(0) for i in range(layers)]
+        codes = _codes_of(inputs[2], K).unsqueeze(0) if self.has_prev else None
         w_head, b_head = self.w_head / temperature, self.b_head / temperature       # tempered scores
         noise = _expand_noise(noise, K).unbind(1)
         all_codes, all_scores = [], []
         for s in range(self.steps):
             top = torch.cat([hs[-1], codes], -1) if self.has_prev else hs[-1]
             scores = (top @ w_head + b_head).reshape(-1, N_KEYS, K)
-            codes = self.sampler(scores, noise[s])
+            codes = self.sampler(scores, noise[s])                  # (1, B, 88 (K-1))
             all_codes.append(codes)
             all_scores.append(scores)
             hs, cs = self.cells(codes, hs, cs)
-        frames = _states_of(torch.stack(all_codes, 1), K).long()
+        frames = _states_of(torch.cat(all_codes, 0).transpose(0, 1), K).long()
         logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
-        state = (torch.stack(hs, 1), torch.stack(cs, 1)) + ((frames[:, -1].float(),) if self.has_prev else ())
-        return (frames, logp) + state
+        state = (torch.cat(hs, 0).transpose(0, 1), torch.cat(cs, 0).transpose(0, 1))
+        return (frames, logp) + state + ((frames[:, -1].float(),) if self.has_prev else ())
 
 
 class EnDeCellBar(nn.Module):
     """state (h, c, prev), temperature [], noise (B, S, 88) -> frames, logp (B,), state after.
 
-    Per decoder step (one chunk) the graph does one product of [decoder state, codes of the keys
-    just below] with a block matrix that yields the GRU's summed r/z pre-activations, the input
-    and the hidden parts of its candidate, adds the part known before the frame (previous frame
-    around the chunk, position, biases: one product per frame for all chunks), applies the
-    gates, scores the chunk and draws it."""
+    Each decoder step (one chunk) is one ONNX GRU node over [codes of the keys just written
+    below the chunk, codes of the previous frame around it, the chunk's position] (the inputs
+    known before the frame are cut for all chunks at once), then the chunk's scores and draw.
+    The time LSTM is one LSTM node per layer and step, the encoder one GRU node over the chunks.
+    Recurrent states stay in the nodes' (1, B, H) layout between steps."""
 
     def __init__(self, model: EnDeCell, steps: int):
         super().__init__()
@@ -204,81 +234,61 @@ class EnDeCellBar(nn.Module):
         self.steps = steps
         cfg = model.cfg
         self.K = K = cfg.key_states
-        self.time = _LSTMStack(model.time)
+        self.time = _LSTMNodes(model.time)
+        self.decoder = nn.GRU(model.decoder.input_size, cfg.dec_hidden)        # seq-first: no transposes
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(self.decoder, f"{kind}_l0").data.copy_(getattr(model.decoder, f"{kind}_l0").detach())
+        self.decoder.requires_grad_(False)
         self.sampler = _Sampler(K, cfg.chunk)
-        H, k1 = cfg.dec_hidden, K - 1
-        n_below, n_around = cfg.reach * k1, (2 * cfg.reach + cfg.chunk) * k1
-        w_ih, w_hh = model.decoder.weight_ih_l0.detach(), model.decoder.weight_hh_l0.detach()   # (3H, D), (3H, H)
-        b_ih, b_hh = model.decoder.bias_ih_l0.detach(), model.decoder.bias_hh_l0.detach()
-        w_below, w_around = w_ih[:, :n_below], w_ih[:, n_below:n_below + n_around]
-        w_pos = w_ih[:, n_below + n_around:]
-        # [h, below] @ big -> [r/z pre-activation (2H), candidate input part (H), candidate hidden part (H)]
-        big = torch.zeros(H + n_below, 4 * H)
-        big[:H, :2 * H] = w_hh[:2 * H].t()
-        big[:H, 3 * H:] = w_hh[2 * H:].t()
-        big[H:, :2 * H] = w_below[:2 * H].t()
-        big[H:, 2 * H:3 * H] = w_below[2 * H:].t()
-        self.w_step = _frozen(big)
-        known = torch.zeros(n_around, 4 * H)
-        known[:, :3 * H] = w_around.t()
-        self.w_known = _frozen(known)
-        const = torch.zeros(cfg.n_chunks, 4 * H)
-        const[:, :3 * H] = model.position.weight.detach() @ w_pos.t() + b_ih
-        const[:, :2 * H] += b_hh[:2 * H]
-        const[:, 3 * H:] = b_hh[2 * H:]
-        self.known_const = _frozen(const)                                   # (C, 4H)
         self.w_head = _frozen(model.head.weight.detach().t())               # (H, c K)
         self.b_head = _frozen(model.head.bias.detach())
+        self.register_buffer("positions", model.position.weight.detach().clone().unsqueeze(1))   # (C, 1, P)
         # codes of the previous frame -> for each chunk the codes of the keys around it
-        r, c = cfg.reach, cfg.chunk
+        k1, r, c = K - 1, cfg.reach, cfg.chunk
         around = (torch.arange(cfg.n_chunks).unsqueeze(1) * c + torch.arange(2 * r + c)) * k1
         self.register_buffer("around_codes", (around.unsqueeze(-1) + torch.arange(k1)).reshape(cfg.n_chunks, -1))
         self.pad_codes = (r * k1, (cfg.padded_keys - N_KEYS + r) * k1)
         self.eval()
 
     def _encode(self, codes: torch.Tensor) -> torch.Tensor:
-        """The encoder's vector of a frame given as codes (B, 88 (K-1)), as ``encode_frames``."""
+        """The encoder's vector (1, B, E) of a frame given as codes (1, B, 88 (K-1)), as ``encode_frames``."""
         m, cfg = self.model, self.model.cfg
         padded = F.pad(codes, (0, (cfg.padded_keys - N_KEYS) * (self.K - 1)))
         x = padded.reshape(-1, cfg.n_chunks, cfg.chunk * (self.K - 1))
         x = torch.cat([x, m.position.weight.unsqueeze(0).expand(x.shape[0], -1, -1)], -1)
         _, h = m.encoder(x)
-        vector = h[-1]
-        return vector if m.encoder_skip is None else vector + m.encoder_skip(codes)
+        return h if m.encoder_skip is None else h + m.encoder_skip(codes)
 
     def _write(self, context, prev_codes, noise, w_head, inv_t):
-        """One frame per row, chunk by chunk: (codes (B, 88 (K-1)), tempered scores (B, 88, K)).
-        noise (B, 88 (K-1)) as ``_expand_noise`` gives it."""
+        """One frame per row, chunk by chunk. context (1, B, Ht), prev_codes (1, B, 88 (K-1)),
+        noise (B, 88 (K-1)) as ``_expand_noise`` gives it -> (codes (1, B, 88 (K-1)), tempered
+        scores (B, 88, K))."""
         m, cfg = self.model, self.model.cfg
-        H, K, c, C = cfg.dec_hidden, self.K, cfg.chunk, cfg.n_chunks
+        K, c, C = self.K, cfg.chunk, cfg.n_chunks
         k1 = K - 1
         n_below = cfg.reach * k1
-        dec_h = torch.tanh(m.dec_init(context))
-        head_bias = (m.dec_context(context) @ self.w_head + self.b_head) * inv_t        # (B, c K)
-        around = F.pad(prev_codes, self.pad_codes)[:, self.around_codes]                 # (B, C, n_around)
-        known = (around @ self.w_known + self.known_const).reshape(-1, C * 4 * H).split(4 * H, 1)
+        dec_h = torch.tanh(m.dec_init(context))                                          # (1, B, Hd)
+        head_bias = (m.dec_context(context) @ self.w_head + self.b_head) * inv_t        # (1, B, c K)
+        around = F.pad(prev_codes[0], self.pad_codes)[:, self.around_codes].transpose(0, 1)   # (C, B, n_around)
+        known = torch.cat([around, self.positions.expand(-1, around.shape[1], -1)], -1).split(1, 0)
         noise = F.pad(noise, (0, (cfg.padded_keys - N_KEYS) * k1)).split(c * k1, 1)
-        below = torch.zeros_like(prev_codes[:, :n_below])
+        below = torch.zeros_like(prev_codes[..., :n_below])
         codes, scores = [], []
         for j in range(C):
-            pre = torch.cat([dec_h, below], -1) @ self.w_step + known[j]
-            rz, cand_in, cand_h = pre.split([2 * H, H, H], -1)
-            reset, update = torch.sigmoid(rz).split([H, H], -1)
-            n = torch.tanh(cand_in + reset * cand_h)
-            dec_h = n + update * (dec_h - n)
+            _, dec_h = self.decoder(torch.cat([below, known[j]], -1), dec_h)
             chunk_scores = (dec_h @ w_head + head_bias).reshape(-1, c, K)
             chunk_codes = self.sampler(chunk_scores, noise[j])
             codes.append(chunk_codes)
             scores.append(chunk_scores)
             if j + 1 < C:
-                below = torch.cat([below, chunk_codes], -1)[:, -n_below:]
-        return torch.cat(codes, -1)[:, :N_KEYS * k1], torch.cat(scores, 1)[:, :N_KEYS]
+                below = torch.cat([below, chunk_codes], -1)[..., -n_below:]
+        return torch.cat(codes, -1)[..., :N_KEYS * k1], torch.cat(scores, 1)[:, :N_KEYS]
 
     def forward(self, h, c, prev, temperature, noise):
         K, layers = self.K, h.shape[1]
-        hs = [h[:, i] for i in range(layers)]
-        cs = [c[:, i] for i in range(layers)]
-        codes = _codes_of(prev, K)
+        hs = [h[:, i].unsqueeze(0) for i in range(layers)]
+        cs = [c[:, i].unsqueeze(0) for i in range(layers)]
+        codes = _codes_of(prev, K).unsqueeze(0)
         inv_t = 1.0 / temperature
         w_head = self.w_head * inv_t
         noise = _expand_noise(noise, K).unbind(1)
@@ -288,9 +298,14 @@ class EnDeCellBar(nn.Module):
             all_codes.append(codes)
             all_scores.append(scores)
             hs, cs = self.time(self._encode(codes), hs, cs)
-        frames = _states_of(torch.stack(all_codes, 1), K).long()
+        frames = _states_of(torch.cat(all_codes, 0).transpose(0, 1), K).long()
         logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
-        return frames, logp, torch.stack(hs, 1), torch.stack(cs, 1), frames[:, -1].float()
+        state = (torch.cat(hs, 0).transpose(0, 1), torch.cat(cs, 0).transpose(0, 1))
+        return (frames, logp) + state + (frames[:, -1].float(),)
+
+
+def advance_module(model: nn.Module) -> nn.Module:
+    return EnDeCellAdvance(model) if isinstance(model, EnDeCell) else Encode(model, logits=False)
 
 
 def bar_module(model: nn.Module, steps: int) -> nn.Module:

@@ -1,0 +1,208 @@
+"""Latency of the shipped models on one CPU thread: onnxruntime against torch eager, and the floor.
+
+For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<name>):
+
+- advance 1 step (what a listener runs every step: the state, no scores), encode 1 step and
+  encode a 64-step phrase (state and scores), bar of one model bar with 1 and with 8
+  candidates: p50 and p99 over --calls calls, for onnxruntime and for the same work in torch
+  eager, and the ratio;
+- an int8 variant (onnxruntime dynamic quantisation of every weight): its advance and bar
+  latency and the validation NLL it keeps next to the float model's;
+- multiply-adds and weight bytes read per bar (counted from bar.onnx: every matrix product,
+  GRU and LSTM node, each weight counted every time a node reads it), next to this machine's
+  single-core multiply-add rate (a large float32 matrix product) and read bandwidth (a
+  matrix-vector product over a matrix as large as the model's weights, and over 512 MB, i.e.
+  from DRAM); the floor is
+  whichever of compute and bandwidth binds.
+
+    python bench/latency.py [--calls 1000] [--models basic endecell]
+"""
+
+from __future__ import annotations
+
+import os
+
+for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[var] = "1"
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import torch  # noqa: E402
+from onnx import numpy_helper, shape_inference  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from livecomp.engine import Engine, score, shipped_models  # noqa: E402
+from training.checkpoint import load_model  # noqa: E402
+from training.data import load_corpus  # noqa: E402
+from training.export import quantize_int8  # noqa: E402
+from training.graphs import _torch_state  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def percentiles(fn, calls: int) -> tuple[float, float]:
+    for _ in range(max(10, calls // 50)):
+        fn()
+    times = np.empty(calls)
+    for i in range(calls):
+        start = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - start
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
+
+
+def bar_cost(path: Path) -> tuple[int, int, int]:
+    """(multiply-adds, weight bytes read, weight bytes stored) of one call of a graph at batch 1."""
+    model = onnx.load(str(path))
+    for value in list(model.graph.input) + list(model.graph.output):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.Clear()
+                dim.dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
+    weights = {w.name: numpy_helper.to_array(w) for w in model.graph.initializer}
+    for node in model.graph.node:                               # constants the exporter left as nodes
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].t.dims:
+            weights[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    for name, w in weights.items():
+        shapes[name] = list(w.shape)
+    macs = read = 0
+    for node in model.graph.node:
+        ins = [shapes.get(n, []) for n in node.input]
+        if node.op_type in ("MatMul", "Gemm") and len(ins) >= 2 and ins[0] and ins[1]:
+            a, b = ins[0], ins[1]
+            macs += int(np.prod(a[:-1])) * a[-1] * b[-1]
+            read += sum(weights[n].nbytes for n in node.input if n in weights)
+        elif node.op_type in ("GRU", "LSTM") and ins[0]:
+            seq, batch, _ = ins[0]
+            gates, hidden = ins[1][1], ins[2][2]
+            macs += seq * batch * gates * (ins[1][2] + hidden)
+            read += seq * sum(weights[n].nbytes for n in node.input[1:3] if n in weights)
+    stored = sum(w.nbytes for w in weights.values() if w.dtype == np.float32)
+    return macs, read, stored
+
+
+def machine_rates(weight_bytes: int) -> dict:
+    """Single-core float32 multiply-add rate and read bandwidth (bytes/s)."""
+    a = np.random.rand(1024, 1024).astype(np.float32)
+    b = np.random.rand(1024, 1024).astype(np.float32)
+    a @ b
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < 1.0:
+        a @ b
+        n += 1
+    mac_rate = n * 1024 ** 3 / (time.perf_counter() - start)
+
+    def bandwidth(nbytes: int) -> float:
+        """Bytes/s read by a matrix-vector product over a matrix of nbytes (the access pattern
+        of a batch-1 recurrent step), repeated so the matrix stays wherever it fits."""
+        rows = max(nbytes // 4096, 1)
+        matrix = np.random.rand(rows, 1024).astype(np.float32)
+        vector = np.ones(1024, np.float32)
+        matrix @ vector
+        start, n = time.perf_counter(), 0
+        while time.perf_counter() - start < 1.0:
+            matrix @ vector
+            n += 1
+        return n * matrix.nbytes / (time.perf_counter() - start)
+
+    return {"mac_rate": mac_rate, "bw_weights": bandwidth(weight_bytes), "bw_dram": bandwidth(512 << 20)}
+
+
+def torch_calls(model, engine: Engine):
+    state0 = model.initial_state(1)
+    one = torch.zeros(1, 1, 88, dtype=torch.long)
+    phrase = torch.zeros(1, 64, 88, dtype=torch.long)
+    noise1 = torch.rand(1, engine.steps_per_bar, 88)
+    state8 = tuple(s.repeat_interleave(8, dim=1 if s.dim() == 3 else 0) for s in state0)
+    noise8 = torch.rand(8, engine.steps_per_bar, 88)
+    temp = torch.tensor(1.0)
+
+    @torch.no_grad()
+    def run(fn):
+        return fn()
+
+    return {
+        "advance 1 step": lambda: run(lambda: model.advance(one, state0)),
+        "encode 1 step": lambda: run(lambda: model(one, state0)),
+        "encode 64 steps": lambda: run(lambda: model(phrase, state0)),
+        "bar, 1 candidate": lambda: run(lambda: model.sample(state0, noise1, temp)),
+        "bar, 8 candidates": lambda: run(lambda: model.sample(state8, noise8, temp)),
+    }
+
+
+def onnx_calls(engine: Engine):
+    state = engine.initial_state()
+    one = np.zeros((1, 1, 88), np.int64)
+    phrase = np.zeros((1, 64, 88), np.int64)
+    return {
+        "advance 1 step": lambda: engine.advance(one, state),
+        "encode 1 step": lambda: engine.encode(one, state),
+        "encode 64 steps": lambda: engine.encode(phrase, state),
+        "bar, 1 candidate": lambda: engine.bar(state, 1, 1.0, 0),
+        "bar, 8 candidates": lambda: engine.bar(state, 8, 1.0, 0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--models", nargs="*", default=None)
+    args = parser.parse_args()
+    models = shipped_models()
+    names = args.models or list(models)
+    print(f"one thread; {args.calls} calls per figure; times in ms (p50 / p99)")
+    for name in names:
+        engine = Engine(models[name], provider="cpu", threads=1)
+        model, _ = load_model(ROOT / "bench" / "checkpoints" / f"shipped-{name}")
+        macs, read, stored = bar_cost(models[name] / engine.info["files"]["bar"]["path"])
+        rates = machine_rates(stored)
+        print(f"\n{name} ({engine.architecture}, {engine.steps_per_bar}-step bar, {stored / 1e6:.2f} MB of weights, "
+              f"onnxruntime {engine.provider_used})")
+        print(f"{'call':<20}{'onnxruntime':>18}{'torch eager':>18}{'torch / ort (p50)':>20}")
+        ort_times = {}
+        for (what, ort_fn), torch_fn in zip(onnx_calls(engine).items(), torch_calls(model, engine).values()):
+            calls = args.calls
+            o50, o99 = percentiles(ort_fn, calls)
+            t50, t99 = percentiles(torch_fn, calls)
+            ort_times[what] = (o50, o99)
+            print(f"{what:<20}{o50:>9.3f} / {o99:<7.3f}{t50:>9.3f} / {t99:<7.3f}{t50 / o50:>14.1f}x")
+        compute_floor = macs / rates["mac_rate"] * 1e3
+        memory_floor = read / rates["bw_weights"] * 1e3
+        floor = max(compute_floor, memory_floor)
+        print(f"bar, 1 candidate: {macs / 1e6:.1f} M multiply-adds, {read / 1e6:.1f} MB of weights read")
+        print(f"machine, one core: {rates['mac_rate'] / 1e9:.1f} G multiply-adds/s; read bandwidth "
+              f"{rates['bw_weights'] / 1e9:.1f} GB/s over {stored / 1e6:.1f} MB, {rates['bw_dram'] / 1e9:.1f} GB/s from DRAM")
+        print(f"floor: compute {compute_floor:.3f} ms, weights {memory_floor:.3f} ms -> {floor:.3f} ms; "
+              f"bar p50 is {ort_times['bar, 1 candidate'][0] / floor:.1f}x the floor")
+        int8_variant(engine, models[name], args.calls, ort_times)
+
+
+def int8_variant(engine: Engine, folder: Path, calls: int, float_times: dict) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        quantize_int8(folder, Path(tmp) / folder.name)
+        small = Engine(Path(tmp) / folder.name, provider="cpu", threads=1)
+        fast = onnx_calls(small)
+        corpus = load_corpus(engine.info["training"]["corpus"], engine.steps_per_beat, progress=False)
+        valid = corpus.sequences("valid", engine.key_states)
+        nll32, nll8 = score(engine, valid)["nll"], score(small, valid)["nll"]
+        size = sum((Path(tmp) / folder.name / f["path"]).stat().st_size for f in small.info["files"].values())
+        print(f"int8 variant ({size / 1e6:.1f} MB of graphs): validation NLL {nll8:.4f} (float {nll32:.4f})")
+        for what in ("advance 1 step", "bar, 1 candidate", "bar, 8 candidates"):
+            p50, p99 = percentiles(fast[what], calls)
+            print(f"  {what:<18}{p50:>9.3f} / {p99:<7.3f} (float {float_times[what][0]:.3f} / {float_times[what][1]:.3f})")
+
+
+if __name__ == "__main__":
+    main()
