@@ -226,7 +226,7 @@ def test_wav_is_rendered_through_fluidsynth(exported, tmp_path):
     with wave.open(str(tmp_path / "x.wav")) as w:
         seconds = w.getnframes() / w.getframerate()
         audio = np.frombuffer(w.readframes(w.getnframes()), np.int16)
-    assert seconds >= 4 * 3.0                                 # four 6/8 bars at 120 quarter notes a minute
+    assert seconds >= 4 * 1.5                                 # four 6/8 bars (three quarter notes each) at 120 bpm
     assert np.abs(audio).max() > 0
 
 
@@ -236,3 +236,34 @@ def test_wav_without_fluidsynth_says_so(exported, tmp_path, monkeypatch):
     result = livecomp("generate", "--model", out, "--bars", "1", "--out", tmp_path / "x.mid", "--wav", tmp_path / "x.wav")
     assert result.returncode == 1 and "fluidsynth" in result.stderr
     assert (tmp_path / "x.mid").exists() and not (tmp_path / "x.wav").exists()
+
+
+def test_the_wheel_carries_the_shipped_models(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    from conftest import ROOT
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("livecomp-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for model in shipped_models():
+        for file in ("model.json", "encode.onnx", "advance.onnx", "bar.onnx"):
+            assert f"livecomp/exported/{model}/{file}" in names
+
+
+def test_providers_are_chosen_explicitly_and_reported(exported, tmp_path):
+    from livecomp.engine import cuda_usable
+
+    _, out = exported
+    engine = Engine(out, provider="auto")
+    assert engine.provider_used == "cpu" or (cuda_usable() and engine.provider_used == "cuda")
+    result = livecomp("generate", "--model", out, "--bars", "1", "--out", tmp_path / "x.mid", "--provider", "cuda")
+    if cuda_usable():
+        assert result.returncode == 0 and "onnxruntime on cuda" in result.stdout
+    else:
+        assert result.returncode == 1 and "no usable GPU" in result.stderr
+        assert "onnxruntime on cpu" in livecomp("generate", "--model", out, "--bars", "1", "--out",
+                                                tmp_path / "y.mid", check=True).stdout
