@@ -62,6 +62,28 @@ class Encode(nn.Module):
         return (logits,) + _graph_state(new_state)
 
 
+class BasicAdvance(nn.Module):
+    """The basic RNN's advance graph in few nodes: codes of the frames, one LSTM node per layer
+    over all the steps (seq-first, so no transposes of the sequence)."""
+
+    def __init__(self, model: BasicRNN):
+        super().__init__()
+        self.model = model
+        self.K = model.cfg.key_states
+        lstm = model.lstm
+        self.lstm = nn.LSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers)
+        self.lstm.load_state_dict(lstm.state_dict())
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, frames, h, c, prev=None):
+        steps = frames.transpose(0, 1)                                           # (T, B, 88)
+        codes = (steps.unsqueeze(-1) == torch.arange(1, self.K)).float().flatten(2)
+        _, (h, c) = self.lstm(codes, (h.transpose(0, 1), c.transpose(0, 1)))
+        state = (h.transpose(0, 1), c.transpose(0, 1))
+        return state + ((frames[:, -1].float(),) if self.model.neighbours is not None else ())
+
+
 class EnDeCellAdvance(nn.Module):
     """EnDeCell's advance graph (the state after frames, no scores) in few nodes: the encoder
     reads every frame's chunks in one GRU node (positions added as a constant, not concatenated
@@ -305,7 +327,7 @@ class EnDeCellBar(nn.Module):
 
 
 def advance_module(model: nn.Module) -> nn.Module:
-    return EnDeCellAdvance(model) if isinstance(model, EnDeCell) else Encode(model, logits=False)
+    return EnDeCellAdvance(model) if isinstance(model, EnDeCell) else BasicAdvance(model)
 
 
 def bar_module(model: nn.Module, steps: int) -> nn.Module:
