@@ -383,6 +383,74 @@ def generate(
         typer.echo(f"wrote {wav} (soundfont {font})")
 
 
+def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
+                      barge_in, sustain):
+    from .performer import PerformerConfig
+
+    if align not in ("bar", "beat"):
+        fail(f"--align must be bar or beat, not {align!r}.")
+    if barge_in not in ("stop", "continue"):
+        fail(f"--barge-in must be stop or continue, not {barge_in!r}.")
+    return PerformerConfig(silence_beats=silence_beats, min_call_beats=min_call_beats, max_call_bars=max_call_bars,
+                           bars=bars, align=align, temperature=temperature, candidates=candidates, seed=seed,
+                           barge_in=barge_in, sustain=sustain)
+
+
+@app.command()
+def duet(
+    performance: Path = typer.Argument(..., help="A MIDI file of the musician's part."),
+    out: Path = typer.Option(Path("out/duet.mid"), "--out", help="The MIDI file to write: the musician's part and livecomp's answers on two tracks."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw both parts (livecomp's in orange)."),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth."),
+    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name or a model folder."),
+    silence_beats: float = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call."),
+    min_call_beats: float = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered."),
+    max_call_bars: int = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence."),
+    bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
+    align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0),
+    candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
+    seed: int = typer.Option(0, "--seed"),
+    barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
+    sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
+    channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel of livecomp's part."),
+    provider: str = typer.Option("auto", "--provider"),
+) -> None:
+    """Run the co-performer on a MIDI file, offline and deterministic: the twin of `listen`."""
+    from .audio import AudioError, render_wav
+    from .duet import duet as run_duet
+    from .duet import part
+    from .files import save_midi
+    from .image import save_roll_png
+    from .roll import MidiFileError, midi_to_roll
+
+    cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
+                            barge_in, sustain)
+    engine = _engine(model, provider)
+    try:
+        mid, events, grid, answers = run_duet(engine, performance, cfg, channel=channel - 1)
+    except MidiFileError as exc:
+        fail(str(exc))
+    try:
+        save_midi(out, mid)
+        if png is not None:
+            musician = midi_to_roll(part(mid, 1), steps_per_beat=engine.steps_per_beat)
+            answers_roll = midi_to_roll(part(mid, 2), steps_per_beat=engine.steps_per_beat) if events else None
+            save_roll_png(png, musician, second=answers_roll)
+    except OSError as exc:
+        fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
+    notes = sum(e.kind == "on" for e in events)
+    typer.echo(f"{engine.name} ({engine.architecture}): {answers} answers, {notes} notes, at {grid.bpm:g} bpm "
+               f"in {grid.beats_per_bar} beats a bar")
+    typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
+    if wav is not None:
+        try:
+            font = render_wav(out, wav)
+        except AudioError as exc:
+            fail(str(exc))
+        typer.echo(f"wrote {wav} (soundfont {font})")
+
+
 @app.command(context_settings=_PASS_ANY_ARGS)
 def listen(ctx: typer.Context) -> None:
     """Play with a musician on MIDI ports: listen, then answer on the grid."""

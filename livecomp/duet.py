@@ -1,0 +1,109 @@
+"""The offline twin of ``livecomp listen``: the same ``Performer`` on a MIDI file, on a simulated
+clock (as fast as the model runs, the same output for the same seed).
+
+The file's first tempo and time signature set the grid (step 0 at the file's start, so its bar
+lines are the performance's); each message is placed on its nearest step, and step n is
+decided when its window closes, exactly as live. After the file ends the clock runs on until
+the last call has been answered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from .clock import Grid
+from .engine import Engine
+from .performer import Event, Performer, PerformerConfig, Timeline
+from .roll import DEFAULT_TEMPO_US, MidiFileError, _open_midi
+
+OUTPUT_TICKS_PER_BEAT = 480
+
+
+def read_performance(path: str | Path) -> tuple[list[tuple[float, mido.Message]], int, tuple[int, int]]:
+    """(messages with their time in seconds, first tempo in us per beat, first meter) of a file."""
+    mid = _open_midi(Path(path))
+    tempo, meter = None, None
+    timed, now = [], 0.0
+    for msg in mid:                                     # mido turns ticks into seconds with the tempo map
+        now += msg.time
+        if msg.type == "set_tempo" and tempo is None:
+            tempo = msg.tempo
+        elif msg.type == "time_signature" and meter is None:
+            meter = (msg.numerator, msg.denominator)
+        elif not msg.is_meta and msg.type in ("note_on", "note_off", "control_change") and getattr(msg, "channel", 0) != 9:
+            timed.append((now, msg))
+    if not any(m.type == "note_on" and m.velocity > 0 for _, m in timed):
+        raise MidiFileError(f"{path} has no notes to answer.")
+    return timed, tempo or DEFAULT_TEMPO_US, meter or (4, 4)
+
+
+def duet(engine: Engine, path: str | Path, config: PerformerConfig, channel: int = 0
+         ) -> tuple[mido.MidiFile, list[Event], Grid, int]:
+    """Run the performer on a file. Returns (a MIDI file: tempo track, the musician's part,
+    livecomp's part; the events livecomp played, the grid, the number of answers)."""
+    timed, tempo, (num, den) = read_performance(path)
+    beats = num * 4 / den
+    if beats != int(beats):
+        raise MidiFileError(f"{path} is in {num}/{den}, which is not a whole number of quarter-note beats.")
+    grid = Grid(origin=0.0, bpm=mido.tempo2bpm(tempo), steps_per_beat=engine.steps_per_beat, beats_per_bar=int(beats))
+    performer = Performer(engine, grid.steps_per_bar, grid.steps_per_beat, config)
+    timeline = Timeline()
+    i, n = 0, 0
+    end_of_file = timed[-1][0]
+    while True:
+        closes = grid.time_of(n + 0.5)
+        while i < len(timed) and timed[i][0] < closes:
+            t, msg = timed[i]
+            step = grid.nearest_step(t)
+            if msg.type == "note_on" and msg.velocity > 0:
+                performer.note_on(step, msg.note, msg.velocity)
+            elif msg.type in ("note_on", "note_off"):
+                performer.note_off(step, msg.note)
+            elif msg.control == 64:
+                performer.pedal(msg.value >= 64)
+            i += 1
+        timeline.add(performer.step(n))
+        n += 1
+        after_file = grid.time_of(n) > end_of_file
+        waited = n - grid.nearest_step(end_of_file)
+        if after_file and not performer.answering and (performer.call_start is None or
+                                                       waited > (config.silence_beats + 1) * grid.steps_per_beat):
+            break
+    events = timeline.sorted()
+    return _two_tracks(timed, tempo, (num, den), events, grid, channel), events, grid, performer.answers
+
+
+def _two_tracks(timed, tempo: int, meter: tuple[int, int], events: list[Event], grid: Grid, channel: int) -> mido.MidiFile:
+    tpb = OUTPUT_TICKS_PER_BEAT
+    ticks_per_second = tpb * grid.bpm / 60.0
+    musician = [(int(round(t * ticks_per_second)), msg.copy(time=0)) for t, msg in timed]
+    tick_of_step = tpb // grid.steps_per_beat
+    answer = [(e.step * tick_of_step,
+               mido.Message("note_on" if e.kind == "on" else "note_off", note=e.pitch,
+                            velocity=e.velocity if e.kind == "on" else 0, channel=channel))
+              for e in events]
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    head = [(0, mido.MetaMessage("set_tempo", tempo=tempo)),
+            (0, mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1]))]
+    for name, part in (("tempo", head), ("musician", musician), ("livecomp", answer)):
+        track, now = mido.MidiTrack([mido.MetaMessage("track_name", name=name)]), 0
+        for tick, msg in sorted(part, key=lambda e: e[0]):
+            track.append(msg.copy(time=tick - now))
+            now = tick
+        mid.tracks.append(track)
+    return mid
+
+
+def answered_steps(events: list[Event]) -> np.ndarray:
+    """The steps at which livecomp struck a note."""
+    return np.array(sorted({e.step for e in events if e.kind == "on"}), int)
+
+
+def part(mid: mido.MidiFile, index: int) -> mido.MidiFile:
+    """One part of a duet file (1: the musician, 2: livecomp) with the tempo track."""
+    single = mido.MidiFile(type=1, ticks_per_beat=mid.ticks_per_beat)
+    single.tracks += [mid.tracks[0], mid.tracks[index]]
+    return single

@@ -1,0 +1,302 @@
+"""The co-performer's decisions, as pure logic on steps: what it heard, when to answer, what to play.
+
+Nothing here reads a clock or a port. The live loop (``livecomp listen``) and the offline twin
+(``livecomp duet``) feed the same ``Performer`` with what the musician played, each message
+already placed on its grid step, and call ``step(n)`` once step n's window has closed (half a
+step after the grid line, so a note played a little early or late still counts for its nearest
+step). ``step`` returns the events to play, on grid steps; the caller turns steps into times.
+
+Call and response: every heard step is folded into the model's state at once. When the musician
+has been silent for ``silence_beats`` (a held key or a held pedal is not silence) after a call of
+at least ``min_call_beats``, or sends the end-of-call controller, the answer is planned to start
+on the next bar (or beat) line; its first bar is sampled right away and each further bar as the
+previous one starts, so every bar is ready a bar before it is due. Playing during an answer
+stops it (``barge_in="stop"``) or is heard alongside it (``"continue"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import Engine, State
+from .roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something to play at a grid step: note "on"/"off", or "stop": drop every planned event at
+    or after ``step`` and release whatever still sounds."""
+
+    step: int
+    kind: str
+    pitch: int = 0
+    velocity: int = 0
+
+
+class FrameBuilder:
+    """Keys struck, held and sustained, folded into one frame of key states per step."""
+
+    def __init__(self, sustain: bool = True):
+        self.sustain = sustain
+        self.down: set[int] = set()              # keys physically held
+        self.sustained: set[int] = set()         # released under the pedal
+        self.pedal = False
+        self.struck: dict[int, set[int]] = {}    # step -> keys struck in its window
+        self.velocities: deque[int] = deque(maxlen=16)
+
+    def note_on(self, step: int, pitch: int, velocity: int) -> None:
+        key = pitch - LOW_KEY
+        if not 0 <= key < N_KEYS:
+            return
+        self.struck.setdefault(step, set()).add(key)
+        self.down.add(key)
+        self.sustained.discard(key)
+        self.velocities.append(velocity)
+
+    def note_off(self, step: int, pitch: int) -> None:
+        key = pitch - LOW_KEY
+        if key in self.down:
+            self.down.discard(key)
+            if self.pedal and self.sustain:
+                self.sustained.add(key)
+
+    def set_pedal(self, down: bool) -> None:
+        self.pedal = down
+        if not down:
+            self.sustained.clear()
+
+    def frame(self, step: int) -> np.ndarray:
+        """Key states (88,) uint8 of ``step``: struck in its window, else sounding, else off."""
+        frame = np.zeros(N_KEYS, np.uint8)
+        frame[list(self.down | self.sustained)] = HELD
+        frame[list(self.struck.pop(step, ()))] = STRUCK
+        for old in [s for s in self.struck if s < step]:       # late arrivals for closed steps
+            frame[list(self.struck.pop(old))] = STRUCK
+        return frame
+
+    def silent(self) -> bool:
+        """No key sounding and no pedal held."""
+        return not (self.down or self.sustained or self.pedal)
+
+    def dynamics(self, default: int = 80) -> int:
+        """The musician's recent loudness: mean velocity of the last 16 attacks."""
+        return int(round(np.mean(self.velocities))) if self.velocities else default
+
+
+class NoteTracker:
+    """Turns a stream of frames into note on/off events, notes carried across calls."""
+
+    def __init__(self, velocity: int):
+        self.velocity = velocity
+        self.sounding = np.zeros(N_KEYS, bool)
+
+    def feed(self, frames: np.ndarray, first_step: int) -> list[Event]:
+        events: list[Event] = []
+        for i, frame in enumerate(frames):
+            step = first_step + i
+            on = frame > OFF
+            attack = (frame == STRUCK) | (on & ~self.sounding)
+            for key in np.flatnonzero(self.sounding & (~on | attack)):
+                events.append(Event(step, "off", int(key) + LOW_KEY))
+            for key in np.flatnonzero(attack):
+                events.append(Event(step, "on", int(key) + LOW_KEY, self.velocity))
+            self.sounding = on
+        return events
+
+    def close(self, step: int) -> list[Event]:
+        events = [Event(step, "off", int(k) + LOW_KEY) for k in np.flatnonzero(self.sounding)]
+        self.sounding[:] = False
+        return events
+
+
+@dataclass
+class PerformerConfig:
+    silence_beats: float = 2.0         # silence that ends a call
+    min_call_beats: float = 1.0        # shorter calls are not answered
+    max_call_bars: int = 8             # a call this long is answered even without silence
+    bars: int | None = None            # answer length; None: as long as the call (at most max_call_bars)
+    align: str = "bar"                 # the answer starts on the next "bar" or "beat" line
+    temperature: float = 1.0
+    candidates: int = 1
+    seed: int | None = None
+    barge_in: str = "stop"             # "stop" | "continue"
+    sustain: bool = True
+
+
+@dataclass
+class _Answer:
+    start: int                         # first step of the answer
+    end: int                           # step after its last
+    state_before: State                # the model's state at ``start``
+    frames: list = field(default_factory=list)      # planned frames, bar by bar
+    heard: dict = field(default_factory=dict)       # step -> frame heard during the answer
+    state_after: State | None = None   # state after the planned frames
+    tracker: NoteTracker | None = None
+
+
+class Performer:
+    """Call and response with an exported model, on steps of a grid of ``steps_per_bar``."""
+
+    def __init__(self, engine: Engine, steps_per_bar: int, steps_per_beat: int, config: PerformerConfig | None = None):
+        self.engine = engine
+        self.cfg = config or PerformerConfig()
+        self.steps_per_bar = steps_per_bar
+        self.steps_per_beat = steps_per_beat
+        self.heard = FrameBuilder(self.cfg.sustain)
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.state = engine.initial_state()
+        self.call_start: int | None = None
+        self.last_sound = -1
+        self.end_requested = False
+        self.answer: _Answer | None = None
+        self.answers = 0
+
+    # -- what the musician played (already on grid steps) ------------------------------------
+
+    def note_on(self, step: int, pitch: int, velocity: int) -> None:
+        self.heard.note_on(step, pitch, velocity)
+
+    def note_off(self, step: int, pitch: int) -> None:
+        self.heard.note_off(step, pitch)
+
+    def pedal(self, down: bool) -> None:
+        self.heard.set_pedal(down)
+
+    def end_of_call(self) -> None:
+        self.end_requested = True
+
+    @property
+    def answering(self) -> bool:
+        return self.answer is not None
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def step(self, n: int) -> list[Event]:
+        """Step n's window has closed: fold what was heard, decide, and return events to play."""
+        frame = self.heard.frame(n)
+        if self.answer is not None:
+            return self._step_answering(n, frame)
+        return self._step_listening(n, frame)
+
+    def _step_listening(self, n: int, frame: np.ndarray) -> list[Event]:
+        self.state = self.engine.advance(frame[None, None], self.state)
+        if frame.any() or not self.heard.silent():
+            self.last_sound = n
+            if self.call_start is None:
+                self.call_start = n
+        if self.call_start is None:
+            return []
+        call_steps = self.last_sound - self.call_start + 1
+        silence = n - self.last_sound
+        long_enough = call_steps >= self.cfg.min_call_beats * self.steps_per_beat
+        ended = (silence >= self.cfg.silence_beats * self.steps_per_beat or self.end_requested
+                 or n - self.call_start + 1 >= self.cfg.max_call_bars * self.steps_per_bar)
+        if not (long_enough and ended):
+            return []
+        self.end_requested = False
+        return self._plan_answer(n, call_steps)
+
+    def _plan_answer(self, n: int, call_steps: int) -> list[Event]:
+        unit = self.steps_per_bar if self.cfg.align == "bar" else self.steps_per_beat
+        start = -(-(n + 1) // unit) * unit
+        bars = self.cfg.bars or min(max(math.ceil(call_steps / self.steps_per_bar), 1), self.cfg.max_call_bars)
+        gap = start - (n + 1)
+        state = self.state
+        if gap:
+            state = self.engine.advance(np.zeros((1, gap, N_KEYS), np.int64), state)
+        self.answer = _Answer(start, start + bars * self.steps_per_bar, state,
+                              tracker=NoteTracker(self.heard.dynamics()))
+        self.answers += 1
+        self.call_start = None
+        return self._next_bar()
+
+    def _next_bar(self) -> list[Event]:
+        a = self.answer
+        first = a.start + len(a.frames) * self.steps_per_bar
+        if first >= a.end:
+            return []
+        frames, logp, after = self.engine.bar(a.state_after or a.state_before, candidates=self.cfg.candidates,
+                                              temperature=self.cfg.temperature, seed=self.rng,
+                                              steps=self.steps_per_bar)
+        best = int(np.argmax(logp))
+        a.frames.append(frames[best])
+        a.state_after = after.take(best)
+        events = a.tracker.feed(frames[best], first)
+        if first + self.steps_per_bar >= a.end:
+            events += a.tracker.close(a.end)
+        return events
+
+    def _step_answering(self, n: int, frame: np.ndarray) -> list[Event]:
+        a = self.answer
+        attacked = bool((frame == STRUCK).any())
+        if n < a.start:                                   # between the call's end and the answer
+            if attacked:                                  # the call goes on: drop the planned answer
+                self.answer = None
+                self.state = self.engine.advance(frame[None, None], self.state)
+                self.last_sound = n
+                self.call_start = n
+                return [Event(a.start, "stop")]
+            self.state = self.engine.advance(frame[None, None], self.state)
+            return []
+        if frame.any():
+            a.heard[n] = frame
+        if attacked and self.cfg.barge_in == "stop":
+            self._finish(n)
+            self.state = self.engine.advance(frame[None, None], self.state)
+            self.last_sound = self.call_start = n
+            return [Event(n + 1, "stop")]
+        events: list[Event] = []
+        if (n - a.start) % self.steps_per_bar == 0:       # a bar starts: sample the one after it
+            events = self._next_bar()
+        if n + 1 >= a.end:
+            self._finish(n)
+        return events
+
+    def _finish(self, last: int) -> None:
+        """The answer ends after step ``last``: the state follows what was played and heard."""
+        a = self.answer
+        played = np.concatenate(a.frames)[: last - a.start + 1] if a.frames else np.zeros((0, N_KEYS), np.int64)
+        merged = played.astype(np.int64).copy()
+        for step, frame in a.heard.items():
+            i = step - a.start
+            if 0 <= i < len(merged):
+                merged[i] = np.maximum(merged[i], frame)
+        self.state = self.engine.advance(merged[None], a.state_before) if len(merged) else a.state_before
+        self.answer = None
+        self.last_sound = last
+        self.call_start = None
+
+
+class Timeline:
+    """The events a performance has planned, with "stop" applied: what a file of the
+    performance holds, and what the scheduler does live."""
+
+    def __init__(self):
+        self.events: list[Event] = []
+
+    def add(self, events: list[Event]) -> None:
+        for event in events:
+            if event.kind == "stop":
+                self.stop(event.step)
+            else:
+                self.events.append(event)
+
+    def stop(self, step: int) -> None:
+        """Drop what is planned at or after ``step``; release at ``step`` what still sounds."""
+        kept = [e for e in self.events if e.step < step]
+        sounding: dict[int, int] = {}
+        for e in sorted(kept, key=lambda e: (e.step, e.kind == "on")):
+            if e.kind == "on":
+                sounding[e.pitch] = sounding.get(e.pitch, 0) + 1
+            elif sounding.get(e.pitch):
+                sounding[e.pitch] -= 1
+        kept += [Event(step, "off", pitch) for pitch, n in sounding.items() for _ in range(n)]
+        self.events = kept
+
+    def sorted(self) -> list[Event]:
+        """Events in time order, note-offs before note-ons at the same step."""
+        return sorted(self.events, key=lambda e: (e.step, e.kind == "on", e.pitch))

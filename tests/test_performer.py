@@ -1,0 +1,155 @@
+"""The performer's decisions on a simulated clock, and `livecomp duet`, the offline twin of
+`listen`: when it answers, that answers start on the grid, that every note it starts ends,
+barge-in, the pedal, and determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mido
+import numpy as np
+import pytest
+
+from conftest import NOTTINGHAM, make_midi, note
+
+from livecomp.engine import Engine, shipped_models
+from livecomp.performer import FrameBuilder, Performer, PerformerConfig, Timeline
+from livecomp.roll import HELD, LOW_KEY, STRUCK
+
+pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(shipped_models()["basic"], provider="cpu")
+
+
+def run(performer: Performer, steps: int, plays: dict[int, list]) -> Timeline:
+    """Drive a performer: plays[step] = [("on", pitch, velocity) | ("off", pitch) | ("pedal", bool)]."""
+    timeline = Timeline()
+    for n in range(steps):
+        for action in plays.get(n, []):
+            if action[0] == "on":
+                performer.note_on(n, action[1], action[2])
+            elif action[0] == "off":
+                performer.note_off(n, action[1])
+            else:
+                performer.pedal(action[1])
+        timeline.add(performer.step(n))
+    return timeline
+
+
+def phrase(first: int, bars: int = 2, every: int = 2) -> dict[int, list]:
+    """Quavers on C major arpeggio notes from step ``first`` for ``bars`` 4/4 bars of 16ths."""
+    plays: dict[int, list] = {}
+    pitches = [60, 64, 67, 72]
+    for i, step in enumerate(range(first, first + bars * 16, every)):
+        p = pitches[i % 4]
+        plays.setdefault(step, []).append(("on", p, 70))
+        plays.setdefault(step + 1, []).append(("off", p))
+    return plays
+
+
+def balanced(events) -> bool:
+    sounding: dict[int, int] = {}
+    for e in sorted(events, key=lambda e: (e.step, e.kind == "on")):
+        if e.kind == "on":
+            sounding[e.pitch] = sounding.get(e.pitch, 0) + 1
+        else:
+            assert sounding.get(e.pitch, 0) > 0, f"note-off without note-on: {e}"
+            sounding[e.pitch] -= 1
+    return not any(sounding.values())
+
+
+def test_frames_tell_struck_held_and_sustained_apart():
+    b = FrameBuilder(sustain=True)
+    b.note_on(0, 60, 90)
+    assert b.frame(0)[60 - LOW_KEY] == STRUCK
+    assert b.frame(1)[60 - LOW_KEY] == HELD
+    b.set_pedal(True)
+    b.note_off(2, 60)
+    assert b.frame(2)[60 - LOW_KEY] == HELD and not b.silent()         # sustained by the pedal
+    b.set_pedal(False)
+    assert b.frame(3)[60 - LOW_KEY] == 0 and b.silent()
+    b.note_on(4, 62, 90)
+    b.note_off(4, 62)                                                 # shorter than a step: still struck
+    assert b.frame(4)[62 - LOW_KEY] == STRUCK
+
+
+def test_a_call_is_answered_on_the_next_bar_line_and_every_note_ends(engine):
+    cfg = PerformerConfig(silence_beats=2, seed=1, candidates=2)
+    performer = Performer(engine, 16, 4, cfg)
+    timeline = run(performer, 16 * 8, phrase(0, bars=2))
+    events = timeline.sorted()
+    assert performer.answers == 1
+    ons = [e for e in events if e.kind == "on"]
+    # the call's last note is at step 30 (released at 31): 2 beats of silence -> decided at 39,
+    # the answer starts on the next bar line, 48, and lasts as long as the call (2 bars)
+    assert ons and min(e.step for e in ons) >= 48 and max(e.step for e in events) <= 48 + 32
+    assert balanced(events)
+    assert all(e.velocity == 70 for e in ons)                          # the musician's dynamics
+
+
+def test_playing_during_an_answer_stops_it(engine):
+    performer = Performer(engine, 16, 4, PerformerConfig(silence_beats=2, seed=1, bars=4, temperature=1.5))
+    plays = phrase(0, bars=2)
+    plays.setdefault(56, []).append(("on", 50, 80))                    # during the answer (from 48)
+    plays.setdefault(60, []).append(("off", 50))
+    timeline = run(performer, 16 * 12, plays)
+    events = timeline.sorted()
+    assert balanced(events)
+    # the answer stops after the barge-in step; the musician's note is a new call, answered after
+    # its 2 beats of silence (60 -> 68) on the next bar line, 80
+    assert not [e for e in events if e.kind == "on" and 57 <= e.step < 80]
+    assert [e for e in events if e.kind == "on" and 48 <= e.step < 57]
+    assert performer.answers == 2
+
+
+def test_a_held_key_or_pedal_is_not_silence(engine):
+    performer = Performer(engine, 16, 4, PerformerConfig(silence_beats=2, seed=1))
+    plays = phrase(0, bars=1)
+    plays.setdefault(14, []).append(("pedal", True))
+    plays.setdefault(60, []).append(("pedal", False))                  # silence counts from here
+    timeline = run(performer, 16 * 8, plays)
+    ons = [e for e in timeline.sorted() if e.kind == "on"]
+    assert ons and min(e.step for e in ons) >= 80                      # 60 + 8 steps -> next bar line 80
+
+
+def test_duet_is_deterministic_and_writes_both_parts(tmp_path):
+    call = tmp_path / "call.mid"
+    events = [(0, mido.MetaMessage("set_tempo", tempo=600000))]
+    for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62]):
+        events += note(p, i * 240, i * 240 + 200)
+    for i, p in enumerate([67, 69, 71, 72]):
+        events += note(p, 480 * 16 + i * 240, 480 * 16 + i * 240 + 200)
+    make_midi(call, events)
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.mid"
+        result = subprocess.run([sys.executable, "-m", "livecomp.cli", "duet", str(call), "--model", "basic",
+                                 "--out", str(out), "--png", str(out.with_suffix(".png")), "--seed", "3"],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        outs.append(out)
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    mid = mido.MidiFile(outs[0])
+    assert [t.name for t in mid.tracks] == ["tempo", "musician", "livecomp"]
+    assert "2 answers" in result.stdout and "100 bpm" in result.stdout
+    answer_ticks = []
+    now = 0
+    for msg in mid.tracks[2]:
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            answer_ticks.append(now)
+    assert answer_ticks and min(answer_ticks) >= 480 * 8                  # after the first call, on bar 3
+
+
+def test_duet_of_a_real_tune_keeps_its_meter(tmp_path):
+    out = tmp_path / "jig.mid"
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "duet", str(NOTTINGHAM / "jigs1.mid"),
+                             "--model", "basic", "--out", str(out), "--max-call-bars", "4", "--barge-in", "continue"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "3 beats a bar" in result.stdout and " 0 answers" not in result.stdout
+    assert len(mido.MidiFile(out).tracks) == 3
