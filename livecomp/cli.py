@@ -107,13 +107,6 @@ def format_summary(path: Path, s: dict) -> str:
     return "\n".join(lines)
 
 
-_PASS_ANY_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def _not_built(name: str) -> NoReturn:
-    fail(f"`livecomp {name}` is not built yet in version {__version__}.", code=2)
-
-
 def _need_training_extra():
     """Import the training package, or end with the install command when torch is missing."""
     try:
@@ -451,16 +444,92 @@ def duet(
         typer.echo(f"wrote {wav} (soundfont {font})")
 
 
-@app.command(context_settings=_PASS_ANY_ARGS)
-def listen(ctx: typer.Context) -> None:
-    """Play with a musician on MIDI ports: listen, then answer on the grid."""
-    _not_built("listen")
+@app.command()
+def listen(
+    inp: str = typer.Option(..., "--in", help="Input port: full name, unique part, index, or virtual:NAME."),
+    out: str = typer.Option(..., "--out", help="Output port: full name, unique part, index, or virtual:NAME."),
+    api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one)."),
+    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name or a model folder."),
+    bpm: float = typer.Option(120.0, "--bpm", min=20, max=400, help="Tempo; the first note played is beat 1 of bar 1."),
+    meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
+    silence_beats: float = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence)."),
+    min_call_beats: float = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered."),
+    max_call_bars: int = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence."),
+    end_cc: Optional[int] = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64)."),
+    bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
+    align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0),
+    candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Fix the sampling (the same playing gets the same answers)."),
+    barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
+    sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
+    channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500, help="Send this much earlier to make up for a synth's delay."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write what was heard and played to this MIDI file on exit."),
+    provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
+) -> None:
+    """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
+    import threading
+
+    from .clock import parse_meter
+    from .live import Live, LiveConfig, install_signal_handlers
+    from .ports import Port, PortError, default_api
+
+    try:
+        beats = parse_meter(meter)
+    except ValueError as exc:
+        fail(f"{exc}.")
+    cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
+                            barge_in, sustain)
+    engine = _engine(model, provider)
+    api = api or default_api()
+    messages = []
+    live = None
+    try:
+        output = Port(out, "output", api, on_change=typer.echo)
+        live = Live(engine, cfg, LiveConfig(bpm=bpm, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
+                                            end_cc=end_cc, record=record), output.send, log=typer.echo)
+        source = Port(inp, "input", api, on_message=live.heard, on_change=typer.echo)
+    except PortError as exc:
+        if live is not None:
+            live.scheduler.panic()
+        fail(str(exc))
+    install_signal_handlers(live)
+    typer.echo(f"listening on {source.connected_to!r} ({api}), answering on {output.connected_to!r} channel {channel}; "
+               f"{engine.name} ({engine.architecture}) on {engine.provider_used}; Ctrl-C to stop")
+    loop = threading.Thread(target=live.run, name="livecomp-steps")
+    loop.start()
+    try:
+        while loop.is_alive():
+            loop.join(timeout=0.2)
+    finally:
+        live.stopping.set()
+        loop.join()
+        source.close()
+        output.close()
+        del messages
+    late = live.scheduler.lateness_ms()
+    typer.echo(f"\nstopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
+               f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"
+               + (f"; recorded {record}" if record else ""))
 
 
-@app.command(context_settings=_PASS_ANY_ARGS)
-def ports(ctx: typer.Context) -> None:
+@app.command()
+def ports(api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one).")) -> None:
     """List MIDI input and output ports."""
-    _not_built("ports")
+    from .ports import PortError, default_api, list_ports
+
+    api = api or default_api()
+    try:
+        inputs, outputs = list_ports(api)
+    except PortError as exc:
+        fail(str(exc))
+    typer.echo(f"{api} inputs:")
+    for i, name in enumerate(inputs):
+        typer.echo(f"  {i}: {name}")
+    typer.echo(f"{api} outputs:")
+    for i, name in enumerate(outputs):
+        typer.echo(f"  {i}: {name}")
 
 
 def main() -> None:

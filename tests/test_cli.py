@@ -53,13 +53,6 @@ def test_bad_files_get_one_sentence_and_a_non_zero_exit(tmp_path, kind, words):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", ["listen", "ports"])
-def test_commands_not_built_yet_say_so_and_fail(command):
-    result = runner.invoke(app, [command, "--anything", "x"])
-    assert result.exit_code == 2
-    assert "not built yet" in result.output
-
-
 def test_the_runtime_never_imports_torch(tmp_path):
     out = str(tmp_path / "g.mid")
     model = str(ROOT / "bench" / "models" / "basic-jsb")

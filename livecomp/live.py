@@ -1,0 +1,193 @@
+"""``livecomp listen``: the performer on real ports and a real clock.
+
+The input port's callback only timestamps messages and queues them. The step loop wakes when
+each step's window closes (half a step after its grid line), places the queued messages on
+their nearest steps, lets the performer fold the step into the model's state and decide, and
+hands what it plans to the scheduler, which sends each message at its grid time minus
+``latency_ms``. Every way out (Ctrl-C, SIGTERM, an error, a lost port) releases every note
+livecomp started and sends All Notes Off on its channels; ``--record`` is written then.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+
+from .clock import Grid
+from .engine import Engine
+from .files import save_midi
+from .performer import Performer, PerformerConfig
+from .scheduler import Scheduler, now
+
+
+@dataclass
+class LiveConfig:
+    bpm: float = 120.0
+    beats_per_bar: int = 4
+    channel: int = 0                    # livecomp's output channel (0-15)
+    latency_ms: float = 0.0             # send this much earlier than the grid (a synth's delay)
+    end_cc: int | None = None           # a controller that ends a call at once
+    record: Path | None = None
+    status: bool = True                 # one status line on a terminal
+
+
+class Recorder:
+    """What was heard and what was played, with their times: written as a two-part MIDI file."""
+
+    def __init__(self):
+        self.heard: list[tuple[float, list[int]]] = []
+        self.played: list[tuple[float, list[int]]] = []
+        self._lock = threading.Lock()
+
+    def add(self, part: str, t: float, message: list[int]) -> None:
+        with self._lock:
+            (self.heard if part == "heard" else self.played).append((t, list(message)))
+
+    def save(self, path: Path, bpm: float, origin: float | None) -> None:
+        tpb = 480
+        zero = origin if origin is not None else min([t for t, _ in self.heard + self.played], default=0.0)
+        mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+        tempo = mido.MidiTrack([mido.MetaMessage("track_name", name="tempo"),
+                                mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))])
+        mid.tracks.append(tempo)
+        with self._lock:
+            parts = (("musician", list(self.heard)), ("livecomp", list(self.played)))
+        for name, part in parts:
+            track, last = mido.MidiTrack([mido.MetaMessage("track_name", name=name)]), 0
+            for t, raw in sorted(part, key=lambda e: e[0]):
+                try:
+                    msg = mido.Message.from_bytes(raw)
+                except ValueError:
+                    continue
+                tick = max(int(round((t - zero) * tpb * bpm / 60.0)), 0)
+                track.append(msg.copy(time=max(tick - last, 0)))
+                last = max(tick, last)
+            mid.tracks.append(track)
+        save_midi(path, mid)
+
+
+class Live:
+    def __init__(self, engine: Engine, performer_cfg: PerformerConfig, cfg: LiveConfig, send, log=print):
+        self.engine = engine
+        self.cfg = cfg
+        self.performer = Performer(engine, engine.steps_per_beat * cfg.beats_per_bar, engine.steps_per_beat,
+                                   performer_cfg)
+        self.recorder = Recorder()
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._send_port = send
+        self.scheduler = Scheduler(self._send)
+        self.grid: Grid | None = None
+        self.stopping = threading.Event()
+        self.log = log
+        self.step_lateness: list[float] = []
+
+    # -- ports --------------------------------------------------------------------------------
+
+    def _send(self, message: list[int]) -> None:
+        self._send_port(message)
+        self.recorder.add("played", now(), message)
+
+    def heard(self, message: list[int], t: float) -> None:
+        """The input callback: timestamp and queue, never block."""
+        self.inbox.put((t, message))
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Listen and answer until ``stopping`` is set; always leaves silence behind."""
+        try:
+            self._loop()
+        finally:
+            self.scheduler.panic()
+            if self.cfg.record is not None:
+                self.recorder.save(self.cfg.record, self.cfg.bpm, self.grid.origin if self.grid else None)
+
+    def _loop(self) -> None:
+        pending: list[tuple[float, list[int]]] = []
+        while self.grid is None and not self.stopping.is_set():       # the first note sets beat 1 of bar 1
+            try:
+                t, message = self.inbox.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            pending.append((t, message))
+            self.recorder.add("heard", t, message)
+            if message[0] & 0xF0 == 0x90 and len(message) > 2 and message[2] > 0:
+                self.grid = Grid(origin=t, bpm=self.cfg.bpm, steps_per_beat=self.engine.steps_per_beat,
+                                 beats_per_bar=self.cfg.beats_per_bar)
+                self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
+        n = 0
+        latency = self.cfg.latency_ms / 1000.0
+        while not self.stopping.is_set():
+            closes = self.grid.time_of(n + 0.5)
+            while True:                                                 # wait for the window to close
+                left = closes - now()
+                if left <= 0 or self.stopping.is_set():
+                    break
+                try:
+                    t, message = self.inbox.get(timeout=left)
+                    pending.append((t, message))
+                    self.recorder.add("heard", t, message)
+                except queue.Empty:
+                    break
+            if self.stopping.is_set():
+                break
+            self.step_lateness.append(now() - closes)
+            for t, message in pending:
+                self._place(t, message)
+            pending = []
+            for event in self.performer.step(n):
+                due = self.grid.time_of(event.step) - latency
+                tag = self.performer.answers
+                if event.kind == "stop":
+                    self.scheduler.cancel(tag, after=due)
+                    self.scheduler.release(max(due, now()))
+                elif event.kind == "on":
+                    self.scheduler.at(due, [0x90 | self.cfg.channel, event.pitch, event.velocity], tag)
+                else:
+                    self.scheduler.at(due, [0x80 | self.cfg.channel, event.pitch, 0], tag)
+            if self.cfg.status and n % self.engine.steps_per_beat == 0:
+                self._status(n)
+            n += 1
+
+    def _place(self, t: float, message: list[int]) -> None:
+        step = self.grid.nearest_step(t)
+        kind = message[0] & 0xF0
+        if kind == 0x90 and len(message) > 2 and message[2] > 0:
+            self.performer.note_on(step, message[1], message[2])
+        elif kind in (0x80, 0x90) and len(message) > 2:
+            self.performer.note_off(step, message[1])
+        elif kind == 0xB0 and len(message) > 2:
+            if message[1] == 64:
+                self.performer.pedal(message[2] >= 64)
+            elif self.cfg.end_cc is not None and message[1] == self.cfg.end_cc and message[2] >= 64:
+                self.performer.end_of_call()
+
+    def _status(self, n: int) -> None:
+        bar, beat = n // self.performer.steps_per_bar + 1, (n % self.performer.steps_per_bar) // self.engine.steps_per_beat + 1
+        late = self.scheduler.lateness_ms()
+        what = "answering" if self.performer.answering else "listening"
+        line = f"{self.cfg.bpm:g} bpm  {bar:>4}:{beat}  {what:<9}  last sends p99 {late['p99']:.2f} ms"
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + line)
+            sys.stderr.flush()
+
+
+def install_signal_handlers(live: Live) -> None:
+    """SIGINT and SIGTERM end the loop; the loop's ``finally`` releases every note."""
+    def stop(signum, frame):
+        live.stopping.set()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def wait_forever(live: Live, thread: threading.Thread) -> None:
+    while thread.is_alive():
+        thread.join(timeout=0.2)
+        time.sleep(0)

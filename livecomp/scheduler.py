@@ -1,0 +1,136 @@
+"""Sending MIDI messages at their times on a monotonic clock, from a thread of its own.
+
+Each message waits in a heap until its time: the thread sleeps until ``spin_s`` before it, then
+spins (checking the clock) for the last fraction of a millisecond, sends, and records how late
+the send was. Scheduling never blocks the caller. The scheduler knows which notes it has
+started and not yet ended, so ``stop`` and ``panic`` can release every one of them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+now = time.perf_counter           # monotonic, sub-microsecond
+
+
+class Scheduler:
+    def __init__(self, send: Callable[[list[int]], None], spin_s: float = 0.0006, guard_s: float = 30.0):
+        self._send = send
+        self.spin_s = spin_s
+        self.guard_s = guard_s                      # release a machine note held longer than this
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self.sounding: dict[tuple[int, int], float] = {}   # (channel, pitch) -> time of its note-on
+        self.channels: set[int] = set()
+        self.lateness: list[float] = []             # seconds, one per message sent
+        self._thread = threading.Thread(target=self._run, name="livecomp-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def at(self, t: float, message: list[int], tag: int = 0) -> None:
+        """Send ``message`` (raw MIDI bytes) at time ``t`` (``now()`` seconds). ``tag`` groups
+        messages that ``cancel`` may drop together (an answer)."""
+        with self._cond:
+            heapq.heappush(self._heap, (t, next(self._seq), message, tag))
+            self._cond.notify()
+
+    def cancel(self, tag: int, after: float = 0.0) -> None:
+        """Drop the messages of ``tag`` due at or after ``after`` (their note-offs too: release
+        what they would have ended with ``release``)."""
+        with self._cond:
+            self._heap = [item for item in self._heap if not (item[3] == tag and item[0] >= after)]
+            heapq.heapify(self._heap)
+            self._cond.notify()
+
+    def release(self, t: float | None = None) -> None:
+        """Note-off, at ``t`` (default now), for every note this scheduler started and has not ended."""
+        t = now() if t is None else t
+        with self._cond:
+            for channel, pitch in list(self.sounding):
+                heapq.heappush(self._heap, (t, next(self._seq), [0x80 | channel, pitch, 0], -1))
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and not self._heap:
+                    self._cond.wait(timeout=1.0)
+                    self._guard()
+                if self._stopped:
+                    return
+                due = self._heap[0][0]
+                wait = due - now() - self.spin_s
+                if wait > 0:
+                    self._cond.wait(timeout=min(wait, 0.05))   # woken early by new, sooner messages
+                    self._guard()
+                    continue
+                t, _, message, _ = heapq.heappop(self._heap)
+            while now() < t:                                       # the last fraction of a millisecond
+                pass
+            self._send_now(message, t)
+
+    def _send_now(self, message: list[int], due: float) -> None:
+        self._send(message)
+        sent = now()
+        self.lateness.append(sent - due)
+        status, kind = message[0], message[0] & 0xF0
+        if kind in (0x80, 0x90) and len(message) >= 3:
+            key = (status & 0x0F, message[1])
+            self.channels.add(status & 0x0F)
+            if kind == 0x90 and message[2] > 0:
+                self.sounding[key] = sent
+            else:
+                self.sounding.pop(key, None)
+
+    def _guard(self) -> None:
+        """The stuck-note guard: end any note held far longer than any answer plans."""
+        limit = now() - self.guard_s
+        for (channel, pitch), since in list(self.sounding.items()):
+            if since < limit:
+                self._send_now([0x80 | channel, pitch, 0], now())
+
+    # -- the way out --------------------------------------------------------------------------
+
+    def panic(self) -> None:
+        """Stop the thread, drop every plan, and silence: note-off for every sounding note and
+        All Notes Off (CC 123) on every channel used. Safe to call more than once."""
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=1.0)
+        for channel, pitch in list(self.sounding):
+            self._safe_send([0x80 | channel, pitch, 0])
+        self.sounding.clear()
+        for channel in sorted(self.channels):
+            self._safe_send([0xB0 | channel, 123, 0])
+
+    def _safe_send(self, message: list[int]) -> None:
+        try:
+            self._send(message)
+        except Exception:   # a lost port: nothing more can be released there
+            pass
+
+    def lateness_ms(self) -> dict[str, float]:
+        """p50, p99 and max lateness of the sends so far, in milliseconds."""
+        if not self.lateness:
+            return {"p50": 0.0, "p99": 0.0, "max": 0.0, "sent": 0}
+        late = np.array(self.lateness) * 1e3
+        return {"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99)),
+                "max": float(late.max()), "sent": int(late.size)}
