@@ -163,8 +163,12 @@ class Port:
             if self._midi is not None:
                 self._midi.send_message(message)
 
-    def close(self) -> None:
+    def close(self, drain_s: float = 0.05) -> None:
+        """Close the port; an output first waits ``drain_s`` so the last messages (the note-offs
+        of a panic) leave the MIDI system's buffers before the port goes."""
         self._closing.set()
+        if self.direction == "output" and self._midi is not None:
+            time.sleep(drain_s)
         with self._lock:
             midi, self._midi = self._midi, None
         if midi is not None:

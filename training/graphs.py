@@ -121,18 +121,29 @@ class EnDeCellAdvance(nn.Module):
 
 
 def _codes_of(states: torch.Tensor, key_states: int) -> torch.Tensor:
-    """Key states (B, n) (int or float) -> one-hot codes (B, n (K - 1)), as ``one_hot_states``."""
-    codes = states.unsqueeze(-1) == torch.arange(1, key_states, dtype=states.dtype)
+    """Key states (B, n) (int or float) -> thermometer codes (B, n (K - 1)): per key
+    [state >= 1, state >= 2]. The bar graphs carry keys in this code, because the sampler's
+    comparisons produce it directly; the weights that read it are rewritten to match
+    (``_from_one_hot``), so the model computes what it computed on one-hot codes."""
+    codes = states.unsqueeze(-1) >= torch.arange(1, key_states, dtype=states.dtype)
     return codes.float().reshape(states.shape[0], -1)
 
 
-class _Sampler(nn.Module):
-    """Inverse-CDF draws of ``keys`` keys in a few nodes, on flat one-hot codes.
+def _from_one_hot(weight: torch.Tensor, keys: int, key_states: int) -> torch.Tensor:
+    """Columns of ``weight`` (out, keys (K-1)) that read one-hot codes -> the same map on
+    thermometer codes: one-hot = M @ thermometer per key, M = [[1, -1], [0, 1]] for K = 3."""
+    k1 = key_states - 1
+    m = torch.eye(k1) - torch.diag(torch.ones(k1 - 1), 1)
+    return weight @ torch.kron(torch.eye(keys), m)
 
-    scores (B, keys, K) tempered, noise (B, keys (K-1)) (each key's uniform repeated K-1 times)
-    -> codes (B, keys (K-1)). The CDF is one product with a triangular matrix; comparing it
-    with the noise gives each key's thermometer code [state >= 1, state >= 2], and one more
-    product (block diagonal) turns that into the one-hot code. All shapes are constants.
+
+class _Sampler(nn.Module):
+    """Inverse-CDF draws of ``keys`` keys in a few nodes.
+
+    scores (..., keys, K) tempered, noise (B, keys (K-1)) (each key's uniform repeated K-1
+    times) -> thermometer codes (1, B, keys (K-1)): the CDF is one product with a triangular
+    matrix, and comparing it with the noise gives [state >= 1, state >= 2] for each key.
+    All shapes are constants.
     """
 
     def __init__(self, key_states: int, keys: int):
@@ -140,14 +151,10 @@ class _Sampler(nn.Module):
         K = self.K = key_states
         self.keys = keys
         self.register_buffer("cdf", torch.triu(torch.ones(K, K))[:, :K - 1].contiguous())   # p -> P(state <= k)
-        thermo_to_code = (torch.eye(K - 1) - torch.diag(torch.ones(K - 2), 1)).t().contiguous()         # identity for K = 2
-        self.register_buffer("to_code", torch.kron(torch.eye(keys), thermo_to_code).contiguous())
 
     def forward(self, scores: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """-> codes (1, B, keys (K-1)): the layout of the recurrent nodes' inputs."""
         cdf = (torch.softmax(scores, -1) @ self.cdf).reshape(1, -1, self.keys * (self.K - 1))
-        above = (cdf <= noise).float()
-        return above @ self.to_code if self.K > 2 else above
+        return (cdf <= noise).float()
 
 
 def _expand_noise(noise: torch.Tensor, key_states: int) -> torch.Tensor:
@@ -158,9 +165,8 @@ def _expand_noise(noise: torch.Tensor, key_states: int) -> torch.Tensor:
 
 
 def _states_of(codes: torch.Tensor, key_states: int) -> torch.Tensor:
-    """codes (..., 88 (K-1)) -> key states (..., 88) float: one product with a block matrix."""
-    values = torch.kron(torch.eye(N_KEYS), torch.arange(1, key_states, dtype=torch.float32).unsqueeze(1))
-    return codes @ values
+    """Thermometer codes (..., 88 (K-1)) -> key states (..., 88) float: the bits summed."""
+    return codes @ torch.kron(torch.eye(N_KEYS), torch.ones(key_states - 1, 1))
 
 
 def _frozen(t: torch.Tensor) -> nn.Parameter:
@@ -204,6 +210,8 @@ class BasicBar(nn.Module):
         self.steps = steps
         self.K = K = model.cfg.key_states
         self.cells = _LSTMNodes(model.lstm)
+        first = self.cells.layers[0].weight_ih_l0
+        first.data.copy_(_from_one_hot(first.data, N_KEYS, K))                  # it reads thermometer codes
         self.sampler = _Sampler(K, N_KEYS)
         w, b = model.head.weight.detach().t(), model.head.bias.detach()    # (H, 88 K), (88 K)
         self.has_prev = model.neighbours is not None
@@ -212,7 +220,7 @@ class BasicBar(nn.Module):
             with torch.no_grad():
                 conv = model.neighbours(basis) - model.neighbours.bias.view(1, -1, 1)   # (88 (K-1), K, 88)
             band = conv.transpose(1, 2).reshape(N_KEYS * (K - 1), N_KEYS * K)
-            w = torch.cat([w, band], 0)
+            w = torch.cat([w, _from_one_hot(band.t(), N_KEYS, K).t()], 0)
             b = b + model.neighbours.bias.detach().repeat(N_KEYS)
         self.w_head = _frozen(w)
         self.b_head = _frozen(b)
@@ -260,7 +268,20 @@ class EnDeCellBar(nn.Module):
         self.decoder = nn.GRU(model.decoder.input_size, cfg.dec_hidden)        # seq-first: no transposes
         for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(self.decoder, f"{kind}_l0").data.copy_(getattr(model.decoder, f"{kind}_l0").detach())
-        self.decoder.requires_grad_(False)
+        w = self.decoder.weight_ih_l0.data                                  # [below, around, position] columns
+        n_below, n_around = cfg.reach * (K - 1), (2 * cfg.reach + cfg.chunk) * (K - 1)
+        w[:, :n_below] = _from_one_hot(w[:, :n_below], cfg.reach, K)
+        w[:, n_below:n_below + n_around] = _from_one_hot(w[:, n_below:n_below + n_around], 2 * cfg.reach + cfg.chunk, K)
+        self.encoder = nn.GRU(model.encoder.input_size, cfg.enc_hidden, batch_first=True)
+        self.encoder.load_state_dict(model.encoder.state_dict())
+        w = self.encoder.weight_ih_l0.data                                  # [chunk code, position] columns
+        w[:, :cfg.chunk * (K - 1)] = _from_one_hot(w[:, :cfg.chunk * (K - 1)], cfg.chunk, K)
+        self.skip = None
+        if model.encoder_skip is not None:
+            self.skip = nn.Linear(N_KEYS * (K - 1), cfg.enc_hidden)
+            self.skip.load_state_dict(model.encoder_skip.state_dict())
+            self.skip.weight.data.copy_(_from_one_hot(self.skip.weight.data, N_KEYS, K))
+        self.requires_grad_(False)
         self.sampler = _Sampler(K, cfg.chunk)
         self.w_head = _frozen(model.head.weight.detach().t())               # (H, c K)
         self.b_head = _frozen(model.head.bias.detach())
@@ -278,8 +299,8 @@ class EnDeCellBar(nn.Module):
         padded = F.pad(codes, (0, (cfg.padded_keys - N_KEYS) * (self.K - 1)))
         x = padded.reshape(-1, cfg.n_chunks, cfg.chunk * (self.K - 1))
         x = torch.cat([x, m.position.weight.unsqueeze(0).expand(x.shape[0], -1, -1)], -1)
-        _, h = m.encoder(x)
-        return h if m.encoder_skip is None else h + m.encoder_skip(codes)
+        _, h = self.encoder(x)
+        return h if self.skip is None else h + self.skip(codes)
 
     def _write(self, context, prev_codes, noise, w_head, inv_t):
         """One frame per row, chunk by chunk. context (1, B, Ht), prev_codes (1, B, 88 (K-1)),

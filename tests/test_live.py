@@ -1,0 +1,141 @@
+"""`livecomp listen` on real MIDI ports: a JACK server of the suite's own (dummy driver, 0.33 ms
+periods), another client playing into livecomp's input and listening to its output, timed on
+the test's clock."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import mido
+import pytest
+
+from livecomp.engine import shipped_models
+
+pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
+
+PERIOD = 16 / 48000                          # one JACK period: MIDI moves once per period
+
+
+class Session:
+    """A running `livecomp listen` with a keyboard client wired to its input and a synth client
+    wired to its output."""
+
+    def __init__(self, env: dict, name: str, *args: str):
+        import rtmidi
+
+        self.env = env
+        self.proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
+                                      "--in", f"virtual:{name}-in", "--out", f"virtual:{name}-out", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.received: list[tuple[float, list[int]]] = []
+        self.keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{name}-player")
+        self.keys.open_virtual_port("keys")
+        self.synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{name}-synth")
+        self.synth.open_virtual_port("sound")
+        self.synth.set_callback(lambda event, data: self.received.append((time.perf_counter(), event[0])))
+        deadline = time.monotonic() + 30
+        while not self._connect(f"{name}-player:keys", f"livecomp-in:{name}-in") or \
+                not self._connect(f"livecomp-out:{name}-out", f"{name}-synth:sound"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"livecomp listen did not open its ports: {self.stop()}")
+            time.sleep(0.1)
+        time.sleep(0.3)
+
+    def _connect(self, a: str, b: str) -> bool:
+        result = subprocess.run(["jack_connect", a, b], env=self.env, capture_output=True, text=True)
+        return result.returncode == 0 or "already" in result.stderr
+
+    def play(self, notes: list[tuple[float, float, int]], t0: float, step: float) -> None:
+        """notes: (start step, length in steps, pitch), sent on the test's clock from t0."""
+        events = sorted([(t0 + s * step, [0x90, p, 90]) for s, _, p in notes] +
+                        [(t0 + (s + n) * step, [0x80, p, 0]) for s, n, p in notes], key=lambda e: e[0])
+        for when, message in events:
+            while time.perf_counter() < when:
+                pass
+            self.keys.send_message(message)
+
+    def stop(self, sig=signal.SIGTERM) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        out = self.proc.communicate(timeout=20)[0]
+        self.keys.delete()
+        self.synth.cancel_callback()
+        self.synth.delete()
+        return out
+
+    def notes_on(self) -> list[tuple[float, list[int]]]:
+        return [(t, m) for t, m in self.received if m[0] & 0xF0 == 0x90 and m[2] > 0]
+
+    def unmatched(self) -> dict:
+        """Notes livecomp started and did not end, per (channel, pitch)."""
+        sounding: dict = {}
+        for _, m in self.received:
+            kind, key = m[0] & 0xF0, (m[0] & 0x0F, m[1] if len(m) > 1 else 0)
+            if kind == 0x90 and m[2] > 0:
+                sounding[key] = sounding.get(key, 0) + 1
+            elif kind == 0x80 or (kind == 0x90 and m[2] == 0):
+                sounding[key] = max(sounding.get(key, 0) - 1, 0)
+        return {k: v for k, v in sounding.items() if v}
+
+
+ARPEGGIO = [(2 * i, 1, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # a bar of quavers
+
+
+def test_a_phrase_is_answered_on_the_bar_line_and_on_the_16th_grid(jack):
+    bpm = 120
+    step = 60 / bpm / 4
+    session = Session(jack, "grid", "--model", "basic", "--bpm", str(bpm), "--bars", "2", "--seed", "2",
+                      "--temperature", "1.2", "--candidates", "1")
+    t0 = time.perf_counter() + 0.05
+    session.play(ARPEGGIO, t0, step)
+    time.sleep((32 + 32 - 16) * step + 0.7)                 # the answer: bars 3 and 4
+    wiring = subprocess.run(["jack_lsp", "-c"], env=jack, capture_output=True, text=True).stdout
+    out = session.stop()
+    ons = session.notes_on()
+    assert ons, out + wiring
+    first = ons[0][0]
+    # the call ends at step 15; after 2 beats of silence the answer starts on the next bar line
+    assert abs(first - (t0 + 32 * step)) <= 2 * PERIOD + 0.001, (first - t0) / step
+    for t, _ in ons:
+        offset = (t - first) / step
+        assert abs(offset - round(offset)) * step <= 0.001, offset
+        assert 0 <= round(offset) < 32
+    assert not session.unmatched()
+    assert "1 answers" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack, tmp_path, sig):
+    bpm = 240
+    step = 60 / bpm / 4
+    trials = 20
+    for trial in range(trials):
+        record = tmp_path / f"session-{trial}.mid"
+        session = Session(jack, f"sig{trial}", "--model", "basic", "--bpm", str(bpm), "--bars", "8",
+                          "--temperature", "1.5", "--seed", str(trial), "--silence-beats", "1",
+                          "--record", str(record))
+        t0 = time.perf_counter() + 0.05
+        session.play(ARPEGGIO, t0, step)
+        # the answer starts at step 32 (call to 15, a beat of silence, the next bar line)
+        time.sleep(max(t0 + (32 + 3 + trial * 5) * step - time.perf_counter(), 0))
+        wiring = subprocess.run(["jack_lsp", "-c"], env=jack, capture_output=True, text=True).stdout
+        out = session.stop(sig)
+        assert session.proc.returncode == 0, out
+        assert not session.unmatched(), (trial, out, [(round((t - t0) / step, 2), m) for t, m in session.received])
+        parts = {t.name: t for t in mido.MidiFile(record).tracks}
+        heard = [m for m in parts["musician"] if m.type == "note_on" and m.velocity > 0]
+        played_on = [m for m in parts["livecomp"] if m.type == "note_on" and m.velocity > 0]
+        played_off = [m for m in parts["livecomp"] if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)]
+        assert len(heard) == len(ARPEGGIO), f"{trial}\n{out}\n{wiring}"
+        assert len(played_on) == len(session.notes_on()) and len(played_off) >= len(played_on)
+
+
+def test_an_unknown_port_is_one_sentence_listing_the_ports(jack):
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack", "--in", "no such keyboard",
+                             "--out", "virtual:x", "--model", "basic"], capture_output=True, text=True, env=jack,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "matches no input port" in result.stderr and "Traceback" not in result.stderr
