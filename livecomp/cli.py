@@ -469,6 +469,7 @@ def listen(
     provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
 ) -> None:
     """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
+    import sys
     import threading
 
     from .clock import parse_meter
@@ -495,6 +496,7 @@ def listen(
             live.scheduler.panic()
         fail(str(exc))
     install_signal_handlers(live)
+    sys.setswitchinterval(0.0002)       # the MIDI input callback runs in the MIDI system's thread: hand it the GIL fast
     typer.echo(f"listening on {source.connected_to!r} ({api}), answering on {output.connected_to!r} channel {channel}; "
                f"{engine.name} ({engine.architecture}) on {engine.provider_used}; Ctrl-C to stop")
     loop = threading.Thread(target=live.run, name="livecomp-steps")

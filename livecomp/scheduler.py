@@ -81,7 +81,7 @@ class Scheduler:
                     continue
                 t, _, message, _ = heapq.heappop(self._heap)
             while now() < t:                                       # the last fraction of a millisecond
-                pass
+                time.sleep(0)                                      # spin, but let the MIDI input thread in
             self._send_now(message, t)
 
     def _send_now(self, message: list[int], due: float) -> None:
