@@ -450,7 +450,8 @@ def listen(
     out: str = typer.Option(..., "--out", help="Output port: full name, unique part, index, or virtual:NAME."),
     api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one)."),
     model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name or a model folder."),
-    bpm: float = typer.Option(120.0, "--bpm", min=20, max=400, help="Tempo; the first note played is beat 1 of bar 1."),
+    bpm: str = typer.Option("120", "--bpm", help="Tempo in bpm (the first note played is beat 1 of bar 1), or auto: "
+                                                "tempo and phase from your first phrase."),
     meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
     silence_beats: float = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence)."),
     min_call_beats: float = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered."),
@@ -480,6 +481,12 @@ def listen(
         beats = parse_meter(meter)
     except ValueError as exc:
         fail(f"{exc}.")
+    try:
+        tempo = None if bpm == "auto" else float(bpm)
+    except ValueError:
+        fail(f"--bpm takes a number or auto, not {bpm!r}.")
+    if tempo is not None and not 20 <= tempo <= 400:
+        fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain)
     engine = _engine(model, provider)
@@ -488,7 +495,7 @@ def listen(
     live = None
     try:
         output = Port(out, "output", api, on_change=typer.echo)
-        live = Live(engine, cfg, LiveConfig(bpm=bpm, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
+        live = Live(engine, cfg, LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
                                             end_cc=end_cc, record=record), output.send, log=typer.echo)
         source = Port(inp, "input", api, on_message=live.heard, on_change=typer.echo)
     except PortError as exc:

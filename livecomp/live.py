@@ -20,7 +20,7 @@ from pathlib import Path
 
 import mido
 
-from .clock import Grid
+from .clock import Grid, estimate_tempo
 from .engine import Engine
 from .files import save_midi
 from .performer import Performer, PerformerConfig
@@ -29,7 +29,7 @@ from .scheduler import Scheduler, now
 
 @dataclass
 class LiveConfig:
-    bpm: float = 120.0
+    bpm: float | None = 120.0           # None: estimated from the first phrase (--bpm auto)
     beats_per_bar: int = 4
     channel: int = 0                    # livecomp's output channel (0-15)
     latency_ms: float = 0.0             # send this much earlier than the grid (a synth's delay)
@@ -84,6 +84,7 @@ class Live:
         self._send_port = send
         self.scheduler = Scheduler(self._send)
         self.grid: Grid | None = None
+        self.bpm: float | None = cfg.bpm
         self.stopping = threading.Event()
         self.log = log
         self.step_lateness: list[float] = []
@@ -107,21 +108,12 @@ class Live:
         finally:
             self.scheduler.panic()
             if self.cfg.record is not None:
-                self.recorder.save(self.cfg.record, self.cfg.bpm, self.grid.origin if self.grid else None)
+                self.recorder.save(self.cfg.record, self.bpm or 120.0, self.grid.origin if self.grid else None)
 
     def _loop(self) -> None:
-        pending: list[tuple[float, list[int]]] = []
-        while self.grid is None and not self.stopping.is_set():       # the first note sets beat 1 of bar 1
-            try:
-                t, message = self.inbox.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            pending.append((t, message))
-            self.recorder.add("heard", t, message)
-            if message[0] & 0xF0 == 0x90 and len(message) > 2 and message[2] > 0:
-                self.grid = Grid(origin=t, bpm=self.cfg.bpm, steps_per_beat=self.engine.steps_per_beat,
-                                 beats_per_bar=self.cfg.beats_per_bar)
-                self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
+        pending = self._first_phrase() if self.cfg.bpm is None else self._first_note()
+        if self.grid is None:
+            return
         n = 0
         latency = self.cfg.latency_ms / 1000.0
         while not self.stopping.is_set():
@@ -130,18 +122,18 @@ class Live:
                 left = closes - now()
                 if left <= 0 or self.stopping.is_set():
                     break
-                try:
-                    t, message = self.inbox.get(timeout=left)
-                    pending.append((t, message))
-                    self.recorder.add("heard", t, message)
-                except queue.Empty:
+                got = self._take(left)
+                if got is None:
                     break
+                pending.append(got)
             if self.stopping.is_set():
                 break
-            self.step_lateness.append(now() - closes)
-            for t, message in pending:
+            if now() - closes < self.grid.step_seconds:          # caught up (--bpm auto starts behind)
+                self.step_lateness.append(now() - closes)
+            ready = [(t, m) for t, m in pending if t < closes]     # later ones belong to later steps
+            pending = [(t, m) for t, m in pending if t >= closes]
+            for t, message in ready:
                 self._place(t, message)
-            pending = []
             for event in self.performer.step(n):
                 due = self.grid.time_of(event.step) - latency
                 tag = self.performer.answers
@@ -155,6 +147,58 @@ class Live:
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 self._status(n)
             n += 1
+
+    def _take(self, timeout: float) -> tuple[float, list[int]] | None:
+        try:
+            t, message = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.recorder.add("heard", t, message)
+        return t, message
+
+    def _new_grid(self, origin: float, bpm: float) -> None:
+        self.grid = Grid(origin=origin, bpm=bpm, steps_per_beat=self.engine.steps_per_beat,
+                         beats_per_bar=self.cfg.beats_per_bar)
+        self.bpm = bpm
+
+    def _first_note(self) -> list:
+        """Fixed tempo: the first note played is beat 1 of bar 1."""
+        pending = []
+        while not self.stopping.is_set():
+            got = self._take(0.05)
+            if got is None:
+                continue
+            pending.append(got)
+            t, message = got
+            if message[0] & 0xF0 == 0x90 and len(message) > 2 and message[2] > 0:
+                self._new_grid(t, self.cfg.bpm)
+                self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
+                break
+        return pending
+
+    def _first_phrase(self, gap: float = 0.6) -> list:
+        """--bpm auto: the first phrase (until ``gap`` seconds with no key down) sets the tempo
+        and the phase; its first note is beat 1 of bar 1."""
+        pending, down, last = [], set(), None
+        while not self.stopping.is_set():
+            got = self._take(0.02)
+            if got is not None:
+                pending.append(got)
+                t, m = got
+                if m[0] & 0xF0 == 0x90 and len(m) > 2 and m[2] > 0:
+                    down.add(m[1])
+                elif m[0] & 0xF0 in (0x80, 0x90) and len(m) > 2:
+                    down.discard(m[1])
+                last = t
+                continue
+            onsets = [t for t, m in pending if m[0] & 0xF0 == 0x90 and len(m) > 2 and m[2] > 0]
+            if len(onsets) >= 4 and not down and now() - last >= gap:
+                bpm, origin = estimate_tempo(onsets, steps_per_beat=self.engine.steps_per_beat)
+                self._new_grid(origin, bpm)
+                self.log(f"tempo {bpm:.1f} bpm from the first phrase of {len(onsets)} notes; its first note is "
+                         f"beat 1 of bar 1, {self.cfg.beats_per_bar} beats a bar")
+                break
+        return pending
 
     def _place(self, t: float, message: list[int]) -> None:
         step = self.grid.nearest_step(t)
@@ -173,7 +217,7 @@ class Live:
         bar, beat = n // self.performer.steps_per_bar + 1, (n % self.performer.steps_per_bar) // self.engine.steps_per_beat + 1
         late = self.scheduler.lateness_ms()
         what = "answering" if self.performer.answering else "listening"
-        line = f"{self.cfg.bpm:g} bpm  {bar:>4}:{beat}  {what:<9}  last sends p99 {late['p99']:.2f} ms"
+        line = f"{self.bpm:.1f} bpm  {bar:>4}:{beat}  {what:<9}  last sends p99 {late['p99']:.2f} ms"
         if sys.stderr.isatty():
             sys.stderr.write("\r" + line)
             sys.stderr.flush()

@@ -139,3 +139,23 @@ def test_an_unknown_port_is_one_sentence_listing_the_ports(jack):
                             timeout=60)
     assert result.returncode == 1
     assert "matches no input port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bpm_auto_locks_to_the_phrase_and_answers_on_its_grid(jack):
+    bpm = 92
+    step = 60 / bpm / 4
+    session = Session(jack, "auto", "--model", "basic", "--bpm", "auto", "--bars", "2", "--seed", "4",
+                      "--temperature", "1.3", "--candidates", "1")
+    phrase = [(0, 1, 60), (2, 1, 62), (4, 1, 64), (6, 1, 65), (8, 2, 67), (11, 1, 65), (12, 2, 64), (14, 1, 62)]
+    t0 = time.perf_counter() + 0.05
+    session.play(phrase, t0, step)
+    time.sleep(t0 + 64 * step + 0.5 - time.perf_counter())
+    out = session.stop()
+    found = float(out.split("tempo ")[1].split(" bpm")[0])
+    assert abs(found - bpm) <= 1, out
+    ons = session.notes_on()
+    assert ons, out
+    offset = (ons[0][0] - t0) / step
+    assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, offset
+    assert round(offset) % 16 == 0 and round(offset) >= 16, offset     # on a bar line of the phrase's grid
+    assert not session.unmatched()

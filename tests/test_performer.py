@@ -153,3 +153,16 @@ def test_duet_of_a_real_tune_keeps_its_meter(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "3 beats a bar" in result.stdout and " 0 answers" not in result.stdout
     assert len(mido.MidiFile(out).tracks) == 3
+
+
+@pytest.mark.parametrize("bpm", [72, 92, 100, 120, 138])
+def test_the_tempo_of_a_phrase_is_found_from_its_onsets(bpm):
+    from livecomp.clock import estimate_tempo
+
+    rng = np.random.default_rng(bpm)
+    step = 60 / bpm / 4
+    steps = np.concatenate([[0], np.cumsum(rng.choice([1, 2, 2, 4], 11))])
+    onsets = 3.0 + steps * step + rng.normal(0, 0.004, steps.size)      # a human's few ms of spread
+    found, origin = estimate_tempo(list(onsets))
+    assert abs(found - bpm) <= 1
+    assert abs(origin - 3.0) <= 0.005                                   # the first note's grid line
