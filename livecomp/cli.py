@@ -377,16 +377,18 @@ def generate(
 
 
 def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                      barge_in, sustain):
+                      barge_in, sustain, mode="call"):
     from .performer import PerformerConfig
 
+    if mode not in ("call", "duet"):
+        fail(f"--mode must be call or duet, not {mode!r}.")
     if align not in ("bar", "beat"):
         fail(f"--align must be bar or beat, not {align!r}.")
     if barge_in not in ("stop", "continue"):
         fail(f"--barge-in must be stop or continue, not {barge_in!r}.")
     return PerformerConfig(silence_beats=silence_beats, min_call_beats=min_call_beats, max_call_bars=max_call_bars,
                            bars=bars, align=align, temperature=temperature, candidates=candidates, seed=seed,
-                           barge_in=barge_in, sustain=sustain)
+                           barge_in=barge_in, sustain=sustain, mode=mode)
 
 
 @app.command()
@@ -405,6 +407,7 @@ def duet(
     candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
     seed: int = typer.Option(0, "--seed"),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
+    mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
     sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
     channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel of livecomp's part."),
     provider: str = typer.Option("auto", "--provider"),
@@ -418,7 +421,7 @@ def duet(
     from .roll import MidiFileError, midi_to_roll
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain)
+                            barge_in, sustain, mode)
     engine = _engine(model, provider)
     try:
         mid, events, grid, answers = run_duet(engine, performance, cfg, channel=channel - 1)
@@ -463,6 +466,7 @@ def listen(
     candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Fix the sampling (the same playing gets the same answers)."),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
+    mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
     sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
     channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on."),
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500, help="Send this much earlier to make up for a synth's delay."),
@@ -488,7 +492,7 @@ def listen(
     if tempo is not None and not 20 <= tempo <= 400:
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain)
+                            barge_in, sustain, mode)
     engine = _engine(model, provider)
     api = api or default_api()
     messages = []

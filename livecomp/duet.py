@@ -69,6 +69,9 @@ def duet(engine: Engine, path: str | Path, config: PerformerConfig, channel: int
         n += 1
         after_file = grid.time_of(n) > end_of_file
         waited = n - grid.nearest_step(end_of_file)
+        if config.mode == "duet" and after_file:
+            timeline.add(performer.finish(n))
+            break
         if after_file and not performer.answering and (performer.call_start is None or
                                                        waited > (config.silence_beats + 1) * grid.steps_per_beat):
             break

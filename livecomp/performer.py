@@ -125,6 +125,7 @@ class PerformerConfig:
     seed: int | None = None
     barge_in: str = "stop"             # "stop" | "continue"
     sustain: bool = True
+    mode: str = "call"                 # "call": call and response; "duet": play along step by step
 
 
 @dataclass
@@ -154,6 +155,8 @@ class Performer:
         self.end_requested = False
         self.answer: _Answer | None = None
         self.answers = 0
+        self._duet_tracker: NoteTracker | None = None
+        self._duet_next: np.ndarray | None = None
 
     # -- what the musician played (already on grid steps) ------------------------------------
 
@@ -171,16 +174,41 @@ class Performer:
 
     @property
     def answering(self) -> bool:
-        return self.answer is not None
+        return self.answer is not None or self._duet_tracker is not None
+
+    def finish(self, n: int) -> list[Event]:
+        """The performance ends at step n: end whatever livecomp still sounds."""
+        tracker = self._duet_tracker or (self.answer.tracker if self.answer else None)
+        return tracker.close(n) if tracker is not None else []
 
     # -- one step ------------------------------------------------------------------------------
 
     def step(self, n: int) -> list[Event]:
         """Step n's window has closed: fold what was heard, decide, and return events to play."""
         frame = self.heard.frame(n)
+        if self.cfg.mode == "duet":
+            return self._step_duet(n, frame)
         if self.answer is not None:
             return self._step_answering(n, frame)
         return self._step_listening(n, frame)
+
+    def _step_duet(self, n: int, frame: np.ndarray) -> list[Event]:
+        """Duet: the model hears both parts and writes its own next step as each step closes."""
+        if self._duet_tracker is None:
+            if not frame.any():
+                return []                                   # it joins when the musician starts
+            self._duet_tracker = NoteTracker(self.heard.dynamics())
+            self.answers += 1
+        mine = self._duet_next if self._duet_next is not None else np.zeros(N_KEYS, np.uint8)
+        both = np.maximum(frame, mine)
+        self.state = self.engine.advance(both[None, None], self.state)
+        self._duet_tracker.velocity = self.heard.dynamics()
+        frames, _, _ = self.engine.bar(self.state, candidates=1, temperature=self.cfg.temperature, seed=self.rng,
+                                       steps=1)
+        nxt = frames[0, 0].astype(np.uint8)
+        nxt[frame > OFF] = OFF                              # leave the musician's keys to the musician
+        self._duet_next = nxt
+        return self._duet_tracker.feed(nxt[None], n + 1)
 
     def _step_listening(self, n: int, frame: np.ndarray) -> list[Event]:
         self.state = self.engine.advance(frame[None, None], self.state)

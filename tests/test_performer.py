@@ -166,3 +166,16 @@ def test_the_tempo_of_a_phrase_is_found_from_its_onsets(bpm):
     found, origin = estimate_tempo(list(onsets))
     assert abs(found - bpm) <= 1
     assert abs(origin - 3.0) <= 0.005                                   # the first note's grid line
+
+
+def test_duet_mode_plays_along_while_the_musician_plays(engine):
+    performer = Performer(engine, 16, 4, PerformerConfig(mode="duet", seed=5, temperature=1.2))
+    plays = phrase(8, bars=4)
+    timeline = run(performer, 8 + 64, plays)
+    timeline.add(performer.finish(8 + 64))
+    events = timeline.sorted()
+    ons = [e for e in events if e.kind == "on"]
+    assert ons and min(e.step for e in ons) >= 9                   # it joins after the musician's first step
+    heard = {(s, a[1]) for s, acts in plays.items() for a in acts if a[0] == "on"}
+    assert not [e for e in ons if (e.step, e.pitch) in heard]      # never strikes the musician's own keys
+    assert balanced(events)
