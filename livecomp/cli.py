@@ -456,6 +456,8 @@ def listen(
     bpm: str = typer.Option("120", "--bpm", help="Tempo in bpm (the first note played is beat 1 of bar 1), or auto: "
                                                 "tempo and phase from your first phrase."),
     meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
+    sync: str = typer.Option("internal", "--sync", help="internal | clock: follow MIDI clock (start, stop, song position) from the input port."),
+    send_clock: bool = typer.Option(False, "--send-clock", help="Send MIDI clock on the output port so a DAW or drum machine follows."),
     silence_beats: float = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence)."),
     min_call_beats: float = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered."),
     max_call_bars: int = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence."),
@@ -491,6 +493,8 @@ def listen(
         fail(f"--bpm takes a number or auto, not {bpm!r}.")
     if tempo is not None and not 20 <= tempo <= 400:
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
+    if sync not in ("internal", "clock"):
+        fail(f"--sync must be internal or clock, not {sync!r}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
     engine = _engine(model, provider)
@@ -500,7 +504,8 @@ def listen(
     try:
         output = Port(out, "output", api, on_change=typer.echo)
         live = Live(engine, cfg, LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
-                                            end_cc=end_cc, record=record), output.send, log=typer.echo)
+                                            end_cc=end_cc, record=record, sync=sync, send_clock=send_clock),
+                    output.send, log=typer.echo)
         source = Port(inp, "input", api, on_message=live.heard, on_change=typer.echo)
     except PortError as exc:
         if live is not None:

@@ -99,3 +99,89 @@ def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, 
         slope, intercept = np.polyfit(k, t, 1)
         return 60.0 / (slope * steps_per_beat), float(intercept)
     return float(bpm), float(t[0])
+
+
+class ClockFollower:
+    """A grid driven by MIDI clock (24 ticks per quarter note) from another device.
+
+    Start (0xFA) puts the next tick at beat 1 of bar 1; Continue (0xFB) resumes at the song
+    position; Song Position Pointer (0xF2, in 16ths) moves it; Stop (0xFC) pauses. Step times
+    come from the ticks already received and, beyond the last, from the tick period averaged
+    over the last beat. ``feed`` is called from the MIDI input thread with each message's time.
+    """
+
+    TICKS_PER_BEAT = 24
+
+    def __init__(self, steps_per_beat: int = 4, beats_per_bar: int = 4):
+        self.steps_per_beat = steps_per_beat
+        self.beats_per_bar = beats_per_bar
+        self.ticks_per_step = self.TICKS_PER_BEAT / steps_per_beat
+        self.running = False
+        self.position = 0                      # ticks since beat 1 of bar 1 of the next tick
+        self.times: list[tuple[int, float]] = []   # (tick index, time) of the last beat's ticks
+        self.started_at: float | None = None
+
+    def feed(self, message: list[int], t: float) -> None:
+        status = message[0]
+        if status == 0xFA:                     # Start
+            self.running, self.position, self.times = True, 0, []
+        elif status == 0xFB:                   # Continue
+            self.running = True
+        elif status == 0xFC:                   # Stop
+            self.running = False
+        elif status == 0xF2 and len(message) >= 3:   # Song Position Pointer, in 16th notes
+            self.position = (message[1] | message[2] << 7) * self.TICKS_PER_BEAT // 4
+            self.times = []
+        elif status == 0xF8 and self.running:
+            if self.started_at is None and self.position == 0:
+                self.started_at = t
+            self.times = (self.times + [(self.position, t)])[-2 * self.TICKS_PER_BEAT:]
+            self.position += 1
+            self._fit = None
+
+    @property
+    def ready(self) -> bool:
+        return len(self.times) >= 2
+
+    def _line(self) -> tuple[float, float]:
+        """(time of tick 0, seconds per tick): a least-squares line through the last two beats of
+        ticks, so the jitter of single ticks averages out."""
+        fit = getattr(self, "_fit", None)
+        if fit is None:
+            k = np.array([k for k, _ in self.times], float)
+            t = np.array([t for _, t in self.times], float)
+            slope, intercept = np.polyfit(k - k[-1], t, 1)
+            fit = self._fit = (intercept - k[-1] * slope, slope)
+        return fit
+
+    @property
+    def tick_seconds(self) -> float:
+        return self._line()[1]
+
+    @property
+    def bpm(self) -> float:
+        return 60.0 / (self.tick_seconds * self.TICKS_PER_BEAT)
+
+    @property
+    def step_seconds(self) -> float:
+        return self.tick_seconds * self.ticks_per_step
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.steps_per_beat * self.beats_per_bar
+
+    def time_of(self, step: float) -> float:
+        """Seconds of ``step`` on the clock's grid (extrapolated past the last tick)."""
+        zero, period = self._line()
+        return zero + step * self.ticks_per_step * period
+
+    def step_at(self, t: float) -> float:
+        zero, period = self._line()
+        return (t - zero) / period / self.ticks_per_step
+
+    def nearest_step(self, t: float) -> int:
+        return math.floor(self.step_at(t) + 0.5)
+
+    @property
+    def origin(self) -> float:
+        return self.time_of(0)

@@ -10,6 +10,7 @@ livecomp started and sends All Notes Off on its channels; ``--record`` is writte
 
 from __future__ import annotations
 
+import math
 import queue
 import signal
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import mido
 
-from .clock import Grid, estimate_tempo
+from .clock import ClockFollower, Grid, estimate_tempo
 from .engine import Engine
 from .files import save_midi
 from .performer import Performer, PerformerConfig
@@ -36,6 +37,8 @@ class LiveConfig:
     end_cc: int | None = None           # a controller that ends a call at once
     record: Path | None = None
     status: bool = True                 # one status line on a terminal
+    sync: str = "internal"              # "clock": follow MIDI clock from the input port
+    send_clock: bool = False            # send MIDI clock (and Start) on the output port
 
 
 class Recorder:
@@ -47,6 +50,8 @@ class Recorder:
         self._lock = threading.Lock()
 
     def add(self, part: str, t: float, message: list[int]) -> None:
+        if not message or message[0] >= 0xF0:                  # clock and system messages are not notes
+            return
         with self._lock:
             (self.heard if part == "heard" else self.played).append((t, list(message)))
 
@@ -83,8 +88,9 @@ class Live:
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._send_port = send
         self.scheduler = Scheduler(self._send)
-        self.grid: Grid | None = None
+        self.grid: Grid | ClockFollower | None = None
         self.bpm: float | None = cfg.bpm
+        self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
         self.stopping = threading.Event()
         self.log = log
         self.step_lateness: list[float] = []
@@ -96,7 +102,11 @@ class Live:
         self.recorder.add("played", now(), message)
 
     def heard(self, message: list[int], t: float) -> None:
-        """The input callback: timestamp and queue, never block."""
+        """The input callback: timestamp and queue, never block (MIDI clock goes to the follower)."""
+        if message and message[0] >= 0xF0:
+            if self.follower is not None:
+                self.follower.feed(message, t)
+            return
         self.inbox.put((t, message))
 
     # -- the loop -----------------------------------------------------------------------------
@@ -107,14 +117,20 @@ class Live:
             self._loop()
         finally:
             self.scheduler.panic()
+            if self.cfg.send_clock:
+                self._send_port([0xFC])                          # Stop: followers halt with us
             if self.cfg.record is not None:
-                self.recorder.save(self.cfg.record, self.bpm or 120.0, self.grid.origin if self.grid else None)
+                bpm = self.follower.bpm if self.follower is not None and self.follower.ready else self.bpm
+                self.recorder.save(self.cfg.record, bpm or 120.0, self.grid.origin if self.grid else None)
 
     def _loop(self) -> None:
-        pending = self._first_phrase() if self.cfg.bpm is None else self._first_note()
+        if self.follower is not None:
+            pending, n = self._clock_start()
+        else:
+            pending = self._first_phrase() if self.cfg.bpm is None else self._first_note()
+            n = 0
         if self.grid is None:
             return
-        n = 0
         latency = self.cfg.latency_ms / 1000.0
         while not self.stopping.is_set():
             closes = self.grid.time_of(n + 0.5)
@@ -144,9 +160,47 @@ class Live:
                     self.scheduler.at(due, [0x90 | self.cfg.channel, event.pitch, event.velocity], tag)
                 else:
                     self.scheduler.at(due, [0x80 | self.cfg.channel, event.pitch, 0], tag)
+            if self.cfg.send_clock:
+                self._send_ticks(n + 1)
+            if self.follower is not None and not self.follower.running:
+                self._clock_stopped()
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 self._status(n)
             n += 1
+
+    def _clock_start(self) -> tuple[list, int]:
+        """--sync clock: wait for Start and running ticks; the tick after Start is beat 1 of bar 1."""
+        pending = []
+        while not self.stopping.is_set():
+            got = self._take(0.02)
+            if got is not None:
+                pending.append(got)
+            f = self.follower
+            if f.running and f.ready and f.started_at is not None:
+                self.grid = f
+                self.bpm = f.bpm
+                self.log(f"following MIDI clock at {f.bpm:.1f} bpm; beat 1 of bar 1 at its Start")
+                return pending, max(math.floor(f.step_at(now())), 0)
+        return pending, 0
+
+    def _clock_stopped(self) -> None:
+        """The clock source stopped: silence, and wait for it to run again."""
+        self.scheduler.cancel(self.performer.answers)
+        self.scheduler.release()
+        while not self.stopping.is_set() and not self.follower.running:
+            time.sleep(0.01)
+
+    def _send_ticks(self, step: int) -> None:
+        """MIDI clock for ``step``: its ticks at 24 per beat (and Start before the very first)."""
+        tick = self.grid.step_seconds / (24 / self.engine.steps_per_beat)
+        start = self.grid.time_of(step)
+        if step == 1:
+            self.scheduler.at(self.grid.time_of(0) - 0.001, [0xFA], tag=-2)
+            self.scheduler.at(self.grid.time_of(0), [0xF8], tag=-2)
+            for i in range(1, 24 // self.engine.steps_per_beat):
+                self.scheduler.at(self.grid.time_of(0) + i * tick, [0xF8], tag=-2)
+        for i in range(24 // self.engine.steps_per_beat):
+            self.scheduler.at(start + i * tick, [0xF8], tag=-2)
 
     def _take(self, timeout: float) -> tuple[float, list[int]] | None:
         try:

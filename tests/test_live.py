@@ -159,3 +159,28 @@ def test_bpm_auto_locks_to_the_phrase_and_answers_on_its_grid(jack):
     assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, offset
     assert round(offset) % 16 == 0 and round(offset) >= 16, offset     # on a bar line of the phrase's grid
     assert not session.unmatched()
+
+
+@pytest.mark.parametrize("bpm", [100, 140])
+def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
+    step = 60 / bpm / 4
+    tick = 60 / bpm / 24
+    session = Session(jack, f"clk{bpm}", "--model", "basic", "--sync", "clock", "--bars", "2", "--seed", "4",
+                      "--temperature", "1.3", "--candidates", "1", "--bpm", "60")   # --bpm is ignored under clock
+    t0 = time.perf_counter() + 0.2
+    ticks = [(t0 + i * tick, [0xF8]) for i in range(int(8 * 16 * 6))]             # 8 bars of clock
+    notes = [(t0 + (4 + s) * step, [0x90, p, 90]) for s, _, p in ARPEGGIO] + \
+            [(t0 + (5 + s) * step, [0x80, p, 0]) for s, _, p in ARPEGGIO]          # the call from beat 2
+    stream = sorted([(t0 - 0.01, [0xFA])] + ticks + notes, key=lambda e: e[0])
+    for when, message in stream:
+        while time.perf_counter() < when:
+            pass
+        session.keys.send_message(message)
+    out = session.stop()
+    assert "following MIDI clock" in out, out
+    ons = session.notes_on()
+    assert ons, out
+    offset = (ons[0][0] - t0) / step
+    assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, offset
+    assert round(offset) % 16 == 0, offset                                          # a bar line of the source
+    assert not session.unmatched()
