@@ -499,7 +499,6 @@ def listen(
                             barge_in, sustain, mode)
     engine = _engine(model, provider)
     api = api or default_api()
-    messages = []
     live = None
     try:
         output = Port(out, "output", api, on_change=typer.echo)
@@ -525,7 +524,6 @@ def listen(
         loop.join()
         source.close()
         output.close()
-        del messages
     late = live.scheduler.lateness_ms()
     typer.echo(f"\nstopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
                f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"

@@ -107,18 +107,17 @@ def cuda_usable() -> bool:
     """Whether onnxruntime can run on a GPU here (the GPU build, a driver and a device)."""
     import onnxruntime as ort
 
+    import ctypes
+
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return False
-    try:
-        import ctypes
-        ctypes.CDLL("libcuda.so.1")
-    except OSError:
+    for driver in ("libcuda.so.1", "nvcuda.dll"):          # the GPU driver, Linux or Windows
         try:
-            import ctypes
-            ctypes.CDLL("nvcuda.dll")
+            ctypes.CDLL(driver)
+            return True
         except OSError:
-            return False
-    return True
+            pass
+    return False
 
 
 class Engine:

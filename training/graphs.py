@@ -42,23 +42,15 @@ def _graph_state(state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
 
 
 class Encode(nn.Module):
-    """frames (B, T, 88) int64 + state -> logits (B, T, 88, K) + state after the frames.
+    """frames (B, T, 88) int64 + state -> logits (B, T, 88, K) + state after the frames."""
 
-    With ``logits=False`` only the state: the graph a listener runs every step, which skips
-    the scores (for EnDeCell a whole teacher-forced decoder pass) that only evaluation needs.
-    """
-
-    def __init__(self, model: nn.Module, logits: bool = True):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.logits = logits
         self.eval()          # the exporter restores the wrapper's mode onto the model afterwards
 
     def forward(self, frames: torch.Tensor, *state: torch.Tensor):
-        st = _torch_state(self.model, state)
-        if not self.logits:
-            return _graph_state(self.model.advance(frames, st))
-        logits, new_state = self.model(frames, st)
+        logits, new_state = self.model(frames, _torch_state(self.model, state))
         return (logits,) + _graph_state(new_state)
 
 
