@@ -143,6 +143,8 @@ class Port:
             if not present and self._midi is not None:
                 with self._lock:
                     midi, self._midi = self._midi, None
+                if self.direction == "input":
+                    midi.cancel_callback()
                 midi.close_port()
                 midi.delete()
                 self.on_change(f"{self.direction} port {self.connected_to!r} went away; waiting for it")
@@ -172,5 +174,9 @@ class Port:
         with self._lock:
             midi, self._midi = self._midi, None
         if midi is not None:
+            if self.direction == "input":
+                # first stop the MIDI system's thread from calling into Python: closing waits for
+                # that thread, which would be waiting for the interpreter lock this thread holds
+                midi.cancel_callback()
             midi.close_port()
             midi.delete()

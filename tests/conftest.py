@@ -76,8 +76,9 @@ def jack():
         pytest.skip("jackd is not installed (apt-get install jackd2)")
     name = f"livecomp-test-{os.getpid()}"
     env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+    log = open(os.environ.get("LIVECOMP_JACK_LOG", os.devnull), "w")
     proc = subprocess.Popen([exe, "-n", name, "-d", "dummy", "-r", "48000", "-p", "16"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=log)
     deadline = time.monotonic() + 10
     while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -19,6 +19,25 @@ pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs t
 PERIOD = 16 / 48000                          # one JACK period: MIDI moves once per period
 
 
+@pytest.fixture(autouse=True)
+def quick_gil():
+    """The synth client's callback runs in JACK's thread and needs the GIL: hand it over fast,
+    so the receive timestamps are not held up by this process's own spinning."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    yield
+    sys.setswitchinterval(previous)
+
+
+def wait_until(when: float) -> None:
+    """Sleep, then spin for the last millisecond, letting other threads run while spinning."""
+    left = when - time.perf_counter()
+    if left > 0.002:
+        time.sleep(left - 0.002)
+    while time.perf_counter() < when:
+        time.sleep(0)
+
+
 class Session:
     """A running `livecomp listen` with a keyboard client wired to its input and a synth client
     wired to its output."""
@@ -53,8 +72,7 @@ class Session:
         events = sorted([(t0 + s * step, [0x90, p, 90]) for s, _, p in notes] +
                         [(t0 + (s + n) * step, [0x80, p, 0]) for s, n, p in notes], key=lambda e: e[0])
         for when, message in events:
-            while time.perf_counter() < when:
-                pass
+            wait_until(when)
             self.keys.send_message(message)
 
     def stop(self, sig=signal.SIGTERM) -> str:
@@ -173,8 +191,7 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
             [(t0 + (5 + s) * step, [0x80, p, 0]) for s, _, p in ARPEGGIO]          # the call from beat 2
     stream = sorted([(t0 - 0.01, [0xFA])] + ticks + notes, key=lambda e: e[0])
     for when, message in stream:
-        while time.perf_counter() < when:
-            pass
+        wait_until(when)
         session.keys.send_message(message)
     out = session.stop()
     assert "following MIDI clock" in out, out
