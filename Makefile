@@ -35,7 +35,7 @@ MODEL_RUNS ?= runs/models
 SHIP_DATA  := --data ../shared/midi/nottingham --steps-per-beat 4 --key-states 3 --window 64 \
               --transpose 3 --target-weight step --seed 0 --quiet
 SHIP_basic    := --model basic --hidden 128 --layers 2 --dropout 0.3 --neighbour-keys 12 --hop-bars 2 --epochs 20
-SHIP_endecell := --model endecell --chunk 11 --hidden 256 --layers 1 --enc-hidden 64 --dec-hidden 96 \
+SHIP_endecell := --model endecell --chunk 8 --hidden 256 --layers 1 --enc-hidden 64 --dec-hidden 96 \
                  --encoder-skip --hop-bars 4 --epochs 16
 
 models: $(STAMP)

@@ -59,15 +59,19 @@ def percentiles(fn, calls: int) -> tuple[float, float]:
 
 
 def bar_cost(path: Path) -> tuple[int, int, int]:
-    """(multiply-adds, weight bytes read, weight bytes stored) of one call of a graph at batch 1."""
+    """(multiply-adds, weight bytes read, weight bytes stored) of one call of a graph at batch 1.
+
+    Every matrix product counts its second operand as weights read (the bar graph scales the
+    output weights by the temperature once per call, so not every weight is a stored constant);
+    each GRU/LSTM node reads its input and recurrent weights once per sequence step."""
     model = onnx.load(str(path))
-    for value in list(model.graph.input) + list(model.graph.output):
+    for value in model.graph.input:
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param:
                 dim.Clear()
                 dim.dim_value = 1
-    model = shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+    model = shape_inference.infer_shapes(model, data_prop=True)
+    shapes = {v.name: [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]       # unknown (batch) dims: 1
               for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
     weights = {w.name: numpy_helper.to_array(w) for w in model.graph.initializer}
     for node in model.graph.node:                               # constants the exporter left as nodes
@@ -81,12 +85,12 @@ def bar_cost(path: Path) -> tuple[int, int, int]:
         if node.op_type in ("MatMul", "Gemm") and len(ins) >= 2 and ins[0] and ins[1]:
             a, b = ins[0], ins[1]
             macs += int(np.prod(a[:-1])) * a[-1] * b[-1]
-            read += sum(weights[n].nbytes for n in node.input if n in weights)
-        elif node.op_type in ("GRU", "LSTM") and ins[0]:
-            seq, batch, _ = ins[0]
-            gates, hidden = ins[1][1], ins[2][2]
-            macs += seq * batch * gates * (ins[1][2] + hidden)
-            read += seq * sum(weights[n].nbytes for n in node.input[1:3] if n in weights)
+            read += int(np.prod(b)) * 4
+        elif node.op_type in ("GRU", "LSTM") and ins[0] and ins[1] and ins[2]:
+            seq, batch = ins[0][0], ins[0][1]
+            gates_hidden, inputs, hidden = ins[1][1], ins[1][2], ins[2][2]
+            macs += seq * batch * gates_hidden * (inputs + hidden)
+            read += seq * gates_hidden * (inputs + hidden) * 4
     stored = sum(w.nbytes for w in weights.values() if w.dtype == np.float32)
     return macs, read, stored
 
