@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/livecomp generate --primer livecomp/examples/joplin.mid --primer-bars 4 --bars 8 --candidates 4 \
-	  --out $(OUT)/demo.mid --png $(OUT)/demo.png
+	$(BIN)/livecomp generate --bars 8 --candidates 4 --out $(OUT)/demo.mid --png $(OUT)/demo.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
