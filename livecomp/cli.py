@@ -365,8 +365,9 @@ def generate(
             save_roll_png(png, whole, second=answer if heard is not None else None)
     except OSError as exc:
         fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
-    typer.echo(f"{engine.name} ({engine.architecture}, onnxruntime on {engine.provider_used}): "
-               f"{bars} bars, {whole.n_steps - (heard.n_steps if heard else 0)} steps after the primer, seed {seed}")
+    written = whole.n_steps - (heard.n_steps if heard else 0)
+    typer.echo(f"{engine.name} ({engine.architecture}, onnxruntime on {engine.provider_used}): {bars} bars, "
+               f"{written} steps" + (" after the primer" if heard else "") + f", seed {seed}")
     typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
     if wav is not None:
         try:

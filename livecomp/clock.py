@@ -13,8 +13,26 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class _Steps:
+    """What every grid derives from ``step_at``, ``steps_per_beat`` and ``beats_per_bar``."""
+
+    steps_per_beat: int
+    beats_per_bar: int
+
+    def step_at(self, t: float) -> float:
+        raise NotImplementedError
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.steps_per_beat * self.beats_per_bar
+
+    def nearest_step(self, t: float) -> int:
+        """The step a note played at ``t`` belongs to (the nearest grid line)."""
+        return math.floor(self.step_at(t) + 0.5)
+
+
 @dataclass
-class Grid:
+class Grid(_Steps):
     origin: float                 # seconds of step 0 (beat 1 of bar 1)
     bpm: float                    # quarter notes per minute
     steps_per_beat: int = 4
@@ -24,10 +42,6 @@ class Grid:
     def step_seconds(self) -> float:
         return 60.0 / (self.bpm * self.steps_per_beat)
 
-    @property
-    def steps_per_bar(self) -> int:
-        return self.steps_per_beat * self.beats_per_bar
-
     def time_of(self, step: float) -> float:
         """Seconds at which ``step`` starts."""
         return self.origin + step * self.step_seconds
@@ -35,10 +49,6 @@ class Grid:
     def step_at(self, t: float) -> float:
         """Fractional step at time ``t``."""
         return (t - self.origin) / self.step_seconds
-
-    def nearest_step(self, t: float) -> int:
-        """The step a note played at ``t`` belongs to (the nearest grid line)."""
-        return math.floor(self.step_at(t) + 0.5)
 
     def next_line(self, step: int, unit: str = "bar") -> int:
         """The first bar (or beat) line at or after ``step``."""
@@ -101,7 +111,7 @@ def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, 
     return float(bpm), float(t[0])
 
 
-class ClockFollower:
+class ClockFollower(_Steps):
     """A grid driven by MIDI clock (24 ticks per quarter note) from another device.
 
     Start (0xFA) puts the next tick at beat 1 of bar 1; Continue (0xFB) resumes at the song
@@ -166,10 +176,6 @@ class ClockFollower:
     def step_seconds(self) -> float:
         return self.tick_seconds * self.ticks_per_step
 
-    @property
-    def steps_per_bar(self) -> int:
-        return self.steps_per_beat * self.beats_per_bar
-
     def time_of(self, step: float) -> float:
         """Seconds of ``step`` on the clock's grid (extrapolated past the last tick)."""
         zero, period = self._line()
@@ -178,9 +184,6 @@ class ClockFollower:
     def step_at(self, t: float) -> float:
         zero, period = self._line()
         return (t - zero) / period / self.ticks_per_step
-
-    def nearest_step(self, t: float) -> int:
-        return math.floor(self.step_at(t) + 0.5)
 
     @property
     def origin(self) -> float:

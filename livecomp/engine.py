@@ -231,27 +231,28 @@ class Engine:
 
         Returns (state after the frames, logits (B, T, 88, key_states)): at step t the model's
         scores for frames[:, t] given the state and frames[:, :t]."""
-        frames = np.asarray(frames, dtype=np.int64)
-        if frames.ndim == 2:
-            frames = frames[None]
-        if state is None:
-            state = self.initial_state(frames.shape[0])
-        outputs = self._encode.run(None, {"frames": frames, **self._state_feeds(self._encode, state)})
-        named = dict(zip((o.name for o in self._encode.get_outputs()), outputs))
-        return State({name: named[f"{name}_out"] for name, _ in self.state_spec}), named["logits"]
+        named, after = self._run_frames(self._encode, frames, state)
+        return after, named["logits"]
 
     def advance(self, frames: np.ndarray, state: State | None = None) -> State:
         """Fold frames (B, T, 88) (or (T, 88)) into the state without scoring them: the call a
         listener makes every step (``encode`` also returns the logits, which cost EnDeCell a
         decoder pass)."""
+        return self._run_frames(self._advance, frames, state)[1]
+
+    def _run_frames(self, session, frames: np.ndarray, state: State | None) -> tuple[dict, State]:
         frames = np.asarray(frames, dtype=np.int64)
         if frames.ndim == 2:
             frames = frames[None]
         if state is None:
             state = self.initial_state(frames.shape[0])
-        outputs = self._advance.run(None, {"frames": frames, **self._state_feeds(self._advance, state)})
-        named = dict(zip((o.name for o in self._advance.get_outputs()), outputs))
-        return State({name: named[f"{name}_out"] for name, _ in self.state_spec})
+        return self._run(session, {"frames": frames}, state)
+
+    def _run(self, session, feeds: dict, state: State) -> tuple[dict, State]:
+        """One call of a graph: its outputs by name, and the state it returns."""
+        outputs = session.run(None, {**feeds, **self._state_feeds(session, state)})
+        named = dict(zip((o.name for o in session.get_outputs()), outputs))
+        return named, State({name: named[f"{name}_out"] for name, _ in self.state_spec})
 
     def bar(self, state: State, candidates: int = 1, temperature: float = 1.0,
             seed: int | np.random.Generator | None = None, steps: int | None = None
@@ -288,11 +289,9 @@ class Engine:
 
     def bar_from_noise(self, state: State, noise: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
         """One call of bar.onnx: noise (B, bar_steps, 88) uniform in [0, 1) -> (frames, logp, state)."""
-        feeds = {"temperature": np.asarray(temperature, np.float32), "noise": np.asarray(noise, np.float32),
-                 **self._state_feeds(self._bar, state)}
-        outputs = self._bar.run(None, feeds)
-        named = dict(zip((o.name for o in self._bar.get_outputs()), outputs))
-        return named["frames_out"], named["logp"], State({n: named[f"{n}_out"] for n, _ in self.state_spec})
+        named, after = self._run(self._bar, {"temperature": np.asarray(temperature, np.float32),
+                                             "noise": np.asarray(noise, np.float32)}, state)
+        return named["frames_out"], named["logp"], after
 
     def log_likelihood(self, frames: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
         """log p of each frame (B, T) in nats given the state, and the state after them."""
