@@ -50,16 +50,6 @@ class Grid(_Steps):
         """Fractional step at time ``t``."""
         return (t - self.origin) / self.step_seconds
 
-    def next_line(self, step: int, unit: str = "bar") -> int:
-        """The first bar (or beat) line at or after ``step``."""
-        size = self.steps_per_bar if unit == "bar" else self.steps_per_beat
-        return -(-step // size) * size
-
-    def bar_beat(self, t: float) -> tuple[int, int]:
-        """(bar, beat), both from 1, at time ``t``."""
-        step = max(math.floor(self.step_at(t)), 0)
-        return step // self.steps_per_bar + 1, (step % self.steps_per_bar) // self.steps_per_beat + 1
-
 
 def parse_meter(text: str, steps_per_beat: int = 4) -> int:
     """'4/4' -> quarter-note beats per bar (4); '6/8' -> 3; '7/8' -> 3.5 is refused."""

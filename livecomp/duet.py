@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import mido
-import numpy as np
 
 from .clock import Grid
 from .engine import Engine
@@ -98,11 +97,6 @@ def _two_tracks(timed, tempo: int, meter: tuple[int, int], events: list[Event], 
             now = tick
         mid.tracks.append(track)
     return mid
-
-
-def answered_steps(events: list[Event]) -> np.ndarray:
-    """The steps at which livecomp struck a note."""
-    return np.array(sorted({e.step for e in events if e.kind == "on"}), int)
 
 
 def part(mid: mido.MidiFile, index: int) -> mido.MidiFile:

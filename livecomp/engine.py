@@ -293,12 +293,6 @@ class Engine:
                                              "noise": np.asarray(noise, np.float32)}, state)
         return named["frames_out"], named["logp"], after
 
-    def log_likelihood(self, frames: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
-        """log p of each frame (B, T) in nats given the state, and the state after them."""
-        frames = np.asarray(frames, dtype=np.int64)
-        after, logits = self.encode(frames, state)
-        return frame_log_likelihood(logits, frames if frames.ndim == 3 else frames[None]), after
-
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     x = x.astype(np.float64)

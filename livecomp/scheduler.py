@@ -59,10 +59,6 @@ class Scheduler:
                 heapq.heappush(self._heap, (t, next(self._seq), [0x80 | channel, pitch, 0], -1))
             self._cond.notify()
 
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._heap)
-
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
