@@ -41,6 +41,11 @@ class LiveConfig:
     send_clock: bool = False            # send MIDI clock (and Start) on the output port
 
 
+def _is_note_on(message: list[int]) -> bool:
+    """A note-on with a velocity (velocity 0 is a note-off)."""
+    return message[0] & 0xF0 == 0x90 and len(message) > 2 and message[2] > 0
+
+
 class Recorder:
     """What was heard and what was played, with their times: written as a two-part MIDI file."""
 
@@ -93,7 +98,6 @@ class Live:
         self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
         self.stopping = threading.Event()
         self.log = log
-        self.step_lateness: list[float] = []
 
     # -- ports --------------------------------------------------------------------------------
 
@@ -144,8 +148,6 @@ class Live:
                 pending.append(got)
             if self.stopping.is_set():
                 break
-            if now() - closes < self.grid.step_seconds:          # caught up (--bpm auto starts behind)
-                self.step_lateness.append(now() - closes)
             ready = [(t, m) for t, m in pending if t < closes]     # later ones belong to later steps
             pending = [(t, m) for t, m in pending if t >= closes]
             for t, message in ready:
@@ -191,16 +193,18 @@ class Live:
             time.sleep(0.01)
 
     def _send_ticks(self, step: int) -> None:
-        """MIDI clock for ``step``: its ticks at 24 per beat (and Start before the very first)."""
-        tick = self.grid.step_seconds / (24 / self.engine.steps_per_beat)
-        start = self.grid.time_of(step)
+        """MIDI clock for ``step``: its ticks at 24 per beat. The grid starts with the musician's
+        first note, so step 0 is past by the time the clock can start: before step 1, Song
+        Position Pointer (in 16ths) and Continue start followers there instead of at Start."""
+        ticks = 24 // self.engine.steps_per_beat
+        tick = self.grid.step_seconds / ticks
+        due = self.grid.time_of(step)
         if step == 1:
-            self.scheduler.at(self.grid.time_of(0) - 0.001, [0xFA], tag=-2)
-            self.scheduler.at(self.grid.time_of(0), [0xF8], tag=-2)
-            for i in range(1, 24 // self.engine.steps_per_beat):
-                self.scheduler.at(self.grid.time_of(0) + i * tick, [0xF8], tag=-2)
-        for i in range(24 // self.engine.steps_per_beat):
-            self.scheduler.at(start + i * tick, [0xF8], tag=-2)
+            sixteenths = 4 // self.engine.steps_per_beat if self.engine.steps_per_beat <= 4 else 0
+            self.scheduler.at(due - 0.002, [0xF2, sixteenths & 0x7F, sixteenths >> 7], tag=-2)
+            self.scheduler.at(due - 0.001, [0xFB], tag=-2)
+        for i in range(ticks):
+            self.scheduler.at(due + i * tick, [0xF8], tag=-2)
 
     def _take(self, timeout: float) -> tuple[float, list[int]] | None:
         try:
@@ -224,7 +228,7 @@ class Live:
                 continue
             pending.append(got)
             t, message = got
-            if message[0] & 0xF0 == 0x90 and len(message) > 2 and message[2] > 0:
+            if _is_note_on(message):
                 self._new_grid(t, self.cfg.bpm)
                 self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
                 break
@@ -239,13 +243,13 @@ class Live:
             if got is not None:
                 pending.append(got)
                 t, m = got
-                if m[0] & 0xF0 == 0x90 and len(m) > 2 and m[2] > 0:
+                if _is_note_on(m):
                     down.add(m[1])
                 elif m[0] & 0xF0 in (0x80, 0x90) and len(m) > 2:
                     down.discard(m[1])
                 last = t
                 continue
-            onsets = [t for t, m in pending if m[0] & 0xF0 == 0x90 and len(m) > 2 and m[2] > 0]
+            onsets = [t for t, m in pending if _is_note_on(m)]
             if len(onsets) >= 4 and not down and now() - last >= gap:
                 bpm, origin = estimate_tempo(onsets, steps_per_beat=self.engine.steps_per_beat)
                 self._new_grid(origin, bpm)
@@ -257,7 +261,7 @@ class Live:
     def _place(self, t: float, message: list[int]) -> None:
         step = self.grid.nearest_step(t)
         kind = message[0] & 0xF0
-        if kind == 0x90 and len(message) > 2 and message[2] > 0:
+        if _is_note_on(message):
             self.performer.note_on(step, message[1], message[2])
         elif kind in (0x80, 0x90) and len(message) > 2:
             self.performer.note_off(step, message[1])
@@ -283,9 +287,3 @@ def install_signal_handlers(live: Live) -> None:
         live.stopping.set()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-
-
-def wait_forever(live: Live, thread: threading.Thread) -> None:
-    while thread.is_alive():
-        thread.join(timeout=0.2)
-        time.sleep(0)
