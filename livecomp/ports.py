@@ -7,17 +7,45 @@ A port is named by its full name, a unique part of it, its index in ``livecomp p
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import sys
 import threading
 import time
 from typing import Callable
 
-import rtmidi
+
+def _use_the_system_jack_library() -> str | None:
+    """Make python-rtmidi talk to JACK through the machine's own libjack.
+
+    python-rtmidi's Linux wheels carry a libjack of their own (1.9.22 in 1.5.8), but a JACK
+    client should use the library its server came with: client and server share memory laid
+    out by their release, and on a PipeWire machine JACK is reachable only through PipeWire's
+    libjack. Loading the system library first, with its symbols global, makes it the one
+    rtmidi's calls bind to. Returns the library used, or None where the machine has none (and
+    so no JACK server either)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("jack")
+    if name is None:
+        return None
+    try:
+        ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return None
+    return name
+
+
+SYSTEM_JACK = _use_the_system_jack_library()
+
+import rtmidi  # noqa: E402  (after the system libjack is in place)
 
 APIS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
         "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
 CLIENT = "livecomp"
+PING_S = 0.1                # JACK input: how often livecomp pings its own input port
+STALL_S = 0.6               # ... and how long without a ping before the client is replaced
 
 
 class PortError(RuntimeError):
@@ -75,6 +103,59 @@ def resolve(spec: str, names: list[str], direction: str) -> int:
     raise PortError(f"{spec!r} {what} {direction} port (there are: {listing}).")
 
 
+def _close(midi) -> None:
+    if midi is not None:
+        midi.close_port()
+        midi.delete()
+    return None
+
+
+class JackPatchbay:
+    """The libjack calls python-rtmidi does not offer (a port's connections, connecting two
+    ports), through a JACK client of our own that takes no part in the audio cycle."""
+
+    def __init__(self):
+        if SYSTEM_JACK is None:
+            raise PortError("no libjack on this machine")
+        lib = ctypes.CDLL(SYSTEM_JACK)
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+        lib.jack_port_by_name.restype = ctypes.c_void_p
+        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        self._lib = lib
+        self._client = lib.jack_client_open(f"{CLIENT}-patchbay".encode(), 1, None)   # 1: JackNoStartServer
+        if not self._client:
+            raise PortError("cannot reach the JACK server")
+
+    def connections(self, port: str) -> list[str]:
+        """Full names of the ports connected to ``port``."""
+        handle = self._lib.jack_port_by_name(self._client, port.encode())
+        if not handle:
+            return []
+        names = self._lib.jack_port_get_all_connections(self._client, handle)
+        if not names:
+            return []
+        found, i = [], 0
+        while names[i] is not None:
+            found.append(names[i].decode())
+            i += 1
+        self._lib.jack_free(ctypes.cast(names, ctypes.c_void_p))
+        return found
+
+    def connect(self, source: str, destination: str) -> bool:
+        return self._lib.jack_connect(self._client, source.encode(), destination.encode()) in (0, 17)  # 17: EEXIST
+
+    def close(self) -> None:
+        if self._client:
+            self._lib.jack_client_close(self._client)
+            self._client = None
+
+
 class Port:
     """One input or output port, kept open for the whole run and reopened when it comes back
     after going away. ``on_message(bytes, t)`` is called for each input message with its
@@ -89,6 +170,7 @@ class Port:
         self.name = spec[len("virtual:"):] if self.virtual else spec
         self._lock = threading.Lock()
         self._midi = None
+        self._last_ping = time.perf_counter()
         self.connected_to: str | None = None
         self._open(first=True)
         self._closing = threading.Event()
@@ -96,12 +178,17 @@ class Port:
         if not self.virtual:
             self._watch = threading.Thread(target=self._watch_port, name=f"livecomp-{direction}-watch", daemon=True)
             self._watch.start()
+        self._heart = None
+        if api == "jack" and direction == "input":
+            self._heart = threading.Thread(target=self._heartbeat, name="livecomp-input-heartbeat", daemon=True)
+            self._heart.start()
 
     def _new_client(self):
         kind = rtmidi.MidiIn if self.direction == "input" else rtmidi.MidiOut
         midi = _client(kind, self.api, f"{CLIENT}-{'in' if self.direction == 'input' else 'out'}")
         if self.direction == "input":
-            midi.ignore_types(sysex=True, timing=False, active_sense=True)
+            # Active Sensing reaches the callback only as the heartbeat's ping (see _heartbeat)
+            midi.ignore_types(sysex=True, timing=False, active_sense=self.api != "jack")
             midi.set_callback(self._callback)
         return midi
 
@@ -127,6 +214,9 @@ class Port:
 
     def _callback(self, event, data=None) -> None:
         t = time.perf_counter()
+        if event[0] == [0xFE]:                   # Active Sensing: the input is alive, nothing to play
+            self._last_ping = t
+            return
         if self.on_message is not None:
             self.on_message(event[0], t)
 
@@ -152,6 +242,64 @@ class Port:
                 if self._open():
                     self.on_change(f"{self.direction} port {self.connected_to!r} is back")
 
+    def _heartbeat(self) -> None:
+        """JACK input only: replace an input client that JACK stopped running.
+
+        Now and then (a few starts in a hundred on a busy 2-core machine with 0.33 ms periods)
+        JACK stops running a client's cycles soon after it starts: the server logs the client
+        "not finished" every period, its thread waits for a wake-up that never comes, and every
+        message sent to it is lost while it looks open. So livecomp pings its own input port
+        with Active Sensing every ``PING_S`` through a client of its own; when no ping has been
+        heard for ``STALL_S`` the input client is closed, a new one opened, and the port's
+        connections restored."""
+        ping, target, jack = None, None, None
+        try:
+            jack = JackPatchbay()
+            while not self._closing.wait(PING_S):
+                if self._midi is None:                  # gone: the watcher waits for it
+                    ping = _close(ping)
+                    continue
+                if ping is None:
+                    ping, target = self._open_ping()
+                    self._last_ping = time.perf_counter()
+                    continue
+                ping.send_message([0xFE])
+                if time.perf_counter() - self._last_ping > STALL_S and self._midi is not None:
+                    sources = [s for s in jack.connections(target) if not s.startswith(f"{CLIENT}-ping")]
+                    ping = _close(ping)
+                    self._replace(target, sources, jack)
+        except PortError:
+            pass                                        # no way to ping: run without the heartbeat
+        finally:
+            _close(ping)
+            if jack is not None:
+                jack.close()
+
+    def _open_ping(self):
+        """A client of our own connected to our input port, and that port's full name."""
+        port = self.name if self.virtual else self.direction
+        ping = _client(rtmidi.MidiOut, "jack", f"{CLIENT}-ping")
+        ours = [(i, n) for i, n in enumerate(ping.get_ports())
+                if n.startswith(f"{CLIENT}-in") and n.endswith(f":{port}")]
+        if len(ours) != 1:                              # two livecomps with one port name
+            ping.delete()
+            raise PortError("cannot tell our input port apart")
+        ping.open_port(ours[0][0], name="ping")
+        return ping, ours[0][1]
+
+    def _replace(self, target: str, sources: list[str], jack: "JackPatchbay") -> None:
+        with self._lock:
+            midi, self._midi = self._midi, None
+        if midi is not None:
+            midi.cancel_callback()
+            midi.close_port()
+            midi.delete()
+        if self._open():
+            for source in sources:
+                jack.connect(source, target)
+            self.on_change(f"JACK stopped running the input client; opened a new one "
+                           f"({len(sources)} connection{'s' * (len(sources) != 1)} restored)")
+
     def _new_probe(self):
         kind = rtmidi.MidiIn if self.direction == "input" else rtmidi.MidiOut
         return _client(kind, self.api, f"{CLIENT}-probe")
@@ -169,6 +317,8 @@ class Port:
         """Close the port; an output first waits ``drain_s`` so the last messages (the note-offs
         of a panic) leave the MIDI system's buffers before the port goes."""
         self._closing.set()
+        if self._heart is not None:
+            self._heart.join(timeout=2.0)
         if self.direction == "output" and self._midi is not None:
             time.sleep(drain_s)
         with self._lock:

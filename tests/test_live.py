@@ -51,7 +51,7 @@ class Session:
     wired to its output."""
 
     def __init__(self, env: dict, name: str, *args: str):
-        import rtmidi
+        from livecomp.ports import rtmidi      # through the system libjack, as livecomp uses it
 
         self.env = env
         self.name = name
