@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import mido
@@ -46,9 +47,18 @@ def wait_until(when: float) -> None:
         time.sleep(0)
 
 
+KEYS = 1                                     # the test keyboard plays on channel 2; livecomp answers on 1
+
+
 class Session:
     """A running `livecomp listen` with a keyboard client wired to its input and a synth client
-    wired to its output."""
+    wired to its output (and to the keyboard).
+
+    The synth client is polled, not called back: a Python callback runs in JACK's thread and
+    waits there for this process's interpreter lock, and a JACK client that overruns its period
+    loses what arrived in it. Its timestamps are JACK's (the time of the cycle a message arrived
+    in, on the monotonic clock, as differences from the message before), placed on the test's
+    clock by the keyboard's own notes, whose send times the test knows."""
 
     def __init__(self, env: dict, name: str, *args: str):
         from livecomp.ports import rtmidi      # through the system libjack, as livecomp uses it
@@ -58,19 +68,35 @@ class Session:
         self.proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
                                       "--in", f"virtual:{name}-in", "--out", f"virtual:{name}-out", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.received: list[tuple[float, list[int]]] = []
+        self.sent: list[tuple[float, list[int]]] = []
+        self._arrived: list[tuple[float, float, list[int]]] = []    # (JACK time from the first, poll time, message)
         self.keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{name}-player")
         self.keys.open_virtual_port("keys")
-        self.synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{name}-synth")
+        self.synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{name}-synth", queue_size_limit=65536)
+        self.synth.ignore_types(sysex=False, timing=False, active_sense=False)
         self.synth.open_virtual_port("sound")
-        self.synth.set_callback(lambda event, data: self.received.append((time.perf_counter(), event[0])))
+        self._polling = True
+        self._poller = threading.Thread(target=self._poll, daemon=True)
+        self._poller.start()
         deadline = time.monotonic() + 30
         while not self._connect(f"{name}-player:keys", f"livecomp-in:{name}-in") or \
-                not self._connect(f"livecomp-out:{name}-out", f"{name}-synth:sound"):
+                not self._connect(f"livecomp-out:{name}-out", f"{name}-synth:sound") or \
+                not self._connect(f"{name}-player:keys", f"{name}-synth:sound"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"livecomp listen did not open its ports: {self.stop()}")
             time.sleep(0.1)
         time.sleep(0.3)
+
+    def _poll(self) -> None:
+        clock = 0.0
+        while self._polling:
+            got = self.synth.get_message()
+            if got is None:
+                time.sleep(0.0005)
+                continue
+            message, delta = got
+            clock += delta
+            self._arrived.append((clock, time.perf_counter(), message))
 
     def _ports(self) -> str:
         return subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True).stdout
@@ -79,25 +105,41 @@ class Session:
         result = subprocess.run(["jack_connect", a, b], env=self.env, capture_output=True, text=True)
         return result.returncode == 0 or "already" in result.stderr
 
+    def send(self, message: list[int]) -> None:
+        self.keys.send_message(message)
+        self.sent.append((time.perf_counter(), message))
+
     def play(self, notes: list[tuple[float, float, int]], t0: float, step: float) -> None:
         """notes: (start step, length in steps, pitch), sent on the test's clock from t0."""
-        events = sorted([(t0 + s * step, [0x90, p, 90]) for s, _, p in notes] +
-                        [(t0 + (s + n) * step, [0x80, p, 0]) for s, n, p in notes], key=lambda e: e[0])
+        events = sorted([(t0 + s * step, [0x90 | KEYS, p, 90]) for s, _, p in notes] +
+                        [(t0 + (s + n) * step, [0x80 | KEYS, p, 0]) for s, n, p in notes], key=lambda e: e[0])
         for when, message in events:
             wait_until(when)
-            self.keys.send_message(message)
+            self.send(message)
 
     def stop(self, sig=signal.SIGTERM) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         out = self.proc.communicate(timeout=20)[0]
+        time.sleep(0.05)
+        self._polling = False
+        self._poller.join()
         deadline = time.monotonic() + 10                # the server has let go of livecomp's clients
         while f"livecomp-in:{self.name}-in" in self._ports() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.keys.delete()
-        self.synth.cancel_callback()
         self.synth.delete()
         return out
+
+    @property
+    def received(self) -> list[tuple[float, list[int]]]:
+        """What livecomp played, each with its arrival time on the test's clock."""
+        notes = [m for m in self.sent if m[1][0] & 0xF0 in (0x80, 0x90)]
+        heard = [(c, m) for c, _, m in self._arrived if m[0] & 0xF0 in (0x80, 0x90) and m[0] & 0x0F == KEYS]
+        # the keyboard's notes arrive in the order sent: each gives JACK's clock an offset
+        offsets = sorted(t - c for (t, _), (c, _) in zip(notes, heard))
+        offset = offsets[len(offsets) // 2] if offsets else 0.0
+        return [(c + offset, m) for c, _, m in self._arrived if m[0] < 0xF0 and m[0] & 0x0F != KEYS]
 
     def notes_on(self) -> list[tuple[float, list[int]]]:
         return [(t, m) for t, m in self.received if m[0] & 0xF0 == 0x90 and m[2] > 0]
@@ -202,12 +244,12 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
                       "--temperature", "1.3", "--candidates", "1", "--bpm", "60")   # --bpm is ignored under clock
     t0 = time.perf_counter() + 0.2
     ticks = [(t0 + i * tick, [0xF8]) for i in range(int(8 * 16 * 6))]             # 8 bars of clock
-    notes = [(t0 + (4 + s) * step, [0x90, p, 90]) for s, _, p in ARPEGGIO] + \
-            [(t0 + (5 + s) * step, [0x80, p, 0]) for s, _, p in ARPEGGIO]          # the call from beat 2
+    notes = [(t0 + (4 + s) * step, [0x90 | KEYS, p, 90]) for s, _, p in ARPEGGIO] + \
+            [(t0 + (5 + s) * step, [0x80 | KEYS, p, 0]) for s, _, p in ARPEGGIO]          # the call from beat 2
     stream = sorted([(t0 - 0.01, [0xFA])] + ticks + notes, key=lambda e: e[0])
     for when, message in stream:
         wait_until(when)
-        session.keys.send_message(message)
+        session.send(message)
     out = session.stop()
     assert "following MIDI clock" in out, out
     ons = session.notes_on()
