@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,test]'
 	touch $(STAMP)
 
+# The co-performer's offline twin on the shipped example phrase: two 4-bar calls, each answered.
 demo: $(STAMP)
-	$(BIN)/livecomp generate --bars 8 --candidates 4 --out $(OUT)/demo.mid --png $(OUT)/demo.png
+	$(BIN)/livecomp duet --out $(OUT)/demo.mid --png $(OUT)/demo.png \
+	  $$(command -v fluidsynth >/dev/null && echo --wav $(OUT)/demo.wav)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 EXAMPLE_MIDI = "joplin.mid"
+EXAMPLE_PHRASE = "phrase.mid"       # bars 1-8 of reelsa-c1 (Nottingham), as two 4-bar calls with room to answer
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -32,9 +33,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def example_path() -> Path:
-    """The example MIDI file shipped inside the package."""
-    return Path(str(resources.files("livecomp") / "examples" / EXAMPLE_MIDI))
+def example_path(name: str = EXAMPLE_MIDI) -> Path:
+    """An example MIDI file shipped inside the package."""
+    return Path(str(resources.files("livecomp") / "examples" / name))
 
 
 def _version(value: bool) -> None:
@@ -394,7 +395,8 @@ def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align,
 
 @app.command()
 def duet(
-    performance: Path = typer.Argument(..., help="A MIDI file of the musician's part."),
+    performance: Optional[Path] = typer.Argument(None, help="A MIDI file of the musician's part (default: the shipped "
+                                                              "example phrase, two 4-bar calls of a folk reel)."),
     out: Path = typer.Option(Path("out/duet.mid"), "--out", help="The MIDI file to write: the musician's part and livecomp's answers on two tracks."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw both parts (livecomp's in orange)."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth."),
@@ -424,6 +426,7 @@ def duet(
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
     engine = _engine(model, provider)
+    performance = performance or example_path(EXAMPLE_PHRASE)
     try:
         mid, events, grid, answers = run_duet(engine, performance, cfg, channel=channel - 1)
     except MidiFileError as exc:
@@ -474,6 +477,10 @@ def listen(
     channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on."),
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500, help="Send this much earlier to make up for a synth's delay."),
     record: Optional[Path] = typer.Option(None, "--record", help="Write what was heard and played to this MIDI file on exit."),
+    metronome: bool = typer.Option(False, "--metronome", help="Click every beat (accent on beat 1) while livecomp runs."),
+    count_in: int = typer.Option(0, "--count-in", min=0, max=8, help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not your first note."),
+    click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
+    click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
     provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
 ) -> None:
     """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
@@ -496,16 +503,22 @@ def listen(
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     if sync not in ("internal", "clock"):
         fail(f"--sync must be internal or clock, not {sync!r}.")
+    if count_in and (tempo is None or sync == "clock"):
+        fail("--count-in needs a fixed --bpm (with auto or --sync clock the tempo is not known beforehand).")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
     engine = _engine(model, provider)
     api = api or default_api()
-    live = None
+    live, clicks = None, None
     try:
         output = Port(out, "output", api, on_change=typer.echo)
+        if click_out is not None:
+            clicks = Port(click_out, "output", api, on_change=typer.echo)
         live = Live(engine, cfg, LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
-                                            end_cc=end_cc, record=record, sync=sync, send_clock=send_clock),
-                    output.send, log=typer.echo)
+                                            end_cc=end_cc, record=record, sync=sync, send_clock=send_clock,
+                                            metronome=metronome, count_in=count_in,
+                                            click_channel=click_channel - 1),
+                    output.send, log=typer.echo, click_send=clicks.send if clicks is not None else None)
         source = Port(inp, "input", api, on_message=live.heard, on_change=typer.echo)
     except PortError as exc:
         if live is not None:
@@ -525,6 +538,8 @@ def listen(
         loop.join()
         source.close()
         output.close()
+        if clicks is not None:
+            clicks.close()
     late = live.scheduler.lateness_ms()
     typer.echo(f"\nstopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
                f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"

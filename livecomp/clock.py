@@ -50,6 +50,28 @@ class Grid(_Steps):
         """Fractional step at time ``t``."""
         return (t - self.origin) / self.step_seconds
 
+    def follow(self, onsets: list[tuple[int, float]], max_change: float = 0.04) -> bool:
+        """Follow a small drift in the musician's tempo and phase.
+
+        ``onsets`` are recent notes as (the step they were placed on, seconds played). When at
+        least six of them span two beats or more, a least-squares line ``t = origin + step *
+        step_seconds`` through them replaces the grid, if it explains them to within an eighth of
+        a step (rms: the musician is playing on this grid, not in triplets or rubato) and its
+        tempo is within ``max_change`` of the current one. Step numbers keep their meaning.
+        Returns whether the grid moved."""
+        if len(onsets) < 6:
+            return False
+        k = np.array([s for s, _ in onsets], float)
+        t = np.array([t for _, t in onsets], float)
+        if np.ptp(k) < 2 * self.steps_per_beat:
+            return False
+        slope, intercept = np.polyfit(k, t, 1)
+        rms = float(np.sqrt(np.mean((t - (intercept + slope * k)) ** 2)))
+        if rms > self.step_seconds / 8 or abs(slope / self.step_seconds - 1) > max_change:
+            return False
+        self.origin, self.bpm = float(intercept), 60.0 / (slope * self.steps_per_beat)
+        return True
+
 
 def parse_meter(text: str, steps_per_beat: int = 4) -> int:
     """'4/4' -> quarter-note beats per bar (4); '6/8' -> 3; '7/8' -> 3.5 is refused."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import queue
+from collections import deque
 import signal
 import sys
 import threading
@@ -39,6 +40,12 @@ class LiveConfig:
     status: bool = True                 # one status line on a terminal
     sync: str = "internal"              # "clock": follow MIDI clock from the input port
     send_clock: bool = False            # send MIDI clock (and Start) on the output port
+    metronome: bool = False             # a click on every beat, accented on beat 1
+    count_in: int = 0                   # bars of clicks before bar 1 (fixed --bpm): they set the phase
+    click_channel: int = 9              # 0-15; 9 is General MIDI's drum channel
+
+
+CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat 1, other beats
 
 
 def _is_note_on(message: list[int]) -> bool:
@@ -84,12 +91,13 @@ class Recorder:
 
 
 class Live:
-    def __init__(self, engine: Engine, performer_cfg: PerformerConfig, cfg: LiveConfig, send, log=print):
+    def __init__(self, engine: Engine, performer_cfg: PerformerConfig, cfg: LiveConfig, send, log=print,
+                 click_send=None):
         self.engine = engine
         self.cfg = cfg
         self.performer = Performer(engine, engine.steps_per_beat * cfg.beats_per_bar, engine.steps_per_beat,
                                    performer_cfg)
-        self.recorder = Recorder()
+        self.recorder = Recorder() if cfg.record is not None else None    # keeps every message: only on request
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._send_port = send
         self.scheduler = Scheduler(self._send)
@@ -98,12 +106,15 @@ class Live:
         self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
         self.stopping = threading.Event()
         self.log = log
+        self.clicks = Scheduler(click_send) if click_send is not None else self.scheduler
+        self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
 
     # -- ports --------------------------------------------------------------------------------
 
     def _send(self, message: list[int]) -> None:
         self._send_port(message)
-        self.recorder.add("played", now(), message)
+        if self.recorder is not None:
+            self.recorder.add("played", now(), message)
 
     def heard(self, message: list[int], t: float) -> None:
         """The input callback: timestamp and queue, never block (MIDI clock goes to the follower)."""
@@ -121,15 +132,18 @@ class Live:
             self._loop()
         finally:
             self.scheduler.panic()
+            self.clicks.panic()
             if self.cfg.send_clock:
                 self._send_port([0xFC])                          # Stop: followers halt with us
-            if self.cfg.record is not None:
+            if self.recorder is not None:
                 bpm = self.follower.bpm if self.follower is not None and self.follower.ready else self.bpm
                 self.recorder.save(self.cfg.record, bpm or 120.0, self.grid.origin if self.grid else None)
 
     def _loop(self) -> None:
         if self.follower is not None:
             pending, n = self._clock_start()
+        elif self.cfg.count_in and self.cfg.bpm is not None:
+            pending, n = self._count_in(), 0
         else:
             pending = self._first_phrase() if self.cfg.bpm is None else self._first_note()
             n = 0
@@ -152,6 +166,10 @@ class Live:
             pending = [(t, m) for t, m in pending if t >= closes]
             for t, message in ready:
                 self._place(t, message)
+            if ready and self.cfg.bpm is None and isinstance(self.grid, Grid) and not self.performer.answering:
+                recent = [(k, t) for k, t in self._onsets if k > n - 4 * self.performer.steps_per_bar]
+                if self.grid.follow(recent):
+                    self.bpm = self.grid.bpm
             for event in self.performer.step(n):
                 due = self.grid.time_of(event.step) - latency
                 tag = self.performer.answers
@@ -164,6 +182,8 @@ class Live:
                     self.scheduler.at(due, [0x80 | self.cfg.channel, event.pitch, 0], tag)
             if self.cfg.send_clock:
                 self._send_ticks(n + 1)
+            if self.cfg.metronome:
+                self._click(n + 1)
             if self.follower is not None and not self.follower.running:
                 self._clock_stopped()
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
@@ -206,12 +226,39 @@ class Live:
         for i in range(ticks):
             self.scheduler.at(due + i * tick, [0xF8], tag=-2)
 
+    def _click(self, step: int) -> None:
+        """A click for ``step`` if a beat starts there (scheduled half a step ahead)."""
+        spb = self.engine.steps_per_beat
+        if step % spb:
+            return
+        note = CLICK_NOTES[0] if step % self.performer.steps_per_bar == 0 else CLICK_NOTES[1]
+        due = self.grid.time_of(step) - self.cfg.latency_ms / 1000.0
+        channel = self.cfg.click_channel
+        self.clicks.at(due, [0x90 | channel, note, 100 if note == CLICK_NOTES[0] else 70], tag=-3)
+        self.clicks.at(due + self.grid.step_seconds, [0x80 | channel, note, 0], tag=-3)
+
+    def _count_in(self) -> list:
+        """--count-in N: N bars of clicks from now; the bar after them is bar 1."""
+        bars, spbar = self.cfg.count_in, self.performer.steps_per_bar
+        start = now() + 0.2
+        self._new_grid(start + bars * spbar * 60.0 / (self.cfg.bpm * self.engine.steps_per_beat), self.cfg.bpm)
+        for step in range(-bars * spbar, 0, self.engine.steps_per_beat):
+            self._click(step)
+        self.log(f"count-in: {bars} bar{'s' * (bars != 1)} at {self.cfg.bpm:g} bpm, then bar 1")
+        pending = []
+        while not self.stopping.is_set() and now() < self.grid.time_of(-0.5):
+            got = self._take(max(min(self.grid.time_of(-0.5) - now(), 0.05), 0.0))
+            if got is not None:
+                pending.append(got)
+        return pending
+
     def _take(self, timeout: float) -> tuple[float, list[int]] | None:
         try:
             t, message = self.inbox.get(timeout=timeout)
         except queue.Empty:
             return None
-        self.recorder.add("heard", t, message)
+        if self.recorder is not None:
+            self.recorder.add("heard", t, message)
         return t, message
 
     def _new_grid(self, origin: float, bpm: float) -> None:
@@ -260,9 +307,14 @@ class Live:
 
     def _place(self, t: float, message: list[int]) -> None:
         step = self.grid.nearest_step(t)
+        if step < 0:                                      # during a count-in: warming up, not the call
+            if _is_note_on(message):
+                return
+            step = 0
         kind = message[0] & 0xF0
         if _is_note_on(message):
             self.performer.note_on(step, message[1], message[2])
+            self._onsets.append((step, t))
         elif kind in (0x80, 0x90) and len(message) > 2:
             self.performer.note_off(step, message[1])
         elif kind == 0xB0 and len(message) > 2:

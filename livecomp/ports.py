@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import sys
 import threading
@@ -44,6 +45,7 @@ import rtmidi  # noqa: E402  (after the system libjack is in place)
 APIS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
         "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
 CLIENT = "livecomp"
+POLL_S = 0.001              # JACK input: how often the queue is read
 PING_S = 0.1                # JACK input: how often livecomp pings its own input port
 STALL_S = 0.6               # ... and how long without a ping before the client is replaced
 
@@ -70,9 +72,9 @@ def _api(name: str) -> int:
     return APIS[name]
 
 
-def _client(kind: type, api: str, name: str):
+def _client(kind: type, api: str, name: str, **options):
     try:
-        return kind(_api(api), name=name)
+        return kind(_api(api), name=name, **options)
     except rtmidi.SystemError as exc:
         hint = " (is the JACK server running?)" if api == "jack" else ""
         raise PortError(f"cannot reach the {api} MIDI system{hint}: {str(exc).rstrip('.')}.") from None
@@ -159,7 +161,15 @@ class JackPatchbay:
 class Port:
     """One input or output port, kept open for the whole run and reopened when it comes back
     after going away. ``on_message(bytes, t)`` is called for each input message with its
-    arrival time on ``time.perf_counter``."""
+    arrival time on ``time.perf_counter``.
+
+    A JACK input is read from rtmidi's queue by a thread of its own rather than through a
+    callback: rtmidi calls back from JACK's process thread, which would then wait there for the
+    interpreter lock, and a JACK client that overruns its period loses what arrived in it (with
+    0.33 ms periods, one message in a few hundred). Its arrival times are JACK's own (rtmidi
+    gives the monotonic microseconds between messages), placed on ``perf_counter`` by the
+    earliest any message was read after its arrival.
+    """
 
     def __init__(self, spec: str, direction: str, api: str, on_message: Callable | None = None,
                  on_change: Callable[[str], None] | None = None):
@@ -178,17 +188,23 @@ class Port:
         if not self.virtual:
             self._watch = threading.Thread(target=self._watch_port, name=f"livecomp-{direction}-watch", daemon=True)
             self._watch.start()
-        self._heart = None
+        self._heart = self._reader = None
         if api == "jack" and direction == "input":
+            self._reader = threading.Thread(target=self._read, name="livecomp-input", daemon=True)
+            self._reader.start()
             self._heart = threading.Thread(target=self._heartbeat, name="livecomp-input-heartbeat", daemon=True)
             self._heart.start()
 
     def _new_client(self):
-        kind = rtmidi.MidiIn if self.direction == "input" else rtmidi.MidiOut
-        midi = _client(kind, self.api, f"{CLIENT}-{'in' if self.direction == 'input' else 'out'}")
-        if self.direction == "input":
-            # Active Sensing reaches the callback only as the heartbeat's ping (see _heartbeat)
-            midi.ignore_types(sysex=True, timing=False, active_sense=self.api != "jack")
+        if self.direction == "output":
+            return _client(rtmidi.MidiOut, self.api, f"{CLIENT}-out")
+        if self.api == "jack":
+            # nothing ignored: rtmidi's time differences skip over the messages it drops
+            midi = _client(rtmidi.MidiIn, self.api, f"{CLIENT}-in", queue_size_limit=8192)
+            midi.ignore_types(sysex=False, timing=False, active_sense=False)
+        else:
+            midi = _client(rtmidi.MidiIn, self.api, f"{CLIENT}-in")
+            midi.ignore_types(sysex=True, timing=False, active_sense=True)
             midi.set_callback(self._callback)
         return midi
 
@@ -213,12 +229,29 @@ class Port:
         return True
 
     def _callback(self, event, data=None) -> None:
-        t = time.perf_counter()
-        if event[0] == [0xFE]:                   # Active Sensing: the input is alive, nothing to play
+        self._deliver(event[0], time.perf_counter())
+
+    def _deliver(self, message: list[int], t: float) -> None:
+        if message == [0xFE]:                    # Active Sensing: the input is alive, nothing to play
             self._last_ping = t
-            return
-        if self.on_message is not None:
-            self.on_message(event[0], t)
+        elif message and message[0] != 0xF0 and self.on_message is not None:     # SysEx is not for us
+            self.on_message(message, t)
+
+    def _read(self) -> None:
+        """JACK input: read rtmidi's queue every ``POLL_S`` and time each message on JACK's clock."""
+        midi, clock, offset = None, 0.0, math.inf
+        while not self._closing.is_set():
+            with self._lock:
+                if self._midi is not midi:              # a new client: its clock starts again
+                    midi, clock, offset = self._midi, 0.0, math.inf
+                got = midi.get_message() if midi is not None else None
+            if got is None:
+                time.sleep(POLL_S)
+                continue
+            message, delta = got
+            clock += delta
+            offset = min(offset, time.perf_counter() - clock)
+            self._deliver(message, clock + offset)
 
     def _watch_port(self) -> None:
         """Poll the port list; when our port is gone, close and wait for it to come back."""
@@ -233,10 +266,7 @@ class Port:
             if not present and self._midi is not None:
                 with self._lock:
                     midi, self._midi = self._midi, None
-                if self.direction == "input":
-                    midi.cancel_callback()
-                midi.close_port()
-                midi.delete()
+                self._dispose(midi)
                 self.on_change(f"{self.direction} port {self.connected_to!r} went away; waiting for it")
             elif present and self._midi is None:
                 if self._open():
@@ -291,9 +321,7 @@ class Port:
         with self._lock:
             midi, self._midi = self._midi, None
         if midi is not None:
-            midi.cancel_callback()
-            midi.close_port()
-            midi.delete()
+            self._dispose(midi)
         if self._open():
             for source in sources:
                 jack.connect(source, target)
@@ -324,9 +352,13 @@ class Port:
         with self._lock:
             midi, self._midi = self._midi, None
         if midi is not None:
-            if self.direction == "input":
-                # first stop the MIDI system's thread from calling into Python: closing waits for
-                # that thread, which would be waiting for the interpreter lock this thread holds
-                midi.cancel_callback()
-            midi.close_port()
-            midi.delete()
+            self._dispose(midi)
+
+    def _dispose(self, midi) -> None:
+        """Close and free a client that is no longer ``self._midi``."""
+        if self.direction == "input" and self.api != "jack":
+            # first stop the MIDI system's thread from calling into Python: closing waits for
+            # that thread, which would be waiting for the interpreter lock this thread holds
+            midi.cancel_callback()
+        midi.close_port()
+        midi.delete()

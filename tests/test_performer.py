@@ -145,6 +145,22 @@ def test_duet_is_deterministic_and_writes_both_parts(tmp_path):
     assert answer_ticks and min(answer_ticks) >= 480 * 8                  # after the first call, on bar 3
 
 
+def test_duet_without_a_file_answers_both_calls_of_the_shipped_phrase(tmp_path):
+    """What `make demo` runs: two 4-bar calls, each answered in the room left after it."""
+    out = tmp_path / "demo.mid"
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "duet", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "2 answers" in result.stdout and "120 bpm" in result.stdout
+    answer_bars = set()
+    now = 0
+    for msg in mido.MidiFile(out).tracks[2]:
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            answer_bars.add(now // (4 * mido.MidiFile(out).ticks_per_beat))
+    assert answer_bars & {5, 6, 7, 8} and answer_bars & {15, 16, 17}      # after each call, before the next
+
+
 def test_duet_of_a_real_tune_keeps_its_meter(tmp_path):
     out = tmp_path / "jig.mid"
     result = subprocess.run([sys.executable, "-m", "livecomp.cli", "duet", str(NOTTINGHAM / "jigs1.mid"),
@@ -166,6 +182,27 @@ def test_the_tempo_of_a_phrase_is_found_from_its_onsets(bpm):
     found, origin = estimate_tempo(list(onsets))
     assert abs(found - bpm) <= 1
     assert abs(origin - 3.0) <= 0.005                                   # the first note's grid line
+
+
+def test_the_grid_follows_a_musician_who_drifts_from_92_to_97_bpm_and_ignores_triplets():
+    from collections import deque
+
+    from livecomp.clock import Grid
+
+    rng = np.random.default_rng(0)
+    grid = Grid(origin=0.0, bpm=92.0)
+    recent, t, bpm = deque(maxlen=12), 0.0, 92.0
+    for i in range(128):                                  # quavers over 16 bars, slowly pushing
+        bpm = 92.0 + 5.0 * i / 127
+        played = t + rng.normal(0, 0.003)
+        recent.append((grid.nearest_step(played), played))
+        grid.follow(list(recent))
+        t += 60 / bpm / 2
+    assert abs(grid.bpm - 97.0) < 0.7, grid.bpm
+    assert abs(grid.step_at(t) - round(grid.step_at(t))) < 0.15          # the next quaver is on a line
+    triplets = [(grid.nearest_step(t + j * 60 / bpm / 3), t + j * 60 / bpm / 3) for j in range(9)]
+    before = (grid.origin, grid.bpm)
+    assert not grid.follow(triplets) and (grid.origin, grid.bpm) == before
 
 
 def test_duet_mode_plays_along_while_the_musician_plays(engine):

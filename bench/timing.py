@@ -1,0 +1,134 @@
+"""How late livecomp's sends are, and how much CPU it uses, on real JACK ports.
+
+Starts a JACK server of its own (dummy driver, 48 kHz, 16-frame periods: 0.33 ms), keeps the
+other core busy with a spinning process, and runs `livecomp listen` at 200 bpm: a musician
+plays quavers for --listen-s seconds (livecomp listens, encoding every step), then stops, and
+livecomp answers for --minutes minutes. Prints livecomp's own lateness figures for every
+scheduled send (p50, p99, max: how long after its grid time each message left) and its CPU use
+(user + system time over wall time, from /proc) while listening and while answering.
+
+    python bench/timing.py                 # the README's figures: a 10-minute answer
+    python bench/timing.py --minutes 1     # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from livecomp.ports import rtmidi  # noqa: E402  (through the system libjack, as livecomp uses it)
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS          # utime + stime
+
+
+def wait_until(when: float) -> None:
+    left = when - time.perf_counter()
+    if left > 0.002:
+        time.sleep(left - 0.002)
+    while time.perf_counter() < when:
+        time.sleep(0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0, help="length of the answer")
+    ap.add_argument("--listen-s", type=float, default=30.0, help="how long the musician plays first")
+    ap.add_argument("--bpm", type=float, default=200.0)
+    ap.add_argument("--model", default="basic")
+    ap.add_argument("--no-load", action="store_true", help="leave the other core idle")
+    args = ap.parse_args()
+    if shutil.which("jackd") is None:
+        sys.exit("bench/timing.py needs jackd (apt-get install jackd2).")
+
+    name = f"livecomp-bench-{os.getpid()}"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    jackd = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", "16"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    busy = None if args.no_load else subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    listen = None
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                sys.exit("the JACK server did not start")
+            time.sleep(0.1)
+        step = 60 / args.bpm / 4
+        bars = max(int(round(args.minutes * args.bpm / 4)), 1)
+        listen = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
+                                   "--in", "virtual:bench-in", "--out", "virtual:bench-out", "--model", args.model,
+                                   "--bpm", f"{args.bpm:g}", "--bars", str(bars), "--max-call-bars", "256",
+                                   "--silence-beats", "1", "--seed", "0"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-player")
+        keys.open_virtual_port("keys")
+        synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-synth")
+        synth.open_virtual_port("sound")
+        for a, b in (("bench-player:keys", "livecomp-in:bench-in"), ("livecomp-out:bench-out", "bench-synth:sound")):
+            while subprocess.run(["jack_connect", a, b], env=env, capture_output=True).returncode != 0:
+                if listen.poll() is not None:
+                    sys.exit(listen.stdout.read())
+                time.sleep(0.1)
+        time.sleep(0.5)
+
+        arpeggio = [60, 64, 67, 72, 67, 64]
+        t0 = time.perf_counter() + 0.05
+        n = int(args.listen_s / (2 * step))
+        cpu0 = None
+        for i in range(n):                                       # quavers, a 16th long
+            wait_until(t0 + 2 * i * step)
+            keys.send_message([0x90, arpeggio[i % len(arpeggio)], 80])
+            if i == 0:
+                cpu0, wall0 = cpu_seconds(listen.pid), time.perf_counter()
+            wait_until(t0 + (2 * i + 1) * step)
+            keys.send_message([0x80, arpeggio[i % len(arpeggio)], 0])
+            while synth.get_message():
+                pass
+        listening = (cpu_seconds(listen.pid) - cpu0) / (time.perf_counter() - wall0)
+        call_end = t0 + 2 * n * step
+        answer_start = call_end + 4 * step + 16 * step        # a beat of silence, then the next bar line at most
+        wait_until(answer_start)
+        cpu1, wall1 = cpu_seconds(listen.pid), time.perf_counter()
+        answer_end = answer_start + bars * 16 * step - 16 * step
+        while time.perf_counter() < answer_end:
+            time.sleep(0.5)
+            while synth.get_message():
+                pass
+        answering = (cpu_seconds(listen.pid) - cpu1) / (time.perf_counter() - wall1)
+        listen.send_signal(15)
+        out = listen.communicate(timeout=30)[0]
+        keys.delete()
+        synth.delete()
+    finally:
+        for proc in (listen, busy, jackd):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+    late = re.search(r"(\d+) messages sent, lateness p50 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms", out)
+    if late is None:
+        sys.exit(out)
+    sent, p50, p99, worst = int(late[1]), float(late[2]), float(late[3]), float(late[4])
+    load = "idle" if args.no_load else "busy (a spinning process)"
+    print(f"livecomp listen, model {args.model}, {args.bpm:g} bpm, JACK dummy 48 kHz / 16 frames, other core {load}")
+    print(f"answer: {bars} bars ({args.minutes:g} min), {sent} messages sent")
+    print(f"lateness of scheduled sends: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms "
+          f"(target p99 <= 0.5 ms, max <= 2 ms: {'met' if p99 <= 0.5 and worst <= 2 else 'MISSED'})")
+    print(f"CPU (one core = 100%): listening {100 * listening:.1f}%, answering {100 * answering:.1f}% "
+          f"(target < 5%: {'met' if max(listening, answering) < 0.05 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
