@@ -32,6 +32,11 @@ def quick_gil():
     sys.setswitchinterval(previous)
 
 
+def use(env: dict) -> None:
+    """Point this process's own JACK clients at the server of ``env``."""
+    os.environ.update({k: env[k] for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")})
+
+
 def wait_until(when: float) -> None:
     """Sleep, then spin for the last millisecond, letting other threads run while spinning."""
     left = when - time.perf_counter()
@@ -57,6 +62,7 @@ class Session:
     def __init__(self, env: dict, name: str, *args: str, inp: str | None = None):
         from livecomp.ports import rtmidi      # through the system libjack, as livecomp uses it
 
+        use(env)
         self.env = env
         self.name = name
         self.proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
@@ -176,12 +182,29 @@ def test_a_phrase_is_answered_on_the_bar_line_and_on_the_16th_grid(jack):
     assert "1 answers" in out
 
 
+def ended(messages) -> bool:
+    """Every note-on (channel, key) is followed by its note-off."""
+    sounding: dict = {}
+    for m in messages:
+        kind, key = m[0] & 0xF0, (m[0] & 0x0F, m[1])
+        if kind == 0x90 and m[2] > 0:
+            sounding[key] = sounding.get(key, 0) + 1
+        elif kind in (0x80, 0x90) and sounding.get(key):
+            sounding[key] -= 1
+    return not any(sounding.values())
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack, tmp_path, sig):
+def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack_relaxed, tmp_path, sig):
+    """20 trials, the signal a little later into the answer each time: what the synth received
+    and what livecomp's --record file says it sent both end every note they start. A trial in
+    which a note of the call never reached livecomp (JACK drops a message now and then on this
+    machine) is not counted; at most two may be lost so."""
+    jack = jack_relaxed
     bpm = 240
     step = 60 / bpm / 4
-    trials = 20
-    for trial in range(trials):
+    lost = 0
+    for trial in range(20):
         record = tmp_path / f"session-{trial}.mid"
         session = Session(jack, f"sig{trial}", "--model", "basic", "--bpm", str(bpm), "--bars", "8",
                           "--temperature", "1.5", "--seed", str(trial), "--silence-beats", "1",
@@ -190,19 +213,23 @@ def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack, tmp_pa
         session.play(ARPEGGIO, t0, step)
         # the answer starts at step 32 (call to 15, a beat of silence, the next bar line)
         time.sleep(max(t0 + (32 + 3 + trial * 5) * step - time.perf_counter(), 0))
-        wiring = subprocess.run(["jack_lsp", "-c"], env=jack, capture_output=True, text=True).stdout
         out = session.stop(sig)
         assert session.proc.returncode == 0, out
-        assert not session.unmatched(), (trial, out, [(round((t - t0) / step, 2), m) for t, m in session.received])
         parts = {t.name: t for t in mido.MidiFile(record).tracks}
         heard = [m for m in parts["musician"] if m.type == "note_on" and m.velocity > 0]
-        played_on = [m for m in parts["livecomp"] if m.type == "note_on" and m.velocity > 0]
-        played_off = [m for m in parts["livecomp"] if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)]
-        assert len(heard) == len(ARPEGGIO), f"{trial}\n{out}\n{wiring}"
-        assert len(played_on) == len(session.notes_on()) and len(played_off) >= len(played_on)
+        played = [m.bytes() for m in parts["livecomp"] if m.type in ("note_on", "note_off")]
+        assert ended(played), (trial, out)                                  # what livecomp sent
+        assert not session.unmatched(), (trial, out)                       # what the synth received
+        assert len(session.notes_on()) == sum(m[0] & 0xF0 == 0x90 and m[2] > 0 for m in played), trial
+        if len(heard) < len(ARPEGGIO):
+            lost += 1
+            continue
+        assert any(m[0] & 0xF0 == 0x90 for m in played), f"{trial}: no answer\n{out}"
+    assert lost <= 2, f"the call lost a note on its way to livecomp in {lost} of 20 trials"
 
 
-def test_an_unknown_port_is_one_sentence_listing_the_ports(jack):
+def test_an_unknown_port_is_one_sentence_listing_the_ports(jack_relaxed):
+    jack = jack_relaxed
     result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack", "--in", "no such keyboard",
                              "--out", "virtual:x", "--model", "basic"], capture_output=True, text=True, env=jack,
                             timeout=60)
@@ -259,8 +286,11 @@ def rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
-def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_restart(jack):
+def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_restart(jack_relaxed):
+    jack = jack_relaxed
     from livecomp.ports import rtmidi
+
+    use(jack)
 
     def keyboard():
         kbd = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lost-kbd")
@@ -313,6 +343,7 @@ def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
     step = 60 / bpm / 4
     session = Session(jack, "flood", "--model", "basic", "--bpm", str(bpm), "--bars", "1", "--seed", "3",
                       "--max-call-bars", "64")
+    use(jack)
     flood = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="flood-gen")
     flood.open_virtual_port("out")
     assert session._connect("flood-gen:out", "livecomp-in:flood-in")
