@@ -406,14 +406,14 @@ def duet(
     max_call_bars: int = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence."),
     bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
     align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
     candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
     seed: int = typer.Option(0, "--seed"),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
     mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
     sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
     channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel of livecomp's part."),
-    provider: str = typer.Option("auto", "--provider"),
+    provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
 ) -> None:
     """Run the co-performer on a MIDI file, offline and deterministic: the twin of `listen`."""
     from .audio import AudioError, render_wav
@@ -468,7 +468,7 @@ def listen(
     end_cc: Optional[int] = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64)."),
     bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
     align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
     candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Fix the sampling (the same playing gets the same answers)."),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),

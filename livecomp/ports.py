@@ -45,8 +45,9 @@ import rtmidi  # noqa: E402  (after the system libjack is in place)
 APIS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
         "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
 CLIENT = "livecomp"
-POLL_S = 0.001              # JACK input: how often the queue is read
-PING_S = 0.1                # JACK input: how often livecomp pings its own input port
+POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK)
+PING_S = 0.1                # JACK input: how often livecomp pings a new input client
+PROBATION_S = 3.0           # ... and for how long
 STALL_S = 0.6               # ... and how long without a ping before the client is replaced
 
 
@@ -156,6 +157,7 @@ class JackPatchbay:
         if self._client:
             self._lib.jack_client_close(self._client)
             self._client = None
+        return None
 
 
 class Port:
@@ -273,31 +275,38 @@ class Port:
                     self.on_change(f"{self.direction} port {self.connected_to!r} is back")
 
     def _heartbeat(self) -> None:
-        """JACK input only: replace an input client that JACK stopped running.
+        """JACK input only: replace an input client that JACK does not run.
 
-        Now and then (a few starts in a hundred on a busy 2-core machine with 0.33 ms periods)
-        JACK stops running a client's cycles soon after it starts: the server logs the client
-        "not finished" every period, its thread waits for a wake-up that never comes, and every
-        message sent to it is lost while it looks open. So livecomp pings its own input port
-        with Active Sensing every ``PING_S`` through a client of its own; when no ping has been
-        heard for ``STALL_S`` the input client is closed, a new one opened, and the port's
-        connections restored."""
-        ping, target, jack = None, None, None
+        Now and then (one start in ten on a busy 2-core machine with 0.33 ms periods) JACK never
+        wakes a new client after its first cycles: the server logs it "not finished" every
+        period, its thread waits for a wake-up that never comes, and every message sent to it
+        is lost while it looks open. So for the first ``PROBATION_S`` of each input client
+        livecomp pings it with Active Sensing every ``PING_S`` through a client of its own; when
+        no ping has come back for ``STALL_S`` the input client is closed, a new one opened, and
+        the port's connections restored. A client that passes is left alone: the pinging client
+        would cost a wake-up every JACK period for the whole session."""
+        ping, target, jack, passed, began = None, None, None, None, 0.0
         try:
-            jack = JackPatchbay()
             while not self._closing.wait(PING_S):
-                if self._midi is None:                  # gone: the watcher waits for it
+                midi = self._midi
+                if midi is None or midi is passed:      # gone (the watcher waits for it), or proven
                     ping = _close(ping)
+                    if jack is not None:
+                        jack = jack.close()
                     continue
+                now = time.perf_counter()
                 if ping is None:
+                    jack = jack or JackPatchbay()
                     ping, target = self._open_ping()
-                    self._last_ping = time.perf_counter()
+                    self._last_ping = began = now
                     continue
                 ping.send_message([0xFE])
-                if time.perf_counter() - self._last_ping > STALL_S and self._midi is not None:
+                if now - self._last_ping > STALL_S:
                     sources = [s for s in jack.connections(target) if not s.startswith(f"{CLIENT}-ping")]
                     ping = _close(ping)
                     self._replace(target, sources, jack)
+                elif now - began > PROBATION_S:
+                    passed = midi
         except PortError:
             pass                                        # no way to ping: run without the heartbeat
         finally:
