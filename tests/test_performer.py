@@ -216,3 +216,38 @@ def test_duet_mode_plays_along_while_the_musician_plays(engine):
     sounding = {(s + 1, a[1]) for s, acts in plays.items() for a in acts if a[0] == "on"}
     assert not [e for e in ons if (e.step, e.pitch) in sounding]   # never strikes a key the musician holds
     assert balanced(events)
+
+
+def test_a_count_in_clicks_one_bar_and_sets_bar_1_after_it(engine):
+    """The live loop with a count-in, on a fake port: four clicks a beat apart (the first
+    accented), then bar 1 starts a beat after the last click; a note played a little early for
+    bar 1 is heard on its first step, and a note during the count-in is not part of the call."""
+    import threading
+    import time
+
+    from livecomp.live import CLICK_NOTES, Live, LiveConfig
+
+    sent = []
+    live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=240, count_in=1, status=False),
+                send=lambda m: sent.append((time.perf_counter(), m)), log=lambda text: None)
+    loop = threading.Thread(target=live.run)
+    loop.start()
+    while live.grid is None:
+        time.sleep(0.001)
+    beat = 60 / 240
+    time.sleep(max(live.grid.time_of(-12) - time.perf_counter(), 0))
+    live.heard([0x90, 50, 90], time.perf_counter())                    # during the count-in
+    live.heard([0x80, 50, 0], time.perf_counter())
+    early = live.grid.time_of(0) - 0.02
+    time.sleep(max(early - time.perf_counter(), 0))
+    live.heard([0x90, 60, 90], early)                                   # 20 ms before bar 1
+    time.sleep(0.3)
+    live.stopping.set()
+    loop.join()
+    clicks = [(t, m) for t, m in sent if m[0] == 0x99]
+    assert [m[1] for _, m in clicks] == [CLICK_NOTES[0]] + [CLICK_NOTES[1]] * 3
+    starts = [t for t, _ in clicks]
+    assert all(abs(b - a - beat) < 0.002 for a, b in zip(starts, starts[1:]))
+    assert abs(live.grid.time_of(0) - (starts[-1] + beat)) < 0.002
+    heard = live.performer.heard
+    assert 60 - 21 in heard.down and 50 - 21 not in heard.down
