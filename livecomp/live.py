@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 import queue
-from collections import deque
 import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -167,10 +167,9 @@ class Port:
 
     A JACK input is read from rtmidi's queue by a thread of its own rather than through a
     callback: rtmidi calls back from JACK's process thread, which would then wait there for the
-    interpreter lock, and a JACK client that overruns its period loses what arrived in it (with
-    0.33 ms periods, one message in a few hundred). Its arrival times are JACK's own (rtmidi
-    gives the monotonic microseconds between messages), placed on ``perf_counter`` by the
-    earliest any message was read after its arrival.
+    interpreter lock, and a JACK client that overruns its period loses what arrived in it. Its
+    arrival times are JACK's own (rtmidi gives the monotonic microseconds between messages),
+    placed on ``perf_counter`` by the earliest any message was read after its arrival.
     """
 
     def __init__(self, spec: str, direction: str, api: str, on_message: Callable | None = None,
@@ -340,10 +339,6 @@ class Port:
     def _new_probe(self):
         kind = rtmidi.MidiIn if self.direction == "input" else rtmidi.MidiOut
         return _client(kind, self.api, f"{CLIENT}-probe")
-
-    @property
-    def available(self) -> bool:
-        return self._midi is not None
 
     def send(self, message: list[int]) -> None:
         with self._lock:
