@@ -35,6 +35,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS          # utime + stime
 
 
+def jack_tool(env: dict, *args: str) -> int:
+    """Run one of JACK's tools (now and then one hangs in its own jack_client_close: 10 s)."""
+    try:
+        return subprocess.run(list(args), env=env, capture_output=True, timeout=10).returncode
+    except subprocess.TimeoutExpired:
+        return 1
+
+
 def wait_until(when: float) -> None:
     left = when - time.perf_counter()
     if left > 0.002:
@@ -64,7 +72,7 @@ def main() -> None:
     listen = None
     try:
         deadline = time.monotonic() + 10
-        while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
+        while jack_tool(env, "jack_lsp") != 0:
             if time.monotonic() > deadline:
                 sys.exit("the JACK server did not start")
             time.sleep(0.1)
@@ -80,7 +88,7 @@ def main() -> None:
         synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-synth")
         synth.open_virtual_port("sound")
         for a, b in (("bench-player:keys", "livecomp-in:bench-in"), ("livecomp-out:bench-out", "bench-synth:sound")):
-            while subprocess.run(["jack_connect", a, b], env=env, capture_output=True).returncode != 0:
+            while jack_tool(env, "jack_connect", a, b) != 0:
                 if listen.poll() is not None:
                     sys.exit(listen.stdout.read())
                 time.sleep(0.1)

@@ -45,7 +45,9 @@ import rtmidi  # noqa: E402  (after the system libjack is in place)
 APIS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
         "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
 CLIENT = "livecomp"
-POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK)
+POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK) ...
+POLL_FIRST_S = 0.0005       # ... and while its first messages place JACK's clock on ours
+FIRST = 20
 PING_S = 0.1                # JACK input: how often livecomp pings a new input client
 PROBATION_S = 3.0           # ... and for how long
 STALL_S = 0.6               # ... and how long without a ping before the client is replaced
@@ -239,19 +241,26 @@ class Port:
             self.on_message(message, t)
 
     def _read(self) -> None:
-        """JACK input: read rtmidi's queue every ``POLL_S`` and time each message on JACK's clock."""
-        midi, clock, offset = None, 0.0, math.inf
+        """JACK input: read rtmidi's queue and time each message on JACK's clock.
+
+        JACK's clock and ``perf_counter`` are both the monotonic clock, so they differ by a
+        constant: the smallest gap yet seen between a message's JACK time and the moment it was
+        read. The first ``FIRST`` messages of a client (the heartbeat's pings, before anyone
+        plays) are read every ``POLL_FIRST_S`` so that gap is small from the start; after them
+        every ``POLL_S`` (a message read later is still timed by JACK)."""
+        midi, clock, offset, seen = None, 0.0, math.inf, 0
         while not self._closing.is_set():
             with self._lock:
                 if self._midi is not midi:              # a new client: its clock starts again
-                    midi, clock, offset = self._midi, 0.0, math.inf
+                    midi, clock, offset, seen = self._midi, 0.0, math.inf, 0
                 got = midi.get_message() if midi is not None else None
             if got is None:
-                time.sleep(POLL_S)
+                time.sleep(POLL_FIRST_S if seen < FIRST else POLL_S)
                 continue
             message, delta = got
             clock += delta
             offset = min(offset, time.perf_counter() - clock)
+            seen += 1
             self._deliver(message, clock + offset)
 
     def _watch_port(self) -> None:

@@ -94,7 +94,13 @@ def _jack_server(frames: int, log_path: str | None):
     proc = subprocess.Popen([exe, "-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)], env=env,
                             stdout=log, stderr=log)
     deadline = time.monotonic() + 10
-    while subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode != 0:
+    def up() -> bool:
+        try:
+            return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    while not up():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail("the JACK server did not start")

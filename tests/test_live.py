@@ -32,6 +32,16 @@ def quick_gil():
     sys.setswitchinterval(previous)
 
 
+def jack_tool(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """Run one of JACK's command-line tools; now and then one hangs in its own jack_client_close
+    (a libjack deadlock, after it has done its work), so it gets 10 s."""
+    try:
+        return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired as hung:
+        text = [x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (hung.stdout, hung.stderr)]
+        return subprocess.CompletedProcess(hung.cmd, 1, *text)
+
+
 def use(env: dict) -> None:
     """Point this process's own JACK clients at the server of ``env``."""
     os.environ.update({k: env[k] for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")})
@@ -99,10 +109,10 @@ class Session:
             self._arrived.append((clock, time.perf_counter(), message))
 
     def _ports(self) -> str:
-        return subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True).stdout
+        return jack_tool(self.env, "jack_lsp").stdout
 
     def _connect(self, a: str, b: str) -> bool:
-        result = subprocess.run(["jack_connect", a, b], env=self.env, capture_output=True, text=True)
+        result = jack_tool(self.env, "jack_connect", a, b)
         return result.returncode == 0 or "already" in result.stderr
 
     def send(self, message: list[int]) -> None:
@@ -167,7 +177,7 @@ def test_a_phrase_is_answered_on_the_bar_line_and_on_the_16th_grid(jack):
     t0 = time.perf_counter() + 0.05
     session.play(ARPEGGIO, t0, step)
     time.sleep((32 + 32 - 16) * step + 0.7)                 # the answer: bars 3 and 4
-    wiring = subprocess.run(["jack_lsp", "-c"], env=jack, capture_output=True, text=True).stdout
+    wiring = jack_tool(jack, "jack_lsp", "-c").stdout
     out = session.stop()
     ons = session.notes_on()
     assert ons, out + wiring
@@ -306,7 +316,7 @@ def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_resta
         return False
 
     def jack_ports() -> str:
-        return subprocess.run(["jack_lsp", "-c"], env=jack, capture_output=True, text=True).stdout
+        return jack_tool(jack, "jack_lsp", "-c").stdout
 
     kbd = keyboard()
     bpm = 180
