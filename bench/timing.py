@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from livecomp.ports import rtmidi  # noqa: E402  (through the system libjack, as livecomp uses it)
+from livecomp.scheduler import wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -42,13 +43,6 @@ def jack_tool(env: dict, *args: str) -> int:
     except subprocess.TimeoutExpired:
         return 1
 
-
-def wait_until(when: float) -> None:
-    left = when - time.perf_counter()
-    if left > 0.002:
-        time.sleep(left - 0.002)
-    while time.perf_counter() < when:
-        time.sleep(0)
 
 
 def main() -> None:

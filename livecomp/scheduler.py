@@ -19,6 +19,17 @@ import numpy as np
 now = time.perf_counter           # monotonic, sub-microsecond
 
 
+def wait_until(when: float, spin_s: float = 0.002) -> None:
+    """Block until ``now() >= when``: sleep, then spin for the last ``spin_s`` seconds,
+    letting other threads run while spinning. For a caller that sends from its own thread (a
+    test's keyboard, a benchmark); livecomp's own sends go through ``Scheduler``."""
+    left = when - now()
+    if left > spin_s:
+        time.sleep(left - spin_s)
+    while now() < when:
+        time.sleep(0)
+
+
 class Scheduler:
     def __init__(self, send: Callable[[list[int]], None], spin_s: float = 0.0006, guard_s: float = 30.0):
         self._send = send

@@ -16,6 +16,7 @@ import mido
 import pytest
 
 from livecomp.engine import shipped_models
+from livecomp.scheduler import wait_until
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
 
@@ -46,14 +47,6 @@ def use(env: dict) -> None:
     """Point this process's own JACK clients at the server of ``env``."""
     os.environ.update({k: env[k] for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")})
 
-
-def wait_until(when: float) -> None:
-    """Sleep, then spin for the last millisecond, letting other threads run while spinning."""
-    left = when - time.perf_counter()
-    if left > 0.002:
-        time.sleep(left - 0.002)
-    while time.perf_counter() < when:
-        time.sleep(0)
 
 
 KEYS = 1                                     # the test keyboard plays on channel 2; livecomp answers on 1
