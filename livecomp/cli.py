@@ -513,7 +513,7 @@ def listen(
     try:
         output = Port(out, "output", api, on_change=typer.echo)
         if click_out is not None:
-            clicks = Port(click_out, "output", api, on_change=typer.echo)
+            clicks = Port(click_out, "output", api, on_change=typer.echo, client="livecomp-click")
         live = Live(engine, cfg, LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
                                             end_cc=end_cc, record=record, sync=sync, send_clock=send_clock,
                                             metronome=metronome, count_in=count_in,

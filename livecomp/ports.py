@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -47,10 +48,13 @@ APIS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
 CLIENT = "livecomp"
 POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK) ...
 POLL_FIRST_S = 0.0005       # ... and while its first messages place JACK's clock on ours
-FIRST = 20
-PING_S = 0.1                # JACK input: how often livecomp pings a new input client
-PROBATION_S = 3.0           # ... and for how long
-STALL_S = 0.6               # ... and how long without a ping before the client is replaced
+FIRST = 20                  # ... that many (livecomp pings its own input with them at the start)
+FIRST_S = 2.0               # ... for at most this long after the client opened
+SETTLE_S = 0.1              # JACK: how long a new client waits before its wake-up is first checked
+GUARD_S = 3.0               # ... how long after opening a client livecomp keeps checking it ...
+GUARD_CHECK_S = 0.05        # ... and how often
+GUARD_TRIES = 10            # ... and how many times it opens a new client before giving up
+MIDI_TYPE = b"8 bit raw midi"
 
 
 class PortError(RuntimeError):
@@ -115,9 +119,53 @@ def _close(midi) -> None:
     return None
 
 
+def jack_wakeup_mapped(client: str, maps: str = "/proc/self/maps") -> bool | None:
+    """Whether this process holds the wake-up of its JACK client ``client`` (or of the
+    ``client-NN`` JACK named it when the name was taken).
+
+    JACK2 on Linux wakes a client's process thread through a futex in a small shared file,
+    ``/dev/shm/jack_sem.<uid>_<server>_<client>``. libjack keeps one table of those per
+    process, shared by all the process's clients and updated by each of them as the server
+    tells it of clients coming and going. When other programs open and close clients while
+    this process opens one (a patchbay, ``jack_connect``), that table can end up holding a
+    closed client's file in our client's place: the server then wakes a futex no thread of
+    ours sleeps on, our client runs only when another client of this process happens to wake
+    it, and what arrives for it is lost. Returns False then, True when the file is mapped and
+    is the one in /dev/shm now, and None where clients are not woken through such files
+    (not JACK2: PipeWire's JACK, macOS, Windows), so nothing can be told."""
+    wanted = re.compile(rf"/jack_sem\.\d+_.*_{re.escape(client)}(-\d+)?$")
+    seen_any = False
+    try:
+        with open(maps) as lines:
+            for line in lines:
+                if "/jack_sem." not in line:
+                    continue
+                seen_any = True
+                fields = line.split(maxsplit=5)
+                if len(fields) < 6:
+                    continue
+                path = fields[5].strip()
+                if not wanted.search(path):
+                    continue
+                try:
+                    if os.stat(path).st_ino == int(fields[4]):
+                        return True
+                except (OSError, ValueError):
+                    continue
+    except OSError:
+        return None
+    return False if seen_any else None
+
+
 class JackPatchbay:
-    """The libjack calls python-rtmidi does not offer (a port's connections, connecting two
-    ports), through a JACK client of our own that takes no part in the audio cycle."""
+    """The libjack calls python-rtmidi does not offer (listing ports without a client that
+    takes part in every cycle, a port's connections, connecting two ports), through one JACK
+    client per process that is never activated. ``JackPatchbay.shared()`` hands it out;
+    ``release()`` closes it when its last user is done."""
+
+    _lock = threading.Lock()
+    _shared: "JackPatchbay | None" = None
+    _users = 0
 
     def __init__(self):
         if SYSTEM_JACK is None:
@@ -129,84 +177,139 @@ class JackPatchbay:
         lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
         lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
         lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
         lib.jack_free.argtypes = [ctypes.c_void_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
         self._lib = lib
+        self._calls = threading.Lock()
         self._client = lib.jack_client_open(f"{CLIENT}-patchbay".encode(), 1, None)   # 1: JackNoStartServer
         if not self._client:
             raise PortError("cannot reach the JACK server")
 
-    def connections(self, port: str) -> list[str]:
-        """Full names of the ports connected to ``port``."""
-        handle = self._lib.jack_port_by_name(self._client, port.encode())
-        if not handle:
-            return []
-        names = self._lib.jack_port_get_all_connections(self._client, handle)
-        if not names:
+    @classmethod
+    def shared(cls) -> "JackPatchbay":
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = JackPatchbay()
+            cls._users += 1
+            return cls._shared
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users <= 0 and cls._shared is not None:
+                cls._shared.close()
+                cls._shared, cls._users = None, 0
+
+    def _names(self, array) -> list[str]:
+        if not array:
             return []
         found, i = [], 0
-        while names[i] is not None:
-            found.append(names[i].decode())
+        while array[i] is not None:
+            found.append(array[i].decode(errors="replace"))
             i += 1
-        self._lib.jack_free(ctypes.cast(names, ctypes.c_void_p))
+        self._lib.jack_free(ctypes.cast(array, ctypes.c_void_p))
         return found
 
+    def ports(self, outputs: bool, pattern: str | None = None) -> list[str]:
+        """Full names of the MIDI output ports (``outputs``) or input ports, those matching the
+        regular expression ``pattern`` if given."""
+        flags = 0x2 if outputs else 0x1                     # JackPortIsOutput, JackPortIsInput
+        with self._calls:
+            return self._names(self._lib.jack_get_ports(self._client, pattern.encode() if pattern else None,
+                                                        MIDI_TYPE, flags))
+
+    def connections(self, port: str) -> list[str]:
+        """Full names of the ports connected to ``port``."""
+        with self._calls:
+            handle = self._lib.jack_port_by_name(self._client, port.encode())
+            if not handle:
+                return []
+            return self._names(self._lib.jack_port_get_all_connections(self._client, handle))
+
     def connect(self, source: str, destination: str) -> bool:
-        return self._lib.jack_connect(self._client, source.encode(), destination.encode()) in (0, 17)  # 17: EEXIST
+        with self._calls:
+            return self._lib.jack_connect(self._client, source.encode(), destination.encode()) in (0, 17)  # EEXIST
 
     def close(self) -> None:
-        if self._client:
-            self._lib.jack_client_close(self._client)
-            self._client = None
+        with self._calls:
+            if self._client:
+                self._lib.jack_client_close(self._client)
+                self._client = None
         return None
 
 
 class Port:
     """One input or output port, kept open for the whole run and reopened when it comes back
     after going away. ``on_message(bytes, t)`` is called for each input message with its
-    arrival time on ``time.perf_counter``.
+    arrival time on ``time.perf_counter``. ``client`` names the MIDI system's client (default
+    ``livecomp-in`` or ``livecomp-out``).
 
     A JACK input is read from rtmidi's queue by a thread of its own rather than through a
     callback: rtmidi calls back from JACK's process thread, which would then wait there for the
     interpreter lock, and a JACK client that overruns its period loses what arrived in it. Its
     arrival times are JACK's own (rtmidi gives the monotonic microseconds between messages),
-    placed on ``perf_counter`` by the earliest any message was read after its arrival.
+    placed on ``perf_counter`` by the earliest any message was read after its arrival; a few
+    pings of its own at the start make that exact before anyone plays.
+
+    A JACK port is handed out only once this process holds its client's wake-up
+    (``jack_wakeup_mapped``), and for ``GUARD_S`` after each client opens a thread keeps
+    checking; a client JACK would not wake is replaced by a new one with the port's
+    connections.
     """
 
     def __init__(self, spec: str, direction: str, api: str, on_message: Callable | None = None,
-                 on_change: Callable[[str], None] | None = None):
+                 on_change: Callable[[str], None] | None = None, client: str | None = None):
         self.spec, self.direction, self.api = spec, direction, api
         self.on_message = on_message
         self.on_change = on_change or (lambda text: None)
+        self.client = client or f"{CLIENT}-{'in' if direction == 'input' else 'out'}"
         self.virtual = spec.startswith("virtual:")
         self.name = spec[len("virtual:"):] if self.virtual else spec
+        self.port_name = self.name if self.virtual else direction      # our own port, in the MIDI system
         self._lock = threading.Lock()
         self._midi = None
-        self._last_ping = time.perf_counter()
+        self._opened_at = time.perf_counter()
         self.connected_to: str | None = None
-        self._open(first=True)
+        self._patchbay = None
+        if api == "jack":
+            try:
+                self._patchbay = JackPatchbay.shared()
+            except PortError:
+                self._patchbay = None                   # ports still work; no guard, no restored connections
         self._closing = threading.Event()
-        self._watch = None
+        self._threads: list[threading.Thread] = []
+        try:
+            self._open(first=True)
+            if self._patchbay is not None:
+                self._settle()
+        except BaseException:
+            self.close(drain_s=0.0)
+            raise
         if not self.virtual:
-            self._watch = threading.Thread(target=self._watch_port, name=f"livecomp-{direction}-watch", daemon=True)
-            self._watch.start()
-        self._heart = self._reader = None
+            self._start(self._watch_port, "watch")
         if api == "jack" and direction == "input":
-            self._reader = threading.Thread(target=self._read, name="livecomp-input", daemon=True)
-            self._reader.start()
-            self._heart = threading.Thread(target=self._heartbeat, name="livecomp-input-heartbeat", daemon=True)
-            self._heart.start()
+            self._start(self._read, "read")
+        if self._patchbay is not None:
+            self._start(self._guard, "guard")
+
+    def _start(self, target: Callable, what: str) -> None:
+        thread = threading.Thread(target=target, name=f"livecomp-{self.direction}-{what}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _new_client(self):
         if self.direction == "output":
-            return _client(rtmidi.MidiOut, self.api, f"{CLIENT}-out")
+            return _client(rtmidi.MidiOut, self.api, self.client)
         if self.api == "jack":
             # nothing ignored: rtmidi's time differences skip over the messages it drops
-            midi = _client(rtmidi.MidiIn, self.api, f"{CLIENT}-in", queue_size_limit=8192)
+            midi = _client(rtmidi.MidiIn, self.api, self.client, queue_size_limit=8192)
             midi.ignore_types(sysex=False, timing=False, active_sense=False)
         else:
-            midi = _client(rtmidi.MidiIn, self.api, f"{CLIENT}-in")
+            midi = _client(rtmidi.MidiIn, self.api, self.client)
             midi.ignore_types(sysex=True, timing=False, active_sense=True)
             midi.set_callback(self._callback)
         return midi
@@ -229,15 +332,15 @@ class Port:
             self.connected_to = names[index]
         with self._lock:
             self._midi = midi
+            self._opened_at = time.perf_counter()
         return True
 
     def _callback(self, event, data=None) -> None:
         self._deliver(event[0], time.perf_counter())
 
     def _deliver(self, message: list[int], t: float) -> None:
-        if message == [0xFE]:                    # Active Sensing: the input is alive, nothing to play
-            self._last_ping = t
-        elif message and message[0] != 0xF0 and self.on_message is not None:     # SysEx is not for us
+        # Active Sensing says the input is alive, SysEx is not for us: neither is played
+        if message and message[0] not in (0xF0, 0xFE) and self.on_message is not None:
             self.on_message(message, t)
 
     def _read(self) -> None:
@@ -245,17 +348,18 @@ class Port:
 
         JACK's clock and ``perf_counter`` are both the monotonic clock, so they differ by a
         constant: the smallest gap yet seen between a message's JACK time and the moment it was
-        read. The first ``FIRST`` messages of a client (the heartbeat's pings, before anyone
-        plays) are read every ``POLL_FIRST_S`` so that gap is small from the start; after them
-        every ``POLL_S`` (a message read later is still timed by JACK)."""
-        midi, clock, offset, seen = None, 0.0, math.inf, 0
+        read. The first ``FIRST`` messages of a client (the guard's pings, before anyone plays)
+        are read every ``POLL_FIRST_S`` so that gap is small from the start; after them every
+        ``POLL_S`` (a message read later is still timed by JACK)."""
+        midi, clock, offset, seen, opened = None, 0.0, math.inf, 0, 0.0
         while not self._closing.is_set():
             with self._lock:
                 if self._midi is not midi:              # a new client: its clock starts again
-                    midi, clock, offset, seen = self._midi, 0.0, math.inf, 0
+                    midi, clock, offset, seen, opened = self._midi, 0.0, math.inf, 0, self._opened_at
                 got = midi.get_message() if midi is not None else None
             if got is None:
-                time.sleep(POLL_FIRST_S if seen < FIRST else POLL_S)
+                fast = seen < FIRST and time.perf_counter() - opened < FIRST_S
+                time.sleep(POLL_FIRST_S if fast else POLL_S)
                 continue
             message, delta = got
             clock += delta
@@ -263,87 +367,114 @@ class Port:
             seen += 1
             self._deliver(message, clock + offset)
 
+    def _present(self, probe) -> bool:
+        try:
+            if self._patchbay is not None:
+                return self.connected_to in self._patchbay.ports(outputs=self.direction == "input")
+            return self.connected_to in probe.get_ports()
+        except Exception:
+            return False
+
     def _watch_port(self) -> None:
         """Poll the port list; when our port is gone, close and wait for it to come back."""
-        probe = self._new_probe()
-        while not self._closing.wait(0.5):
-            try:
-                present = self.connected_to in probe.get_ports()
-            except Exception:
-                present = False
-            if present and self._midi is not None:
-                continue
-            if not present and self._midi is not None:
-                with self._lock:
-                    midi, self._midi = self._midi, None
-                self._dispose(midi)
-                self.on_change(f"{self.direction} port {self.connected_to!r} went away; waiting for it")
-            elif present and self._midi is None:
-                if self._open():
-                    self.on_change(f"{self.direction} port {self.connected_to!r} is back")
-
-    def _heartbeat(self) -> None:
-        """JACK input only: replace an input client that JACK does not run.
-
-        Now and then (one start in ten on a busy 2-core machine with 0.33 ms periods) JACK never
-        wakes a new client after its first cycles: the server logs it "not finished" every
-        period, its thread waits for a wake-up that never comes, and every message sent to it
-        is lost while it looks open. So for the first ``PROBATION_S`` of each input client
-        livecomp pings it with Active Sensing every ``PING_S`` through a client of its own; when
-        no ping has come back for ``STALL_S`` the input client is closed, a new one opened, and
-        the port's connections restored. A client that passes is left alone: the pinging client
-        would cost a wake-up every JACK period for the whole session."""
-        ping, target, jack, passed, began = None, None, None, None, 0.0
+        probe = None if self._patchbay is not None else self._new_probe()
         try:
-            while not self._closing.wait(PING_S):
-                midi = self._midi
-                if midi is None or midi is passed:      # gone (the watcher waits for it), or proven
-                    ping = _close(ping)
-                    if jack is not None:
-                        jack = jack.close()
+            while not self._closing.wait(0.5):
+                present = self._present(probe)
+                if present and self._midi is not None:
                     continue
-                now = time.perf_counter()
-                if ping is None:
-                    jack = jack or JackPatchbay()
-                    ping, target = self._open_ping()
-                    self._last_ping = began = now
-                    continue
-                ping.send_message([0xFE])
-                if now - self._last_ping > STALL_S:
-                    sources = [s for s in jack.connections(target) if not s.startswith(f"{CLIENT}-ping")]
-                    ping = _close(ping)
-                    self._replace(target, sources, jack)
-                elif now - began > PROBATION_S:
-                    passed = midi
+                if not present and self._midi is not None:
+                    with self._lock:
+                        midi, self._midi = self._midi, None
+                    self._dispose(midi)
+                    self.on_change(f"{self.direction} port {self.connected_to!r} went away; waiting for it")
+                elif present and self._midi is None:
+                    if self._open():
+                        self.on_change(f"{self.direction} port {self.connected_to!r} is back")
+        finally:
+            if probe is not None:
+                probe.delete()
+
+    def _own_port(self) -> str | None:
+        """Our port's full JACK name, when it can be told apart from another livecomp's."""
+        pattern = rf"^{re.escape(self.client)}(-[0-9]+)?:{re.escape(self.port_name)}$"
+        found = self._patchbay.ports(outputs=self.direction == "output", pattern=pattern)
+        return found[0] if len(found) == 1 else None
+
+    def _settle(self) -> None:
+        """Wait ``SETTLE_S`` for this process to hear of the clients that came and went while
+        ours opened, then make sure it holds our client's wake-up, replacing the client until
+        it does (at most ``GUARD_TRIES`` times)."""
+        for _ in range(GUARD_TRIES):
+            time.sleep(SETTLE_S)
+            if jack_wakeup_mapped(self.client) is not False:
+                return
+            self._replace()
+
+    def _guard(self) -> None:
+        """JACK only: for ``GUARD_S`` after each client opens, check every ``GUARD_CHECK_S`` that
+        this process holds its wake-up; two misses in a row and the client is replaced (up to
+        ``GUARD_TRIES`` times). An input client first gets ``FIRST`` pings of our own, which
+        place JACK's clock on ours before anyone plays."""
+        misses, tries, pinged = 0, 0, None
+        while not self._closing.wait(GUARD_CHECK_S):
+            midi, opened = self._midi, self._opened_at
+            if midi is None or time.perf_counter() - opened > GUARD_S:
+                misses = 0
+                self._closing.wait(0.5)
+                continue
+            if self.direction == "input" and pinged is not midi:
+                pinged = midi
+                self._ping()
+            if jack_wakeup_mapped(self.client) is not False:
+                misses = 0
+                continue
+            misses += 1
+            if misses >= 2 and tries < GUARD_TRIES:
+                tries += 1
+                misses = 0
+                self._replace()
+
+    def _ping(self) -> None:
+        """Send ``FIRST`` Active Sensing messages to our own input, 5 ms apart, from a
+        short-lived client of our own."""
+        target = self._own_port()
+        if target is None:
+            return
+        try:
+            ping = _client(rtmidi.MidiOut, "jack", f"{CLIENT}-ping")
         except PortError:
-            pass                                        # no way to ping: run without the heartbeat
+            return
+        try:
+            names = ping.get_ports()
+            if target not in names:
+                return
+            ping.open_port(names.index(target), name="ping")
+            for _ in range(FIRST):
+                if self._closing.wait(0.005):
+                    break
+                ping.send_message([0xFE])
+            self._closing.wait(0.02)                    # the last ones leave before the client goes
         finally:
             _close(ping)
-            if jack is not None:
-                jack.close()
 
-    def _open_ping(self):
-        """A client of our own connected to our input port, and that port's full name."""
-        port = self.name if self.virtual else self.direction
-        ping = _client(rtmidi.MidiOut, "jack", f"{CLIENT}-ping")
-        ours = [(i, n) for i, n in enumerate(ping.get_ports())
-                if n.startswith(f"{CLIENT}-in") and n.endswith(f":{port}")]
-        if len(ours) != 1:                              # two livecomps with one port name
-            ping.delete()
-            raise PortError("cannot tell our input port apart")
-        ping.open_port(ours[0][0], name="ping")
-        return ping, ours[0][1]
-
-    def _replace(self, target: str, sources: list[str], jack: "JackPatchbay") -> None:
+    def _replace(self) -> None:
+        """Open a new client in place of ours, with our port's connections."""
+        target = self._own_port()
+        others = self._patchbay.connections(target) if target is not None else []
         with self._lock:
             midi, self._midi = self._midi, None
         if midi is not None:
             self._dispose(midi)
-        if self._open():
-            for source in sources:
-                jack.connect(source, target)
-            self.on_change(f"JACK stopped running the input client; opened a new one "
-                           f"({len(sources)} connection{'s' * (len(sources) != 1)} restored)")
+        if not self._open():
+            return
+        target = self._own_port()
+        restored = 0
+        for other in others if target is not None else []:
+            pair = (other, target) if self.direction == "input" else (target, other)
+            restored += self._patchbay.connect(*pair)
+        self.on_change(f"JACK would not wake the {self.direction} client; opened a new one "
+                       f"({restored} connection{'s' * (restored != 1)} restored)")
 
     def _new_probe(self):
         kind = rtmidi.MidiIn if self.direction == "input" else rtmidi.MidiOut
@@ -356,16 +487,24 @@ class Port:
 
     def close(self, drain_s: float = 0.05) -> None:
         """Close the port; an output first waits ``drain_s`` so the last messages (the note-offs
-        of a panic) leave the MIDI system's buffers before the port goes."""
+        of a panic) leave the MIDI system's buffers before the port goes. Safe to call twice."""
         self._closing.set()
-        if self._heart is not None:
-            self._heart.join(timeout=2.0)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+        self._threads = []
         if self.direction == "output" and self._midi is not None:
             time.sleep(drain_s)
         with self._lock:
             midi, self._midi = self._midi, None
         if midi is not None:
             self._dispose(midi)
+        self._release_patchbay()
+
+    def _release_patchbay(self) -> None:
+        if self._patchbay is not None:
+            self._patchbay = None
+            JackPatchbay.release()
 
     def _dispose(self, midi) -> None:
         """Close and free a client that is no longer ``self._midi``."""

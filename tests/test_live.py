@@ -25,22 +25,12 @@ PERIOD = 16 / 48000                          # one JACK period: MIDI moves once 
 
 @pytest.fixture(autouse=True)
 def quick_gil():
-    """The synth client's callback runs in JACK's thread and needs the GIL: hand it over fast,
-    so the receive timestamps are not held up by this process's own spinning."""
+    """The synth client is read by a thread of this process: hand it the GIL fast, so what it
+    reads is not held up by this process's own spinning."""
     previous = sys.getswitchinterval()
     sys.setswitchinterval(0.0002)
     yield
     sys.setswitchinterval(previous)
-
-
-def jack_tool(env: dict, *args: str) -> subprocess.CompletedProcess:
-    """Run one of JACK's command-line tools; now and then one hangs in its own jack_client_close
-    (a libjack deadlock, after it has done its work), so it gets 10 s."""
-    try:
-        return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=10)
-    except subprocess.TimeoutExpired as hung:
-        text = [x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (hung.stdout, hung.stderr)]
-        return subprocess.CompletedProcess(hung.cmd, 1, *text)
 
 
 def use(env: dict) -> None:
@@ -52,43 +42,80 @@ def use(env: dict) -> None:
 KEYS = 1                                     # the test keyboard plays on channel 2; livecomp answers on 1
 
 
+def jack_client(make, name: str, tries: int = 5):
+    """A JACK client of this test process, made by ``make()`` and made again while this process
+    does not hold its wake-up (``jack_wakeup_mapped``: JACK would never run it)."""
+    from livecomp.ports import jack_wakeup_mapped
+
+    for _ in range(tries):
+        client = make()
+        time.sleep(0.1)
+        if jack_wakeup_mapped(name) is not False:
+            return client
+        client.delete()
+    raise AssertionError(f"JACK would not wake the test's client {name} in {tries} tries")
+
+
 class Session:
     """A running `livecomp listen` with a keyboard client wired to its input and a synth client
-    wired to its output (and to the keyboard).
+    wired to its output (and to the keyboard), once livecomp says it is listening.
 
     The synth client is polled, not called back: a Python callback runs in JACK's thread and
     waits there for this process's interpreter lock, and a JACK client that overruns its period
     loses what arrived in it. Its timestamps are JACK's (the time of the cycle a message arrived
     in, on the monotonic clock, as differences from the message before), placed on the test's
-    clock by the keyboard's own notes, whose send times the test knows."""
+    clock by the keyboard's own notes, whose send times the test knows. Ports are wired through
+    one patchbay client rather than JACK's command-line tools, which open and close a client
+    each time."""
 
     def __init__(self, env: dict, name: str, *args: str, inp: str | None = None):
-        from livecomp.ports import rtmidi      # through the system libjack, as livecomp uses it
+        from livecomp.ports import JackPatchbay, rtmidi      # through the system libjack, as livecomp uses it
 
         use(env)
         self.env = env
         self.name = name
-        self.proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
-                                      "--in", inp or f"virtual:{name}-in", "--out", f"virtual:{name}-out", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.patchbay = JackPatchbay()
         self.sent: list[tuple[float, list[int]]] = []
         self._arrived: list[tuple[float, float, list[int]]] = []    # (JACK time from the first, poll time, message)
-        self.keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{name}-player")
-        self.keys.open_virtual_port("keys")
-        self.synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{name}-synth", queue_size_limit=65536)
-        self.synth.ignore_types(sysex=False, timing=False, active_sense=False)
-        self.synth.open_virtual_port("sound")
+
+        def keys():
+            client = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{name}-player")
+            client.open_virtual_port("keys")
+            return client
+
+        def synth():
+            client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{name}-synth", queue_size_limit=65536)
+            client.ignore_types(sysex=False, timing=False, active_sense=False)
+            client.open_virtual_port("sound")
+            return client
+
+        self.keys = jack_client(keys, f"{name}-player")
+        self.synth = jack_client(synth, f"{name}-synth")
         self._polling = True
         self._poller = threading.Thread(target=self._poll, daemon=True)
         self._poller.start()
-        deadline = time.monotonic() + 30
-        while (inp is None and not self._connect(f"{name}-player:keys", f"livecomp-in:{name}-in")) or \
-                not self._connect(f"livecomp-out:{name}-out", f"{name}-synth:sound") or \
-                not self._connect(f"{name}-player:keys", f"{name}-synth:sound"):
+        self.proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
+                                      "--in", inp or f"virtual:{name}-in", "--out", f"virtual:{name}-out", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list[str] = []
+        self._printer = threading.Thread(target=self._read_output, daemon=True)
+        self._printer.start()
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("listening on") for line in self.lines):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"livecomp listen did not open its ports: {self.stop()}")
-            time.sleep(0.1)
+                raise AssertionError(f"livecomp listen did not start: {self.stop()}")
+            time.sleep(0.05)
+        wires = [(f"livecomp-out:{name}-out", f"{name}-synth:sound"), (f"{name}-player:keys", f"{name}-synth:sound")]
+        if inp is None:
+            wires.append((f"{name}-player:keys", f"livecomp-in:{name}-in"))
+        for source, destination in wires:
+            if not self.patchbay.connect(source, destination):
+                raise AssertionError(f"cannot connect {source} to {destination}: {self.stop()}")
         time.sleep(0.3)
+
+    def _read_output(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
 
     def _poll(self) -> None:
         clock = 0.0
@@ -101,12 +128,8 @@ class Session:
             clock += delta
             self._arrived.append((clock, time.perf_counter(), message))
 
-    def _ports(self) -> str:
-        return jack_tool(self.env, "jack_lsp").stdout
-
-    def _connect(self, a: str, b: str) -> bool:
-        result = jack_tool(self.env, "jack_connect", a, b)
-        return result.returncode == 0 or "already" in result.stderr
+    def connect(self, source: str, destination: str) -> bool:
+        return self.patchbay.connect(source, destination)
 
     def send(self, message: list[int]) -> None:
         self.keys.send_message(message)
@@ -123,16 +146,20 @@ class Session:
     def stop(self, sig=signal.SIGTERM) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        out = self.proc.communicate(timeout=20)[0]
+        self.proc.wait(timeout=20)
+        self._printer.join(timeout=5)
         time.sleep(0.05)
         self._polling = False
-        self._poller.join()
+        if self._poller.is_alive():
+            self._poller.join()
         deadline = time.monotonic() + 10                # the server has let go of livecomp's clients
-        while f"livecomp-out:{self.name}-out" in self._ports() and time.monotonic() < deadline:
+        while self.patchbay.ports(outputs=True, pattern=rf"^livecomp-out.*:{self.name}-out$") and \
+                time.monotonic() < deadline:
             time.sleep(0.05)
         self.keys.delete()
         self.synth.delete()
-        return out
+        self.patchbay.close()
+        return "".join(self.lines)
 
     @property
     def received(self) -> list[tuple[float, list[int]]]:
@@ -170,7 +197,8 @@ def test_a_phrase_is_answered_on_the_bar_line_and_on_the_16th_grid(jack):
     t0 = time.perf_counter() + 0.05
     session.play(ARPEGGIO, t0, step)
     time.sleep((32 + 32 - 16) * step + 0.7)                 # the answer: bars 3 and 4
-    wiring = jack_tool(jack, "jack_lsp", "-c").stdout
+    wiring = f"\nlivecomp-in: {session.patchbay.connections('livecomp-in:grid-in')}, " \
+             f"livecomp-out: {session.patchbay.connections('livecomp-out:grid-out')}"
     out = session.stop()
     ons = session.notes_on()
     assert ons, out + wiring
@@ -296,32 +324,34 @@ def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_resta
     use(jack)
 
     def keyboard():
-        kbd = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lost-kbd")
-        kbd.open_virtual_port("keys")
-        return kbd
+        def make():
+            kbd = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lost-kbd")
+            kbd.open_virtual_port("keys")
+            return kbd
+        return jack_client(make, "lost-kbd")
 
-    def until(text: str, timeout: float = 10) -> bool:
+    def until(check, timeout: float = 10) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in jack_ports():
+            if check():
                 return True
             time.sleep(0.05)
         return False
 
-    def jack_ports() -> str:
-        return jack_tool(jack, "jack_lsp", "-c").stdout
+    def wired() -> bool:
+        return "livecomp-in:input" in session.patchbay.connections("lost-kbd:keys")
 
     kbd = keyboard()
     bpm = 180
     step = 60 / bpm / 4
     session = Session(jack, "lost", "--model", "basic", "--bpm", str(bpm), "--bars", "1", "--seed", "1",
                       "--silence-beats", "1", inp="lost-kbd:keys")
-    assert until("livecomp-in:input")
+    assert until(wired)
     kbd.delete()                                            # unplugged
     time.sleep(1.5)
     assert session.proc.poll() is None
     kbd = keyboard()                                        # plugged in again
-    assert until("lost-kbd:keys\n   livecomp-in:input"), jack_ports()
+    assert until(wired), session.patchbay.ports(outputs=True)
     time.sleep(0.3)
     t0 = time.perf_counter() + 0.05
     for when, message in sorted([(t0 + s * step, [0x90 | KEYS, p, 90]) for s, _, p in ARPEGGIO] +
@@ -347,9 +377,14 @@ def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
     session = Session(jack, "flood", "--model", "basic", "--bpm", str(bpm), "--bars", "1", "--seed", "3",
                       "--max-call-bars", "64")
     use(jack)
-    flood = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="flood-gen")
-    flood.open_virtual_port("out")
-    assert session._connect("flood-gen:out", "livecomp-in:flood-in")
+
+    def generator():
+        client = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="flood-gen")
+        client.open_virtual_port("out")
+        return client
+
+    flood = jack_client(generator, "flood-gen")
+    assert session.connect("flood-gen:out", "livecomp-in:flood-in")
     time.sleep(0.2)
     t0 = time.perf_counter() + 0.05
     wait_until(t0)
