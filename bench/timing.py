@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from livecomp.ports import rtmidi  # noqa: E402  (through the system libjack, as livecomp uses it)
+from livecomp.ports import JackPatchbay, PortError, jack_client, rtmidi  # noqa: E402  (the system libjack)
 from livecomp.scheduler import wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -36,13 +36,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS          # utime + stime
 
 
-def jack_tool(env: dict, *args: str) -> int:
-    """Run one of JACK's tools (now and then one hangs in its own jack_client_close: 10 s)."""
-    try:
-        return subprocess.run(list(args), env=env, capture_output=True, timeout=10).returncode
-    except subprocess.TimeoutExpired:
-        return 1
-
+def virtual(kind, client: str, port: str):
+    midi = kind(rtmidi.API_UNIX_JACK, name=client)
+    midi.open_virtual_port(port)
+    return midi
 
 
 def main() -> None:
@@ -66,10 +63,14 @@ def main() -> None:
     listen = None
     try:
         deadline = time.monotonic() + 10
-        while jack_tool(env, "jack_lsp") != 0:
-            if time.monotonic() > deadline:
-                sys.exit("the JACK server did not start")
-            time.sleep(0.1)
+        while True:
+            try:
+                patchbay = JackPatchbay()
+                break
+            except PortError:
+                if time.monotonic() > deadline:
+                    sys.exit("the JACK server did not start")
+                time.sleep(0.1)
         step = 60 / args.bpm / 4
         bars = max(int(round(args.minutes * args.bpm / 4)), 1)
         listen = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
@@ -77,15 +78,16 @@ def main() -> None:
                                    "--bpm", f"{args.bpm:g}", "--bars", str(bars), "--max-call-bars", "256",
                                    "--silence-beats", "1", "--seed", "0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-player")
-        keys.open_virtual_port("keys")
-        synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-synth")
-        synth.open_virtual_port("sound")
+        keys = jack_client(lambda: virtual(rtmidi.MidiOut, "bench-player", "keys"), "bench-player")
+        synth = jack_client(lambda: virtual(rtmidi.MidiIn, "bench-synth", "sound"), "bench-synth")
+        for line in listen.stdout:                               # its ports are open and checked
+            if line.startswith("listening on"):
+                break
+        else:
+            sys.exit("livecomp listen ended before it listened")
         for a, b in (("bench-player:keys", "livecomp-in:bench-in"), ("livecomp-out:bench-out", "bench-synth:sound")):
-            while jack_tool(env, "jack_connect", a, b) != 0:
-                if listen.poll() is not None:
-                    sys.exit(listen.stdout.read())
-                time.sleep(0.1)
+            if not patchbay.connect(a, b):
+                sys.exit(f"cannot connect {a} to {b}")
         time.sleep(0.5)
 
         arpeggio = [60, 64, 67, 72, 67, 64]
@@ -116,6 +118,7 @@ def main() -> None:
         out = listen.communicate(timeout=30)[0]
         keys.delete()
         synth.delete()
+        patchbay.close()
     finally:
         for proc in (listen, busy, jackd):
             if proc is not None and proc.poll() is None:

@@ -157,6 +157,19 @@ def jack_wakeup_mapped(client: str, maps: str = "/proc/self/maps") -> bool | Non
     return False if seen_any else None
 
 
+def jack_client(make: Callable, name: str, tries: int = 5):
+    """A JACK client made by ``make()`` (and named ``name``), made again while this process does
+    not hold its wake-up (``jack_wakeup_mapped``). For programs beside livecomp's own ports
+    that open clients of their own: a test's keyboard and synth, a benchmark."""
+    for _ in range(tries):
+        client = make()
+        time.sleep(SETTLE_S)
+        if jack_wakeup_mapped(name) is not False:
+            return client
+        client.delete()
+    raise PortError(f"JACK would not wake the client {name!r} in {tries} tries.")
+
+
 class JackPatchbay:
     """The libjack calls python-rtmidi does not offer (listing ports without a client that
     takes part in every cycle, a port's connections, connecting two ports), through one JACK
@@ -270,7 +283,8 @@ class Port:
         self.virtual = spec.startswith("virtual:")
         self.name = spec[len("virtual:"):] if self.virtual else spec
         self.port_name = self.name if self.virtual else direction      # our own port, in the MIDI system
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()                   # guards self._midi
+        self._swap = threading.Lock()                   # one thread at a time replaces or reopens the client
         self._midi = None
         self._opened_at = time.perf_counter()
         self.connected_to: str | None = None
@@ -381,16 +395,15 @@ class Port:
         try:
             while not self._closing.wait(0.5):
                 present = self._present(probe)
-                if present and self._midi is not None:
-                    continue
-                if not present and self._midi is not None:
-                    with self._lock:
-                        midi, self._midi = self._midi, None
-                    self._dispose(midi)
-                    self.on_change(f"{self.direction} port {self.connected_to!r} went away; waiting for it")
-                elif present and self._midi is None:
-                    if self._open():
-                        self.on_change(f"{self.direction} port {self.connected_to!r} is back")
+                with self._swap:
+                    if not present and self._midi is not None:
+                        with self._lock:
+                            midi, self._midi = self._midi, None
+                        self._dispose(midi)
+                        self.on_change(f"{self.direction} port {self.connected_to!r} went away; waiting for it")
+                    elif present and self._midi is None and not self._closing.is_set():
+                        if self._open():
+                            self.on_change(f"{self.direction} port {self.connected_to!r} is back")
         finally:
             if probe is not None:
                 probe.delete()
@@ -460,6 +473,11 @@ class Port:
 
     def _replace(self) -> None:
         """Open a new client in place of ours, with our port's connections."""
+        with self._swap:
+            if self._midi is not None and not self._closing.is_set():
+                self._replace_client()
+
+    def _replace_client(self) -> None:
         target = self._own_port()
         others = self._patchbay.connections(target) if target is not None else []
         with self._lock:

@@ -16,6 +16,7 @@ import mido
 import pytest
 
 from livecomp.engine import shipped_models
+from livecomp.ports import jack_client
 from livecomp.scheduler import wait_until
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
@@ -40,20 +41,6 @@ def use(env: dict) -> None:
 
 
 KEYS = 1                                     # the test keyboard plays on channel 2; livecomp answers on 1
-
-
-def jack_client(make, name: str, tries: int = 5):
-    """A JACK client of this test process, made by ``make()`` and made again while this process
-    does not hold its wake-up (``jack_wakeup_mapped``: JACK would never run it)."""
-    from livecomp.ports import jack_wakeup_mapped
-
-    for _ in range(tries):
-        client = make()
-        time.sleep(0.1)
-        if jack_wakeup_mapped(name) is not False:
-            return client
-        client.delete()
-    raise AssertionError(f"JACK would not wake the test's client {name} in {tries} tries")
 
 
 class Session:
@@ -229,12 +216,12 @@ def ended(messages) -> bool:
 def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack_relaxed, tmp_path, sig):
     """20 trials, the signal a little later into the answer each time: what the synth received
     and what livecomp's --record file says it sent both end every note they start. A trial in
-    which a note of the call never reached livecomp (JACK drops a message now and then on this
-    machine) is not counted; at most two may be lost so."""
+    which a message of the call never reached livecomp (JACK drops one when a client overruns
+    its period on a busy machine) may have no answer to interrupt; at most two may be lost so."""
     jack = jack_relaxed
     bpm = 240
     step = 60 / bpm / 4
-    lost = 0
+    lost = []
     for trial in range(20):
         record = tmp_path / f"session-{trial}.mid"
         session = Session(jack, f"sig{trial}", "--model", "basic", "--bpm", str(bpm), "--bars", "8",
@@ -247,16 +234,17 @@ def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack_relaxed
         out = session.stop(sig)
         assert session.proc.returncode == 0, out
         parts = {t.name: t for t in mido.MidiFile(record).tracks}
-        heard = [m for m in parts["musician"] if m.type == "note_on" and m.velocity > 0]
+        heard = [m for m in parts["musician"] if m.type in ("note_on", "note_off")]
         played = [m.bytes() for m in parts["livecomp"] if m.type in ("note_on", "note_off")]
         assert ended(played), (trial, out)                                  # what livecomp sent
         assert not session.unmatched(), (trial, out)                       # what the synth received
         assert len(session.notes_on()) == sum(m[0] & 0xF0 == 0x90 and m[2] > 0 for m in played), trial
-        if len(heard) < len(ARPEGGIO):
-            lost += 1
+        if len(heard) < 2 * len(ARPEGGIO):
+            lost.append(f"trial {trial}: {len(heard)} of {2 * len(ARPEGGIO)} heard\n{out}")
             continue
         assert any(m[0] & 0xF0 == 0x90 for m in played), f"{trial}: no answer\n{out}"
-    assert lost <= 2, f"the call lost a note on its way to livecomp in {lost} of 20 trials"
+    assert len(lost) <= 2, f"the call lost a message on its way to livecomp in {len(lost)} of 20 trials:\n" + \
+        "\n".join(lost)
 
 
 def test_an_unknown_port_is_one_sentence_listing_the_ports(jack_relaxed):
@@ -425,3 +413,52 @@ def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
     answer_bar = math.ceil((call_end + 8) / 16) * 16
     assert answer_bar <= round(offset) < answer_bar + 16, (offset, call_end)
     assert not session.unmatched()
+
+
+def test_an_input_client_jack_would_not_wake_is_replaced_and_keeps_its_connections(jack_relaxed, monkeypatch):
+    """The guard's way out when this process loses its input client's wake-up (see
+    livecomp.ports.jack_wakeup_mapped): told twice in a row that it is lost, it opens a new
+    client, wires the keyboard back, and what the keyboard plays is heard again."""
+    from livecomp import ports
+
+    use(jack_relaxed)
+    lost = {"checks": 0}
+    held = ports.jack_wakeup_mapped
+
+    def wakeup(client: str, *args) -> bool | None:
+        if client == "guard-in" and lost["checks"] > 0:
+            lost["checks"] -= 1
+            return False
+        return held(client, *args)
+
+    monkeypatch.setattr(ports, "jack_wakeup_mapped", wakeup)
+    heard, changes = [], []
+    port = ports.Port("virtual:keys", "input", "jack", on_message=lambda m, t: heard.append(m),
+                      on_change=changes.append, client="guard-in")
+
+    def make():
+        client = ports.rtmidi.MidiOut(ports.rtmidi.API_UNIX_JACK, name="guard-kbd")
+        client.open_virtual_port("keys")
+        return client
+
+    keyboard = jack_client(make, "guard-kbd")
+    patchbay = ports.JackPatchbay()
+    try:
+        assert patchbay.connect("guard-kbd:keys", "guard-in:keys")
+        keyboard.send_message([0x90, 60, 90])
+        time.sleep(0.2)
+        assert [0x90, 60, 90] in heard
+        lost["checks"] = 2                                     # inside the guard's first seconds
+        deadline = time.monotonic() + 10
+        while not changes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert changes == ["JACK would not wake the input client; opened a new one (1 connection restored)"]
+        assert patchbay.connections("guard-kbd:keys") == ["guard-in:keys"]
+        time.sleep(0.2)
+        keyboard.send_message([0x90, 62, 90])
+        time.sleep(0.2)
+        assert heard[-1] == [0x90, 62, 90]
+    finally:
+        port.close()
+        keyboard.delete()
+        patchbay.close()
