@@ -29,16 +29,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import mido  # noqa: E402
 
-from livecomp.ports import JackPatchbay, PortError, jack_client, rtmidi  # noqa: E402  (the system libjack)
+from jack_server import start, virtual_port  # noqa: E402
+from livecomp.ports import JackPatchbay, rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
 
 PHRASE = [60, 64, 67, 72, 67, 64, 60, 55]              # quavers, each a 16th long
-
-
-def keyboard():
-    midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="restarts-player")
-    midi.open_virtual_port("keys")
-    return midi
 
 
 def session(env: dict, patchbay: JackPatchbay, keys, record: str, bpm: float) -> tuple[int, int, str]:
@@ -83,11 +78,7 @@ def main() -> None:
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         sys.exit("bench/restarts.py needs jackd and jack_lsp (apt-get install jackd2).")
 
-    name = f"livecomp-restarts-{os.getpid()}"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    jackd = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(args.frames)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jackd, env, patchbay = start("restarts", args.frames)
     polling = threading.Event()
 
     def poll() -> None:                                  # another program's clients, coming and going
@@ -98,16 +89,7 @@ def main() -> None:
                 pass
 
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                patchbay = JackPatchbay()
-                break
-            except PortError:
-                if time.monotonic() > deadline:
-                    sys.exit("the JACK server did not start")
-                time.sleep(0.1)
-        keys = jack_client(keyboard, "restarts-player")
+        keys = virtual_port(rtmidi.MidiOut, "restarts-player", "keys")
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         replaced, short, started = 0, [], time.monotonic()

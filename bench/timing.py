@@ -24,7 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from livecomp.ports import JackPatchbay, PortError, jack_client, rtmidi  # noqa: E402  (the system libjack)
+from jack_server import start, virtual_port  # noqa: E402
+from livecomp.ports import rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -34,12 +35,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS          # utime + stime
-
-
-def virtual(kind, client: str, port: str):
-    midi = kind(rtmidi.API_UNIX_JACK, name=client)
-    midi.open_virtual_port(port)
-    return midi
 
 
 def main() -> None:
@@ -54,23 +49,10 @@ def main() -> None:
     if shutil.which("jackd") is None:
         sys.exit("bench/timing.py needs jackd (apt-get install jackd2).")
 
-    name = f"livecomp-bench-{os.getpid()}"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    jackd = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(args.frames)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jackd, env, patchbay = start("bench", args.frames)
     busy = None if args.no_load else subprocess.Popen([sys.executable, "-c", "while True: pass"])
     listen = None
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                patchbay = JackPatchbay()
-                break
-            except PortError:
-                if time.monotonic() > deadline:
-                    sys.exit("the JACK server did not start")
-                time.sleep(0.1)
         step = 60 / args.bpm / 4
         bars = max(int(round(args.minutes * args.bpm / 4)), 1)
         listen = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
@@ -78,8 +60,8 @@ def main() -> None:
                                    "--bpm", f"{args.bpm:g}", "--bars", str(bars), "--max-call-bars", "256",
                                    "--silence-beats", "1", "--seed", "0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        keys = jack_client(lambda: virtual(rtmidi.MidiOut, "bench-player", "keys"), "bench-player")
-        synth = jack_client(lambda: virtual(rtmidi.MidiIn, "bench-synth", "sound"), "bench-synth")
+        keys = virtual_port(rtmidi.MidiOut, "bench-player", "keys")
+        synth = virtual_port(rtmidi.MidiIn, "bench-synth", "sound")
         for line in listen.stdout:                               # its ports are open and checked
             if line.startswith("listening on"):
                 break
