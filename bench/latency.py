@@ -42,7 +42,6 @@ from livecomp.engine import Engine, score, shipped_models  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 from training.export import quantize_int8  # noqa: E402
-from training.graphs import _torch_state  # noqa: E402
 
 torch.set_num_threads(1)
 

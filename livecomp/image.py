@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write_bytes
-from .roll import HELD, LOW_KEY, N_KEYS, STRUCK, PianoRoll
+from .roll import HELD, LOW_KEY, N_KEYS, PianoRoll
 
 __all__ = ["render_roll", "write_png", "save_roll_png"]
 

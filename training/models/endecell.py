@@ -113,7 +113,7 @@ class EnDeCell(nn.Module):
     def _windows(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For each chunk j of frames (N, 88): the ``reach`` keys below it (N, C, reach) and the
         keys from ``reach`` below to ``reach`` above it (N, C, 2 reach + chunk); off outside 21..108."""
-        r, c = self.cfg.reach, self.cfg.chunk
+        r = self.cfg.reach
         padded = F.pad(frames, (r, self.cfg.padded_keys - N_KEYS + r))      # (N, r + P + r)
         below = padded[..., self.below_index]                                # (N, C, r)
         around = padded[..., self.around_index]                              # (N, C, 2 r + c)
