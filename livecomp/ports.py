@@ -157,6 +157,11 @@ def jack_wakeup_mapped(client: str, maps: str = "/proc/self/maps") -> bool | Non
     return False if seen_any else None
 
 
+def literal(text: str) -> str:
+    """``text`` as a literal in a POSIX extended regular expression (what jack_get_ports takes)."""
+    return re.sub(r"([.\[\]{}()\\*+?^$|])", r"\\\1", text)
+
+
 def jack_client(make: Callable, name: str, tries: int = 5):
     """A JACK client made by ``make()`` (and named ``name``), made again while this process does
     not hold its wake-up (``jack_wakeup_mapped``). For programs beside livecomp's own ports
@@ -410,7 +415,7 @@ class Port:
 
     def _own_port(self) -> str | None:
         """Our port's full JACK name, when it can be told apart from another livecomp's."""
-        pattern = rf"^{re.escape(self.client)}(-[0-9]+)?:{re.escape(self.port_name)}$"
+        pattern = f"^{literal(self.client)}(-[0-9]+)?:{literal(self.port_name)}$"
         found = self._patchbay.ports(outputs=self.direction == "output", pattern=pattern)
         return found[0] if len(found) == 1 else None
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
-from livecomp.ports import PortError, jack_wakeup_mapped, resolve
+from livecomp.ports import PortError, jack_wakeup_mapped, literal, resolve
 
 PORTS = ["Midi Through:Midi Through Port-0 14:0", "Keystation 49:Keystation 49 MIDI 1 20:0", "FLUID Synth (1234):Synth input port"]
 
@@ -24,6 +25,12 @@ def test_an_ambiguous_or_unknown_port_is_one_sentence_listing_the_ports():
         resolve("Roland", PORTS, "output")
     with pytest.raises(PortError, match=r"there are: none"):
         resolve("anything", [], "input")
+
+
+def test_a_port_name_is_matched_literally_by_jack_get_ports_patterns():
+    for name in ["livecomp-in:keys", "FLUID Synth (1234):Synth input port", "a.b[1]*+?^$|{2}\\x"]:
+        assert re.fullmatch(literal(name), name)
+        assert not re.fullmatch(literal(name), name.replace(" ", "_") + "x")
 
 
 def futex_file(folder, client: str, server: str = "default"):
