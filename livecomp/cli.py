@@ -484,6 +484,7 @@ def listen(
     provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
 ) -> None:
     """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
+    import gc
     import sys
     import threading
 
@@ -526,6 +527,11 @@ def listen(
         fail(str(exc))
     install_signal_handlers(live)
     sys.setswitchinterval(0.0002)       # the MIDI input callback runs in the MIDI system's thread: hand it the GIL fast
+    # A full collection walks every object the interpreter tracks (some 33,000 once onnxruntime and
+    # the model are loaded: 6 ms here), holding the GIL, so a send due meanwhile goes late. What
+    # exists by now lives as long as the session: take it out of the collector's sight.
+    gc.collect()
+    gc.freeze()
     typer.echo(f"listening on {source.connected_to!r} ({api}), answering on {output.connected_to!r} channel {channel}; "
                f"{engine.name} ({engine.architecture}) on {engine.provider_used}; Ctrl-C to stop")
     loop = threading.Thread(target=live.run, name="livecomp-steps")
