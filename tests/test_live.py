@@ -59,7 +59,6 @@ class Session:
         from livecomp.ports import JackPatchbay, rtmidi      # through the system libjack, as livecomp uses it
 
         use(env)
-        self.env = env
         self.name = name
         self.patchbay = JackPatchbay()
         self.sent: list[tuple[float, list[int]]] = []
