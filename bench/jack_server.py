@@ -1,5 +1,4 @@
-"""A JACK server of a benchmark's own (dummy driver, 48 kHz), started and stopped by PID, and
-the virtual ports a benchmark plays and listens through."""
+"""A JACK server of a benchmark's own (dummy driver, 48 kHz), started and stopped by PID."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from livecomp.ports import JackPatchbay, PortError, jack_client, rtmidi  # noqa: E402  (the system libjack)
+from livecomp.ports import JackPatchbay, PortError  # noqa: E402  (the system libjack)
 
 
 def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
@@ -32,11 +31,3 @@ def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
                 sys.exit("the JACK server did not start")
             time.sleep(0.1)
 
-
-def virtual_port(kind, client: str, port: str):
-    """A client of ``kind`` (rtmidi.MidiIn or MidiOut) with one virtual port, checked to be woken."""
-    def make():
-        midi = kind(rtmidi.API_UNIX_JACK, name=client)
-        midi.open_virtual_port(port)
-        return midi
-    return jack_client(make, client)

@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import mido  # noqa: E402
 
-from jack_server import start, virtual_port  # noqa: E402
-from livecomp.ports import JackPatchbay, rtmidi  # noqa: E402
+from jack_server import start  # noqa: E402
+from livecomp.ports import JackPatchbay, jack_virtual_port, rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
 
 PHRASE = [60, 64, 67, 72, 67, 64, 60, 55]              # quavers, each a 16th long
@@ -89,7 +89,7 @@ def main() -> None:
                 pass
 
     try:
-        keys = virtual_port(rtmidi.MidiOut, "restarts-player", "keys")
+        keys = jack_virtual_port(rtmidi.MidiOut, "restarts-player", "keys")
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         replaced, short, started = 0, [], time.monotonic()

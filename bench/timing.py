@@ -24,8 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from jack_server import start, virtual_port  # noqa: E402
-from livecomp.ports import rtmidi  # noqa: E402
+from jack_server import start  # noqa: E402
+from livecomp.ports import jack_virtual_port, rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -60,8 +60,8 @@ def main() -> None:
                                    "--bpm", f"{args.bpm:g}", "--bars", str(bars), "--max-call-bars", "256",
                                    "--silence-beats", "1", "--seed", "0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        keys = virtual_port(rtmidi.MidiOut, "bench-player", "keys")
-        synth = virtual_port(rtmidi.MidiIn, "bench-synth", "sound")
+        keys = jack_virtual_port(rtmidi.MidiOut, "bench-player", "keys")
+        synth = jack_virtual_port(rtmidi.MidiIn, "bench-synth", "sound")
         for line in listen.stdout:                               # its ports are open and checked
             if line.startswith("listening on"):
                 break

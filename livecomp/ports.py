@@ -175,6 +175,16 @@ def jack_client(make: Callable, name: str, tries: int = 5):
     raise PortError(f"JACK would not wake the client {name!r} in {tries} tries.")
 
 
+def jack_virtual_port(kind: type, client: str, port: str, **options):
+    """A JACK client ``client`` of ``kind`` (rtmidi.MidiIn or MidiOut, made with ``options``)
+    with one virtual port ``port``, checked by ``jack_client``."""
+    def make():
+        midi = kind(rtmidi.API_UNIX_JACK, name=client, **options)
+        midi.open_virtual_port(port)
+        return midi
+    return jack_client(make, client)
+
+
 class JackPatchbay:
     """The libjack calls python-rtmidi does not offer (listing ports without a client that
     takes part in every cycle, a port's connections, connecting two ports), through one JACK

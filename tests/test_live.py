@@ -16,7 +16,7 @@ import mido
 import pytest
 
 from livecomp.engine import shipped_models
-from livecomp.ports import jack_client
+from livecomp.ports import JackPatchbay, jack_virtual_port, rtmidi  # through the system libjack, as livecomp uses it
 from livecomp.scheduler import wait_until
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
@@ -56,27 +56,14 @@ class Session:
     each time."""
 
     def __init__(self, env: dict, name: str, *args: str, inp: str | None = None):
-        from livecomp.ports import JackPatchbay, rtmidi      # through the system libjack, as livecomp uses it
-
         use(env)
         self.name = name
         self.patchbay = JackPatchbay()
         self.sent: list[tuple[float, list[int]]] = []
         self._arrived: list[tuple[float, float, list[int]]] = []    # (JACK time from the first, poll time, message)
-
-        def keys():
-            client = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{name}-player")
-            client.open_virtual_port("keys")
-            return client
-
-        def synth():
-            client = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{name}-synth", queue_size_limit=65536)
-            client.ignore_types(sysex=False, timing=False, active_sense=False)
-            client.open_virtual_port("sound")
-            return client
-
-        self.keys = jack_client(keys, f"{name}-player")
-        self.synth = jack_client(synth, f"{name}-synth")
+        self.keys = jack_virtual_port(rtmidi.MidiOut, f"{name}-player", "keys")
+        self.synth = jack_virtual_port(rtmidi.MidiIn, f"{name}-synth", "sound", queue_size_limit=65536)
+        self.synth.ignore_types(sysex=False, timing=False, active_sense=False)
         self._polling = True
         self._poller = threading.Thread(target=self._poll, daemon=True)
         self._poller.start()
@@ -306,16 +293,10 @@ def rss_kib(pid: int) -> int:
 
 def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_restart(jack_relaxed):
     jack = jack_relaxed
-    from livecomp.ports import rtmidi
-
     use(jack)
 
     def keyboard():
-        def make():
-            kbd = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lost-kbd")
-            kbd.open_virtual_port("keys")
-            return kbd
-        return jack_client(make, "lost-kbd")
+        return jack_virtual_port(rtmidi.MidiOut, "lost-kbd", "keys")
 
     def until(check, timeout: float = 10) -> bool:
         deadline = time.monotonic() + timeout
@@ -357,20 +338,12 @@ def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_resta
 def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
     """10,000 messages a second for 10 s (clock, notes, sysex, active sensing) from a client of
     their own; then silence, and the answer still starts on a bar line of the first note's grid."""
-    from livecomp.ports import rtmidi
-
     bpm = 120
     step = 60 / bpm / 4
     session = Session(jack, "flood", "--model", "basic", "--bpm", str(bpm), "--bars", "1", "--seed", "3",
                       "--max-call-bars", "64")
     use(jack)
-
-    def generator():
-        client = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="flood-gen")
-        client.open_virtual_port("out")
-        return client
-
-    flood = jack_client(generator, "flood-gen")
+    flood = jack_virtual_port(rtmidi.MidiOut, "flood-gen", "out")
     assert session.connect("flood-gen:out", "livecomp-in:flood-in")
     time.sleep(0.2)
     t0 = time.perf_counter() + 0.05
@@ -434,13 +407,7 @@ def test_an_input_client_jack_would_not_wake_is_replaced_and_keeps_its_connectio
     heard, changes = [], []
     port = ports.Port("virtual:keys", "input", "jack", on_message=lambda m, t: heard.append(m),
                       on_change=changes.append, client="guard-in")
-
-    def make():
-        client = ports.rtmidi.MidiOut(ports.rtmidi.API_UNIX_JACK, name="guard-kbd")
-        client.open_virtual_port("keys")
-        return client
-
-    keyboard = jack_client(make, "guard-kbd")
+    keyboard = jack_virtual_port(ports.rtmidi.MidiOut, "guard-kbd", "keys")
     patchbay = ports.JackPatchbay()
     try:
         assert patchbay.connect("guard-kbd:keys", "guard-in:keys")
