@@ -407,7 +407,7 @@ def duet(
     bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
     align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
-    candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
+    candidates: int = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement)."),
     seed: int = typer.Option(0, "--seed"),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
     mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
@@ -428,20 +428,21 @@ def duet(
     engine = _engine(model, provider)
     performance = performance or example_path(EXAMPLE_PHRASE)
     try:
-        mid, events, grid, answers = run_duet(engine, performance, cfg, channel=channel - 1)
+        result = run_duet(engine, performance, cfg, channel=channel - 1)
     except MidiFileError as exc:
         fail(str(exc))
     try:
-        save_midi(out, mid)
+        save_midi(out, result.midi)
         if png is not None:
-            musician = midi_to_roll(part(mid, 1), steps_per_beat=engine.steps_per_beat)
-            answers_roll = midi_to_roll(part(mid, 2), steps_per_beat=engine.steps_per_beat) if events else None
+            musician = midi_to_roll(part(result.midi, 1), steps_per_beat=engine.steps_per_beat)
+            answers_roll = (midi_to_roll(part(result.midi, 2), steps_per_beat=engine.steps_per_beat)
+                            if result.events else None)
             save_roll_png(png, musician, second=answers_roll)
     except OSError as exc:
         fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
-    notes = sum(e.kind == "on" for e in events)
-    typer.echo(f"{engine.name} ({engine.architecture}): {answers} answers, {notes} notes, at {grid.bpm:g} bpm "
-               f"in {grid.beats_per_bar} beats a bar")
+    notes = sum(e.kind == "on" for e in result.events)
+    typer.echo(f"{engine.name} ({engine.architecture}): {len(result.answers)} answers, {notes} notes, at "
+               f"{result.grid.bpm:g} bpm in {result.grid.beats_per_bar} beats a bar")
     typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
     if wav is not None:
         try:
@@ -469,7 +470,7 @@ def listen(
     bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
     align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
-    candidates: int = typer.Option(4, "--candidates", min=1, max=64, help="Sample K bars at once and play the most likely."),
+    candidates: int = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Fix the sampling (the same playing gets the same answers)."),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
     mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),

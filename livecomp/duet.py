@@ -9,21 +9,25 @@ the last call has been answered.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import mido
+import numpy as np
 
 from .clock import Grid
 from .engine import Engine
 from .performer import Event, Performer, PerformerConfig, Timeline
-from .roll import DEFAULT_TEMPO_US, MidiFileError, _open_midi
+from .roll import DEFAULT_TEMPO_US, HELD, LOW_KEY, N_KEYS, STRUCK, MidiFileError, _open_midi
 
 OUTPUT_TICKS_PER_BEAT = 480
 
 
-def read_performance(path: str | Path) -> tuple[list[tuple[float, mido.Message]], int, tuple[int, int]]:
-    """(messages with their time in seconds, first tempo in us per beat, first meter) of a file."""
-    mid = _open_midi(Path(path))
+def read_performance(path: str | Path | mido.MidiFile) -> tuple[list[tuple[float, mido.Message]], int, tuple[int, int]]:
+    """(messages with their time in seconds, first tempo in us per beat, first meter) of a file
+    (a path, or a file already in memory)."""
+    mid = path if isinstance(path, mido.MidiFile) else _open_midi(Path(path))
+    path = getattr(mid, "filename", None) or path
     tempo, meter = None, None
     timed, now = [], 0.0
     for msg in mid:                                     # mido turns ticks into seconds with the tempo map
@@ -39,10 +43,20 @@ def read_performance(path: str | Path) -> tuple[list[tuple[float, mido.Message]]
     return timed, tempo or DEFAULT_TEMPO_US, meter or (4, 4)
 
 
-def duet(engine: Engine, path: str | Path, config: PerformerConfig, channel: int = 0
-         ) -> tuple[mido.MidiFile, list[Event], Grid, int]:
-    """Run the performer on a file. Returns (a MIDI file: tempo track, the musician's part,
-    livecomp's part; the events livecomp played, the grid, the number of answers)."""
+@dataclass
+class Duet:
+    """What ``duet`` returns: the MIDI file (tempo track, the musician's part, livecomp's part),
+    the events livecomp played, the grid, and the (first step, step after the last) of each
+    answer the performer planned."""
+
+    midi: mido.MidiFile
+    events: list[Event]
+    grid: Grid
+    answers: list[tuple[int, int]]
+
+
+def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConfig, channel: int = 0) -> Duet:
+    """Run the performer on a file (a path or a file in memory)."""
     timed, tempo, (num, den) = read_performance(path)
     beats = num * 4 / den
     if beats != int(beats):
@@ -75,7 +89,7 @@ def duet(engine: Engine, path: str | Path, config: PerformerConfig, channel: int
                                                        waited > (config.silence_beats + 1) * grid.steps_per_beat):
             break
     events = timeline.sorted()
-    return _two_tracks(timed, tempo, (num, den), events, grid, channel), events, grid, performer.answers
+    return Duet(_two_tracks(timed, tempo, (num, den), events, grid, channel), events, grid, performer.planned)
 
 
 def _two_tracks(timed, tempo: int, meter: tuple[int, int], events: list[Event], grid: Grid, channel: int) -> mido.MidiFile:
@@ -104,3 +118,22 @@ def part(mid: mido.MidiFile, index: int) -> mido.MidiFile:
     single = mido.MidiFile(type=1, ticks_per_beat=mid.ticks_per_beat)
     single.tracks += [mid.tracks[0], mid.tracks[index]]
     return single
+
+
+def played_frames(events: list[Event], start: int, end: int) -> np.ndarray:
+    """livecomp's part between steps ``start`` and ``end`` as frames (end - start, 88) of key
+    states: struck at each note-on, held until its note-off (the inverse of ``NoteTracker``)."""
+    frames = np.zeros((end - start, N_KEYS), np.uint8)
+    begun: dict[int, int] = {}
+    for e in sorted(events, key=lambda e: (e.step, e.kind == "on")):
+        key = e.pitch - LOW_KEY
+        if e.kind == "on":
+            begun[key] = e.step
+        elif e.kind == "off" and key in begun:
+            first = begun.pop(key)
+            lo, hi = max(first, start), min(e.step, end)
+            if lo < hi:
+                frames[lo - start:hi - start, key] = HELD
+            if start <= first < end:
+                frames[first - start, key] = STRUCK
+    return frames

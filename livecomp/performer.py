@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import Engine, State
+from .musicality import FIT_WEIGHT_NATS, CallStyle
 from .roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK
 
 
@@ -121,7 +122,10 @@ class PerformerConfig:
     bars: int | None = None            # answer length; None: as long as the call (at most max_call_bars)
     align: str = "bar"                 # the answer starts on the next "bar" or "beat" line
     temperature: float = 1.0
-    candidates: int = 1
+    candidates: int = 16               # bars sampled at once for each answer bar
+    fit_weight: float = FIT_WEIGHT_NATS  # nats per unit of agreement with the call (0: the most likely bar)
+    answer_from: str = "call"          # "call": the state at the first line after the call's last sound
+                                       # "heard": everything heard, the silence that ended the call included
     seed: int | None = None
     barge_in: str = "stop"             # "stop" | "continue"
     sustain: bool = True
@@ -133,6 +137,8 @@ class _Answer:
     start: int                         # first step of the answer
     end: int                           # step after its last
     state_before: State                # the model's state at ``start``
+    style: CallStyle | None = None     # what the call sounded like: candidates are chosen to fit it
+    call_start: int = 0                # first step of the call it answers
     frames: list = field(default_factory=list)      # planned frames, bar by bar
     heard: dict = field(default_factory=dict)       # step -> frame heard during the answer
     state_after: State | None = None   # state after the planned frames
@@ -155,6 +161,9 @@ class Performer:
         self.end_requested = False
         self.answer: _Answer | None = None
         self.answers = 0
+        self.planned: list[tuple[int, int]] = []           # (first step, step after the last) of each answer
+        self.call: list[np.ndarray] = []                   # the frames of the call so far
+        self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
         self._duet_tracker: NoteTracker | None = None
         self._duet_next: np.ndarray | None = None
 
@@ -212,12 +221,15 @@ class Performer:
 
     def _step_listening(self, n: int, frame: np.ndarray) -> list[Event]:
         self.state = self.engine.advance(frame[None, None], self.state)
+        self.recent.append((n + 1, self.state))
         if frame.any() or not self.heard.silent():
             self.last_sound = n
             if self.call_start is None:
                 self.call_start = n
+                self.call = []
         if self.call_start is None:
             return []
+        self.call.append(frame)
         call_steps = self.last_sound - self.call_start + 1
         silence = n - self.last_sound
         long_enough = call_steps >= self.cfg.min_call_beats * self.steps_per_beat
@@ -232,15 +244,32 @@ class Performer:
         unit = self.steps_per_bar if self.cfg.align == "bar" else self.steps_per_beat
         start = -(-(n + 1) // unit) * unit
         bars = self.cfg.bars or min(max(math.ceil(call_steps / self.steps_per_bar), 1), self.cfg.max_call_bars)
-        gap = start - (n + 1)
-        state = self.state
-        if gap:
-            state = self.engine.advance(np.zeros((1, gap, N_KEYS), np.int64), state)
-        self.answer = _Answer(start, start + bars * self.steps_per_bar, state,
-                              tracker=NoteTracker(self.heard.dynamics()))
+        call = np.stack(self.call[:self.last_sound - self.call_start + 1])
+        style = CallStyle.of(call, self.steps_per_bar, self.call_start)
+        self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
+                              self.call_start, tracker=NoteTracker(self.heard.dynamics()))
         self.answers += 1
+        self.planned.append((start, self.answer.end))
         self.call_start = None
         return self._next_bar()
+
+    def _answer_state(self, n: int, start: int) -> State:
+        """The state the answer starts from.
+
+        The silence that ends a call is the musician's sign to answer, not music to continue: with
+        ``answer_from="call"`` the answer starts from the state at the first grid line after the
+        call's last sound that falls where the answer does in the bar (the bar line after the call
+        for bar-aligned answers), as if the answer followed the call without the wait. With
+        ``"heard"`` it continues everything heard, the silence included, up to ``start``."""
+        if self.cfg.answer_from == "call":
+            line = self.last_sound + 1 + (start - self.last_sound - 1) % self.steps_per_bar
+            if line > n + 1:                            # the line is still ahead: the call's own rest up to it
+                return self.engine.advance(np.zeros((1, line - (n + 1), N_KEYS), np.int64), self.state)
+            for step, state in self.recent:
+                if step == line:
+                    return state
+        gap = start - (n + 1)                           # "heard" (or a line no longer kept)
+        return self.engine.advance(np.zeros((1, gap, N_KEYS), np.int64), self.state) if gap else self.state
 
     def _next_bar(self) -> list[Event]:
         a = self.answer
@@ -250,7 +279,7 @@ class Performer:
         frames, logp, after = self.engine.bar(a.state_after or a.state_before, candidates=self.cfg.candidates,
                                               temperature=self.cfg.temperature, seed=self.rng,
                                               steps=self.steps_per_bar)
-        best = int(np.argmax(logp))
+        best = a.style.choose(frames, logp, self.cfg.fit_weight) if a.style is not None else int(np.argmax(logp))
         a.frames.append(frames[best])
         a.state_after = after.take(best)
         events = a.tracker.feed(frames[best], first)
@@ -262,20 +291,23 @@ class Performer:
         a = self.answer
         attacked = bool((frame == STRUCK).any())
         if n < a.start:                                   # between the call's end and the answer
+            self.state = self.engine.advance(frame[None, None], self.state)
+            self.recent.append((n + 1, self.state))
+            self.call.append(frame)
             if attacked:                                  # the call goes on: drop the planned answer
                 self.answer = None
-                self.state = self.engine.advance(frame[None, None], self.state)
                 self.last_sound = n
-                self.call_start = n
+                self.call_start = a.call_start
                 return [Event(a.start, "stop")]
-            self.state = self.engine.advance(frame[None, None], self.state)
             return []
         if frame.any():
             a.heard[n] = frame
         if attacked and self.cfg.barge_in == "stop":
             self._finish(n)
             self.state = self.engine.advance(frame[None, None], self.state)
+            self.recent.append((n + 1, self.state))
             self.last_sound = self.call_start = n
+            self.call = [frame]
             return [Event(n + 1, "stop")]
         events: list[Event] = []
         if (n - a.start) % self.steps_per_bar == 0:       # a bar starts: sample the one after it

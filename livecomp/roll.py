@@ -23,7 +23,7 @@ import numpy as np
 __all__ = [
     "LOW_KEY", "HIGH_KEY", "N_KEYS", "OFF", "HELD", "STRUCK", "DRUM_CHANNEL",
     "MidiFileError", "Note", "Score", "ConversionReport", "PianoRoll",
-    "read_midi", "midi_to_roll", "roll_to_midi", "note_name",
+    "read_midi", "midi_to_roll", "roll_to_midi", "note_name", "onsets_of",
 ]
 
 LOW_KEY = 21                      # A0, the lowest piano key
@@ -37,6 +37,16 @@ TICK_TOLERANCE = 1                # a note within this many source ticks of a gr
 OUTPUT_TICKS_PER_BEAT = 480
 
 _NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+
+
+def onsets_of(frames: np.ndarray) -> np.ndarray:
+    """Boolean ``(..., steps, 88)``: where a key starts sounding in frames of key states
+    (struck, or off -> on; the first step's sounding keys are onsets)."""
+    frames = np.asarray(frames)
+    on = frames > OFF
+    prev = np.zeros_like(on)
+    prev[..., 1:, :] = on[..., :-1, :]
+    return (frames == STRUCK) | (on & ~prev)
 
 
 class MidiFileError(ValueError):
@@ -169,9 +179,7 @@ class PianoRoll:
 
     def onsets(self) -> np.ndarray:
         """Boolean ``(steps, 88)``: where a key starts sounding (struck, or off -> on)."""
-        on = self.frames > OFF
-        prev = np.vstack([np.zeros((1, N_KEYS), bool), on[:-1]])
-        return (self.frames == STRUCK) | (on & ~prev)
+        return onsets_of(self.frames)
 
     def to_states(self, key_states: int) -> np.ndarray:
         """Frames in the 2-state (off/on) or 3-state (off/held/struck) form."""

@@ -71,6 +71,7 @@ class Corpus:
     splits: dict[str, list[PianoRoll]]
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
     names: dict[str, list[str]] = field(default_factory=dict)       # split -> source of each roll
+    upbeats: int = 0                                                 # rolls whose bar lines an upbeat moved
 
     def frames(self, split: str) -> int:
         """Total number of steps in a split."""
@@ -259,15 +260,65 @@ def load_midi_folder(folder: str | Path, steps_per_beat: int = 4, sustain: bool 
         names[split].append(rel)
     if not any(splits.values()):
         raise CorpusError(f"none of the {len(paths)} MIDI files in {folder} could be read.")
-    return Corpus(folder.name, steps_per_beat, splits, skipped, names)
+    corpus = Corpus(folder.name, steps_per_beat, splits, skipped, names)
+    corpus.upbeats = _apply_upbeats(corpus, folder)
+    return corpus
+
+
+def _apply_upbeats(corpus: Corpus, folder: Path) -> int:
+    """Put the bar lines of files that start with an upbeat where the score has them.
+
+    A folder may hold ``index.csv`` with the columns ``file`` and ``upbeat_quarters`` (as the
+    Mutopia folder does: LilyPond writes a piece's upbeat from tick 0, so the bar lines its
+    time signature implies sit early by the upbeat). Each such roll gets a short first bar of
+    the upbeat's length, and its first meter starts after it. Returns how many rolls moved.
+    """
+    index = folder / "index.csv"
+    if not index.is_file():
+        return 0
+    import csv
+
+    with open(index, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "upbeat_quarters" not in rows[0] or "file" not in rows[0]:
+        return 0
+    upbeat = {}
+    for row in rows:
+        try:
+            upbeat[row["file"]] = float(row["upbeat_quarters"])
+        except (TypeError, ValueError):
+            continue                                   # blank: several movements, unknown
+    moved = 0
+    for split, rolls in corpus.splits.items():
+        for roll, name in zip(rolls, corpus.names[split]):
+            steps = upbeat.get(name, 0.0) * corpus.steps_per_beat
+            later = [m for m in roll.meters[1:] if m[0] > 0]
+            if steps <= 0 or steps != int(steps) or (later and later[0][0] <= steps) or steps >= roll.n_steps:
+                continue
+            steps = int(steps)
+            _, num, den = roll.meters[0]
+            roll.meters = [(0, steps, 4 * corpus.steps_per_beat), (steps, num, den)] + later
+            moved += 1
+    return moved
 
 
 def load_corpus(data: str, steps_per_beat: int = 4, **kwargs) -> Corpus:
-    """``--data``: a benchmark name, a folder of MIDI files, or a piano-roll JSON file.
+    """``--data``: a benchmark name, a folder of MIDI files, or a piano-roll JSON file; or
+    several of those joined by commas (``../midi/piano-midi-de,../midi/mutopia``), merged split
+    by split (each source keeps its own split of its files; names gain the source's name).
 
     Raises:
         CorpusError: none of those.
     """
+    if "," in data and not Path(data).exists():
+        parts = [load_corpus(part, steps_per_beat, **kwargs) for part in data.split(",") if part]
+        if len({c.steps_per_beat for c in parts}) > 1:
+            raise CorpusError(f"--data {data!r} mixes grids ({', '.join(f'{c.name}: {c.steps_per_beat} steps per beat' for c in parts)}).")
+        return Corpus("+".join(c.name for c in parts), parts[0].steps_per_beat,
+                      {s: [r for c in parts for r in c.splits[s]] for s in SPLITS},
+                      [item for c in parts for item in c.skipped],
+                      {s: [f"{c.name}/{n}" for c in parts for n in c.names.get(s, [])] for s in SPLITS},
+                      sum(c.upbeats for c in parts))
     if data in BENCHMARKS:
         return load_benchmark(data)
     path = Path(data)

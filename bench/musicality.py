@@ -1,0 +1,276 @@
+"""Does an answer continue its call? Score the co-performer on held-out calls of real music.
+
+    python bench/musicality.py [--models piano,folk,pop] [--corpora nottingham,jsb16,...]
+                               [--split test] [--seed 0] [--write-cards]
+
+For each piece of a corpus's split, the call is bars 1-4 (a piece that starts with an upbeat
+keeps it, padded to a full bar) and, where the piece is long enough, bars 9-12 too. The call
+is played into the co-performer as `livecomp duet` drives it (the Performer on a simulated
+clock, the CLI's default options), followed by silence until it answers; its answer's first 2
+bars are the continuation scored. "real" is the piece's own next 2 bars; "other" is another
+piece's bars 5-6, so a reader sees the range of each measure. The measures (key, rhythm,
+density, register, silent, echo) are defined in livecomp/musicality.py; "copied" is the
+longest run of consecutive answer bars (the whole answer) found verbatim, at any
+transposition, in the model's training split (bars without an onset never count).
+
+Prints, per model and corpus, the mean of each measure for livecomp, real and other, and
+whether the targets hold (key and rhythm >= 0.95 x real, register <= 1.25 x real, density in
+0.8-1.25 x real, silent and echo <= real + 0.05, copied <= 2 bars for every answer).
+`--write-cards` stores the figures in each model's model.json ("musicality").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from livecomp.duet import duet, played_frames  # noqa: E402
+from livecomp.engine import Engine, find_model, shipped_models  # noqa: E402
+from livecomp.files import atomic_write_bytes  # noqa: E402
+from livecomp.musicality import MEASURES, measures  # noqa: E402
+from livecomp.performer import PerformerConfig  # noqa: E402
+from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
+from training.data import load_corpus  # noqa: E402
+
+CORPORA = {
+    "nottingham": "../shared/midi/nottingham",
+    "jsb16": "jsb16",
+    "piano-midi-de": "../shared/midi/piano-midi-de",
+    "mutopia": "../shared/midi/mutopia",
+    "pop909": "../shared/midi/pop909",
+}
+CALL_BARS, REAL_BARS, MIN_CALL_NOTES = 4, 2, 4
+CALL_AT = (0, 8)                     # calls start at bar 1 and bar 9 (0-based bar indices)
+
+
+def calls_of(roll: PianoRoll, spb_model: int) -> tuple[list[dict], list[str]]:
+    """The calls a piece gives: frames (with an upbeat padded to a full bar), meter, real
+    continuation. Also the reasons calls were left out."""
+    frames = roll.to_states(3)
+    starts = roll.bar_starts() + [roll.n_steps]
+    out, skipped = [], []
+    upbeat = 1 if len(starts) > 2 and starts[1] - starts[0] < roll.steps_per_bar(starts[1]) else 0
+    for at in CALL_AT:
+        b0 = at + upbeat
+        if b0 + CALL_BARS + REAL_BARS >= len(starts):
+            if at == 0:
+                skipped.append("shorter than 6 bars")
+            continue
+        bar = roll.steps_per_bar(starts[b0])
+        num, den = roll.meter_at(starts[b0])
+        lengths = {starts[b + 1] - starts[b] for b in range(b0, b0 + CALL_BARS + REAL_BARS)}
+        if lengths != {bar} or (num * 4) % den:
+            skipped.append("meter changes or is not whole beats")
+            continue
+        first = starts[b0] - (starts[b0] - starts[0] if at == 0 and upbeat else 0)
+        end = starts[b0 + CALL_BARS]
+        call = np.zeros((end - starts[b0] + bar * (first < starts[b0]), frames.shape[1]), np.uint8)
+        call[len(call) - (end - first):] = frames[first:end]
+        if onsets_of(call).sum() < MIN_CALL_NOTES:
+            skipped.append(f"fewer than {MIN_CALL_NOTES} notes in the call")
+            continue
+        out.append({"call": call, "meter": (num, den), "bar": bar,
+                    "real": frames[end:end + REAL_BARS * bar], "spb": roll.steps_per_beat})
+    return out, skipped
+
+
+def answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray | None:
+    """The performer's first answer to a call: frames of the whole answer, or None."""
+    roll = PianoRoll(call["call"], call["spb"], [(0, 500_000)], [(0, *call["meter"])])
+    result = duet(engine, roll_to_midi(roll), cfg)
+    if not result.answers:
+        return None
+    start, end = result.answers[0]
+    return played_frames(result.events, start, end)
+
+
+class CopyIndex:
+    """Blocks of 1..n consecutive bars of a training split, at any transposition."""
+
+    def __init__(self, sequences: list[np.ndarray], bar_starts: list[list[int]], steps_per_bar: int, max_bars: int):
+        self.spb, self.blocks = steps_per_bar, {k: set() for k in range(1, max_bars + 1)}
+        for frames, starts in zip(sequences, bar_starts):
+            for s in starts:
+                for k in self.blocks:
+                    block = frames[s:s + k * steps_per_bar]
+                    if len(block) == k * steps_per_bar:
+                        key = _shifted(block)
+                        if key is not None:
+                            self.blocks[k].add(key)
+
+    def longest_copy(self, frames: np.ndarray) -> int:
+        """Longest run of consecutive bars of ``frames`` found in the index (bars without an onset break runs)."""
+        bars = len(frames) // self.spb
+        best = 0
+        for k in range(1, min(bars, max(self.blocks)) + 1):
+            found = False
+            for b in range(bars - k + 1):
+                block = frames[b * self.spb:(b + k) * self.spb]
+                if all(onsets_of(block[i * self.spb:(i + 1) * self.spb]).any() for i in range(k)):
+                    if _shifted(block) in self.blocks[k]:
+                        found = True
+                        break
+            if not found:
+                break
+            best = k
+        return best
+
+
+def _shifted(block: np.ndarray) -> bytes | None:
+    keys = np.flatnonzero(block.any(0))
+    if not keys.size:
+        return None
+    out = np.zeros_like(block)
+    out[:, :block.shape[1] - keys[0]] = block[:, keys[0]:]
+    return out.tobytes()
+
+
+def summarise(rows: list[dict]) -> dict:
+    return {m: float(np.nanmean([r[m] for r in rows])) if rows else float("nan") for m in MEASURES}
+
+
+def verdict(live: dict, real: dict, copied_max: int) -> dict:
+    """Each target: True when met."""
+    return {
+        "key": live["key"] >= 0.95 * real["key"],
+        "rhythm": live["rhythm"] >= 0.95 * real["rhythm"],
+        "density": 0.8 * real["density"] <= live["density"] <= 1.25 * real["density"],
+        "register": live["register"] <= 1.25 * real["register"],
+        "silent": live["silent"] <= real["silent"] + 0.05,
+        "echo": live["echo"] <= real["echo"] + 0.05,
+        "copied": copied_max <= 2,
+    }
+
+
+def run(model: str, corpus_name: str, split: str, cfg: PerformerConfig, seed: int, max_calls: int,
+        copy_index: CopyIndex | None) -> dict:
+    engine = Engine(find_model(model), provider="cpu")
+    corpus = load_corpus(CORPORA.get(corpus_name, corpus_name), engine.steps_per_beat, progress=False)
+    rolls = [r for r in corpus.splits[split] if r.n_steps]
+    rng = np.random.default_rng(seed)
+    calls, skipped = [], {}
+    for i, roll in enumerate(rolls):
+        got, why = calls_of(roll, engine.steps_per_beat)
+        calls += [dict(c, piece=i) for c in got]
+        for reason in why:
+            skipped[reason] = skipped.get(reason, 0) + 1
+    if max_calls and len(calls) > max_calls:
+        calls = [calls[j] for j in sorted(rng.choice(len(calls), max_calls, replace=False))]
+    others = {}                                       # bar length -> (piece, bars 5-6) of every piece
+    for i, roll in enumerate(rolls):
+        starts = roll.bar_starts()
+        if len(starts) > 6 and starts[6] - starts[4] == 2 * roll.steps_per_bar(starts[4]):
+            others.setdefault(roll.steps_per_bar(starts[4]), []).append((i, roll.to_states(3)[starts[4]:starts[6]]))
+    live, real, other, copied, silent_answers = [], [], [], [], 0
+    started = time.perf_counter()
+    for j, call in enumerate(calls):
+        c = replace(cfg, seed=seed + j)
+        frames = answer(engine, call, c)
+        real.append(measures(call["call"], call["real"], call["bar"]))       # every call starts on a bar line
+        pool = [f for p, f in others.get(call["bar"], []) if p != call["piece"]]
+        if pool:
+            other.append(measures(call["call"], pool[int(rng.integers(len(pool)))], call["bar"]))
+        if frames is None:
+            silent_answers += 1
+            frames = np.zeros((REAL_BARS * call["bar"], 88), np.uint8)
+        live.append(measures(call["call"], frames[:REAL_BARS * call["bar"]], call["bar"]))
+        if copy_index is not None and call["bar"] == copy_index.spb:
+            copied.append(copy_index.longest_copy(frames))
+    seconds = time.perf_counter() - started
+    result = {"model": engine.name, "corpus": corpus_name, "split": split, "calls": len(calls),
+              "pieces": len(rolls), "skipped": skipped, "unanswered": silent_answers,
+              "livecomp": summarise(live), "real": summarise(real), "other": summarise(other),
+              "copied_mean": float(np.mean(copied)) if copied else 0.0, "copied_max": int(max(copied, default=0)),
+              "seconds": round(seconds, 1)}
+    result["targets"] = verdict(result["livecomp"], result["real"], result["copied_max"])
+    return result
+
+
+def copy_index_for(model: str, max_bars: int) -> CopyIndex | None:
+    engine_info = json.loads((find_model(model) / "model.json").read_text())
+    data = engine_info.get("training", {}).get("corpus")
+    if not data:
+        return None
+    corpus = load_corpus(data, engine_info["steps_per_beat"], progress=False)
+    train = [r for r in corpus.splits["train"] if r.n_steps]
+    return CopyIndex([r.to_states(3) for r in train], [r.bar_starts() for r in train], engine_info["steps_per_bar"],
+                     max_bars)
+
+
+def print_result(r: dict) -> None:
+    fmt = "{:<10}" + "{:>9}" * len(MEASURES)
+    print(f"\n{r['model']} on {r['corpus']} ({r['split']}): {r['calls']} calls from {r['pieces']} pieces, "
+          f"{r['unanswered']} unanswered, {r['seconds']} s" + (f"; left out: {r['skipped']}" if r["skipped"] else ""))
+    print(fmt.format("", *MEASURES))
+    for who in ("livecomp", "real", "other"):
+        print(fmt.format(who, *(f"{r[who][m]:.3f}" for m in MEASURES)))
+    t = r["targets"]
+    print(f"copied: mean {r['copied_mean']:.2f} bars, longest {r['copied_max']} bars")
+    print("targets: " + ", ".join(f"{m} {'met' if ok else 'MISSED'}" for m, ok in t.items()))
+
+
+def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
+    path = find_model(model) / "model.json"
+    info = json.loads(path.read_text())
+    info["musicality"] = {
+        "bench": "bench/musicality.py", "split": results[0]["split"],
+        "options": {"candidates": cfg.candidates, "temperature": cfg.temperature, "fit_weight": cfg.fit_weight,
+                    "answer_from": cfg.answer_from},
+        **{r["corpus"]: {**{m: round(r["livecomp"][m], 3) for m in MEASURES}, "copied_max": r["copied_max"],
+                         "calls": r["calls"], "real": {m: round(r["real"][m], 3) for m in MEASURES}}
+           for r in results}}
+    atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(shipped_models()), help="shipped model names or folders")
+    parser.add_argument("--corpora", default=",".join(CORPORA))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-calls", type=int, default=0, help="score a seeded sample of this many calls (0: all)")
+    defaults = PerformerConfig()
+    parser.add_argument("--candidates", type=int, default=defaults.candidates)
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight)
+    parser.add_argument("--answer-from", default=defaults.answer_from, choices=("call", "heard"))
+    parser.add_argument("--no-copies", action="store_true", help="skip the copy check (it indexes the training split)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--write-cards", action="store_true", help="store the figures in each model's model.json")
+    args = parser.parse_args()
+    import os
+    os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
+    cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
+                  answer_from=args.answer_from)
+    print(f"options: candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g} nats, "
+          f"answer from {cfg.answer_from}, silence {cfg.silence_beats:g} beats; seed {args.seed}")
+    everything = []
+    for model in args.models.split(","):
+        index = None if args.no_copies else copy_index_for(model, 4)
+        results = [run(model, c, args.split, cfg, args.seed, args.max_calls, index) for c in args.corpora.split(",")]
+        for r in results:
+            print_result(r)
+        everything += results
+        if args.write_cards:
+            write_card(model, results, cfg)
+    print("\nsummary (livecomp / real; * = target missed)")
+    print(f"{'model':<10}{'corpus':<15}" + "".join(f"{m:>14}" for m in MEASURES) + f"{'copied':>8}")
+    for r in everything:
+        cells = [f"{r['livecomp'][m]:.2f}/{r['real'][m]:.2f}{'*' if not r['targets'][m] else ' '}" for m in MEASURES]
+        print(f"{r['model']:<10}{r['corpus']:<15}" + "".join(f"{c:>14}" for c in cells)
+              + f"{r['copied_max']:>7}{'*' if not r['targets']['copied'] else ' '}")
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(everything, indent=2).encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""How a continuation relates to its call: the measures ``bench/musicality.py`` reports, and the
+call's style the performer uses to choose among candidate bars.
+
+Everything is counted on onsets (a key struck, or off -> on) of frames of key states
+``(steps, 88)``. Positions in the bar come from absolute grid steps (``first_step`` is the step
+of the first frame; bar lines fall on multiples of ``steps_per_bar``).
+
+- key: histogram intersection of the two pitch-class profiles (onsets per pitch class, each
+  normalised to sum 1), ``sum(min(p, q))``: 1 = the same use of the 12 pitch classes.
+- rhythm: the same intersection of onset-position-in-bar profiles.
+- density: continuation onsets per bar / call onsets per bar.
+- register: |mean onset pitch of the continuation - that of the call|, semitones.
+- silent: share of continuation bars without an onset.
+- echo: share of continuation bars that repeat a bar of the call (the same frames, at any
+  transposition); bars without an onset are never echoes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .roll import LOW_KEY, N_KEYS, onsets_of
+
+MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")
+
+# What one unit of agreement with the call is worth against the model's log-probability of a
+# bar, in nats, when the performer chooses among candidates (bench/musicality.py --fit-weight).
+FIT_WEIGHT_NATS = 15.0
+import os
+# The weight of each term of a candidate's fit (see ``CallStyle``).
+FIT_TERMS = {"key": float(os.environ.get("KEYW", 4)), "rhythm": float(os.environ.get("RW", 2)), "register": 1.0, "density": 1.0}
+
+
+_PITCH = np.arange(N_KEYS, dtype=np.float64) + LOW_KEY
+_PITCH_CLASS = np.eye(12)[(np.arange(N_KEYS) + LOW_KEY) % 12]                   # (88, 12)
+
+
+def _overlaps(profile: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``overlap(profile, row)`` for each row of ``rows`` (K, n)."""
+    total, sums = profile.sum(), rows.sum(1, keepdims=True)
+    if total == 0:
+        return np.zeros(len(rows))
+    return np.minimum(profile / total, rows / np.maximum(sums, 1e-12)).sum(1) * (sums[:, 0] > 0)
+
+
+def pitch_class_profile(frames: np.ndarray) -> np.ndarray:
+    """Onsets per pitch class (12,) of frames (steps, 88)."""
+    per_key = onsets_of(frames).sum(0)
+    return np.bincount((np.arange(N_KEYS) + LOW_KEY) % 12, weights=per_key, minlength=12)
+
+
+def position_profile(frames: np.ndarray, steps_per_bar: int, first_step: int = 0) -> np.ndarray:
+    """Onsets per position in the bar (steps_per_bar,) of frames (steps, 88) starting at ``first_step``."""
+    per_step = onsets_of(frames).sum(1)
+    positions = (first_step + np.arange(len(frames))) % steps_per_bar
+    return np.bincount(positions, weights=per_step, minlength=steps_per_bar)
+
+
+def overlap(p: np.ndarray, q: np.ndarray) -> float:
+    """Histogram intersection of two count profiles, each normalised to sum 1 (0 when either is empty)."""
+    sp, sq = p.sum(), q.sum()
+    if sp == 0 or sq == 0:
+        return 0.0
+    return float(np.minimum(p / sp, q / sq).sum())
+
+
+def mean_pitch(frames: np.ndarray) -> float | None:
+    """Mean MIDI pitch of the onsets, or None without any."""
+    keys = np.nonzero(onsets_of(frames))[1]
+    return float(keys.mean()) + LOW_KEY if keys.size else None
+
+
+def bar_onsets(frames: np.ndarray, steps_per_bar: int) -> np.ndarray:
+    """Onsets in each whole bar of frames (bars,)."""
+    bars = len(frames) // steps_per_bar
+    return onsets_of(frames[:bars * steps_per_bar]).reshape(bars, -1).sum(1)
+
+
+def _normalised(bar: np.ndarray) -> bytes | None:
+    """A bar's frames shifted down to its lowest sounding key (None for a bar without an onset)."""
+    if not onsets_of(bar).any():
+        return None
+    low = int(np.flatnonzero(bar.any(0))[0])
+    out = np.zeros_like(bar, dtype=np.uint8)
+    out[:, :N_KEYS - low] = bar[:, low:]
+    return out.tobytes()
+
+
+def echo(continuation: np.ndarray, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> float:
+    """Share of the continuation's bars whose frames repeat a bar of the call at any transposition.
+
+    ``continuation`` starts on a bar line; the call's bars are cut on the grid's bar lines
+    (``first_step`` is the call's first step)."""
+    lead = (-first_step) % steps_per_bar
+    call_bars = {_normalised(call[s:s + steps_per_bar]) for s in range(lead, len(call) - steps_per_bar + 1, steps_per_bar)}
+    call_bars.discard(None)
+    bars = len(continuation) // steps_per_bar
+    if not bars:
+        return 0.0
+    hits = sum(_normalised(continuation[b * steps_per_bar:(b + 1) * steps_per_bar]) in call_bars for b in range(bars))
+    return hits / bars
+
+
+def measures(call: np.ndarray, continuation: np.ndarray, steps_per_bar: int, call_first_step: int = 0) -> dict:
+    """The measures of one (call, continuation) pair. The continuation starts on a bar line and
+    holds whole bars; ``call_first_step`` places the call on the grid."""
+    bars = max(len(continuation) // steps_per_bar, 1)
+    call_bars = max(len(call) / steps_per_bar, 1e-9)
+    call_notes = onsets_of(call).sum()
+    cont_notes = onsets_of(continuation).sum()
+    call_pitch, cont_pitch = mean_pitch(call), mean_pitch(continuation)
+    return {
+        "key": overlap(pitch_class_profile(call), pitch_class_profile(continuation)),
+        "rhythm": overlap(position_profile(call, steps_per_bar, call_first_step),
+                          position_profile(continuation, steps_per_bar)),
+        "density": float((cont_notes / bars) / (call_notes / call_bars)) if call_notes else float("nan"),
+        "register": abs(cont_pitch - call_pitch) if cont_pitch is not None and call_pitch is not None else float("nan"),
+        "silent": float((bar_onsets(continuation, steps_per_bar) == 0).mean()),
+        "echo": echo(continuation, call, steps_per_bar, call_first_step),
+    }
+
+
+@dataclass
+class CallStyle:
+    """What a call sounds like, to choose the candidate bar of an answer that continues it best.
+
+    A candidate's fit is its agreement with the call in the terms ``measures`` uses: key
+    overlap + rhythm overlap - register distance / 12 semitones - |log2 of its density against
+    the call's|; a bar that repeats a bar of the call (at any transposition) is not chosen
+    while another candidate is left. ``choose`` adds ``weight`` nats per unit of fit to each
+    candidate's log-probability and takes the best: likelihood and agreement together.
+    """
+
+    pitch_classes: np.ndarray          # (12,) onsets per pitch class
+    positions: np.ndarray              # (steps_per_bar,) onsets per position in the bar
+    pitch: float | None                # mean onset pitch
+    per_bar: float                     # onsets per bar
+    bars: set                          # the call's bars, normalised (see ``echo``)
+    steps_per_bar: int
+
+    @classmethod
+    def of(cls, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> "CallStyle":
+        """The style of a call: frames (steps, 88) whose first is grid step ``first_step``."""
+        lead = (-first_step) % steps_per_bar
+        bars = {_normalised(call[s:s + steps_per_bar]) for s in range(lead, len(call) - steps_per_bar + 1, steps_per_bar)}
+        bars.discard(None)
+        return cls(pitch_class_profile(call), position_profile(call, steps_per_bar, first_step), mean_pitch(call),
+                   float(onsets_of(call).sum()) / max(len(call) / steps_per_bar, 1.0), bars, steps_per_bar)
+
+    def fit(self, candidates: np.ndarray) -> np.ndarray:
+        """Agreement of each candidate bar (K, steps, 88), starting on a bar line, with the call (K,)."""
+        hits = onsets_of(candidates)                                           # (K, S, 88)
+        per_key = hits.sum(1).astype(np.float64)                               # (K, 88)
+        notes = per_key.sum(1)                                                 # (K,)
+        classes = per_key @ _PITCH_CLASS                                       # (K, 12)
+        positions = np.zeros((len(candidates), self.steps_per_bar))
+        positions[:, :candidates.shape[1]] = hits.sum(2)[:, :self.steps_per_bar]
+        pitch = per_key @ _PITCH / np.maximum(notes, 1)
+        register = np.where(notes > 0, np.abs(pitch - self.pitch) / 12.0, 1.0) if self.pitch is not None else 1.0
+        expected = self.per_bar * candidates.shape[1] / self.steps_per_bar
+        density = np.abs(np.log2((notes + 1.0) / (expected + 1.0)))
+        out = (FIT_TERMS["key"] * _overlaps(self.pitch_classes, classes)
+               + FIT_TERMS["rhythm"] * _overlaps(self.positions, positions)
+               - FIT_TERMS["register"] * register - FIT_TERMS["density"] * density)
+        if candidates.shape[1] == self.steps_per_bar:
+            out[[_normalised(bar) in self.bars for bar in candidates]] = -np.inf   # an echo of the call
+        return out
+
+    def choose(self, candidates: np.ndarray, logp: np.ndarray, weight: float = FIT_WEIGHT_NATS) -> int:
+        """Index of the candidate with the best log-probability + ``weight`` x fit."""
+        logp = np.asarray(logp, np.float64)
+        if weight <= 0:
+            return int(np.argmax(logp))
+        score = logp + weight * self.fit(candidates)
+        return int(np.argmax(score)) if np.isfinite(score).any() else int(np.argmax(logp))
