@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 EXAMPLE_MIDI = "joplin.mid"
-EXAMPLE_PHRASE = "phrase.mid"       # bars 1-8 of reelsa-c1 (Nottingham), as two 4-bar calls with room to answer
+EXAMPLE_PHRASE = "melodie.mid"      # bars 1-8 of Schumann's Melodie, Op. 68 No. 1, as two 4-bar calls with room to answer
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -330,7 +330,7 @@ def export(
 
 @app.command()
 def generate(
-    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name (basic, endecell) or a model folder."),
+    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name (piano, pop, folk, basic) or a model folder."),
     primer: Optional[Path] = typer.Option(None, "--primer", help="A MIDI file to continue (in its own tempo and meter)."),
     primer_bars: Optional[int] = typer.Option(None, "--primer-bars", min=1, help="Use only the primer's first N bars."),
     bars: int = typer.Option(8, "--bars", min=1, help="Bars to write."),
@@ -396,7 +396,7 @@ def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align,
 @app.command()
 def duet(
     performance: Optional[Path] = typer.Argument(None, help="A MIDI file of the musician's part (default: the shipped "
-                                                              "example phrase, two 4-bar calls of a folk reel)."),
+                                                              "example, two 4-bar calls from Schumann's Melodie, Op. 68 No. 1)."),
     out: Path = typer.Option(Path("out/duet.mid"), "--out", help="The MIDI file to write: the musician's part and livecomp's answers on two tracks."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw both parts (livecomp's in orange)."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth."),

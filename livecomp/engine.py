@@ -352,7 +352,7 @@ def score(engine: Engine, sequences: list[np.ndarray], max_frames: int = 16384) 
             "frames": n, "sequences": k}
 
 
-DEFAULT_MODEL = "endecell"
+DEFAULT_MODEL = "piano"
 
 
 def shipped_models() -> dict[str, Path]:

@@ -186,6 +186,26 @@ def test_a_phrase_is_answered_on_the_bar_line_and_on_the_16th_grid(jack):
     assert "1 answers" in out
 
 
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+
+
+def test_a_c_major_arpeggio_is_answered_in_c_major_through_jack_ports(jack):
+    """The shipped default model with the options a musician gets; one bar of C4 E4 G4 C5."""
+    bpm = 120
+    step = 60 / bpm / 4
+    session = Session(jack, "cmaj", "--bpm", str(bpm), "--seed", "0")
+    t0 = time.perf_counter() + 0.05
+    session.play([(4 * i, 4, p) for i, p in enumerate([60, 64, 67, 72])], t0, step)
+    time.sleep((48 - 16) * step + 0.7)                      # the answer: bar 3, as long as the call
+    out = session.stop()
+    ons = session.notes_on()
+    assert ons, "a silent answer:\n" + out
+    in_key = sum(m[1] % 12 in C_MAJOR for _, m in ons) / len(ons)
+    assert in_key >= 0.8, f"{in_key:.2f} of the answer's {len(ons)} onsets in C major: {[m[1] for _, m in ons]}"
+    assert all(abs((t - t0) / step - 32) < 16.5 for t, _ in ons)   # in bar 3
+    assert not session.unmatched()
+
+
 def ended(messages) -> bool:
     """Every note-on (channel, key) is followed by its note-off."""
     sounding: dict = {}

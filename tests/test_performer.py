@@ -151,14 +151,14 @@ def test_duet_without_a_file_answers_both_calls_of_the_shipped_phrase(tmp_path):
     result = subprocess.run([sys.executable, "-m", "livecomp.cli", "duet", "--out", str(out)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "2 answers" in result.stdout and "120 bpm" in result.stdout
+    assert "2 answers" in result.stdout and "84 bpm" in result.stdout
     answer_bars = set()
     now = 0
     for msg in mido.MidiFile(out).tracks[2]:
         now += msg.time
         if msg.type == "note_on" and msg.velocity > 0:
             answer_bars.add(now // (4 * mido.MidiFile(out).ticks_per_beat))
-    assert answer_bars & {5, 6, 7, 8} and answer_bars & {15, 16, 17}      # after each call, before the next
+    assert answer_bars & {5, 6, 7, 8} and answer_bars & {15, 16, 17, 18}  # after each call, before the next
 
 
 def test_duet_of_a_real_tune_keeps_its_meter(tmp_path):

@@ -1,0 +1,122 @@
+"""What livecomp plays continues the call: the measures of bench/musicality.py, the choice among
+candidate bars, the state an answer starts from, and a C-major call answered in C major by the
+shipped default model with the options a musician gets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livecomp.duet import duet, played_frames
+from livecomp.engine import Engine, find_model, shipped_models
+from livecomp.musicality import CallStyle, echo, measures
+from livecomp.performer import Performer, PerformerConfig
+from livecomp.roll import HELD, LOW_KEY, N_KEYS, STRUCK, PianoRoll, onsets_of, roll_to_midi
+
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+
+
+def phrase(notes: list[tuple[int, int, int]], steps: int) -> np.ndarray:
+    """Frames (steps, 88) of (start step, length in steps, MIDI pitch) notes."""
+    frames = np.zeros((steps, N_KEYS), np.uint8)
+    for start, length, pitch in notes:
+        frames[start:start + length, pitch - LOW_KEY] = HELD
+        frames[start, pitch - LOW_KEY] = STRUCK
+    return frames
+
+
+ARPEGGIO = [(4 * i, 4, p) for i, p in enumerate([60, 64, 67, 72])]      # C4 E4 G4 C5 in quarter notes
+
+
+def test_a_continuation_equal_to_its_call_scores_full_agreement():
+    call = phrase(ARPEGGIO, 16)
+    m = measures(call, call, 16)
+    assert m["key"] == pytest.approx(1) and m["rhythm"] == pytest.approx(1)
+    assert m["density"] == pytest.approx(1) and m["register"] == 0 and m["silent"] == 0
+    assert m["echo"] == 1
+
+
+def test_a_transposed_repeat_is_an_echo_and_a_new_bar_is_not():
+    call = phrase(ARPEGGIO, 16)
+    up_a_fifth = phrase([(s, n, p + 7) for s, n, p in ARPEGGIO], 16)
+    other = phrase([(0, 8, 62), (8, 8, 65)], 16)
+    assert echo(up_a_fifth, call, 16) == 1
+    assert echo(other, call, 16) == 0
+    assert echo(np.zeros((16, N_KEYS), np.uint8), np.zeros((16, N_KEYS), np.uint8), 16) == 0   # silence is no echo
+
+
+def test_silence_and_density_are_counted_per_bar():
+    call = phrase(ARPEGGIO, 16)
+    answer = phrase([(0, 2, 60), (2, 2, 62), (4, 2, 64), (6, 2, 65), (8, 2, 67), (10, 2, 69), (12, 2, 71), (14, 2, 72)], 32)
+    m = measures(call, answer, 16)
+    assert m["silent"] == 0.5                    # the second bar has no onset
+    assert m["density"] == pytest.approx(1.0)    # 8 onsets over 2 bars against 4 in 1
+    assert m["key"] == pytest.approx(0.5)        # C E G C against the whole scale
+
+
+def test_the_call_style_prefers_a_bar_in_the_calls_key_and_never_an_echo():
+    call = phrase(ARPEGGIO * 1 + [(16 + s, n, p) for s, n, p in ARPEGGIO], 32)
+    style = CallStyle.of(call, 16)
+    in_key = phrase([(0, 4, 67), (4, 4, 64), (8, 4, 60), (12, 4, 64)], 16)
+    out_of_key = phrase([(0, 4, 66), (4, 4, 63), (8, 4, 61), (12, 4, 70)], 16)
+    repeat = phrase([(s, n, p + 2) for s, n, p in ARPEGGIO], 16)
+    candidates = np.stack([out_of_key, in_key, repeat])
+    fit = style.fit(candidates)
+    assert fit[1] > fit[0] and fit[2] == -np.inf
+    # equal likelihoods: agreement decides; the echo loses even when it is far more likely
+    assert style.choose(candidates, np.array([0.0, 0.0, 50.0])) == 1
+    assert style.choose(candidates, np.array([0.0, -1.0, 0.0]), weight=0) == 0   # weight 0: likelihood alone
+
+
+@pytest.fixture(scope="module")
+def basic():
+    if "basic" not in shipped_models():
+        pytest.skip("needs the shipped basic model")
+    return Engine(shipped_models()["basic"], provider="cpu")
+
+
+def run_call(engine: Engine, notes: list[tuple[int, int, int]], config: PerformerConfig) -> Performer:
+    """Play notes (start step, length in steps, pitch) into a performer step by step, then
+    silence until it has planned an answer."""
+    performer = Performer(engine, 16, 4, config)
+    for n in range(200):
+        for start, length, pitch in notes:
+            if start + length == n:
+                performer.note_off(n, pitch)
+        for start, _, pitch in notes:
+            if start == n:
+                performer.note_on(n, pitch, 80)
+        performer.step(n)
+        if performer.answer is not None:
+            break
+    return performer
+
+
+def test_an_answer_starts_from_the_call_not_from_the_silence_that_ended_it(basic):
+    call = phrase(ARPEGGIO, 16)
+    heard = run_call(basic, ARPEGGIO, PerformerConfig(seed=0))
+    after_call = basic.advance(call[None].astype(np.int64))                 # the bar line after the call
+    assert heard.answer.start == 32                                         # 2 beats of silence, then the next bar
+    for name, value in heard.answer.state_before.tensors.items():
+        np.testing.assert_allclose(value, after_call.tensors[name], atol=1e-6)
+    waited = run_call(basic, ARPEGGIO, PerformerConfig(seed=0, answer_from="heard"))
+    after_wait = basic.advance(np.concatenate([call, np.zeros((16, N_KEYS), np.uint8)])[None].astype(np.int64))
+    for name, value in waited.answer.state_before.tensors.items():
+        np.testing.assert_allclose(value, after_wait.tensors[name], atol=1e-6)
+
+
+@pytest.mark.skipif(not shipped_models(), reason="no shipped models in exported/")
+def test_a_c_major_arpeggio_is_answered_in_c_major_by_the_default_model():
+    """The shipped default model and the options `livecomp duet` and `listen` give a musician."""
+    engine = Engine(find_model(None), provider="cpu")
+    call = roll_to_midi(PianoRoll(phrase(ARPEGGIO, 16), 4))
+    classes = []
+    for seed in range(8):
+        result = duet(engine, call, PerformerConfig(seed=seed))
+        assert len(result.answers) == 1
+        answer = played_frames(result.events, *result.answers[0])
+        keys = np.nonzero(onsets_of(answer))[1] + LOW_KEY
+        assert keys.size, f"seed {seed}: a silent answer"
+        classes += (keys % 12).tolist()
+    in_key = np.mean([c in C_MAJOR for c in classes])
+    assert in_key >= 0.8, f"{in_key:.2f} of {len(classes)} answer onsets on C major's pitch classes"
