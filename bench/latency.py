@@ -3,8 +3,8 @@
 For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<name>):
 
 - advance 1 step (what a listener runs every step: the state, no scores), encode 1 step and
-  encode a 64-step phrase (state and scores), bar of one model bar with 1 and with 8
-  candidates: p50 and p99 over --calls calls, for onnxruntime and for the same work in torch
+  encode a 64-step phrase (state and scores), bar of one model bar with 1, 8 and the default
+  number of candidates (what `listen` samples for each answer bar): p50 and p99 over --calls calls, for onnxruntime and for the same work in torch
   eager, and the ratio;
 - an int8 variant (onnxruntime dynamic quantisation of every weight): its advance and bar
   latency and the validation NLL it keeps next to the float model's;
@@ -15,7 +15,7 @@ For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<na
   from DRAM); the floor is
   whichever of compute and bandwidth binds.
 
-    python bench/latency.py [--calls 1000] [--models basic endecell]
+    python bench/latency.py [--calls 1000] [--models piano basic]
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from livecomp.engine import Engine, score, shipped_models  # noqa: E402
+from livecomp.performer import PerformerConfig  # noqa: E402
+
+DEFAULT_K = PerformerConfig().candidates          # the candidates `listen` samples per answer bar
 from training.checkpoint import load_model  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 from training.export import quantize_int8  # noqa: E402
@@ -128,6 +131,8 @@ def torch_calls(model, engine: Engine):
     noise1 = torch.rand(1, engine.steps_per_bar, 88)
     state8 = tuple(s.repeat_interleave(8, dim=1 if s.dim() == 3 else 0) for s in state0)
     noise8 = torch.rand(8, engine.steps_per_bar, 88)
+    stateK = tuple(s.repeat_interleave(DEFAULT_K, dim=1 if s.dim() == 3 else 0) for s in state0)
+    noiseK = torch.rand(DEFAULT_K, engine.steps_per_bar, 88)
     temp = torch.tensor(1.0)
 
     @torch.no_grad()
@@ -140,6 +145,7 @@ def torch_calls(model, engine: Engine):
         "encode 64 steps": lambda: run(lambda: model(phrase, state0)),
         "bar, 1 candidate": lambda: run(lambda: model.sample(state0, noise1, temp)),
         "bar, 8 candidates": lambda: run(lambda: model.sample(state8, noise8, temp)),
+        f"bar, {DEFAULT_K} candidates": lambda: run(lambda: model.sample(stateK, noiseK, temp)),
     }
 
 
@@ -153,6 +159,7 @@ def onnx_calls(engine: Engine):
         "encode 64 steps": lambda: engine.encode(phrase, state),
         "bar, 1 candidate": lambda: engine.bar(state, 1, 1.0, 0),
         "bar, 8 candidates": lambda: engine.bar(state, 8, 1.0, 0),
+        f"bar, {DEFAULT_K} candidates": lambda: engine.bar(state, DEFAULT_K, 1.0, 0),
     }
 
 

@@ -150,6 +150,8 @@ def train(
     encoder_skip: bool = typer.Option(True, "--encoder-skip/--no-encoder-skip",
                                       help="EnDeCell: add a linear map of the frame to the encoder's vector."),
     dec_hidden: int = typer.Option(128, "--dec-hidden", help="EnDeCell: decoder GRU units."),
+    lookback: int = typer.Option(0, "--lookback", min=0, max=96,
+                                 help="EnDeCell: each decoder step also sees the frame this many steps back (16: a 4/4 bar of 16ths)."),
     window: int = typer.Option(64, "--window", help="Steps per training window (windows start on bar lines)."),
     hop_bars: int = typer.Option(1, "--hop-bars", help="A window starts every N bar lines."),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -167,7 +169,8 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
                                               help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="EnDeCell: start from this pre-trained autoencoder run."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="EnDeCell: start from this pre-trained autoencoder run, "
+                                                                        "or from an EnDeCell run of the same sizes (a lookback added to it starts unused)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a basic RNN or EnDeCell model on MIDI files or a piano-roll benchmark."""
@@ -193,7 +196,7 @@ def train(
                 family = AutoencoderConfig if pretrain_autoencoder else EnDeCellConfig
                 mcfg = family(key_states=key_states, chunk=chunk, enc_hidden=enc_hidden, dec_hidden=dec_hidden,
                               time_hidden=hidden, time_layers=layers, dropout=dropout, context_keys=neighbour_keys,
-                              encoder_skip=encoder_skip)
+                              encoder_skip=encoder_skip, lookback=lookback)
             else:
                 fail(f"--model must be basic or endecell, not {model!r}.")
             if pretrain_autoencoder and model != "endecell":

@@ -136,6 +136,7 @@ class CallStyle:
     pitch_classes: np.ndarray          # (12,) onsets per pitch class
     positions: np.ndarray              # (steps_per_bar,) onsets per position in the bar
     pitch: float | None                # mean onset pitch
+    spread: float                      # standard deviation of the onset pitches
     per_bar: float                     # onsets per bar
     bars: set                          # the call's bars, normalised (see ``echo``)
     steps_per_bar: int
@@ -146,32 +147,43 @@ class CallStyle:
         lead = (-first_step) % steps_per_bar
         bars = {_normalised(call[s:s + steps_per_bar]) for s in range(lead, len(call) - steps_per_bar + 1, steps_per_bar)}
         bars.discard(None)
+        keys = np.nonzero(onsets_of(call))[1]
         return cls(pitch_class_profile(call), position_profile(call, steps_per_bar, first_step), mean_pitch(call),
-                   float(onsets_of(call).sum()) / max(len(call) / steps_per_bar, 1.0), bars, steps_per_bar)
+                   float(keys.std()) if keys.size else 0.0,
+                   float(keys.size) / max(len(call) / steps_per_bar, 1.0), bars, steps_per_bar)
 
-    def fit(self, candidates: np.ndarray) -> np.ndarray:
-        """Agreement of each candidate bar (K, steps, 88), starting on a bar line, with the call (K,)."""
+    def fit(self, candidates: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+        """Agreement with the call of each candidate bar (K, steps, 88) (K,), as the answer so far
+        (``before``: its frames, starting on a bar line) followed by the candidate."""
         hits = onsets_of(candidates)                                           # (K, S, 88)
         per_key = hits.sum(1).astype(np.float64)                               # (K, 88)
-        notes = per_key.sum(1)                                                 # (K,)
-        classes = per_key @ _PITCH_CLASS                                       # (K, 12)
         positions = np.zeros((len(candidates), self.steps_per_bar))
         positions[:, :candidates.shape[1]] = hits.sum(2)[:, :self.steps_per_bar]
+        bars = candidates.shape[1] / self.steps_per_bar
+        if before is not None and len(before):
+            per_key = per_key + onsets_of(before).sum(0)
+            positions = positions + position_profile(before, self.steps_per_bar)
+            bars += len(before) / self.steps_per_bar
+        notes = per_key.sum(1)                                                 # (K,)
         pitch = per_key @ _PITCH / np.maximum(notes, 1)
-        register = np.where(notes > 0, np.abs(pitch - self.pitch) / 12.0, 1.0) if self.pitch is not None else 1.0
-        expected = self.per_bar * candidates.shape[1] / self.steps_per_bar
-        density = np.abs(np.log2((notes + 1.0) / (expected + 1.0)))
-        out = (FIT_TERMS["key"] * _overlaps(self.pitch_classes, classes)
+        spread = np.sqrt(np.maximum(per_key @ _PITCH ** 2 / np.maximum(notes, 1) - pitch ** 2, 0))
+        if self.pitch is None:
+            register = np.ones(len(candidates))
+        else:
+            register = np.where(notes > 0, (np.abs(pitch - self.pitch) + np.abs(spread - self.spread)) / 12.0, 1.0)
+        density = np.abs(np.log2((notes + 1.0) / (self.per_bar * bars + 1.0)))
+        out = (FIT_TERMS["key"] * _overlaps(self.pitch_classes, per_key @ _PITCH_CLASS)
                + FIT_TERMS["rhythm"] * _overlaps(self.positions, positions)
                - FIT_TERMS["register"] * register - FIT_TERMS["density"] * density)
         if candidates.shape[1] == self.steps_per_bar:
             out[[_normalised(bar) in self.bars for bar in candidates]] = -np.inf   # an echo of the call
         return out
 
-    def choose(self, candidates: np.ndarray, logp: np.ndarray, weight: float = FIT_WEIGHT_NATS) -> int:
-        """Index of the candidate with the best log-probability + ``weight`` x fit."""
+    def choose(self, candidates: np.ndarray, logp: np.ndarray, weight: float = FIT_WEIGHT_NATS,
+               before: np.ndarray | None = None) -> int:
+        """Index of the candidate with the best log-probability + ``weight`` x fit (after ``before``)."""
         logp = np.asarray(logp, np.float64)
         if weight <= 0:
             return int(np.argmax(logp))
-        score = logp + weight * self.fit(candidates)
+        score = logp + weight * self.fit(candidates, before)
         return int(np.argmax(score)) if np.isfinite(score).any() else int(np.argmax(logp))

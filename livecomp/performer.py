@@ -279,7 +279,8 @@ class Performer:
         frames, logp, after = self.engine.bar(a.state_after or a.state_before, candidates=self.cfg.candidates,
                                               temperature=self.cfg.temperature, seed=self.rng,
                                               steps=self.steps_per_bar)
-        best = a.style.choose(frames, logp, self.cfg.fit_weight) if a.style is not None else int(np.argmax(logp))
+        before = np.concatenate(a.frames) if a.frames else None
+        best = a.style.choose(frames, logp, self.cfg.fit_weight, before) if a.style is not None else int(np.argmax(logp))
         a.frames.append(frames[best])
         a.state_after = after.take(best)
         events = a.tracker.feed(frames[best], first)

@@ -22,6 +22,9 @@ ARCHS = {
     "basic": ["--model", "basic", "--hidden", "32", "--layers", "2", "--neighbour-keys", "6"],
     "endecell": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
                  "--dec-hidden", "16", "--neighbour-keys", "8"],
+    # a lookback shorter than the bar: the bar graph reads frames it wrote itself
+    "endecell-lookback": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
+                          "--dec-hidden", "16", "--neighbour-keys", "8", "--lookback", "4"],
 }
 
 

@@ -14,8 +14,9 @@ CONFIGS = [
     BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=12),
     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
     EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True),
+    EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True, lookback=3),
 ]
-IDS = ["basic-2", "basic-3", "basic-3-neighbours", "endecell-2-chunk1", "endecell-3-chunk12"]
+IDS = ["basic-2", "basic-3", "basic-3-neighbours", "endecell-2-chunk1", "endecell-3-chunk12", "endecell-3-lookback"]
 
 
 @pytest.fixture(params=CONFIGS, ids=IDS)
@@ -76,3 +77,19 @@ def test_endecell_scores_each_key_from_the_keys_below_it_only():
     logits2, _ = model(changed)
     assert torch.allclose(logits[:, -1, :44], logits2[:, -1, :44], atol=1e-6)   # its chunk and below
     assert not torch.allclose(logits[:, -1, 44:], logits2[:, -1, 44:])         # keys above hear it
+
+
+@torch.no_grad()
+def test_a_lookback_keeps_the_last_frames_and_starts_unused_from_a_model_without_one():
+    torch.manual_seed(0)
+    sizes = dict(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16)
+    plain = build_model(EnDeCellConfig(**sizes)).eval()
+    looking = build_model(EnDeCellConfig(**sizes, lookback=4)).eval()
+    weights = plain.state_dict()
+    grown = torch.zeros_like(looking.state_dict()["decoder.weight_ih_l0"])
+    grown[:, :weights["decoder.weight_ih_l0"].shape[1]] = weights["decoder.weight_ih_l0"]   # lookback columns last
+    looking.load_state_dict({**weights, "decoder.weight_ih_l0": grown})
+    x = frames_for(plain, steps=10)
+    logits, state = looking(x)
+    assert torch.equal(state[3], x[:, -4:])                       # the last 4 frames travel in the state
+    assert torch.allclose(logits, plain(x)[0], atol=1e-6)          # zero lookback weights: the same model

@@ -98,7 +98,7 @@ class EnDeCellAdvance(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, frames, h, c, prev=None):
+    def forward(self, frames, h, c, prev=None, hist=None):
         m, cfg = self.model, self.model.cfg
         steps = frames.transpose(0, 1)                                           # (T, B, 88)
         codes = (steps.unsqueeze(-1) == torch.arange(1, self.K)).float().reshape(-1, N_KEYS * (self.K - 1))
@@ -109,7 +109,10 @@ class EnDeCellAdvance(nn.Module):
             vectors = vectors + m.encoder_skip(codes)
         vectors = vectors.reshape(steps.shape[0], -1, cfg.enc_hidden)            # (T, B, E)
         _, (h, c) = self.time(vectors, (h.transpose(0, 1), c.transpose(0, 1)))
-        return h.transpose(0, 1), c.transpose(0, 1), frames[:, -1].float()
+        state = (h.transpose(0, 1), c.transpose(0, 1), frames[:, -1].float())
+        if hist is None:
+            return state
+        return state + (torch.cat([hist, frames.float()], 1)[:, -cfg.lookback:],)   # the last L frames
 
 
 def _codes_of(states: torch.Tensor, key_states: int) -> torch.Tensor:
@@ -260,10 +263,12 @@ class EnDeCellBar(nn.Module):
         self.decoder = nn.GRU(model.decoder.input_size, cfg.dec_hidden)        # seq-first: no transposes
         for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(self.decoder, f"{kind}_l0").data.copy_(getattr(model.decoder, f"{kind}_l0").detach())
-        w = self.decoder.weight_ih_l0.data                                  # [below, around, position] columns
+        w = self.decoder.weight_ih_l0.data                                  # [below, around, position, back] columns
         n_below, n_around = cfg.reach * (K - 1), (2 * cfg.reach + cfg.chunk) * (K - 1)
         w[:, :n_below] = _from_one_hot(w[:, :n_below], cfg.reach, K)
         w[:, n_below:n_below + n_around] = _from_one_hot(w[:, n_below:n_below + n_around], 2 * cfg.reach + cfg.chunk, K)
+        if cfg.lookback:
+            w[:, -n_around:] = _from_one_hot(w[:, -n_around:], 2 * cfg.reach + cfg.chunk, K)
         self.encoder = nn.GRU(model.encoder.input_size, cfg.enc_hidden, batch_first=True)
         self.encoder.load_state_dict(model.encoder.state_dict())
         w = self.encoder.weight_ih_l0.data                                  # [chunk code, position] columns
@@ -294,18 +299,25 @@ class EnDeCellBar(nn.Module):
         _, h = self.encoder(x)
         return h if self.skip is None else h + self.skip(codes)
 
-    def _write(self, context, prev_codes, noise, w_head, inv_t):
-        """One frame per row, chunk by chunk. context (1, B, Ht), prev_codes (1, B, 88 (K-1)),
-        noise (B, 88 (K-1)) as ``_expand_noise`` gives it -> (codes (1, B, 88 (K-1)), tempered
-        scores (B, 88, K))."""
+    def _around(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes of a frame (1, B, 88 (K-1)) -> the codes around each chunk (C, B, n_around)."""
+        return F.pad(codes[0], self.pad_codes)[:, self.around_codes].transpose(0, 1)
+
+    def _write(self, context, prev_codes, noise, w_head, inv_t, back_codes=None):
+        """One frame per row, chunk by chunk. context (1, B, Ht), prev_codes and the codes of the
+        frame L steps back (1, B, 88 (K-1)), noise (B, 88 (K-1)) as ``_expand_noise`` gives it ->
+        (codes (1, B, 88 (K-1)), tempered scores (B, 88, K))."""
         m, cfg = self.model, self.model.cfg
         K, c, C = self.K, cfg.chunk, cfg.n_chunks
         k1 = K - 1
         n_below = cfg.reach * k1
         dec_h = torch.tanh(m.dec_init(context))                                          # (1, B, Hd)
         head_bias = (m.dec_context(context) @ self.w_head + self.b_head) * inv_t        # (1, B, c K)
-        around = F.pad(prev_codes[0], self.pad_codes)[:, self.around_codes].transpose(0, 1)   # (C, B, n_around)
-        known = torch.cat([around, self.positions.expand(-1, around.shape[1], -1)], -1).split(1, 0)
+        around = self._around(prev_codes)                                                # (C, B, n_around)
+        known = [around, self.positions.expand(-1, around.shape[1], -1)]
+        if back_codes is not None:
+            known.append(self._around(back_codes))
+        known = torch.cat(known, -1).split(1, 0)
         noise = F.pad(noise, (0, (cfg.padded_keys - N_KEYS) * k1)).split(c * k1, 1)
         below = torch.zeros_like(prev_codes[..., :n_below])
         codes, scores = [], []
@@ -319,24 +331,32 @@ class EnDeCellBar(nn.Module):
                 below = torch.cat([below, chunk_codes], -1)[..., -n_below:]
         return torch.cat(codes, -1)[..., :N_KEYS * k1], torch.cat(scores, 1)[:, :N_KEYS]
 
-    def forward(self, h, c, prev, temperature, noise):
+    def forward(self, h, c, prev, *rest):
+        """rest: (hist,) with a lookback, then temperature and noise."""
+        *hist, temperature, noise = rest
         K, layers = self.K, h.shape[1]
         hs = [h[:, i].unsqueeze(0) for i in range(layers)]
         cs = [c[:, i].unsqueeze(0) for i in range(layers)]
         codes = _codes_of(prev, K).unsqueeze(0)
+        past = [_codes_of(hist[0][:, i], K).unsqueeze(0) for i in range(hist[0].shape[1])] if hist else []
         inv_t = 1.0 / temperature
         w_head = self.w_head * inv_t
         noise = _expand_noise(noise, K).unbind(1)
         all_codes, all_scores = [], []
         for s in range(self.steps):
-            codes, scores = self._write(hs[-1], codes, noise[s], w_head, inv_t)
+            codes, scores = self._write(hs[-1], codes, noise[s], w_head, inv_t, past[s] if past else None)
             all_codes.append(codes)
             all_scores.append(scores)
+            if hist:
+                past.append(codes)
             hs, cs = self.time(self._encode(codes), hs, cs)
         frames = _states_of(torch.cat(all_codes, 0).transpose(0, 1), K).long()
         logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
-        state = (torch.cat(hs, 0).transpose(0, 1), torch.cat(cs, 0).transpose(0, 1))
-        return (frames, logp) + state + (frames[:, -1].float(),)
+        state = (torch.cat(hs, 0).transpose(0, 1), torch.cat(cs, 0).transpose(0, 1), frames[:, -1].float())
+        if hist:
+            lookback = hist[0].shape[1]
+            state += (_states_of(torch.cat(past[-lookback:], 0).transpose(0, 1), K).float(),)
+        return (frames, logp) + state
 
 
 def advance_module(model: nn.Module) -> nn.Module:

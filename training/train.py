@@ -191,6 +191,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         print(f"skipped {len(corpus.skipped)} unreadable file(s):")
         for path, reason in corpus.skipped:
             print(f"  {path}: {reason}")
+    if dist.main and corpus.upbeats:
+        print(f"{corpus.upbeats} file(s) start with an upbeat (index.csv): their bar lines moved to the score's")
     windows, lengths, starts = make_windows(corpus.splits["train"], cfg.window, cfg.hop_bars, key_states)
     valid = corpus.sequences("valid", key_states)
     if len(windows) == 0:
@@ -201,7 +203,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     model = build_model(model_cfg)
     if cfg.init_from and not resume:
-        _init_from_autoencoder(model, cfg.init_from)
+        _init_from(model, cfg.init_from)
     model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_rank = len(windows) // dist.world
@@ -338,19 +340,31 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     return best
 
 
-def _init_from_autoencoder(model, run: str) -> None:
-    """Copy a pre-trained autoencoder's encoder and decoder into a fresh EnDeCell."""
-    from .checkpoint import load_model
+def _init_from(model, run: str) -> None:
+    """Start a fresh EnDeCell from another run: a pre-trained autoencoder's encoder and decoder,
+    or a whole EnDeCell of the same sizes. A lookback the other model lacks starts unused (its
+    decoder input weights zero), so the new model begins as the old one and learns to use it."""
+    from .checkpoint import CheckpointError, load_model
     from .models import EnDeCell
 
     if not isinstance(model, EnDeCell):
-        raise TrainingError("--init-from takes an autoencoder run and starts an endecell model from it.")
-    autoencoder, _ = load_model(run, "autoencoder")
-    pretrained = autoencoder.pretrained_state()
+        raise TrainingError("--init-from takes an autoencoder or EnDeCell run and starts an endecell model from it.")
+    try:
+        source, _ = load_model(run, "autoencoder")
+        pretrained = source.pretrained_state()
+    except CheckpointError:
+        source, _ = load_model(run, "endecell")
+        pretrained = source.state_dict()
     own = model.state_dict()
+    extra = "decoder.weight_ih_l0"
+    if (model.cfg.lookback and extra in pretrained and own[extra].shape[0] == pretrained[extra].shape[0]
+            and own[extra].shape[1] > pretrained[extra].shape[1]):
+        grown = torch.zeros_like(own[extra])
+        grown[:, :pretrained[extra].shape[1]] = pretrained[extra]             # the lookback columns come last
+        pretrained = {**pretrained, extra: grown}
     misfits = [k for k, v in pretrained.items() if k not in own or own[k].shape != v.shape]
     if misfits:
-        raise TrainingError(f"the autoencoder in {run} does not fit this model ({misfits[0]}): pass the same "
+        raise TrainingError(f"the model in {run} does not fit this one ({misfits[0]}): pass the same "
                             "--chunk, --enc-hidden, --dec-hidden, --hidden, --key-states and --encoder-skip.")
     model.load_state_dict(pretrained, strict=False)
 

@@ -10,8 +10,13 @@ all that (``chunk=1`` is the pure key-by-key form), so the likelihood is exact:
 
     log p(frame_t | history) = sum_j log p(chunk_j | chunks < j, frame_{t-1}, history)
 
-The state carried between calls is the time LSTM's (h, c) and the previous frame, so encoding
-``a`` then ``b`` equals encoding ``a ++ b``.
+With ``lookback`` L > 0 each decoder step also sees the frame L steps back around its chunk
+(L = 16: the same place in the previous 4/4 bar at 16th notes), as Magenta's Lookback RNN feeds
+the events of a bar ago: continuing a pattern, a texture or a rhythm then takes one copy, not a
+memory the time LSTM must keep. The last L frames travel in the state (``hist``).
+
+The state carried between calls is the time LSTM's (h, c), the previous frame and, with a
+lookback, the last L frames, so encoding ``a`` then ``b`` equals encoding ``a ++ b``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class EnDeCellConfig:
     pos_dim: int = 16
     context_keys: int = 12           # keys of the neighbourhood the decoder sees directly (>= chunk)
     encoder_skip: bool = False       # add a linear map of the frame to the encoder's vector
+    lookback: int = 0                # steps back of the frame each decoder step also sees (0: none)
     dropout: float = 0.3
     architecture: str = "endecell"
 
@@ -69,6 +75,8 @@ class EnDeCell(nn.Module):
         self.dec_context = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
         per_key = cfg.key_states - 1
         dec_in = (cfg.reach + 2 * cfg.reach + cfg.chunk) * per_key + cfg.pos_dim
+        if cfg.lookback:
+            dec_in += (2 * cfg.reach + cfg.chunk) * per_key                  # the frame L steps back, around the chunk
         self.decoder = nn.GRU(dec_in, cfg.dec_hidden, batch_first=True)
         self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
         starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
@@ -80,12 +88,15 @@ class EnDeCell(nn.Module):
     def state_shapes(self) -> list[tuple[str, list[int]]]:
         c = self.cfg
         return [("h", [c.time_layers, c.time_hidden]), ("c", [c.time_layers, c.time_hidden]),
-                ("prev", [N_KEYS])]
+                ("prev", [N_KEYS])] + ([("hist", [c.lookback, N_KEYS])] if c.lookback else [])
 
     def initial_state(self, batch: int, device=None):
         shape = (self.cfg.time_layers, batch, self.cfg.time_hidden)
-        return (torch.zeros(shape, device=device), torch.zeros(shape, device=device),
-                torch.zeros(batch, N_KEYS, dtype=torch.long, device=device))
+        state = (torch.zeros(shape, device=device), torch.zeros(shape, device=device),
+                 torch.zeros(batch, N_KEYS, dtype=torch.long, device=device))
+        if self.cfg.lookback:
+            state += (torch.zeros(batch, self.cfg.lookback, N_KEYS, dtype=torch.long, device=device),)
+        return state
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -119,15 +130,21 @@ class EnDeCell(nn.Module):
         around = padded[..., self.around_index]                              # (N, C, 2 r + c)
         return below, around
 
-    def _decoder_input(self, below: torch.Tensor, around: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _decoder_input(self, below: torch.Tensor, around: torch.Tensor, positions: torch.Tensor,
+                       back: torch.Tensor | None = None) -> torch.Tensor:
+        """[below, around, position, (the frame L steps back around the chunk)] per chunk."""
         k = self.cfg.key_states
-        return torch.cat([one_hot_states(below, k), one_hot_states(around, k), positions], -1)
+        parts = [one_hot_states(below, k), one_hot_states(around, k), positions]
+        return torch.cat(parts + ([one_hot_states(back, k)] if back is not None else []), -1)
 
-    def _decode(self, context: torch.Tensor, frames: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced decoder: context (N, Ht), frames and prev (N, 88) -> logits (N, 88, K)."""
+    def _decode(self, context: torch.Tensor, frames: torch.Tensor, prev: torch.Tensor,
+                back: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced decoder: context (N, Ht), frames, prev and (with a lookback) the frame
+        L steps back (N, 88) -> logits (N, 88, K)."""
         below, _ = self._windows(frames)                                     # keys written before chunk j
         _, around = self._windows(prev)                                      # previous frame around chunk j
-        x = self._decoder_input(below, around, self._positions(frames.shape[0]))   # (N, C, D)
+        back = self._windows(back)[1] if back is not None else None         # the frame L back around chunk j
+        x = self._decoder_input(below, around, self._positions(frames.shape[0]), back)   # (N, C, D)
         context = self.drop(context)
         h0 = torch.tanh(self.dec_init(context)).unsqueeze(0)                 # (1, N, Hd)
         out, _ = self.decoder(x, h0)                                         # (N, C, Hd)
@@ -139,14 +156,18 @@ class EnDeCell(nn.Module):
 
     def _history(self, frames: torch.Tensor, state):
         """Run the time LSTM over frames (B, T, 88): the context before each frame (B, T, Ht),
-        the frame before each (B, T, 88), and the state after all of them."""
+        the frame before each (B, T, 88), the frame L steps before each (B, T, 88; None without
+        a lookback), and the state after all of them."""
         B, T, _ = frames.shape
-        h, c, prev = state if state is not None else self.initial_state(B, frames.device)
+        h, c, prev, *hist = state if state is not None else self.initial_state(B, frames.device)
         vectors = self.encode_frames(frames.reshape(B * T, N_KEYS)).view(B, T, -1)
         out, (h2, c2) = self.time(self.drop(vectors), (h, c))                # (B, T, Ht)
         before = torch.cat([h[-1].unsqueeze(1), out[:, :-1]], 1)             # (B, T, Ht)
         previous = torch.cat([prev.unsqueeze(1), frames[:, :-1]], 1)         # (B, T, 88)
-        return before, previous, (h2, c2, frames[:, -1])
+        if not self.cfg.lookback:
+            return before, previous, None, (h2, c2, frames[:, -1])
+        full = torch.cat([hist[0], frames], 1)                               # (B, L + T, 88)
+        return before, previous, full[:, :T], (h2, c2, frames[:, -1], full[:, T:])
 
     def forward(self, frames: torch.Tensor, state=None, targets: torch.Tensor | None = None):
         """frames (B, T, 88) int64 -> (logits (B, T, 88, K): per-key conditionals of frames[:, t]
@@ -157,18 +178,18 @@ class EnDeCell(nn.Module):
         """
         B, T, _ = frames.shape
         targets = frames if targets is None else targets
-        before, previous, new_state = self._history(frames, state)
+        before, previous, back, new_state = self._history(frames, state)
         logits = self._decode(before.reshape(B * T, -1), targets.reshape(B * T, N_KEYS),
-                              previous.reshape(B * T, N_KEYS))
+                              previous.reshape(B * T, N_KEYS), back.reshape(B * T, N_KEYS) if back is not None else None)
         return logits.view(B, T, N_KEYS, -1), new_state
 
     def advance(self, frames: torch.Tensor, state=None):
         """The state after frames (B, T, 88), without scoring them (all a listener needs)."""
-        return self._history(frames, state)[2]
+        return self._history(frames, state)[3]
 
-    def _write_frame(self, context: torch.Tensor, prev: torch.Tensor, choose):
-        """Write one frame per row chunk by chunk. context (N, Ht), prev (N, 88);
-        ``choose(logits (N, keys, K), first_key) -> (states (N, keys), logp (N,))``.
+    def _write_frame(self, context: torch.Tensor, prev: torch.Tensor, choose, back: torch.Tensor | None = None):
+        """Write one frame per row chunk by chunk. context (N, Ht), prev and the frame L steps
+        back (N, 88); ``choose(logits (N, keys, K), first_key) -> (states (N, keys), logp (N,))``.
         Returns (frame (N, 88), logp (N,))."""
         cfg = self.cfg
         r, c = cfg.reach, cfg.chunk
@@ -176,11 +197,13 @@ class EnDeCell(nn.Module):
         dec_h = torch.tanh(self.dec_init(context)).unsqueeze(0)
         ctx = self.dec_context(context)
         _, around = self._windows(prev)                                      # (N, C, 2r + c)
+        back = self._windows(back)[1] if back is not None else None         # (N, C, 2r + c)
         written = torch.zeros(N, r + cfg.padded_keys, dtype=torch.long, device=context.device)
         total = torch.zeros(N, device=context.device)
         for j in range(cfg.n_chunks):
             lo = j * c
-            x = self._decoder_input(written[:, lo:lo + r], around[:, j], self.position.weight[j].expand(N, -1))
+            x = self._decoder_input(written[:, lo:lo + r], around[:, j], self.position.weight[j].expand(N, -1),
+                                    back[:, j] if back is not None else None)
             out, dec_h = self.decoder(x.unsqueeze(1), dec_h)
             logits = self.head(out[:, 0] + ctx).view(N, c, cfg.key_states)
             real = min(c, N_KEYS - lo)
@@ -193,20 +216,21 @@ class EnDeCell(nn.Module):
         """The most likely frame at each step given the true history, written greedily chunk by
         chunk on its own choices: frames (B, T, 88) -> (B, T, 88)."""
         B, T, _ = frames.shape
-        before, previous, _ = self._history(frames, state)
+        before, previous, back, _ = self._history(frames, state)
 
         def greedy(logits, first_key):
             logp = F.log_softmax(logits, -1)
             best = logp.max(-1)
             return best.indices, best.values.sum(-1)
 
-        out, _ = self._write_frame(before.reshape(B * T, -1), previous.reshape(B * T, N_KEYS), greedy)
+        out, _ = self._write_frame(before.reshape(B * T, -1), previous.reshape(B * T, N_KEYS), greedy,
+                                   back.reshape(B * T, N_KEYS) if back is not None else None)
         return out.view(B, T, N_KEYS)
 
     def sample(self, state, noise: torch.Tensor, temperature=1.0):
         """Sample S frames, each chunk by chunk: noise (B, S, 88) uniform -> (frames (B, S, 88),
         logp (B,), state after them)."""
-        h, c, prev = state
+        h, c, prev, *hist = state
         frames, total = [], 0.0
         for s in range(noise.shape[1]):
             step_noise = noise[:, s]
@@ -214,12 +238,14 @@ class EnDeCell(nn.Module):
             def draw(logits, first_key):
                 return sample_states(logits, step_noise[:, first_key:first_key + logits.shape[1]], temperature)
 
-            frame, logp = self._write_frame(h[-1], prev, draw)
+            frame, logp = self._write_frame(h[-1], prev, draw, hist[0][:, 0] if hist else None)
             frames.append(frame)
             total = total + logp
             _, (h, c) = self.time(self.encode_frames(frame).unsqueeze(1), (h, c))
             prev = frame
-        return torch.stack(frames, 1), total, (h, c, prev)
+            if hist:
+                hist = [torch.cat([hist[0][:, 1:], frame.unsqueeze(1)], 1)]
+        return torch.stack(frames, 1), total, (h, c, prev, *hist)
 
 
 @dataclass
