@@ -94,6 +94,8 @@ def command_line(cfg: TrainConfig, out: str | Path) -> str:
         args += [f"--chunk {m['chunk']}", f"--enc-hidden {m['enc_hidden']}", f"--dec-hidden {m['dec_hidden']}",
                  f"--neighbour-keys {m.get('context_keys', 12)}",
                  "--encoder-skip" if m.get("encoder_skip") else "--no-encoder-skip"]
+        if m.get("lookback"):
+            args.append(f"--lookback {m['lookback']}")
     hidden, layers = (m["hidden"], m["layers"]) if arch == "basic" else (m["time_hidden"], m["time_layers"])
     args += [f"--key-states {m['key_states']}", f"--hidden {hidden}", f"--layers {layers}", f"--dropout {m['dropout']}",
              f"--window {cfg.window}", f"--hop-bars {cfg.hop_bars}", f"--batch-size {cfg.batch_size}", f"--lr {cfg.lr}",
