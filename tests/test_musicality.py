@@ -120,3 +120,25 @@ def test_a_c_major_arpeggio_is_answered_in_c_major_by_the_default_model():
         classes += (keys % 12).tolist()
     in_key = np.mean([c in C_MAJOR for c in classes])
     assert in_key >= 0.8, f"{in_key:.2f} of {len(classes)} answer onsets on C major's pitch classes"
+
+
+def test_a_call_that_goes_on_after_its_pause_is_answered_as_one_call(basic):
+    """Playing again before the planned answer starts drops it; the answer then fits the whole call."""
+    notes = ARPEGGIO + [(26, 4, 65), (30, 2, 69)]           # 2.5 beats after the arpeggio: the call goes on
+    performer = Performer(basic, 16, 4, PerformerConfig(seed=0))
+    planned = {}
+    for n in range(64):
+        for start, length, pitch in notes:
+            if start + length == n:
+                performer.note_off(n, pitch)
+        for start, _, pitch in notes:
+            if start == n:
+                performer.note_on(n, pitch, 80)
+        performer.step(n)
+        if performer.answer is not None:
+            planned.setdefault(performer.answer.start, performer.answer)
+    assert sorted(planned) == [32, 48]                      # the first plan was dropped at step 26
+    answer = planned[48]
+    assert performer.answers == 2 and answer.call_start == 0
+    assert answer.end - answer.start == 2 * 16              # as long as the whole call
+    assert answer.style.pitch_classes[[5, 9]].sum() == 2    # F and A are in its style
