@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from livecomp.duet import duet, played_frames  # noqa: E402
 from livecomp.engine import Engine, find_model, shipped_models  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
-from livecomp.musicality import MEASURES, measures  # noqa: E402
+from livecomp.musicality import MEASURES, measures, transposition_free  # noqa: E402
 from livecomp.performer import PerformerConfig  # noqa: E402
 from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
 from training.data import load_corpus  # noqa: E402
@@ -103,7 +103,7 @@ class CopyIndex:
                 for k in self.blocks:
                     block = frames[s:s + k * steps_per_bar]
                     if len(block) == k * steps_per_bar:
-                        key = _shifted(block)
+                        key = transposition_free(block)
                         if key is not None:
                             self.blocks[k].add(key)
 
@@ -116,22 +116,13 @@ class CopyIndex:
             for b in range(bars - k + 1):
                 block = frames[b * self.spb:(b + k) * self.spb]
                 if all(onsets_of(block[i * self.spb:(i + 1) * self.spb]).any() for i in range(k)):
-                    if _shifted(block) in self.blocks[k]:
+                    if transposition_free(block) in self.blocks[k]:
                         found = True
                         break
             if not found:
                 break
             best = k
         return best
-
-
-def _shifted(block: np.ndarray) -> bytes | None:
-    keys = np.flatnonzero(block.any(0))
-    if not keys.size:
-        return None
-    out = np.zeros_like(block)
-    out[:, :block.shape[1] - keys[0]] = block[:, keys[0]:]
-    return out.tobytes()
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -78,29 +78,34 @@ def bar_onsets(frames: np.ndarray, steps_per_bar: int) -> np.ndarray:
     return onsets_of(frames[:bars * steps_per_bar]).reshape(bars, -1).sum(1)
 
 
-def _normalised(bar: np.ndarray) -> bytes | None:
-    """A bar's frames shifted down to its lowest sounding key (None for a bar without an onset)."""
-    if not onsets_of(bar).any():
+def transposition_free(frames: np.ndarray) -> bytes | None:
+    """Frames shifted down to their lowest sounding key, as bytes: equal for two stretches of
+    music that are the same at some transposition (None when nothing sounds)."""
+    sounding = np.flatnonzero(np.asarray(frames).any(0))
+    if not sounding.size:
         return None
-    low = int(np.flatnonzero(bar.any(0))[0])
-    out = np.zeros_like(bar, dtype=np.uint8)
-    out[:, :N_KEYS - low] = bar[:, low:]
+    out = np.zeros_like(frames, dtype=np.uint8)
+    out[:, :N_KEYS - sounding[0]] = frames[:, sounding[0]:]
     return out.tobytes()
+
+
+def _call_bars(call: np.ndarray, steps_per_bar: int, first_step: int) -> set:
+    """The call's whole bars with an onset (cut on the grid's bar lines), transposition-free."""
+    lead = (-first_step) % steps_per_bar
+    bars = (call[s:s + steps_per_bar] for s in range(lead, len(call) - steps_per_bar + 1, steps_per_bar))
+    return {transposition_free(bar) for bar in bars if onsets_of(bar).any()}
 
 
 def echo(continuation: np.ndarray, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> float:
     """Share of the continuation's bars whose frames repeat a bar of the call at any transposition.
 
     ``continuation`` starts on a bar line; the call's bars are cut on the grid's bar lines
-    (``first_step`` is the call's first step)."""
-    lead = (-first_step) % steps_per_bar
-    call_bars = {_normalised(call[s:s + steps_per_bar]) for s in range(lead, len(call) - steps_per_bar + 1, steps_per_bar)}
-    call_bars.discard(None)
-    bars = len(continuation) // steps_per_bar
+    (``first_step`` is the call's first step). Bars without an onset are never echoes."""
+    call_bars = _call_bars(call, steps_per_bar, first_step)
+    bars = [continuation[b * steps_per_bar:(b + 1) * steps_per_bar] for b in range(len(continuation) // steps_per_bar)]
     if not bars:
         return 0.0
-    hits = sum(_normalised(continuation[b * steps_per_bar:(b + 1) * steps_per_bar]) in call_bars for b in range(bars))
-    return hits / bars
+    return sum(onsets_of(bar).any() and transposition_free(bar) in call_bars for bar in bars) / len(bars)
 
 
 def measures(call: np.ndarray, continuation: np.ndarray, steps_per_bar: int, call_first_step: int = 0) -> dict:
@@ -138,19 +143,17 @@ class CallStyle:
     pitch: float | None                # mean onset pitch
     spread: float                      # standard deviation of the onset pitches
     per_bar: float                     # onsets per bar
-    bars: set                          # the call's bars, normalised (see ``echo``)
+    bars: set                          # the call's bars with an onset, transposition-free (see ``echo``)
     steps_per_bar: int
 
     @classmethod
     def of(cls, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> "CallStyle":
         """The style of a call: frames (steps, 88) whose first is grid step ``first_step``."""
-        lead = (-first_step) % steps_per_bar
-        bars = {_normalised(call[s:s + steps_per_bar]) for s in range(lead, len(call) - steps_per_bar + 1, steps_per_bar)}
-        bars.discard(None)
         keys = np.nonzero(onsets_of(call))[1]
         return cls(pitch_class_profile(call), position_profile(call, steps_per_bar, first_step), mean_pitch(call),
                    float(keys.std()) if keys.size else 0.0,
-                   float(keys.size) / max(len(call) / steps_per_bar, 1.0), bars, steps_per_bar)
+                   float(keys.size) / max(len(call) / steps_per_bar, 1.0), _call_bars(call, steps_per_bar, first_step),
+                   steps_per_bar)
 
     def fit(self, candidates: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
         """Agreement with the call of each candidate bar (K, steps, 88) (K,), as the answer so far
@@ -176,7 +179,7 @@ class CallStyle:
                + FIT_TERMS["rhythm"] * _overlaps(self.positions, positions)
                - FIT_TERMS["register"] * register - FIT_TERMS["density"] * density)
         if candidates.shape[1] == self.steps_per_bar:
-            out[[_normalised(bar) in self.bars for bar in candidates]] = -np.inf   # an echo of the call
+            out[[transposition_free(bar) in self.bars for bar in candidates]] = -np.inf   # an echo of the call
         return out
 
     def choose(self, candidates: np.ndarray, logp: np.ndarray, weight: float = FIT_WEIGHT_NATS,
