@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from livecomp.duet import duet, played_frames  # noqa: E402
 from livecomp.engine import Engine, find_model, shipped_models  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
-from livecomp.musicality import MEASURES, measures, transposition_free  # noqa: E402
+from livecomp.musicality import FIT_TERMS, MEASURES, measures, transposition_free  # noqa: E402
 from livecomp.performer import PerformerConfig  # noqa: E402
 from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
 from training.data import load_corpus  # noqa: E402
@@ -215,7 +215,7 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
     info["musicality"] = {
         "bench": "bench/musicality.py", "split": results[0]["split"],
         "options": {"candidates": cfg.candidates, "temperature": cfg.temperature, "fit_weight": cfg.fit_weight,
-                    "answer_from": cfg.answer_from},
+                    "fit_terms": dict(FIT_TERMS), "answer_from": cfg.answer_from},
         **{r["corpus"]: {**{m: round(r["livecomp"][m], 3) for m in MEASURES}, "copied_max": r["copied_max"],
                          "calls": r["calls"], "real": {m: round(r["real"][m], 3) for m in MEASURES}}
            for r in results}}
@@ -234,15 +234,23 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
     parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight)
     parser.add_argument("--answer-from", default=defaults.answer_from, choices=("call", "heard"))
+    parser.add_argument("--fit-terms", default="", help="weights of the fit's terms, e.g. key=4,rhythm=2 (default: "
+                                                         + ",".join(f"{k}={v:g}" for k, v in FIT_TERMS.items()) + ")")
     parser.add_argument("--no-copies", action="store_true", help="skip the copy check (it indexes the training split)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--write-cards", action="store_true", help="store the figures in each model's model.json")
     args = parser.parse_args()
     import os
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
+    for term in filter(None, args.fit_terms.split(",")):
+        name, value = term.split("=")
+        if name not in FIT_TERMS:
+            parser.error(f"--fit-terms: no term {name!r} (terms: {', '.join(FIT_TERMS)})")
+        FIT_TERMS[name] = float(value)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
                   answer_from=args.answer_from)
-    print(f"options: candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g} nats, "
+    print(f"options: candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g} nats "
+          f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
           f"answer from {cfg.answer_from}, silence {cfg.silence_beats:g} beats; seed {args.seed}")
     everything = []
     for model in args.models.split(","):

@@ -28,9 +28,8 @@ MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")
 # What one unit of agreement with the call is worth against the model's log-probability of a
 # bar, in nats, when the performer chooses among candidates (bench/musicality.py --fit-weight).
 FIT_WEIGHT_NATS = 15.0
-import os
 # The weight of each term of a candidate's fit (see ``CallStyle``).
-FIT_TERMS = {"key": float(os.environ.get("KEYW", 4)), "rhythm": float(os.environ.get("RW", 2)), "register": 1.0, "density": 1.0}
+FIT_TERMS = {"key": 4.0, "rhythm": 2.0, "register": 1.0, "density": 1.0}
 
 
 _PITCH = np.arange(N_KEYS, dtype=np.float64) + LOW_KEY
