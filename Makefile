@@ -52,6 +52,9 @@ SHIP_folk  := $(ENDECELL) --data $(MIDI)/nottingham --window 64 --transpose 3 --
 SHIP_basic := --model basic --hidden 128 --layers 2 --dropout 0.3 --neighbour-keys 12 --data $(MIDI)/nottingham \
               --window 64 --transpose 3 --hop-bars 2 --epochs 20
 SHIPPED    ?= piano pop folk basic
+LICENCE_piano := piano-midi.de: CC BY-SA 3.0 DE (Bernd Krueger); Mutopia Project: public domain, CC BY or CC BY-SA per piece
+LICENCE_pop   := POP909: MIT (Wang et al. 2020); arrangements of copyrighted songs
+LICENCE_folk  := Nottingham Music Database (Jukedeck cleaning): GPL-3.0
 
 # one run: make run-NAME trains runs/models/NAME with SHIP_NAME
 run-%: $(STAMP)
@@ -63,7 +66,8 @@ run-pop: run-pop-plain
 
 models: $(addprefix run-,$(SHIPPED))
 	for name in $(SHIPPED); do \
-	  $(BIN)/livecomp export $(MODEL_RUNS)/$$name --out exported/$$name && \
+	  $(BIN)/livecomp export $(MODEL_RUNS)/$$name --out exported/$$name --corpus-licence "$$(case $$name in \
+	    piano) echo '$(LICENCE_piano)';; pop) echo '$(LICENCE_pop)';; *) echo '$(LICENCE_folk)';; esac)" && \
 	  mkdir -p bench/checkpoints/shipped-$$name && \
 	  cp $(MODEL_RUNS)/$$name/best.pt $(MODEL_RUNS)/$$name/best.json $(MODEL_RUNS)/$$name/best.png \
 	     $(MODEL_RUNS)/$$name/config.json $(MODEL_RUNS)/$$name/log.jsonl bench/checkpoints/shipped-$$name/ || exit 1; \

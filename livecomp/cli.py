@@ -309,6 +309,7 @@ def export(
     checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
     out: Path = typer.Option(..., "--out", help="The model folder to write (replaced only once the new one has checked itself)."),
     name: Optional[str] = typer.Option(None, "--name", help="The model's name in model.json (default: the folder's name)."),
+    corpus_licence: Optional[str] = typer.Option(None, "--corpus-licence", help="The training data's licence, for the model's card."),
 ) -> None:
     """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
     _need_training_extra()
@@ -318,7 +319,7 @@ def export(
     from training.export import export as run_export
 
     try:
-        info = run_export(checkpoint, out, name=name, progress=typer.echo)
+        info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence)
     except (CheckpointError, CorpusError, ExportError) as exc:
         fail(str(exc))
     except OSError as exc:

@@ -123,8 +123,10 @@ def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature
     return bool(margin < TIE_MARGIN)
 
 
-def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print) -> dict:
-    """Export ``checkpoint`` (run folder or .pt file) to the model folder ``out``; returns model.json."""
+def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print,
+           corpus_licence: str | None = None) -> dict:
+    """Export ``checkpoint`` (run folder or .pt file) to the model folder ``out``; returns model.json.
+    ``corpus_licence`` names the training data's licence on the model's card."""
     out = Path(out)
     model, meta = load_model(checkpoint)
     if meta["model"]["architecture"] not in ("basic", "endecell"):
@@ -179,7 +181,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
                                                "acc": None if held_out["accuracy"] is None else round(held_out["accuracy"], 4),
                                                "frames": held_out["frames"]}
         info.update({
-            "training": {"corpus": str(train_cfg["data"]), "frames": corpus.frames("train"),
+            "training": {"corpus": str(train_cfg["data"]), "corpus_licence": corpus_licence or "not given",
+                         "frames": corpus.frames("train"),
                          "epochs": meta.get("epoch"), "seconds": round(meta.get("wall_s") or meta.get("trained_s") or 0, 1),
                          "seed": train_cfg.get("seed"), "valid_nll": round(torch_scores.nll, 4),
                          "model": meta["model"]},
