@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 EXAMPLE_MIDI = "joplin.mid"
-EXAMPLE_PHRASE = "melodie.mid"      # bars 1-8 of Schumann's Melodie, Op. 68 No. 1, as two 4-bar calls with room to answer
+EXAMPLE_PHRASE = "melodie.mid"      # bars 1-4 and 9-12 of Schumann's Melodie, Op. 68 No. 1: two 4-bar calls with room to answer
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
