@@ -116,12 +116,12 @@ def test_damaged_checkpoint_is_refused_by_eval(tmp_path):
     _one_sentence(livecomp("eval", tmp_path), "not a readable livecomp checkpoint")
 
 
-def test_endecell_starts_from_a_pretrained_autoencoder(tmp_path):
+def test_endecell_starts_from_a_pretrained_autoencoder_or_another_endecell(tmp_path):
     import torch
 
     from training.checkpoint import load_model
     from training.models import EnDeCellConfig, build_model
-    from training.train import TrainingError, _init_from_autoencoder
+    from training.train import TrainingError, _init_from
 
     sizes = ["--chunk", "8", "--enc-hidden", "16", "--dec-hidden", "16", *TINY]
     livecomp("train", "--model", "endecell", "--pretrain-autoencoder", "--data", "jsb", "--epochs", "1",
@@ -130,15 +130,22 @@ def test_endecell_starts_from_a_pretrained_autoencoder(tmp_path):
     cfg = EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, dec_hidden=16, time_hidden=24, time_layers=1,
                          encoder_skip=True)
     model = build_model(cfg)
-    _init_from_autoencoder(model, str(tmp_path / "ae"))
+    _init_from(model, str(tmp_path / "ae"))
     for name, value in autoencoder.pretrained_state().items():
         assert torch.equal(model.state_dict()[name], value), name
-    with pytest.raises(TrainingError, match="does not fit this model"):
-        _init_from_autoencoder(build_model(EnDeCellConfig(chunk=4, enc_hidden=16, dec_hidden=16, time_hidden=24,
+    with pytest.raises(TrainingError, match="does not fit this one"):
+        _init_from(build_model(EnDeCellConfig(chunk=4, enc_hidden=16, dec_hidden=16, time_hidden=24,
                                                           encoder_skip=True)),
                                str(tmp_path / "ae"))
     livecomp("train", "--model", "endecell", "--init-from", tmp_path / "ae", "--data", "jsb", "--epochs", "1",
              *sizes, "--out", tmp_path / "full", check=True)
+    # a whole EnDeCell run starts a model with a lookback added: the same model until it learns to look back
+    full, meta = load_model(tmp_path / "full", "endecell")
+    looking = build_model(EnDeCellConfig(**{**meta["model"], "lookback": 4})).eval()
+    _init_from(looking, str(tmp_path / "full"))
+    frames = torch.randint(0, 2, (2, 12, 88), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(looking(frames)[0], full(frames)[0], atol=1e-6)
 
 
 def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tmp_path, monkeypatch):
