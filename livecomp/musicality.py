@@ -29,7 +29,7 @@ MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")
 # bar, in nats, when the performer chooses among candidates (bench/musicality.py --fit-weight).
 FIT_WEIGHT_NATS = 15.0
 # The weight of each term of a candidate's fit (see ``CallStyle``).
-FIT_TERMS = {"key": 4.0, "rhythm": 2.0, "register": 1.0, "density": 1.0}
+FIT_TERMS = {"key": 6.0, "rhythm": 6.0, "register": 1.0, "density": 1.0}
 
 
 _PITCH = np.arange(N_KEYS, dtype=np.float64) + LOW_KEY
