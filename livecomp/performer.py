@@ -10,7 +10,9 @@ Call and response: every heard step is folded into the model's state at once. Wh
 has been silent for ``silence_beats`` (a held key or a held pedal is not silence) after a call of
 at least ``min_call_beats``, or sends the end-of-call controller, the answer is planned to start
 on the next bar (or beat) line; its first bar is sampled right away and each further bar as the
-previous one starts, so every bar is ready a bar before it is due. Playing during an answer
+previous one starts, so every bar is ready a bar before it is due. The answer continues the
+call, not the silence that ended it (``answer_from``), and of the ``candidates`` bars sampled at
+once the one kept is the most likely once its agreement with the call is added (``CallStyle``). Playing during an answer
 stops it (``barge_in="stop"``) or is heard alongside it (``"continue"``).
 """
 
@@ -137,8 +139,8 @@ class _Answer:
     start: int                         # first step of the answer
     end: int                           # step after its last
     state_before: State                # the model's state at ``start``
-    style: CallStyle | None = None     # what the call sounded like: candidates are chosen to fit it
-    call_start: int = 0                # first step of the call it answers
+    style: CallStyle                   # what the call sounded like: candidates are chosen to fit it
+    call_start: int                    # first step of the call it answers
     frames: list = field(default_factory=list)      # planned frames, bar by bar
     heard: dict = field(default_factory=dict)       # step -> frame heard during the answer
     state_after: State | None = None   # state after the planned frames
@@ -280,7 +282,7 @@ class Performer:
                                               temperature=self.cfg.temperature, seed=self.rng,
                                               steps=self.steps_per_bar)
         before = np.concatenate(a.frames) if a.frames else None
-        best = a.style.choose(frames, logp, self.cfg.fit_weight, before) if a.style is not None else int(np.argmax(logp))
+        best = a.style.choose(frames, logp, self.cfg.fit_weight, before)
         a.frames.append(frames[best])
         a.state_after = after.take(best)
         events = a.tracker.feed(frames[best], first)
