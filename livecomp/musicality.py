@@ -29,7 +29,28 @@ MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")
 # bar, in nats, when the performer chooses among candidates (bench/musicality.py --fit-weight).
 FIT_WEIGHT_NATS = 15.0
 # The weight of each term of a candidate's fit (see ``CallStyle``).
-FIT_TERMS = {"key": 6.0, "rhythm": 6.0, "register": 1.0, "density": 1.0}
+FIT_TERMS = {"key": 6.0, "scale": 4.0, "rhythm": 6.0, "register": 1.0, "density": 1.0}
+
+# Krumhansl and Kessler's key profiles (1982): how well each pitch class fits a major and a minor key on C.
+_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+_MAJOR_SCALE = np.isin(np.arange(12), [0, 2, 4, 5, 7, 9, 11])
+_MINOR_SCALE = np.isin(np.arange(12), [0, 2, 3, 5, 7, 8, 10, 11])      # natural minor and its leading tone
+
+
+def scale_of(pitch_classes: np.ndarray) -> np.ndarray:
+    """The pitch classes (12,) bool of the key a pitch-class profile fits best (Krumhansl-Schmuckler:
+    the highest correlation with the 24 rotated key profiles); a few notes of a triad are enough
+    to tell C major's D, F, A and B from its chromatic neighbours."""
+    best, scale = -np.inf, _MAJOR_SCALE
+    if pitch_classes.sum() == 0 or np.ptp(pitch_classes) == 0:
+        return np.ones(12, bool)
+    for tonic in range(12):
+        for profile, steps in ((_MAJOR_PROFILE, _MAJOR_SCALE), (_MINOR_PROFILE, _MINOR_SCALE)):
+            r = np.corrcoef(pitch_classes, np.roll(profile, tonic))[0, 1]
+            if r > best:
+                best, scale = r, np.roll(steps, tonic)
+    return scale
 
 
 _PITCH = np.arange(N_KEYS, dtype=np.float64) + LOW_KEY
@@ -130,14 +151,16 @@ def measures(call: np.ndarray, continuation: np.ndarray, steps_per_bar: int, cal
 class CallStyle:
     """What a call sounds like, to choose the candidate bar of an answer that continues it best.
 
-    A candidate's fit is its agreement with the call in the terms ``measures`` uses: key
-    overlap + rhythm overlap - register distance / 12 semitones - |log2 of its density against
-    the call's|; a bar that repeats a bar of the call (at any transposition) is not chosen
+    A candidate's fit is its agreement with the call in the terms ``measures`` uses, each
+    weighted by ``FIT_TERMS``: key overlap, the share of its onsets in the key the call fits best
+    (``scale_of``), rhythm overlap, minus the distance of its mean and spread of pitch from the
+    call's (per 12 semitones) and |log2 of its density against the call's|; a bar that repeats a bar of the call (at any transposition) is not chosen
     while another candidate is left. ``choose`` adds ``weight`` nats per unit of fit to each
     candidate's log-probability and takes the best: likelihood and agreement together.
     """
 
     pitch_classes: np.ndarray          # (12,) onsets per pitch class
+    scale: np.ndarray                  # (12,) the pitch classes of the key the call fits best
     positions: np.ndarray              # (steps_per_bar,) onsets per position in the bar
     pitch: float | None                # mean onset pitch
     spread: float                      # standard deviation of the onset pitches
@@ -149,7 +172,9 @@ class CallStyle:
     def of(cls, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> "CallStyle":
         """The style of a call: frames (steps, 88) whose first is grid step ``first_step``."""
         keys = np.nonzero(onsets_of(call))[1]
-        return cls(pitch_class_profile(call), position_profile(call, steps_per_bar, first_step), mean_pitch(call),
+        classes = pitch_class_profile(call)
+        return cls(classes, scale_of(classes).astype(np.float64), position_profile(call, steps_per_bar, first_step),
+                   mean_pitch(call),
                    float(keys.std()) if keys.size else 0.0,
                    float(keys.size) / max(len(call) / steps_per_bar, 1.0), _call_bars(call, steps_per_bar, first_step),
                    steps_per_bar)
@@ -174,7 +199,9 @@ class CallStyle:
         else:
             register = np.where(notes > 0, (np.abs(pitch - self.pitch) + np.abs(spread - self.spread)) / 12.0, 1.0)
         density = np.abs(np.log2((notes + 1.0) / (self.per_bar * bars + 1.0)))
-        out = (FIT_TERMS["key"] * _overlaps(self.pitch_classes, per_key @ _PITCH_CLASS)
+        classes = per_key @ _PITCH_CLASS                                       # (K, 12)
+        in_scale = (classes @ self.scale) / np.maximum(notes, 1)                # share of onsets in the call's key
+        out = (FIT_TERMS["key"] * _overlaps(self.pitch_classes, classes) + FIT_TERMS["scale"] * in_scale
                + FIT_TERMS["rhythm"] * _overlaps(self.positions, positions)
                - FIT_TERMS["register"] * register - FIT_TERMS["density"] * density)
         if candidates.shape[1] == self.steps_per_bar:
