@@ -36,21 +36,19 @@ _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39,
 _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 _MAJOR_SCALE = np.isin(np.arange(12), [0, 2, 4, 5, 7, 9, 11])
 _MINOR_SCALE = np.isin(np.arange(12), [0, 2, 3, 5, 7, 8, 10, 11])      # natural minor and its leading tone
+_KEY_PROFILES = np.array([np.roll(p, t) for t in range(12) for p in (_MAJOR_PROFILE, _MINOR_PROFILE)])
+_KEY_PROFILES = (_KEY_PROFILES - _KEY_PROFILES.mean(1, keepdims=True)) / _KEY_PROFILES.std(1, keepdims=True)  # (24, 12)
+_KEY_SCALES = np.array([np.roll(s, t) for t in range(12) for s in (_MAJOR_SCALE, _MINOR_SCALE)])
 
 
 def scale_of(pitch_classes: np.ndarray) -> np.ndarray:
     """The pitch classes (12,) bool of the key a pitch-class profile fits best (Krumhansl-Schmuckler:
     the highest correlation with the 24 rotated key profiles); a few notes of a triad are enough
     to tell C major's D, F, A and B from its chromatic neighbours."""
-    best, scale = -np.inf, _MAJOR_SCALE
     if pitch_classes.sum() == 0 or np.ptp(pitch_classes) == 0:
         return np.ones(12, bool)
-    for tonic in range(12):
-        for profile, steps in ((_MAJOR_PROFILE, _MAJOR_SCALE), (_MINOR_PROFILE, _MINOR_SCALE)):
-            r = np.corrcoef(pitch_classes, np.roll(profile, tonic))[0, 1]
-            if r > best:
-                best, scale = r, np.roll(steps, tonic)
-    return scale
+    z = (pitch_classes - pitch_classes.mean()) / pitch_classes.std()
+    return _KEY_SCALES[int(np.argmax(_KEY_PROFILES @ z))]
 
 
 _PITCH = np.arange(N_KEYS, dtype=np.float64) + LOW_KEY
