@@ -75,11 +75,10 @@ def basic():
     return Engine(shipped_models()["basic"], provider="cpu")
 
 
-def run_call(engine: Engine, notes: list[tuple[int, int, int]], config: PerformerConfig) -> Performer:
-    """Play notes (start step, length in steps, pitch) into a performer step by step, then
-    silence until it has planned an answer."""
-    performer = Performer(engine, 16, 4, config)
-    for n in range(200):
+def play(performer: Performer, notes: list[tuple[int, int, int]], steps: int):
+    """Play notes (start step, length in steps, pitch) into a performer, then silence; yields
+    after each of ``steps`` steps."""
+    for n in range(steps):
         for start, length, pitch in notes:
             if start + length == n:
                 performer.note_off(n, pitch)
@@ -87,6 +86,13 @@ def run_call(engine: Engine, notes: list[tuple[int, int, int]], config: Performe
             if start == n:
                 performer.note_on(n, pitch, 80)
         performer.step(n)
+        yield n
+
+
+def run_call(engine: Engine, notes: list[tuple[int, int, int]], config: PerformerConfig) -> Performer:
+    """Play notes into a performer, then silence until it has planned an answer."""
+    performer = Performer(engine, 16, 4, config)
+    for _ in play(performer, notes, 200):
         if performer.answer is not None:
             break
     return performer
@@ -127,14 +133,7 @@ def test_a_call_that_goes_on_after_its_pause_is_answered_as_one_call(basic):
     notes = ARPEGGIO + [(26, 4, 65), (30, 2, 69)]           # 2.5 beats after the arpeggio: the call goes on
     performer = Performer(basic, 16, 4, PerformerConfig(seed=0))
     planned = {}
-    for n in range(64):
-        for start, length, pitch in notes:
-            if start + length == n:
-                performer.note_off(n, pitch)
-        for start, _, pitch in notes:
-            if start == n:
-                performer.note_on(n, pitch, 80)
-        performer.step(n)
+    for _ in play(performer, notes, 64):
         if performer.answer is not None:
             planned.setdefault(performer.answer.start, performer.answer)
     assert sorted(planned) == [32, 48]                      # the first plan was dropped at step 26
