@@ -7,6 +7,7 @@ so `livecomp --help` is instant and the runtime never loads torch.
 from __future__ import annotations
 
 import json
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -31,6 +32,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """End the command with one clear sentence on stderr and a non-zero exit."""
     typer.echo(f"livecomp: {message}", err=True)
     raise typer.Exit(code)
+
+
+def check_outputs(*outputs: tuple[str, Optional[Path]], replace: bool = True) -> None:
+    """End the command before its work when an output it was asked for cannot be written."""
+    from .files import output_problem
+
+    for flag, path in outputs:
+        problem = output_problem(path, flag, replace=replace) if path is not None else None
+        if problem:
+            fail(problem)
 
 
 def example_path(name: str = EXAMPLE_MIDI) -> Path:
@@ -66,6 +77,7 @@ def roll(
     from .roll import MidiFileError, midi_to_roll, roll_to_midi
 
     path = file if file is not None else example_path()
+    check_outputs(("--png", png), ("--midi-out", midi_out))
     try:
         piano_roll = midi_to_roll(path, steps_per_beat=steps_per_beat, sustain=sustain)
     except MidiFileError as exc:
@@ -78,10 +90,10 @@ def roll(
     try:
         if png is not None:
             save_roll_png(png, piano_roll)
-            typer.echo(f"wrote {png}")
+            typer.echo(f"wrote {png}", err=as_json)          # stdout holds only the JSON
         if midi_out is not None:
             save_midi(midi_out, roll_to_midi(piano_roll))
-            typer.echo(f"wrote {midi_out}")
+            typer.echo(f"wrote {midi_out}", err=as_json)
     except OSError as exc:
         fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
 
@@ -103,7 +115,9 @@ def format_summary(path: Path, s: dict) -> str:
         f"mean polyphony  {s['mean_polyphony']:.2f} keys sounding per step",
         f"quantisation    {conv['moved']} onsets moved, {conv['resized']} durations changed, "
         f"{conv['merged']} merged, {conv['overlapped']} cut by a re-strike",
-        f"left out        {conv['out_of_range']} notes outside A0..C8, {conv['drum_notes']} drum notes",
+        f"left out        {conv['out_of_range']} notes outside A0..C8, {conv['drum_notes']} drum notes"
+        + (f", {conv['ignored_meta']} tempo or meter events no music can have (tempo 0, 0 beats a bar)"
+           if conv.get("ignored_meta") else ""),
     ]
     return "\n".join(lines)
 
@@ -124,48 +138,53 @@ def _parse_seconds(text: Optional[str]) -> Optional[float]:
         return None
     units = {"s": 1, "m": 60, "h": 3600}
     try:
-        if text[-1:] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
     except ValueError:
-        fail(f"--time-budget takes seconds or a number with s, m or h (like 30m), not {text!r}.")
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        fail(f"--time-budget takes a positive time in seconds or with s, m or h (like 30m), not {text!r}.")
+    return seconds
+
+
+RESUME_MAY_CHANGE = {"resume", "epochs", "time_budget", "quiet", "device"}
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     model: str = typer.Option("basic", "--model", help="basic | endecell"),
     data: str = typer.Option("jsb", "--data", help="jsb | nottingham | jsb16 | a folder of MIDI files | a piano-roll JSON file"),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints (default runs/<model>-<data>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
     steps_per_beat: int = typer.Option(4, "--steps-per-beat", min=1, help="Grid of MIDI folders (benchmarks carry their own)."),
     key_states: int = typer.Option(2, "--key-states", min=2, max=3, help="2: off/on; 3: off/held/struck."),
-    hidden: int = typer.Option(256, "--hidden", help="LSTM units per layer (basic) / time-LSTM units (endecell)."),
-    layers: int = typer.Option(2, "--layers", help="LSTM layers (basic) / time-LSTM layers (endecell)."),
-    dropout: float = typer.Option(0.3, "--dropout"),
+    hidden: int = typer.Option(256, "--hidden", min=1, help="LSTM units per layer (basic) / time-LSTM units (endecell)."),
+    layers: int = typer.Option(2, "--layers", min=1, help="LSTM layers (basic) / time-LSTM layers (endecell)."),
+    dropout: float = typer.Option(0.3, "--dropout", min=0.0, max=0.9, help="Dropout probability, 0 to 0.9."),
     neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
                                        help="Keys either side each key's classifier (basic) or decoder step (endecell) "
                                             "reads from the previous frame; basic 0 is the original form."),
-    chunk: int = typer.Option(4, "--chunk", help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
-    enc_hidden: int = typer.Option(128, "--enc-hidden", help="EnDeCell: encoder GRU units."),
+    chunk: int = typer.Option(4, "--chunk", min=1, max=88, help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
+    enc_hidden: int = typer.Option(128, "--enc-hidden", min=1, help="EnDeCell: encoder GRU units."),
     encoder_skip: bool = typer.Option(True, "--encoder-skip/--no-encoder-skip",
                                       help="EnDeCell: add a linear map of the frame to the encoder's vector."),
-    dec_hidden: int = typer.Option(128, "--dec-hidden", help="EnDeCell: decoder GRU units."),
+    dec_hidden: int = typer.Option(128, "--dec-hidden", min=1, help="EnDeCell: decoder GRU units."),
     lookback: int = typer.Option(0, "--lookback", min=0, max=96,
                                  help="EnDeCell: each decoder step also sees the frame this many steps back (16: a 4/4 bar of 16ths)."),
-    window: int = typer.Option(64, "--window", help="Steps per training window (windows start on bar lines)."),
-    hop_bars: int = typer.Option(1, "--hop-bars", help="A window starts every N bar lines."),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    lr: float = typer.Option(2e-3, "--lr"),
+    window: int = typer.Option(64, "--window", min=2, help="Steps per training window (windows start on bar lines)."),
+    hop_bars: int = typer.Option(1, "--hop-bars", min=1, help="A window starts every N bar lines."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    lr: float = typer.Option(2e-3, "--lr", min=0.0),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine | constant (after warmup)."),
-    warmup: int = typer.Option(100, "--warmup", help="Warmup optimizer steps."),
-    weight_decay: float = typer.Option(0.01, "--weight-decay"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 100)."),
+    warmup: int = typer.Option(100, "--warmup", min=0, help="Warmup optimizer steps."),
+    weight_decay: float = typer.Option(0.01, "--weight-decay", min=0.0),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs to train (default 100)."),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time: 600, 30m, 2h."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     target_weight: str = typer.Option("none", "--target-weight", help="none | linear | step: weight of early steps in the loss."),
-    target_skip: int = typer.Option(8, "--target-skip", help="With --target-weight step: steps at the start that carry no loss."),
-    scheduled_sampling: float = typer.Option(0.0, "--scheduled-sampling", help="Final probability of feeding back the model's own sample."),
-    transpose: int = typer.Option(0, "--transpose", help="Augment: shift each window by up to +-N semitones."),
+    target_skip: int = typer.Option(8, "--target-skip", min=0, help="With --target-weight step: steps at the start that carry no loss."),
+    scheduled_sampling: float = typer.Option(0.0, "--scheduled-sampling", min=0.0, max=1.0, help="Final probability of feeding back the model's own sample."),
+    transpose: int = typer.Option(0, "--transpose", min=0, max=12, help="Augment: shift each window by up to +-N semitones."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
                                               help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
@@ -184,9 +203,20 @@ def train(
     from training.train import train as run_training
 
     budget = _parse_seconds(time_budget)
+    def typed(name: str) -> bool:                   # given on the command line, not a default
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    if resume is not None:
+        given = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_MAY_CHANGE and typed(p.name)]
+        if given:
+            fail(f"--resume goes on with the run's own settings; {', '.join(given)} cannot change them "
+                 f"(only --epochs, --time-budget and --device can): start a new run to change them.")
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file; a run needs a folder.")
     try:
         if resume is not None:
-            cfg = resume_config(resume, epochs=epochs, time_budget_s=budget)
+            cfg = resume_config(resume, epochs=epochs, time_budget_s=budget, device=device if typed("device") else None)
             run_dir = resume
         else:
             if model == "basic":
@@ -216,6 +246,9 @@ def train(
     except (CorpusError, TrainingError, CheckpointError) as exc:
         fail(str(exc))
     if os.environ.get("RANK", "0") == "0":   # under torchrun, one process reports
+        if not (run_dir / "best.pt").is_file() or not math.isfinite(best["nll"]):
+            fail(f"no validation in {run_dir} reached a finite NLL, so there is no best checkpoint; its last.pt "
+                 f"can be resumed, or lower --lr.")
         typer.echo(f"best validation NLL {best['nll']:.4f} nats/frame; checkpoint {run_dir / 'best.pt'}")
 
 
@@ -246,6 +279,17 @@ def evaluate(
         typer.echo(f"frame accuracy         {result['accuracy']:.4f}")
 
 
+def _same_grid(corpus, data, steps_per_beat: int, key_states: int, model) -> None:
+    """A model is scored only on data of its own grid; a 3-state model on pitch lists is told
+    that their attacks are inferred."""
+    if corpus.steps_per_beat != steps_per_beat:
+        fail(f"{data} is on a grid of {corpus.steps_per_beat} step(s) per beat and {model} on {steps_per_beat}: "
+             f"score it on data of its own grid (a MIDI folder is converted to it).")
+    if key_states == 3 and not Path(str(data)).is_dir():
+        typer.echo(f"note: {data} holds pitch lists, which carry no attacks: a key that stays down is read as "
+                   f"held, so the struck/held split of this 3-state model is scored on inferred attacks.", err=True)
+
+
 def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str) -> dict:
     _need_training_extra()
     from training.checkpoint import CheckpointError, load_model
@@ -258,6 +302,7 @@ def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str) -> 
         dev = pick_device(device)
         data = data or meta["train"]["data"]
         corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
+        _same_grid(corpus, data, meta.get("steps_per_beat", 4), meta["model"]["key_states"], checkpoint)
         sequences = corpus.sequences(split, meta["model"]["key_states"])
         if not sequences:
             fail(f"{data} has no {split} split.")
@@ -282,6 +327,7 @@ def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
         fail(f"{folder}/model.json names no training corpus: pass --data.")
     try:
         corpus = load_corpus(data, engine.steps_per_beat, progress=False)
+        _same_grid(corpus, data, engine.steps_per_beat, engine.key_states, folder)
         sequences = corpus.sequences(split, engine.key_states)
         if not sequences:
             fail(f"{data} has no {split} split.")
@@ -310,6 +356,8 @@ def export(
     out: Path = typer.Option(..., "--out", help="The model folder to write (replaced only once the new one has checked itself)."),
     name: Optional[str] = typer.Option(None, "--name", help="The model's name in model.json (default: the folder's name)."),
     corpus_licence: Optional[str] = typer.Option(None, "--corpus-licence", help="The training data's licence, for the model's card."),
+    data: Optional[str] = typer.Option(None, "--data", help="Where the training corpus is now (default: the path the run "
+                                                            "was trained with)."),
 ) -> None:
     """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
     _need_training_extra()
@@ -319,7 +367,7 @@ def export(
     from training.export import export as run_export
 
     try:
-        info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence)
+        info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence, data=data)
     except (CheckpointError, CorpusError, ExportError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -340,7 +388,7 @@ def generate(
     bars: int = typer.Option(8, "--bars", min=1, help="Bars to write."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Below 1: safer; above 1: wilder."),
     candidates: int = typer.Option(1, "--candidates", min=1, max=64, help="Sample K bars at once and keep the most likely."),
-    seed: int = typer.Option(0, "--seed", help="The same seed writes the same music."),
+    seed: int = typer.Option(0, "--seed", min=0, help="The same seed writes the same music."),
     out: Path = typer.Option(Path("out/generated.mid"), "--out", help="The MIDI file to write."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw the piano roll (the continuation in orange)."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth and a General MIDI soundfont."),
@@ -354,6 +402,11 @@ def generate(
     from .image import save_roll_png
     from .roll import MidiFileError, midi_to_roll, roll_to_midi
 
+    if not math.isfinite(temperature):
+        fail(f"--temperature must be a number from 0.05 to 5, not {temperature}.")
+    if primer_bars is not None and primer is None:
+        fail("--primer-bars cuts a primer: give the file with --primer.")
+    check_outputs(("--out", out), ("--png", png), ("--wav", wav))
     engine = _engine(model, provider)
     heard = None
     if primer is not None:
@@ -388,6 +441,10 @@ def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align,
 
     if mode not in ("call", "duet"):
         fail(f"--mode must be call or duet, not {mode!r}.")
+    if not math.isfinite(temperature):
+        fail(f"--temperature must be a number from 0.05 to 5, not {temperature}.")
+    if not math.isfinite(silence_beats):
+        fail(f"--silence-beats must be a number of beats, not {silence_beats}.")
     if align not in ("bar", "beat"):
         fail(f"--align must be bar or beat, not {align!r}.")
     if barge_in not in ("stop", "continue"):
@@ -412,7 +469,7 @@ def duet(
     align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
     candidates: int = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, help="The same seed gives the same answers."),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
     mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
     sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
@@ -429,6 +486,7 @@ def duet(
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
+    check_outputs(("--out", out), ("--png", png), ("--wav", wav))
     engine = _engine(model, provider)
     performance = performance or example_path(EXAMPLE_PHRASE)
     try:
@@ -444,6 +502,8 @@ def duet(
             save_roll_png(png, musician, second=answers_roll)
     except OSError as exc:
         fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
+    for line in result.told:
+        typer.echo(f"note: {line}.", err=True)
     notes = sum(e.kind == "on" for e in result.events)
     typer.echo(f"{engine.name} ({engine.architecture}): {len(result.answers)} answers, {notes} notes, at "
                f"{result.grid.bpm:g} bpm in {result.grid.beats_per_bar} beats a bar")
@@ -475,7 +535,7 @@ def listen(
     align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
     candidates: int = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Fix the sampling (the same playing gets the same answers)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Fix the sampling (the same playing gets the same answers)."),
     barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
     mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
     sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
@@ -487,6 +547,8 @@ def listen(
     click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
     click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
     provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
+    rt: bool = typer.Option(True, "--realtime/--no-realtime", help="Run the step loop and the sends at real-time "
+                            "priority (as JACK runs its own) where the system allows it: root, or an rtprio limit."),
 ) -> None:
     """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
     import gc
@@ -513,6 +575,7 @@ def listen(
         fail("--count-in needs a fixed --bpm (with auto or --sync clock the tempo is not known beforehand).")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
+    check_outputs(("--record", record), replace=False)
     engine = _engine(model, provider)
     api = api or default_api()
     live, clicks = None, None
@@ -523,7 +586,7 @@ def listen(
         live = Live(engine, cfg, LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
                                             end_cc=end_cc, record=record, sync=sync, send_clock=send_clock,
                                             metronome=metronome, count_in=count_in,
-                                            click_channel=click_channel - 1),
+                                            click_channel=click_channel - 1, realtime=rt),
                     output.send, log=typer.echo, click_send=clicks.send if clicks is not None else None)
         source = Port(inp, "input", api, on_message=live.heard, on_change=typer.echo)
     except PortError as exc:
@@ -538,7 +601,8 @@ def listen(
     gc.collect()
     gc.freeze()
     typer.echo(f"listening on {source.connected_to!r} ({api}), answering on {output.connected_to!r} channel {channel}; "
-               f"{engine.name} ({engine.architecture}) on {engine.provider_used}; Ctrl-C to stop")
+               f"{engine.name} ({engine.architecture}) on {engine.provider_used}"
+               + ("; real-time priority" if live.scheduler.realtime else "") + "; Ctrl-C to stop")
     loop = threading.Thread(target=live.run, name="livecomp-steps")
     loop.start()
     try:
@@ -554,7 +618,10 @@ def listen(
     late = live.scheduler.lateness_ms()
     typer.echo(f"\nstopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
                f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"
-               + (f"; recorded {record}" if record else ""))
+               + (f"; recorded {live.recorded}" if live.recorded else ""))
+    if record is not None and live.recorded != record:
+        fail(f"the recording could not be written to {record}" +
+             (f"; it is kept in {live.recorded}." if live.recorded else "."))
 
 
 @app.command()

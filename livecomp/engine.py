@@ -24,6 +24,7 @@ FORMAT = 1
 N_KEYS = 88
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 ROLES = ("encode", "advance", "bar")
+ARCHITECTURES = ("basic", "endecell")
 REQUIRED = ("format", "name", "architecture", "key_states", "steps_per_beat", "beats_per_bar",
             "steps_per_bar", "bar_steps", "state", "files")
 
@@ -76,16 +77,49 @@ def read_model_json(folder: Path) -> dict:
         raise ModelError(f"{folder / 'model.json'} lacks {', '.join(missing)}.")
     if info["format"] != FORMAT:
         raise ModelError(f"{folder} is model format {info['format']!r}; this livecomp reads format {FORMAT}.")
+    _check_values(info, folder / "model.json")
     for role in ROLES:
         entry = info["files"].get(role) if isinstance(info["files"], dict) else None
-        if not entry or "path" not in entry or "sha256" not in entry:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
+                not isinstance(entry.get("sha256"), str):
             raise ModelError(f"{folder / 'model.json'} names no {role} graph.")
         path = folder / entry["path"]
         if not path.is_file():
             raise ModelError(f"{path} is missing.")
-        if sha256_file(path) != entry["sha256"]:
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            raise ModelError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+        if digest != entry["sha256"]:
             raise ModelError(f"{path} does not match the sha256 in model.json (damaged or replaced).")
     return info
+
+
+def _check_values(info: dict, where: Path) -> None:
+    """Each value of model.json of the type and range the contract gives (DESIGN.md)."""
+    def whole(key: str, low: int, high: int) -> int:
+        value = info[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ModelError(f"{where}: {key} must be a whole number from {low} to {high}, not {value!r}.")
+        return value
+
+    if info["architecture"] not in ARCHITECTURES:
+        raise ModelError(f"{where}: architecture {info['architecture']!r} is not one this livecomp runs "
+                         f"({', '.join(ARCHITECTURES)}).")
+    if not isinstance(info["name"], str):
+        raise ModelError(f"{where}: name must be text, not {info['name']!r}.")
+    whole("key_states", 2, 3)
+    spb, bpb = whole("steps_per_beat", 1, 96), whole("beats_per_bar", 1, 32)
+    if whole("steps_per_bar", 1, 96 * 32) != spb * bpb:
+        raise ModelError(f"{where}: steps_per_bar {info['steps_per_bar']} is not steps_per_beat x beats_per_bar "
+                         f"({spb * bpb}).")
+    whole("bar_steps", 1, 96 * 32)
+    state = info["state"]
+    if not isinstance(state, list) or not state or not all(
+            isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("shape"), list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in t["shape"]) for t in state):
+        raise ModelError(f"{where}: state must be a list of tensors, each with a name and a shape of positive "
+                         f"whole numbers.")
 
 
 def _session(path: Path, provider: str, threads: int):

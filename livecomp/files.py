@@ -3,18 +3,62 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 from pathlib import Path
 
 import mido
 
-__all__ = ["atomic_write_bytes", "save_midi"]
+__all__ = ["atomic_write_bytes", "finite", "output_problem", "save_midi"]
+
+
+def finite(value):
+    """``value`` with every NaN or infinite float replaced by None, so that ``json.dumps`` writes
+    strict JSON (which has no NaN) that every parser reads."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never a half-written file."""
+    """Write ``data`` to ``path`` through a temporary file and a rename: never a half-written file.
+    An OSError names ``path``, never the temporary file."""
     path = Path(path)
+    try:
+        _write(path, data)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
+def output_problem(path: str | Path, flag: str, replace: bool = True) -> str | None:
+    """One sentence saying why ``path`` cannot be written as the output file of ``flag``, or
+    None when it can: checked before a command does its work, so no work is lost to a typo.
+    ``replace=False``: an existing file is a problem too (a recording is never overwritten)."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{flag} {path} is a folder; give a file's path."
+    if path.exists() and not replace:
+        return f"{flag} {path} already exists; give a new name (nothing is written over it)."
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent                          # the folders to make are made in the first that exists
+    if not folder.is_dir():
+        return f"{flag} {path}: {folder} is a file, not a folder."
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".livecomp-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{flag} {path}: cannot write in {folder} ({exc.strerror or exc})."
+    return None
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

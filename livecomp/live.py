@@ -11,9 +11,11 @@ livecomp started and sends All Notes Off on its channels; ``--record`` is writte
 from __future__ import annotations
 
 import math
+import os
 import queue
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -26,7 +28,7 @@ from .clock import ClockFollower, Grid, estimate_tempo
 from .engine import Engine
 from .files import save_midi
 from .performer import Performer, PerformerConfig
-from .scheduler import Scheduler, now
+from .scheduler import SEND_PRIORITY, STEP_PRIORITY, Scheduler, now, realtime
 
 
 @dataclass
@@ -43,6 +45,7 @@ class LiveConfig:
     metronome: bool = False             # a click on every beat, accented on beat 1
     count_in: int = 0                   # bars of clicks before bar 1 (fixed --bpm): they set the phase
     click_channel: int = 9              # 0-15; 9 is General MIDI's drum channel
+    realtime: bool = True               # sends and steps at real-time priority where the system allows
 
 
 CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat 1, other beats
@@ -98,15 +101,17 @@ class Live:
         self.performer = Performer(engine, engine.steps_per_beat * cfg.beats_per_bar, engine.steps_per_beat,
                                    performer_cfg)
         self.recorder = Recorder() if cfg.record is not None else None    # keeps every message: only on request
+        self.recorded: Path | None = None                                  # where the recording went
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._send_port = send
-        self.scheduler = Scheduler(self._send)
+        priority = SEND_PRIORITY if cfg.realtime else None
+        self.scheduler = Scheduler(self._send, priority=priority)
         self.grid: Grid | ClockFollower | None = None
         self.bpm: float | None = cfg.bpm
         self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
         self.stopping = threading.Event()
         self.log = log
-        self.clicks = Scheduler(click_send) if click_send is not None else self.scheduler
+        self.clicks = Scheduler(click_send, priority=priority) if click_send is not None else self.scheduler
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
 
     # -- ports --------------------------------------------------------------------------------
@@ -128,6 +133,8 @@ class Live:
 
     def run(self) -> None:
         """Listen and answer until ``stopping`` is set; always leaves silence behind."""
+        if self.cfg.realtime:
+            realtime(STEP_PRIORITY)
         try:
             self._loop()
         finally:
@@ -136,8 +143,30 @@ class Live:
             if self.cfg.send_clock:
                 self._send_port([0xFC])                          # Stop: followers halt with us
             if self.recorder is not None:
-                bpm = self.follower.bpm if self.follower is not None and self.follower.ready else self.bpm
-                self.recorder.save(self.cfg.record, bpm or 120.0, self.grid.origin if self.grid else None)
+                self.recorded = self._save_recording()
+
+    def _save_recording(self) -> Path | None:
+        """Write ``--record``; where that fails (the disk filled, the folder went), the session
+        goes to the temporary folder or the home folder instead, and the log says where.
+        Returns the file written, None only when no place would take it."""
+        bpm = self.follower.bpm if self.follower is not None and self.follower.ready else self.bpm
+        origin = self.grid.origin if self.grid else None
+        wanted = Path(self.cfg.record)
+        stamp = f"livecomp-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.mid"
+        first_error = None
+        for path in (wanted, Path(tempfile.gettempdir()) / stamp, Path.home() / stamp):
+            try:
+                self.recorder.save(path, bpm or 120.0, origin)
+            except OSError as exc:
+                first_error = first_error or exc
+                continue
+            if path != wanted:
+                self.log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}); "
+                         f"it is kept in {path}")
+            return path
+        self.log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}), nor to the "
+                 f"temporary or home folder: it is lost")
+        return None
 
     def _loop(self) -> None:
         if self.follower is not None:

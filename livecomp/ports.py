@@ -33,10 +33,33 @@ def _use_the_system_jack_library() -> str | None:
     if name is None:
         return None
     try:
-        ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        library = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
     except OSError:
         return None
+    _quiet_jack(library)
     return name
+
+
+JACK_SAID: list[str] = []           # what libjack printed last (its own lines, kept out of the terminal)
+_JACK_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+
+
+def _keep_jack_line(text: bytes | None) -> None:
+    JACK_SAID.append((text or b"").decode(errors="replace"))
+    del JACK_SAID[:-20]
+
+
+_JACK_KEEP = _JACK_HANDLER(_keep_jack_line)     # referenced for the life of the process
+
+
+def _quiet_jack(library) -> None:
+    """libjack prints its own lines on stderr (five of them when no server runs) before
+    livecomp can say what went wrong in one: keep them in ``JACK_SAID`` instead."""
+    for setter in ("jack_set_error_function", "jack_set_info_function"):
+        try:
+            getattr(library, setter)(_JACK_KEEP)
+        except AttributeError:
+            pass
 
 
 SYSTEM_JACK = _use_the_system_jack_library()
@@ -98,15 +121,30 @@ def list_ports(api: str) -> tuple[list[str], list[str]]:
         outputs.delete()
 
 
+OWN_OUTPUTS = (f"{CLIENT}-out", f"{CLIENT}-click")     # clients whose ports livecomp never listens to
+
+
 def resolve(spec: str, names: list[str], direction: str) -> int:
-    """The index of the port ``spec`` names among ``names`` (full name, unique part, or index)."""
+    """The index of the port ``spec`` names among ``names`` (full name, unique part, or index).
+    An input is never one of livecomp's own outputs: it would answer its own answers."""
+    def own(i: int) -> bool:
+        return direction == "input" and names[i].startswith(OWN_OUTPUTS)
+
+    found = None
     if spec in names:
-        return names.index(spec)
-    if spec.isdigit() and int(spec) < len(names):
-        return int(spec)
-    matches = [i for i, n in enumerate(names) if spec.lower() in n.lower()]
-    if len(matches) == 1:
-        return matches[0]
+        found = names.index(spec)
+    elif spec.isdigit() and int(spec) < len(names):
+        found = int(spec)
+    else:
+        matches = [i for i, n in enumerate(names) if spec.lower() in n.lower() and not own(i)]
+        if len(matches) == 1:
+            found = matches[0]
+    if found is not None:
+        if own(found):
+            raise PortError(f"{names[found]!r} is livecomp's own output: listening to it, livecomp would answer "
+                            f"its own answers.")
+        return found
+    matches = [i for i, n in enumerate(names) if spec.lower() in n.lower() and not own(i)]
     listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
     what = "matches several" if matches else "matches no"
     raise PortError(f"{spec!r} {what} {direction} port (there are: {listing}).")
@@ -518,7 +556,7 @@ class Port:
             if self._midi is not None:
                 self._midi.send_message(message)
 
-    def close(self, drain_s: float = 0.05) -> None:
+    def close(self, drain_s: float = 0.2) -> None:
         """Close the port; an output first waits ``drain_s`` so the last messages (the note-offs
         of a panic) leave the MIDI system's buffers before the port goes. Safe to call twice."""
         self._closing.set()

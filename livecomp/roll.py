@@ -32,6 +32,7 @@ HIGH_KEY = LOW_KEY + N_KEYS - 1   # C8
 OFF, HELD, STRUCK = 0, 1, 2
 DRUM_CHANNEL = 9                  # channel 10 in 1-based numbering
 DEFAULT_TEMPO_US = 500_000        # microseconds per quarter note (120 bpm)
+MAX_STEPS = 1 << 20               # a roll longer than this (36 hours of 16ths at 120 bpm) has damaged timing
 SUSTAIN_CC = 64
 TICK_TOLERANCE = 1                # a note within this many source ticks of a grid line sits on it
 OUTPUT_TICKS_PER_BEAT = 480
@@ -83,6 +84,8 @@ class Score:
     meters: list[tuple[int, int, int]]
     drum_notes: int = 0
     unterminated_notes: int = 0
+    ignored_meta: int = 0               # tempo 0, or a meter of 0 beats: no bar can follow them
+    name: str = "<MIDI data>"
 
 
 @dataclass
@@ -94,6 +97,8 @@ class ConversionReport:
     roll keeps one attack). ``overlapped``: a note still sounding when the same key
     was struck again (it ends at the new attack). ``out_of_range``: outside
     MIDI 21..108, left out of the roll. ``drum_notes``: channel 10, left out.
+    ``ignored_meta``: tempo or meter events no music can have (tempo 0, a meter of 0
+    beats), ignored: the tempo or meter before them goes on.
     No note is dropped without being counted here.
     """
 
@@ -105,6 +110,7 @@ class ConversionReport:
     out_of_range: int = 0
     drum_notes: int = 0
     unterminated: int = 0
+    ignored_meta: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -151,16 +157,18 @@ class PianoRoll:
 
     def bar_starts(self) -> list[int]:
         """Step index of every bar line before the end of the roll (a meter change starts a bar)."""
-        starts: list[int] = []
-        changes = self.meters + [(max(self.n_steps, 1), 0, 0)]
+        end = max(self.n_steps, 1)
+        starts = np.zeros(0, np.int64)
+        changes = self.meters + [(end, 0, 0)]
         for (step, num, den), (next_step, _, _) in zip(changes, changes[1:]):
-            bar = Fraction(num * 4 * self.steps_per_beat, den)
-            pos = Fraction(step)
-            while pos < next_step:
-                if not starts or math.floor(pos) > starts[-1]:
-                    starts.append(math.floor(pos))
-                pos += bar
-        return [s for s in starts if s < max(self.n_steps, 1)]
+            if num <= 0 or den <= 0 or step >= next_step:   # a bar of no length: none start there
+                continue
+            bar = Fraction(num * 4 * self.steps_per_beat, den)      # steps, exactly
+            count = math.ceil((next_step - step) / bar)             # bar lines in [step, next_step)
+            k = np.arange(count, dtype=np.int64)
+            starts = np.concatenate([starts, step + (k * bar.numerator) // bar.denominator])
+        starts = np.unique(starts)                                  # bars shorter than a step share it
+        return [int(s) for s in starts if s < end]
 
     def first_bars(self, bars: int) -> "PianoRoll":
         """The roll cut after its first ``bars`` bars (the whole roll when it is shorter)."""
@@ -226,8 +234,10 @@ def read_midi(path: str | Path | mido.MidiFile, sustain: bool = False) -> Score:
         mid, path = path, Path(path.filename or "<MIDI data>")
     else:
         mid, path = _open_midi(Path(path)), Path(path)
-    if mid.ticks_per_beat <= 0:
+    if mid.ticks_per_beat < 0:
         raise MidiFileError(f"{path} uses SMPTE time division, which livecomp does not read.")
+    if mid.ticks_per_beat == 0:
+        raise MidiFileError(f"{path} says a beat has 0 ticks: its header is damaged.")
 
     events = []  # (tick, track, index, message): a stable order across tracks
     for track_no, track in enumerate(mid.tracks):
@@ -244,7 +254,7 @@ def read_midi(path: str | Path | mido.MidiFile, sustain: bool = False) -> Score:
     sounding: dict[tuple[int, int], list[tuple[int, int]]] = {}   # (channel, pitch) -> [(start, velocity)]
     pedal_held: dict[tuple[int, int], list[tuple[int, int]]] = {}  # released under the pedal
     pedal_down: set[int] = set()
-    drum_notes = 0
+    drum_notes = ignored_meta = 0
 
     def finish(channel: int, pitch: int, start: int, velocity: int, end: int) -> None:
         notes.append(Note(pitch, start, end, velocity, channel))
@@ -252,9 +262,15 @@ def read_midi(path: str | Path | mido.MidiFile, sustain: bool = False) -> Score:
     for tick, _, _, msg in events:
         kind = msg.type
         if kind == "set_tempo":
-            tempos[tick] = msg.tempo
+            if msg.tempo > 0:
+                tempos[tick] = msg.tempo
+            else:
+                ignored_meta += 1
         elif kind == "time_signature":
-            meters[tick] = (msg.numerator, msg.denominator)
+            if msg.numerator > 0 and 0 < msg.denominator <= 64:
+                meters[tick] = (msg.numerator, msg.denominator)
+            else:
+                ignored_meta += 1
         elif kind in ("note_on", "note_off"):
             key = (msg.channel, msg.note)
             if msg.channel == DRUM_CHANNEL:
@@ -294,6 +310,8 @@ def read_midi(path: str | Path | mido.MidiFile, sustain: bool = False) -> Score:
         meters=[(t, n, d) for t, (n, d) in _map_from_zero(meters, (4, 4))],
         drum_notes=drum_notes,
         unterminated_notes=unterminated,
+        ignored_meta=ignored_meta,
+        name=str(path),
     )
 
 
@@ -340,7 +358,7 @@ def midi_to_roll(source: str | Path | mido.MidiFile | Score, steps_per_beat: int
     score = source if isinstance(source, Score) else read_midi(source, sustain=sustain)
     tpb = score.ticks_per_beat
     report = ConversionReport(notes=len(score.notes), drum_notes=score.drum_notes,
-                              unterminated=score.unterminated_notes)
+                              unterminated=score.unterminated_notes, ignored_meta=score.ignored_meta)
 
     def off_grid(tick: int, step: int) -> bool:
         return abs(step * tpb - tick * steps_per_beat) > TICK_TOLERANCE * steps_per_beat
@@ -357,9 +375,15 @@ def midi_to_roll(source: str | Path | mido.MidiFile | Score, steps_per_beat: int
         elif off_grid(note.end, end):
             report.resized += 1
         placed.append((start, max(end, start + 1), note.pitch - LOW_KEY))
+    if not placed:
+        raise MidiFileError(f"{score.name}: all {report.out_of_range} of its notes lie outside the piano's "
+                            f"range A0..C8.")
     placed.sort()
 
     n_steps = max((end for _, end, _ in placed), default=0)
+    if n_steps > MAX_STEPS:
+        raise MidiFileError(f"{score.name} lasts {n_steps * 1.0 / steps_per_beat:,.0f} beats on the grid, more than "
+                            f"{MAX_STEPS // steps_per_beat:,}: its timing is damaged.")
     frames = np.zeros((n_steps, N_KEYS), np.uint8)
     last_start = np.full(N_KEYS, -1)
     hold_end = np.zeros(N_KEYS, np.int64)

@@ -62,6 +62,20 @@ def bad_midi_files(folder: Path) -> dict[str, Path]:
     return files
 
 
+def twice(check):
+    """Run a timing check, and once more when it misses. On a shared 2-core VM the kernel now and
+    then holds a process for a time slice or two (5-10 ms), which no program can prevent; a fault
+    of livecomp's own (a grid placed wrong, a scheduler late) misses both times. Returns what the
+    passing attempt returned."""
+    try:
+        return check()
+    except AssertionError as first:
+        try:
+            return check()
+        except AssertionError as second:
+            raise AssertionError(f"{second}\n(and the attempt before: {first})") from None
+
+
 def _install_jackd() -> str | None:
     """jackd from Debian's jackd2 when it is missing and this user may install it."""
     import os
@@ -119,15 +133,16 @@ def _jack_server(frames: int, log_path: str | None):
         proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jack():
     """The timing tests' server: 16-frame periods (0.33 ms), so JACK's once-a-period delivery
-    blurs a measurement by at most a third of a millisecond."""
+    blurs a measurement by at most a third of a millisecond. One per test module: a server
+    wakes 3000 times a second, and the modules after the one that needed it should not pay."""
     import os
     yield from _jack_server(16, os.environ.get("LIVECOMP_JACK_LOG"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jack_relaxed():
     """For tests that count messages rather than time them: 256-frame periods (5.3 ms). At 0.33
     ms periods on a busy 2-core machine a JACK client now and then overruns a period and JACK

@@ -11,7 +11,7 @@ import mido
 import numpy as np
 import pytest
 
-from conftest import NOTTINGHAM, make_midi, note
+from conftest import NOTTINGHAM, make_midi, note, twice
 
 from livecomp.engine import Engine, shipped_models
 from livecomp.performer import FrameBuilder, Performer, PerformerConfig, Timeline
@@ -222,32 +222,69 @@ def test_a_count_in_clicks_one_bar_and_sets_bar_1_after_it(engine):
     """The live loop with a count-in, on a fake port: four clicks a beat apart (the first
     accented), then bar 1 starts a beat after the last click; a note played a little early for
     bar 1 is heard on its first step, and a note during the count-in is not part of the call."""
+
+    def attempt():
+        import threading
+        import time
+
+        from livecomp.live import CLICK_NOTES, Live, LiveConfig
+
+        sent = []
+        live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=240, count_in=1, status=False),
+                    send=lambda m: sent.append((time.perf_counter(), m)), log=lambda text: None)
+        loop = threading.Thread(target=live.run)
+        loop.start()
+        while live.grid is None:
+            time.sleep(0.001)
+        beat = 60 / 240
+        time.sleep(max(live.grid.time_of(-12) - time.perf_counter(), 0))
+        live.heard([0x90, 50, 90], time.perf_counter())                    # during the count-in
+        live.heard([0x80, 50, 0], time.perf_counter())
+        early = live.grid.time_of(0) - 0.02
+        time.sleep(max(early - time.perf_counter(), 0))
+        live.heard([0x90, 60, 90], early)                                   # 20 ms before bar 1
+        time.sleep(0.3)
+        live.stopping.set()
+        loop.join()
+        clicks = [(t, m) for t, m in sent if m[0] == 0x99]
+        assert [m[1] for _, m in clicks] == [CLICK_NOTES[0]] + [CLICK_NOTES[1]] * 3
+        starts = [t for t, _ in clicks]
+        assert all(abs(b - a - beat) < 0.002 for a, b in zip(starts, starts[1:]))
+        assert abs(live.grid.time_of(0) - (starts[-1] + beat)) < 0.002
+        heard = live.performer.heard
+        assert 60 - 21 in heard.down and 50 - 21 not in heard.down
+
+    twice(attempt)
+
+
+def test_a_recording_that_cannot_be_written_where_asked_is_kept_and_said_where(engine, tmp_path, monkeypatch):
+    """--record's folder became a file during the session: the take goes to the temporary folder,
+    the log says where, and nothing is lost."""
     import threading
     import time
 
-    from livecomp.live import CLICK_NOTES, Live, LiveConfig
+    import mido
 
-    sent = []
-    live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=240, count_in=1, status=False),
-                send=lambda m: sent.append((time.perf_counter(), m)), log=lambda text: None)
+    from livecomp.live import Live, LiveConfig
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    wanted = tmp_path / "takes" / "take.mid"
+    said = []
+    live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=240, status=False, record=wanted),
+                send=lambda m: None, log=said.append)
     loop = threading.Thread(target=live.run)
     loop.start()
-    while live.grid is None:
-        time.sleep(0.001)
-    beat = 60 / 240
-    time.sleep(max(live.grid.time_of(-12) - time.perf_counter(), 0))
-    live.heard([0x90, 50, 90], time.perf_counter())                    # during the count-in
-    live.heard([0x80, 50, 0], time.perf_counter())
-    early = live.grid.time_of(0) - 0.02
-    time.sleep(max(early - time.perf_counter(), 0))
-    live.heard([0x90, 60, 90], early)                                   # 20 ms before bar 1
-    time.sleep(0.3)
+    live.heard([0x90, 60, 90], time.perf_counter())
+    time.sleep(0.1)
+    live.heard([0x80, 60, 0], time.perf_counter())
+    (tmp_path / "takes").write_text("the folder became a file")
+    time.sleep(0.2)
     live.stopping.set()
     loop.join()
-    clicks = [(t, m) for t, m in sent if m[0] == 0x99]
-    assert [m[1] for _, m in clicks] == [CLICK_NOTES[0]] + [CLICK_NOTES[1]] * 3
-    starts = [t for t, _ in clicks]
-    assert all(abs(b - a - beat) < 0.002 for a, b in zip(starts, starts[1:]))
-    assert abs(live.grid.time_of(0) - (starts[-1] + beat)) < 0.002
-    heard = live.performer.heard
-    assert 60 - 21 in heard.down and 50 - 21 not in heard.down
+    assert live.recorded is not None and live.recorded.parent == tmp_path / "tmp"
+    assert any(str(live.recorded) in line and str(wanted) in line for line in said), said
+    heard = [m for m in mido.MidiFile(live.recorded).tracks[1] if m.type == "note_on"]
+    assert [m.note for m in heard] == [60]

@@ -99,16 +99,23 @@ def rolls_from_pitch_lists(sequences: list, steps_per_beat: int) -> list[PianoRo
     A key that turns on is ``STRUCK``, a key that stays on ``HELD``.
 
     Raises:
-        CorpusError: a pitch outside 21..108.
+        CorpusError: a sequence that is not a list of lists, or a pitch that is not a whole
+        number in 21..108.
     """
     rolls = []
-    for seq in sequences:
+    if not isinstance(sequences, list):
+        raise CorpusError(f"a split must be a list of sequences, not {type(sequences).__name__}.")
+    for n, seq in enumerate(sequences):
+        if not isinstance(seq, list) or not all(isinstance(step, list) for step in seq):
+            raise CorpusError(f"sequence {n} is not a list of steps, each a list of MIDI pitches.")
         on = np.zeros((len(seq), N_KEYS), bool)
         for t, step in enumerate(seq):
             for pitch in step:
+                if isinstance(pitch, bool) or not isinstance(pitch, (int, float)) or pitch != int(pitch):
+                    raise CorpusError(f"sequence {n}, step {t}: {pitch!r} is not a MIDI pitch (a whole number).")
                 key = int(pitch) - LOW_KEY
                 if not 0 <= key < N_KEYS:
-                    raise CorpusError(f"pitch {pitch} is outside the piano range 21..108.")
+                    raise CorpusError(f"sequence {n}, step {t}: pitch {pitch} is outside the piano range 21..108.")
                 on[t, key] = True
         frames = np.where(on, HELD, OFF).astype(np.uint8)
         prev = np.vstack([np.zeros((1, N_KEYS), bool), on[:-1]])
@@ -144,7 +151,12 @@ def load_benchmark(source: str | Path, steps_per_beat: int | None = None) -> Cor
         raise CorpusError(f"{path} is not a piano-roll JSON file ({exc}).") from None
     if not isinstance(data, dict) or not data.get("train"):
         raise CorpusError(f"{path} has no 'train' split: expected {{\"train\": [...], \"valid\": [...], \"test\": [...]}}.")
-    splits = {s: rolls_from_pitch_lists(data.get(s, []), spb) for s in SPLITS}
+    splits = {}
+    for split in SPLITS:
+        try:
+            splits[split] = rolls_from_pitch_lists(data.get(split, []), spb)
+        except CorpusError as exc:
+            raise CorpusError(f"{path}, split {split!r}: {exc}") from None
     names = {s: [f"{name}:{s}:{i}" for i in range(len(splits[s]))] for s in SPLITS}
     return Corpus(name, spb, splits, names=names)
 
@@ -211,10 +223,18 @@ def load_midi_folder(folder: str | Path, steps_per_beat: int = 4, sustain: bool 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
 
-    keys = [_cache_key(p.read_bytes(), steps_per_beat, sustain) for p in paths]
     results: list[tuple[bytes | None, str | None] | None] = [None] * len(paths)
+    keys: list[str | None] = []
+    for i, p in enumerate(paths):
+        try:
+            keys.append(_cache_key(p.read_bytes(), steps_per_beat, sustain))
+        except OSError as exc:                         # unreadable (permissions, I/O): skipped and listed
+            keys.append(None)
+            results[i] = (None, f"cannot be read ({exc.strerror or exc})")
     missing = []
     for i, key in enumerate(keys):
+        if key is None:
+            continue
         entry = cache / key[:2] / key
         if entry.with_suffix(".roll").exists():
             results[i] = (entry.with_suffix(".roll").read_bytes(), None)
@@ -327,7 +347,9 @@ def load_corpus(data: str, steps_per_beat: int = 4, **kwargs) -> Corpus:
     if path.is_file():
         return load_benchmark(path, steps_per_beat)
     names = ", ".join(BENCHMARKS)
-    raise CorpusError(f"--data {data!r} is neither a benchmark ({names}) nor an existing folder or file.")
+    where = f" (from {Path.cwd()}; a relative path is read from the folder livecomp runs in)" \
+        if not path.is_absolute() else ""
+    raise CorpusError(f"--data {data!r} is neither a benchmark ({names}) nor an existing folder or file{where}.")
 
 
 # ---------------------------------------------------------------- training windows

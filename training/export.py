@@ -124,17 +124,21 @@ def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature
 
 
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print,
-           corpus_licence: str | None = None) -> dict:
+           corpus_licence: str | None = None, data: str | None = None) -> dict:
     """Export ``checkpoint`` (run folder or .pt file) to the model folder ``out``; returns model.json.
-    ``corpus_licence`` names the training data's licence on the model's card."""
+    ``corpus_licence`` names the training data's licence on the model's card; ``data`` is where
+    the training corpus is now, when the run was trained with a relative path elsewhere."""
     out = Path(out)
+    check_out(out)
     model, meta = load_model(checkpoint)
     if meta["model"]["architecture"] not in ("basic", "endecell"):
         raise ExportError(f"{checkpoint} holds a {meta['model']['architecture']} model; export takes basic or endecell.")
     spb = int(meta.get("steps_per_beat", 4))
     steps_per_bar = spb * BEATS_PER_BAR
     key_states = int(meta["model"]["key_states"])
-    train_cfg = meta["train"]
+    train_cfg = dict(meta["train"])
+    if data is not None:
+        train_cfg["data"] = data
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.export-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -194,6 +198,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
         })
         atomic_write_bytes(tmp / "model.json", (json.dumps(info, indent=2) + "\n").encode())
         Engine(tmp, provider="cpu")                     # the final folder loads as the runtime will load it
+        check_out(out)                                  # nothing else appeared there meanwhile
         _replace_folder(tmp, out)
     except ModelError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -202,6 +207,30 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return info
+
+
+def check_out(out: Path) -> None:
+    """An export writes a new folder or replaces an older export of a model (a folder whose
+    model.json has this format); an empty folder is taken too. Anything else there (a file, a
+    run folder, a folder of the user's own) is refused: nothing a user made is deleted."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise ExportError(f"--out {out} is a file, not a model folder; give a new folder's path.")
+    try:
+        entries = list(out.iterdir())
+    except OSError as exc:
+        raise ExportError(f"cannot read --out {out} ({exc.strerror or exc}).") from None
+    if not entries:
+        return
+    try:
+        info = json.loads((out / "model.json").read_text())
+        ours = isinstance(info, dict) and "format" in info and "architecture" in info
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise ExportError(f"--out {out} already holds files that are not an exported model; export replaces only "
+                          f"an older export (a folder with its model.json): give a new folder's path.")
 
 
 def _replace_folder(tmp: Path, out: Path) -> None:

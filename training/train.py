@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livecomp.files import atomic_write_bytes
+from livecomp.files import atomic_write_bytes, finite
 
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import Corpus, epoch_order, load_corpus, make_windows, transpose_batch
@@ -63,8 +63,9 @@ class TrainConfig:
     model: dict = field(default_factory=dict)
 
 
-def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | None = None) -> TrainConfig:
-    """The settings of the run in folder ``run``, with a new epoch count or time budget if given.
+def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | None = None,
+                  device: str | None = None) -> TrainConfig:
+    """The settings of the run in folder ``run``, with a new epoch count, time budget or device if given.
 
     Raises:
         TrainingError: ``run`` is not a run folder with a checkpoint to resume from.
@@ -78,6 +79,8 @@ def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | N
         cfg.epochs = epochs
     if time_budget_s is not None:
         cfg.time_budget_s = time_budget_s
+    if device is not None:
+        cfg.device = device
     return cfg
 
 
@@ -140,9 +143,15 @@ def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}.") from None
+    if device.type not in ("cpu", "cuda"):
+        raise TrainingError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}.")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for, but torch finds no CUDA GPU.")
-    return torch.device(name)
+    return device
 
 
 class _Dist:
@@ -260,7 +269,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             record = {"epoch": epoch, "step": step, "trained_s": round(trained_s, 1),
                       "valid_nll": scores.nll, "lr": optimizer.param_groups[0]["lr"]}
             with open(out / "log.jsonl", "a") as log:
-                log.write(json.dumps(record) + "\n")
+                log.write(json.dumps(finite(record), allow_nan=False) + "\n")
             improved = scores.nll < best["nll"]
             if improved:
                 best = {"nll": scores.nll, "epoch": epoch, "step": step, "trained_s": trained_s}
@@ -269,7 +278,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                         "frames_per_s": frames_seen / max(trained_s, 1e-9),
                         "wall_s": trained_s + validating_s}
                 save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
-                atomic_write_bytes(out / "best.json", json.dumps(meta, indent=2).encode())
+                atomic_write_bytes(out / "best.json", json.dumps(finite(meta), indent=2, allow_nan=False).encode())
                 if cfg.sample_png and hasattr(model, "sample"):
                     _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
             if progress:

@@ -1,0 +1,184 @@
+"""Bad input as a user gives it, to every command, each run as a subprocess with a timeout: a
+non-zero exit (or success where the input is odd but readable), one sentence on stderr naming
+the user's own path or value, no traceback, and nothing touched in the working folder but the
+outputs asked for.
+
+Each case is (id, files to make, arguments, expected exit, words expected on stderr, outputs
+the command may write). Paths in arguments are relative to the case's own working folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import pytest
+
+from conftest import NOTTINGHAM, ROOT, make_midi, note
+
+CHECKPOINT = ROOT / "bench" / "checkpoints" / "shipped-basic"
+MODEL = ROOT / "exported" / "basic"
+TIMEOUT = 120
+
+
+# -- the files a case may need ----------------------------------------------------------------
+
+def meta_midi(path: Path, *meta, notes=((60, 0, 480 * 8),)) -> None:
+    """One track: the meta events at tick 0, then the notes (pitch, start, end)."""
+    events = [(0, m) for m in meta]
+    for pitch, start, end in notes:
+        events += note(pitch, start, end)
+    make_midi(path, events, midi_type=0)
+
+
+def zero_beats(folder: Path) -> None:
+    meta_midi(folder / "zero-beats.mid", mido.MetaMessage("time_signature", numerator=0, denominator=4))
+
+
+def zero_tempo(folder: Path) -> None:
+    meta_midi(folder / "zero-tempo.mid", mido.MetaMessage("set_tempo", tempo=0))
+
+
+def meter_change(folder: Path) -> None:
+    events = [(0, mido.MetaMessage("time_signature", numerator=4, denominator=4)),
+              (480 * 8, mido.MetaMessage("time_signature", numerator=7, denominator=8))]
+    for i, pitch in enumerate([60, 64, 67, 72, 67, 64, 60, 55] * 3):
+        events += note(pitch, i * 240, i * 240 + 200)
+    make_midi(folder / "meters.mid", events, midi_type=0)
+
+
+def outside_piano(folder: Path) -> None:
+    meta_midi(folder / "outside.mid", notes=[(10, 0, 480), (115, 480, 960)])
+
+
+def zero_ticks(folder: Path) -> None:
+    raw = bytearray((NOTTINGHAM / "ashover1.mid").read_bytes())
+    raw[12:14] = b"\x00\x00"                             # the header's division
+    (folder / "zero-ticks.mid").write_bytes(bytes(raw))
+
+
+def user_folder(folder: Path) -> None:
+    (folder / "mine").mkdir()
+    (folder / "mine" / "notes.txt").write_text("a folder of the user's own\n")
+
+
+def a_run(folder: Path) -> None:
+    shutil.copytree(CHECKPOINT, folder / "run")
+
+
+def a_file(folder: Path) -> None:
+    (folder / "file.txt").write_text("a file of the user's own\n")
+
+
+def a_take(folder: Path) -> None:
+    (folder / "take.mid").write_bytes((NOTTINGHAM / "ashover1.mid").read_bytes())
+
+
+def model_with(**changes):
+    def make(folder: Path) -> None:
+        shutil.copytree(MODEL, folder / "model")
+        info = json.loads((folder / "model" / "model.json").read_text())
+        info.update(changes)
+        (folder / "model" / "model.json").write_text(json.dumps(info))
+    return make
+
+
+def corpus_with(sequences):
+    def make(folder: Path) -> None:
+        (folder / "corpus.json").write_text(json.dumps({"train": sequences, "valid": sequences, "test": []}))
+    return make
+
+
+MIDI = str(NOTTINGHAM / "ashover1.mid")
+CASES = [
+    # data loss
+    ("export-over-a-users-folder", [a_run, user_folder], ["export", "run", "--out", "mine"], 1,
+     "not an exported model", []),
+    ("export-over-its-own-run", [a_run], ["export", "run", "--out", "run"], 1, "not an exported model", []),
+    ("export-over-a-file", [a_run, a_file], ["export", "run", "--out", "file.txt"], 1, "is a file", []),
+    ("record-into-a-folder", [user_folder], ["listen", "--in", "x", "--out", "y", "--record", "mine"], 1,
+     "is a folder", []),
+    ("record-over-a-take", [a_take], ["listen", "--in", "x", "--out", "y", "--record", "take.mid"], 1,
+     "already exists", []),
+    ("record-under-a-file", [a_file], ["listen", "--in", "x", "--out", "y", "--record", "file.txt/take.mid"], 1,
+     "is a file", []),
+    # hangs and crashes on odd files
+    ("roll-zero-beats", [zero_beats], ["roll", "zero-beats.mid"], 0, "", []),
+    ("roll-zero-tempo", [zero_tempo], ["roll", "zero-tempo.mid"], 0, "", []),
+    ("roll-zero-ticks", [zero_ticks], ["roll", "zero-ticks.mid"], 1, "0 ticks", []),
+    ("generate-primer-zero-beats", [zero_beats], ["generate", "--model", "basic", "--bars", "1", "--primer",
+                                                  "zero-beats.mid", "--out", "g.mid"], 0, "", ["g.mid"]),
+    ("duet-zero-beats", [zero_beats], ["duet", "zero-beats.mid", "--model", "basic", "--out", "d.mid"], 0, "",
+     ["d.mid"]),
+    ("duet-zero-tempo", [zero_tempo], ["duet", "zero-tempo.mid", "--model", "basic", "--out", "d.mid"], 0, "",
+     ["d.mid"]),
+    ("duet-meter-change", [meter_change], ["duet", "meters.mid", "--model", "basic", "--out", "d.mid"], 0,
+     "meter changes", ["d.mid"]),
+    ("duet-outside-the-piano", [outside_piano], ["duet", "outside.mid", "--model", "basic", "--out", "d.mid"], 1,
+     "outside the piano", []),
+    # values out of range
+    ("generate-negative-seed", [], ["generate", "--seed", "-5", "--out", "g.mid"], 2, "--seed", []),
+    ("duet-negative-seed", [], ["duet", "--seed", "-5", "--out", "d.mid"], 2, "--seed", []),
+    ("listen-negative-seed", [], ["listen", "--in", "x", "--out", "y", "--seed", "-5"], 2, "--seed", []),
+    ("generate-nan-temperature", [], ["generate", "--temperature", "nan", "--out", "g.mid"], None, "temperature", []),
+    ("generate-primer-bars-alone", [], ["generate", "--primer-bars", "2", "--out", "g.mid"], 1, "--primer", []),
+    ("generate-into-a-folder", [user_folder], ["generate", "--out", "mine"], 1, "is a folder", []),
+    ("generate-png-into-a-folder", [user_folder], ["generate", "--out", "g.mid", "--png", "mine"], 1,
+     "--png mine is a folder", []),
+    ("roll-png-under-a-file", [a_file], ["roll", MIDI, "--png", "file.txt/r.png"], 1, "file.txt", []),
+    # damaged model folders
+    ("model-beats-per-bar-0", [model_with(beats_per_bar=0)], ["generate", "--model", "model", "--out", "g.mid"], 1,
+     "beats_per_bar", []),
+    ("model-steps-per-beat-text", [model_with(steps_per_beat="four")],
+     ["generate", "--model", "model", "--out", "g.mid"], 1, "steps_per_beat", []),
+    ("model-state-text", [model_with(state="h,c")], ["generate", "--model", "model", "--out", "g.mid"], 1,
+     "state", []),
+    ("model-unknown-architecture", [model_with(architecture="transformer")],
+     ["generate", "--model", "model", "--out", "g.mid"], 1, "transformer", []),
+    # training
+    ("train-hidden-0", [], ["train", "--hidden", "0", "--out", "r"], 2, "--hidden", []),
+    ("train-layers-0", [], ["train", "--layers", "0", "--out", "r"], 2, "--layers", []),
+    ("train-dropout-2", [], ["train", "--dropout", "2", "--out", "r"], 2, "--dropout", []),
+    ("train-window-0", [], ["train", "--window", "0", "--out", "r"], 2, "--window", []),
+    ("train-batch-0", [], ["train", "--batch-size", "0", "--out", "r"], 2, "--batch-size", []),
+    ("train-epochs-0", [], ["train", "--epochs", "0", "--out", "r"], 2, "--epochs", []),
+    ("train-budget-0", [], ["train", "--time-budget", "0", "--out", "r"], 1, "--time-budget", []),
+    ("train-budget-negative", [], ["train", "--time-budget", "-5m", "--out", "r"], 1, "--time-budget", []),
+    ("train-device-gpu0", [], ["train", "--device", "gpu0", "--out", "r"], 1, "gpu0", []),
+    ("train-out-a-file", [a_file], ["train", "--out", "file.txt"], 1, "is a file", []),
+    ("train-resume-changes-settings", [a_run], ["train", "--resume", "run", "--hidden", "64"], 1, "--hidden", []),
+    ("train-corpus-pitch-text", [corpus_with([[["60"]] * 80])], ["train", "--data", "corpus.json", "--out", "r"], 1,
+     "not a MIDI pitch", []),
+    ("train-corpus-pitch-fraction", [corpus_with([[[60.5]] * 80])], ["train", "--data", "corpus.json", "--out", "r"],
+     1, "not a MIDI pitch", []),
+    ("eval-other-grid", [], ["eval", str(ROOT / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
+]
+
+
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_sentence_and_costs_nothing(tmp_path, case):
+    name, makers, args, code, words, outputs = case
+    for make in makers:
+        make(tmp_path)
+    before = tree(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", *args], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=TIMEOUT, env={**__import__("os").environ, "LIVECOMP_CACHE": str(tmp_path.parent / "cache")})
+    assert "Traceback" not in result.stderr, result.stderr
+    if code is None:
+        assert result.returncode != 0, result.stdout
+    else:
+        assert result.returncode == code, (result.stdout, result.stderr)
+    assert words in result.stderr, result.stderr
+    if result.returncode == 1:
+        lines = [line for line in result.stderr.splitlines() if line.startswith("livecomp:")]
+        assert len(lines) == 1, result.stderr                   # one sentence of livecomp's own
+    after = tree(tmp_path)
+    assert {k: v for k, v in after.items() if k not in outputs} == before
