@@ -128,11 +128,17 @@ class ClockFollower(_Steps):
 
     Start (0xFA) puts the next tick at beat 1 of bar 1; Continue (0xFB) resumes at the song
     position; Song Position Pointer (0xF2, in 16ths) moves it; Stop (0xFC) pauses. Step times
-    come from the ticks already received and, beyond the last, from the tick period averaged
-    over the last beat. ``feed`` is called from the MIDI input thread with each message's time.
+    come from the ticks received since the transport last moved and, beyond the last, from the
+    tick period over the last two beats. A pause in the ticks longer than ``GAP_TICKS`` tick
+    periods (a cable pulled, a frozen source) starts the line again from the next tick.
+
+    ``feed`` is called by the thread that reads the grid (the step loop), never beside it: one
+    thread owns the follower. It returns what the transport did ("start", "continue", "stop",
+    "position") or None for a tick.
     """
 
     TICKS_PER_BEAT = 24
+    GAP_TICKS = 6                              # a quarter of a beat without ticks: the clock paused
 
     def __init__(self, steps_per_beat: int = 4, beats_per_bar: int = 4):
         self.steps_per_beat = steps_per_beat
@@ -140,26 +146,55 @@ class ClockFollower(_Steps):
         self.ticks_per_step = self.TICKS_PER_BEAT / steps_per_beat
         self.running = False
         self.position = 0                      # ticks since beat 1 of bar 1 of the next tick
-        self.times: list[tuple[int, float]] = []   # (tick index, time) of the last beat's ticks
-        self.started_at: float | None = None
+        self.times: list[tuple[int, float]] = []   # (tick index, time) of the last two beats' ticks
+        self.started_at: float | None = None   # time of the first tick after the last Start
+        self._fit: tuple[float, float] | None = None
 
-    def feed(self, message: list[int], t: float) -> None:
+    def _moved(self) -> None:
+        """The transport moved: ticks before it say nothing about the line after it."""
+        self.times = []
+        self._fit = None
+
+    def feed(self, message: list[int], t: float) -> str | None:
         status = message[0]
         if status == 0xFA:                     # Start
-            self.running, self.position, self.times = True, 0, []
-        elif status == 0xFB:                   # Continue
+            self.running, self.position, self.started_at = True, 0, None
+            self._moved()
+            return "start"
+        if status == 0xFB:                     # Continue
             self.running = True
-        elif status == 0xFC:                   # Stop
+            self._moved()
+            return "continue"
+        if status == 0xFC:                     # Stop
             self.running = False
-        elif status == 0xF2 and len(message) >= 3:   # Song Position Pointer, in 16th notes
+            return "stop"
+        if status == 0xF2 and len(message) >= 3:   # Song Position Pointer, in 16th notes
             self.position = (message[1] | message[2] << 7) * self.TICKS_PER_BEAT // 4
-            self.times = []
-        elif status == 0xF8 and self.running:
+            self._moved()
+            return "position"
+        if status == 0xF8 and self.running:
             if self.started_at is None and self.position == 0:
                 self.started_at = t
+            if self.ready and self.silent_since(t) > self.GAP_TICKS * self._rough_period():
+                self._moved()                  # the ticks paused: the line starts again here
             self.times = (self.times + [(self.position, t)])[-2 * self.TICKS_PER_BEAT:]
             self.position += 1
             self._fit = None
+        return None
+
+    def silent_since(self, t: float) -> float:
+        """Seconds at ``t`` since the last tick (0 before any)."""
+        return t - self.times[-1][1] if self.times else 0.0
+
+    def paused(self, t: float) -> bool:
+        """Running, but at ``t`` no tick for ``GAP_TICKS`` tick periods: the source went quiet
+        without a Stop."""
+        return self.running and self.ready and self.silent_since(t) > self.GAP_TICKS * self._rough_period()
+
+    def _rough_period(self) -> float:
+        """Seconds per tick from the first and last ticks held (no fit: cheap, for pauses)."""
+        (k0, t0), (k1, t1) = self.times[0], self.times[-1]
+        return (t1 - t0) / (k1 - k0) if k1 > k0 else 0.02
 
     @property
     def ready(self) -> bool:
@@ -168,7 +203,7 @@ class ClockFollower(_Steps):
     def _line(self) -> tuple[float, float]:
         """(time of tick 0, seconds per tick): a least-squares line through the last two beats of
         ticks, so the jitter of single ticks averages out."""
-        fit = getattr(self, "_fit", None)
+        fit = self._fit
         if fit is None:
             k = np.array([k for k, _ in self.times], float)
             t = np.array([t for _, t in self.times], float)

@@ -113,6 +113,7 @@ class Live:
         self.log = log
         self.clicks = Scheduler(click_send, priority=priority) if click_send is not None else self.scheduler
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
+        self._transport: list[str] = []               # what the clock's transport did since the last step
 
     # -- ports --------------------------------------------------------------------------------
 
@@ -122,10 +123,9 @@ class Live:
             self.recorder.add("played", now(), message)
 
     def heard(self, message: list[int], t: float) -> None:
-        """The input callback: timestamp and queue, never block (MIDI clock goes to the follower)."""
-        if message and message[0] >= 0xF0:
-            if self.follower is not None:
-                self.follower.feed(message, t)
+        """The input callback: timestamp and queue, never block. MIDI clock travels through the
+        same queue, so only the step loop touches the clock follower."""
+        if message and message[0] >= 0xF0 and self.follower is None:
             return
         self.inbox.put((t, message))
 
@@ -191,6 +191,11 @@ class Live:
                 pending.append(got)
             if self.stopping.is_set():
                 break
+            if self.follower is not None:
+                moved = self._clock_moved(pending)
+                if moved is not None:
+                    pending, n = moved
+                    continue
             ready = [(t, m) for t, m in pending if t < closes]     # later ones belong to later steps
             pending = [(t, m) for t, m in pending if t >= closes]
             for t, message in ready:
@@ -213,33 +218,57 @@ class Live:
                 self._send_ticks(n + 1)
             if self.cfg.metronome:
                 self._click(n + 1)
-            if self.follower is not None and not self.follower.running:
-                self._clock_stopped()
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 self._status(n)
             n += 1
 
     def _clock_start(self) -> tuple[list, int]:
-        """--sync clock: wait for Start and running ticks; the tick after Start is beat 1 of bar 1."""
-        pending = []
-        while not self.stopping.is_set():
+        """--sync clock: wait for the clock to run (Start, or Song Position Pointer and Continue);
+        the tick after Start is beat 1 of bar 1."""
+        pending = self._until_the_clock_runs([])
+        if self.grid is None and not self.stopping.is_set():
+            self.grid = self.follower
+        self._transport = []                                       # the Start waited for is not a restart
+        if self.grid is None:
+            return pending, 0
+        self.bpm = self.follower.bpm
+        self.log(f"following MIDI clock at {self.follower.bpm:.1f} bpm; beat 1 of bar 1 at its Start")
+        return pending, self._clock_step()
+
+    def _until_the_clock_runs(self, pending: list) -> list:
+        f = self.follower
+        while not self.stopping.is_set() and not (f.running and f.ready and not f.paused(now())):
             got = self._take(0.02)
             if got is not None:
                 pending.append(got)
-            f = self.follower
-            if f.running and f.ready and f.started_at is not None:
-                self.grid = f
-                self.bpm = f.bpm
-                self.log(f"following MIDI clock at {f.bpm:.1f} bpm; beat 1 of bar 1 at its Start")
-                return pending, max(math.floor(f.step_at(now())), 0)
-        return pending, 0
+        return pending
 
-    def _clock_stopped(self) -> None:
-        """The clock source stopped: silence, and wait for it to run again."""
+    def _clock_step(self) -> int:
+        """The step the clock is in now (its window may have closed already: it is decided at once)."""
+        return max(math.floor(self.follower.step_at(now())), 0)
+
+    def _clock_moved(self, pending: list) -> tuple[list, int] | None:
+        """--sync clock, after each step: None while the clock runs on. When the source stopped,
+        went quiet without Stop (a cable pulled), started again or moved (Song Position Pointer):
+        silence at once, wait until it runs again, and go on from the step it is at then with a
+        fresh call (a Start is the song from the top, a move is elsewhere in it). Returns the
+        messages heard meanwhile that belong to the music after it, and that step."""
+        f = self.follower
+        moved, self._transport = self._transport, []
+        if not moved and f.running and not f.paused(now()):
+            return None
         self.scheduler.cancel(self.performer.answers)
         self.scheduler.release()
-        while not self.stopping.is_set() and not self.follower.running:
-            time.sleep(0.01)
+        self.performer.restart()
+        pending = self._until_the_clock_runs(pending)
+        if self.stopping.is_set():
+            return [], 0
+        since = f.times[0][1] - f.step_seconds / 2            # a note with the first tick counts
+        n = self._clock_step()
+        self.bpm = f.bpm
+        what = ", ".join(dict.fromkeys(moved)) or "paused"
+        self.log(f"MIDI clock: {what}; at bar {n // self.performer.steps_per_bar + 1}, {f.bpm:.1f} bpm")
+        return [(t, m) for t, m in pending if t >= since], n
 
     def _send_ticks(self, step: int) -> None:
         """MIDI clock for ``step``: its ticks at 24 per beat. The grid starts with the musician's
@@ -282,13 +311,22 @@ class Live:
         return pending
 
     def _take(self, timeout: float) -> tuple[float, list[int]] | None:
-        try:
-            t, message = self.inbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if self.recorder is not None:
-            self.recorder.add("heard", t, message)
-        return t, message
+        """The next message heard, waiting at most ``timeout`` seconds; MIDI clock on the way is
+        fed to the follower (what its transport did is kept for ``_clock_moved``)."""
+        deadline = now() + timeout
+        while True:
+            try:
+                t, message = self.inbox.get(timeout=max(deadline - now(), 0.0))
+            except queue.Empty:
+                return None
+            if message and message[0] >= 0xF0:
+                moved = self.follower.feed(message, t) if self.follower is not None else None
+                if moved is not None:
+                    self._transport.append(moved)
+                continue
+            if self.recorder is not None:
+                self.recorder.add("heard", t, message)
+            return t, message
 
     def _new_grid(self, origin: float, bpm: float) -> None:
         self.grid = Grid(origin=origin, bpm=bpm, steps_per_beat=self.engine.steps_per_beat,

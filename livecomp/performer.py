@@ -169,6 +169,18 @@ class Performer:
         self._duet_tracker: NoteTracker | None = None
         self._duet_next: np.ndarray | None = None
 
+    def restart(self) -> None:
+        """The music starts again elsewhere (a clock source's transport restarted or moved):
+        forget the call and any answer and listen from the model's first state. The count of
+        answers and the random stream go on."""
+        self.heard = FrameBuilder(self.cfg.sustain)
+        self.state = self.engine.initial_state()
+        self.call_start, self.last_sound, self.end_requested = None, -1, False
+        self.answer = None
+        self.call = []
+        self.recent.clear()
+        self._duet_tracker = self._duet_next = None
+
     # -- what the musician played (already on grid steps) ------------------------------------
 
     def note_on(self, step: int, pitch: int, velocity: int) -> None:

@@ -76,6 +76,26 @@ def test_corrupt_files_are_skipped_listed_and_the_rest_loads(tmp_path):
     assert all(reason for _, reason in corpus.skipped)
 
 
+def test_an_unreadable_file_is_skipped_and_listed_not_the_end_of_the_run(tmp_path, monkeypatch):
+    """Permission denied on one file (root reads everything, so the refusal is simulated)."""
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for f in sorted(NOTTINGHAM.glob("jigs1*.mid"))[:4]:
+        shutil.copy(f, folder / f.name)
+    locked = sorted(folder.glob("*.mid"))[0]
+    read_bytes = type(locked).read_bytes
+
+    def guarded(path):
+        if path == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(type(locked), "read_bytes", guarded)
+    corpus = load_midi_folder(folder, cache_dir=tmp_path / "cache", progress=False, workers=1)
+    assert sum(len(v) for v in corpus.splits.values()) == 3
+    assert corpus.skipped == [(str(locked), "cannot be read (Permission denied)")]
+
+
 def test_empty_folder_and_folder_of_only_bad_files_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match="holds no MIDI files"):

@@ -180,6 +180,25 @@ def test_a_failed_check_leaves_no_folder(exported, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_older_export_is_replaced_and_nothing_else_is(exported, tmp_path):
+    import training.export as export_module
+
+    run, out = exported
+    if "basic" not in run.parent.name:
+        pytest.skip("one architecture shows it")
+    older = tmp_path / "model"
+    shutil.copytree(out, older)
+    (older / "notes.txt").write_text("left by the older export's owner")
+    export_module.export(run, older, progress=lambda *_: None)
+    assert not (older / "notes.txt").exists() and (older / "model.json").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "song.mid").write_bytes(b"MThd")
+    with pytest.raises(export_module.ExportError, match="not an exported model"):
+        export_module.export(run, mine, progress=lambda *_: None)
+    assert [p.name for p in mine.iterdir()] == ["song.mid"]
+
+
 def test_generate_continues_a_primer_in_its_own_tempo_and_meter(exported, tmp_path):
     _, out = exported
     primer = NOTTINGHAM / "jigs1.mid"       # 6/8

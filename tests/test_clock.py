@@ -1,0 +1,165 @@
+"""MIDI clock as a DAW sends it: the follower on synthetic tick times (exact), and the live loop
+on a fake port through a transport restart (Start, Stop, Start again), a Stop then Continue and
+a clock that goes quiet without Stop, as a DAW's user does all the time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from conftest import twice
+from livecomp.clock import ClockFollower
+from livecomp.engine import Engine, shipped_models
+from livecomp.performer import PerformerConfig
+from livecomp.scheduler import wait_until
+
+START, CONTINUE, STOP, TICK = [0xFA], [0xFB], [0xFC], [0xF8]
+
+
+def feed_ticks(f: ClockFollower, t0: float, n: int, tick: float, first: int = 0) -> float:
+    for i in range(first, first + n):
+        f.feed(TICK, t0 + i * tick)
+    return t0 + (first + n - 1) * tick
+
+
+def test_start_puts_the_next_tick_on_beat_1_and_a_second_start_forgets_the_first_song():
+    f = ClockFollower(4, 4)
+    tick = 60 / 120 / 24
+    assert f.feed(START, 0.0) == "start"
+    feed_ticks(f, 1.0, 96, tick)
+    assert f.time_of(0) == pytest.approx(1.0) and f.bpm == pytest.approx(120)
+    assert f.feed(STOP, 3.0) == "stop" and not f.running
+    assert f.feed(START, 4.0) == "start" and not f.ready        # nothing known of the new song yet
+    feed_ticks(f, 4.5, 12, 60 / 100 / 24)                           # and at another tempo
+    assert f.time_of(0) == pytest.approx(4.5) and f.bpm == pytest.approx(100)
+
+
+def test_continue_and_song_position_keep_the_position_and_start_the_line_again():
+    f = ClockFollower(4, 4)
+    tick = 60 / 120 / 24
+    f.feed(START, 0.0)
+    last = feed_ticks(f, 0.0, 48, tick)                             # two beats
+    f.feed(STOP, last + 0.01)
+    assert f.feed(CONTINUE, 5.0) == "continue"
+    feed_ticks(f, 5.0, 24, tick, first=0)
+    # tick 48 (beat 3, step 8) is at 5.0 s: the pause is not inside the line
+    assert f.time_of(8) == pytest.approx(5.0)
+    f.feed(STOP, 6.0)
+    assert f.feed([0xF2, 16, 0], 6.1) == "position"                 # bar 2 (16 sixteenths)
+    f.feed(CONTINUE, 7.0)
+    feed_ticks(f, 7.0, 24, tick)
+    assert f.time_of(16) == pytest.approx(7.0)
+
+
+def test_ticks_that_pause_without_stop_start_the_line_again_when_they_return():
+    f = ClockFollower(4, 4)
+    tick = 60 / 120 / 24
+    f.feed(START, 0.0)
+    last = feed_ticks(f, 0.0, 48, tick)
+    assert not f.paused(last + tick) and f.paused(last + 10 * tick)
+    feed_ticks(f, 3.0, 24, tick)                                    # ticks 48.. after a gap of a second
+    assert f.time_of(8) == pytest.approx(3.0)                       # not a line through the gap
+    assert f.bpm == pytest.approx(120)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    if "basic" not in shipped_models():
+        pytest.skip("needs the shipped basic model")
+    return Engine(shipped_models()["basic"], provider="cpu")
+
+
+ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # a bar of quavers
+
+
+def song(live, t0: float, bpm: float, bars: int) -> None:
+    """A DAW from the top: Start, ``bars`` bars of clock from ``t0``, a one-bar call in bar 1."""
+    tick = 60 / bpm / 24
+    step = tick * 6
+    events = [(t0 - 0.005, START)] + [(t0 + i * tick, TICK) for i in range(bars * 96)]
+    events += [(t0 + s * step, [0x91, p, 90]) for s, p in ARPEGGIO]
+    events += [(t0 + (s + 1) * step, [0x81, p, 0]) for s, p in ARPEGGIO]
+    for when, message in sorted(events, key=lambda e: e[0]):
+        wait_until(when)
+        live.heard(message, when)
+    wait_until(t0 + bars * 96 * tick)
+    live.heard(STOP, time.perf_counter())
+
+
+def test_a_daw_restarted_twice_gets_answers_on_the_bar_lines_of_each_song(engine):
+    """Start, 4 bars, Stop; a second Start (the song from the top) at another tempo; then Stop and
+    Continue. Each song's call is answered on its own bar 3, nothing crashes, every note ends."""
+    from livecomp.live import Live, LiveConfig
+
+    def attempt():
+        sent, said = [], []
+        live = Live(engine, PerformerConfig(seed=1, bars=1, silence_beats=1, candidates=1),
+                    LiveConfig(sync="clock", status=False), send=lambda m: sent.append((time.perf_counter(), m)),
+                    log=said.append)
+        loop = threading.Thread(target=live.run)
+        loop.start()
+        starts = []
+        for bpm in (240, 200):
+            t0 = time.perf_counter() + 0.3
+            starts.append((t0, bpm))
+            song(live, t0, bpm, 4)
+        time.sleep(0.2)
+        live.stopping.set()
+        loop.join(timeout=10)
+        assert not loop.is_alive()
+        ons = [(t, m) for t, m in sent if m[0] == 0x90 and m[2] > 0]
+        for t0, bpm in starts:
+            step = 60 / bpm / 4
+            bar3 = [(t - t0) / step for t, _ in ons if 31.5 * step <= t - t0 < 48 * step]
+            assert bar3, (bpm, said, [(t - t0) / step for t, _ in ons])
+            assert all(abs(k - round(k)) * step < 0.003 for k in bar3), (bpm, bar3)   # on the song's own grid
+        sounding = {}
+        for _, m in sent:
+            if m[0] & 0xF0 in (0x80, 0x90):
+                sounding[m[1]] = sounding.get(m[1], 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
+        assert not any(sounding.values()), sounding
+        assert any("MIDI clock: start" in line for line in said), said
+
+    twice(attempt)
+
+
+def test_a_clock_that_goes_quiet_without_stop_silences_the_answer_and_resumes_with_the_ticks(engine):
+    """The cable is pulled in the middle of an answer: within a few steps nothing more is sent and
+    every note has ended; when the ticks come back livecomp follows them again."""
+    from livecomp.live import Live, LiveConfig
+
+    bpm = 240
+    tick = 60 / bpm / 24
+    step = tick * 6
+    sent, said = [], []
+    live = Live(engine, PerformerConfig(seed=1, bars=4, silence_beats=1, candidates=1),
+                LiveConfig(sync="clock", status=False), send=lambda m: sent.append((time.perf_counter(), m)),
+                log=said.append)
+    loop = threading.Thread(target=live.run)
+    loop.start()
+    t0 = time.perf_counter() + 0.3
+    events = [(t0 - 0.005, START)] + [(t0 + i * tick, TICK) for i in range(40 * 6)]   # to step 40: in the answer
+    events += [(t0 + s * step, [0x91, p, 90]) for s, p in ARPEGGIO]
+    events += [(t0 + (s + 1) * step, [0x81, p, 0]) for s, p in ARPEGGIO]
+    for when, message in sorted(events, key=lambda e: e[0]):
+        wait_until(when)
+        live.heard(message, when)
+    quiet = t0 + (40 * 6 - 1) * tick                                   # the last tick before the gap
+    back = quiet + 1.0
+    for i in range(40 * 6, 72 * 6):                                   # the ticks return, where they were
+        when = back + (i - 40 * 6) * tick
+        wait_until(when)
+        live.heard(TICK, when)
+    live.stopping.set()
+    loop.join(timeout=10)
+    assert not loop.is_alive()
+    during = [(t - quiet) / step for t, m in sent if quiet + 3 * step < t < back and m[0] & 0xF0 == 0x90 and m[2]]
+    assert not during, during                                          # silent while the clock is away
+    sounding = {}
+    for t, m in sent:
+        if m[0] & 0xF0 in (0x80, 0x90) and t < back:
+            sounding[m[1]] = sounding.get(m[1], 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
+    assert not any(sounding.values()), sounding                        # and nothing left hanging
+    assert any("MIDI clock: paused" in line for line in said), said
