@@ -74,32 +74,54 @@ def engine() -> Engine:
 ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # a bar of quavers
 
 
-def song(live, t0: float, bpm: float, bars: int) -> None:
-    """A DAW from the top: Start, ``bars`` bars of clock from ``t0``, a one-bar call in bar 1."""
+def play(live, t0: float, bpm: float, ticks: int) -> None:
+    """A DAW from the top at ``t0``: Start, ``ticks`` ticks of clock, a one-bar call in bar 1
+    (on channel 2), each message handed to ``live`` at its time."""
     tick = 60 / bpm / 24
     step = tick * 6
-    events = [(t0 - 0.005, START)] + [(t0 + i * tick, TICK) for i in range(bars * 96)]
+    events = [(t0 - 0.005, START)] + [(t0 + i * tick, TICK) for i in range(ticks)]
     events += [(t0 + s * step, [0x91, p, 90]) for s, p in ARPEGGIO]
     events += [(t0 + (s + 1) * step, [0x81, p, 0]) for s, p in ARPEGGIO]
     for when, message in sorted(events, key=lambda e: e[0]):
         wait_until(when)
         live.heard(message, when)
-    wait_until(t0 + bars * 96 * tick)
+
+
+def following(engine, bars: int):
+    """A live loop following MIDI clock on a fake port, running: (live, its thread, what it sent
+    with the times, what it logged)."""
+    from livecomp.live import Live, LiveConfig
+
+    sent, said = [], []
+    live = Live(engine, PerformerConfig(seed=1, bars=bars, silence_beats=1, candidates=1),
+                LiveConfig(sync="clock", status=False), send=lambda m: sent.append((time.perf_counter(), m)),
+                log=said.append)
+    loop = threading.Thread(target=live.run)
+    loop.start()
+    return live, loop, sent, said
+
+
+def left_sounding(sent) -> dict:
+    """Notes started and not ended, per pitch."""
+    sounding: dict = {}
+    for _, m in sent:
+        if m[0] & 0xF0 in (0x80, 0x90):
+            sounding[m[1]] = sounding.get(m[1], 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
+    return {k: v for k, v in sounding.items() if v}
+
+
+def song(live, t0: float, bpm: float, bars: int) -> None:
+    """``bars`` bars from the top, then Stop."""
+    play(live, t0, bpm, bars * 96)
+    wait_until(t0 + bars * 96 * 60 / bpm / 24)
     live.heard(STOP, time.perf_counter())
 
 
 def test_a_daw_restarted_twice_gets_answers_on_the_bar_lines_of_each_song(engine):
     """Start, 4 bars, Stop; a second Start (the song from the top) at another tempo; then Stop and
     Continue. Each song's call is answered on its own bar 3, nothing crashes, every note ends."""
-    from livecomp.live import Live, LiveConfig
-
     def attempt():
-        sent, said = [], []
-        live = Live(engine, PerformerConfig(seed=1, bars=1, silence_beats=1, candidates=1),
-                    LiveConfig(sync="clock", status=False), send=lambda m: sent.append((time.perf_counter(), m)),
-                    log=said.append)
-        loop = threading.Thread(target=live.run)
-        loop.start()
+        live, loop, sent, said = following(engine, bars=1)
         starts = []
         for bpm in (240, 200):
             t0 = time.perf_counter() + 0.3
@@ -115,11 +137,7 @@ def test_a_daw_restarted_twice_gets_answers_on_the_bar_lines_of_each_song(engine
             bar3 = [(t - t0) / step for t, _ in ons if 31.5 * step <= t - t0 < 48 * step]
             assert bar3, (bpm, said, [(t - t0) / step for t, _ in ons])
             assert all(abs(k - round(k)) * step < 0.003 for k in bar3), (bpm, bar3)   # on the song's own grid
-        sounding = {}
-        for _, m in sent:
-            if m[0] & 0xF0 in (0x80, 0x90):
-                sounding[m[1]] = sounding.get(m[1], 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
-        assert not any(sounding.values()), sounding
+        assert not left_sounding(sent)
         assert any("MIDI clock: start" in line for line in said), said
 
     twice(attempt)
@@ -128,24 +146,12 @@ def test_a_daw_restarted_twice_gets_answers_on_the_bar_lines_of_each_song(engine
 def test_a_clock_that_goes_quiet_without_stop_silences_the_answer_and_resumes_with_the_ticks(engine):
     """The cable is pulled in the middle of an answer: within a few steps nothing more is sent and
     every note has ended; when the ticks come back livecomp follows them again."""
-    from livecomp.live import Live, LiveConfig
-
     bpm = 240
     tick = 60 / bpm / 24
     step = tick * 6
-    sent, said = [], []
-    live = Live(engine, PerformerConfig(seed=1, bars=4, silence_beats=1, candidates=1),
-                LiveConfig(sync="clock", status=False), send=lambda m: sent.append((time.perf_counter(), m)),
-                log=said.append)
-    loop = threading.Thread(target=live.run)
-    loop.start()
+    live, loop, sent, said = following(engine, bars=4)
     t0 = time.perf_counter() + 0.3
-    events = [(t0 - 0.005, START)] + [(t0 + i * tick, TICK) for i in range(40 * 6)]   # to step 40: in the answer
-    events += [(t0 + s * step, [0x91, p, 90]) for s, p in ARPEGGIO]
-    events += [(t0 + (s + 1) * step, [0x81, p, 0]) for s, p in ARPEGGIO]
-    for when, message in sorted(events, key=lambda e: e[0]):
-        wait_until(when)
-        live.heard(message, when)
+    play(live, t0, bpm, 40 * 6)                                        # to step 40: in the answer
     quiet = t0 + (40 * 6 - 1) * tick                                   # the last tick before the gap
     back = quiet + 1.0
     for i in range(40 * 6, 72 * 6):                                   # the ticks return, where they were
@@ -157,9 +163,5 @@ def test_a_clock_that_goes_quiet_without_stop_silences_the_answer_and_resumes_wi
     assert not loop.is_alive()
     during = [(t - quiet) / step for t, m in sent if quiet + 3 * step < t < back and m[0] & 0xF0 == 0x90 and m[2]]
     assert not during, during                                          # silent while the clock is away
-    sounding = {}
-    for t, m in sent:
-        if m[0] & 0xF0 in (0x80, 0x90) and t < back:
-            sounding[m[1]] = sounding.get(m[1], 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
-    assert not any(sounding.values()), sounding                        # and nothing left hanging
+    assert not left_sounding([(t, m) for t, m in sent if t < back])  # and nothing left hanging
     assert any("MIDI clock: paused" in line for line in said), said
