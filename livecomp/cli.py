@@ -465,6 +465,7 @@ def duet(
     silence_beats: float = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call."),
     min_call_beats: float = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered."),
     max_call_bars: int = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence."),
+    end_cc: Optional[int] = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64), as in listen."),
     bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
     align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
@@ -490,7 +491,7 @@ def duet(
     engine = _engine(model, provider)
     performance = performance or example_path(EXAMPLE_PHRASE)
     try:
-        result = run_duet(engine, performance, cfg, channel=channel - 1)
+        result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc)
     except MidiFileError as exc:
         fail(str(exc))
     try:

@@ -87,8 +87,10 @@ class Duet:
     told: list[str]                     # what the musician should know: a change of meter or tempo not followed
 
 
-def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConfig, channel: int = 0) -> Duet:
-    """Run the performer on a file (a path or a file in memory)."""
+def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConfig, channel: int = 0,
+         end_cc: int | None = None) -> Duet:
+    """Run the performer on a file (a path or a file in memory); ``end_cc``, as ``listen``'s
+    ``--end-cc``: a controller that ends a call at once (value >= 64)."""
     timed, tempo, (num, den), meta, told = read_performance(path)
     beats = num * 4 / den
     if beats != int(beats):
@@ -109,6 +111,8 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
                 performer.note_off(step, msg.note)
             elif msg.control == 64:
                 performer.pedal(msg.value >= 64)
+            elif msg.control == end_cc and msg.value >= 64:
+                performer.end_of_call()
             i += 1
         timeline.add(performer.step(n))
         n += 1

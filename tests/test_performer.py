@@ -288,3 +288,17 @@ def test_a_recording_that_cannot_be_written_where_asked_is_kept_and_said_where(e
     assert any(str(live.recorded) in line and str(wanted) in line for line in said), said
     heard = [m for m in mido.MidiFile(live.recorded).tracks[1] if m.type == "note_on"]
     assert [m.note for m in heard] == [60]
+
+
+def test_duet_ends_a_call_on_the_end_controller_as_listen_does(engine, tmp_path):
+    """A bar of 16ths with the end controller on its last one: answered from the next bar line,
+    not after two beats of silence."""
+    from livecomp.duet import duet
+
+    events = [(0, mido.MetaMessage("set_tempo", tempo=500000))]
+    for i, pitch in enumerate([60, 62, 64, 65, 67, 65, 64, 62] * 2):
+        events += note(pitch, i * 120, i * 120 + 120)
+    events.append((15 * 120, mido.Message("control_change", control=20, value=127)))
+    path = make_midi(tmp_path / "call.mid", events)
+    assert duet(engine, path, PerformerConfig(seed=0, candidates=1)).answers[0][0] == 32
+    assert duet(engine, path, PerformerConfig(seed=0, candidates=1), end_cc=20).answers[0][0] == 16
