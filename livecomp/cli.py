@@ -203,6 +203,7 @@ def train(
     from training.train import train as run_training
 
     budget = _parse_seconds(time_budget)
+
     def typed(name: str) -> bool:                   # given on the command line, not a default
         source = ctx.get_parameter_source(name)
         return source is not None and source.name == "COMMANDLINE"
@@ -285,7 +286,7 @@ def _same_grid(corpus, data, steps_per_beat: int, key_states: int, model) -> Non
     if corpus.steps_per_beat != steps_per_beat:
         fail(f"{data} is on a grid of {corpus.steps_per_beat} step(s) per beat and {model} on {steps_per_beat}: "
              f"score it on data of its own grid (a MIDI folder is converted to it).")
-    if key_states == 3 and not Path(str(data)).is_dir():
+    if key_states == 3 and not all(Path(part).is_dir() for part in str(data).split(",") if part):
         typer.echo(f"note: {data} holds pitch lists, which carry no attacks: a key that stays down is read as "
                    f"held, so the struck/held split of this 3-state model is scored on inferred attacks.", err=True)
 
@@ -402,8 +403,7 @@ def generate(
     from .image import save_roll_png
     from .roll import MidiFileError, midi_to_roll, roll_to_midi
 
-    if not math.isfinite(temperature):
-        fail(f"--temperature must be a number from 0.05 to 5, not {temperature}.")
+    _check_temperature(temperature)
     if primer_bars is not None and primer is None:
         fail("--primer-bars cuts a primer: give the file with --primer.")
     check_outputs(("--out", out), ("--png", png), ("--wav", wav))
@@ -435,14 +435,19 @@ def generate(
         typer.echo(f"wrote {wav} (soundfont {font})")
 
 
+def _check_temperature(temperature: float) -> None:
+    """The option's range lets NaN through (no comparison with it is true)."""
+    if not math.isfinite(temperature):
+        fail(f"--temperature must be a number from 0.05 to 5, not {temperature}.")
+
+
 def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                       barge_in, sustain, mode="call"):
     from .performer import PerformerConfig
 
     if mode not in ("call", "duet"):
         fail(f"--mode must be call or duet, not {mode!r}.")
-    if not math.isfinite(temperature):
-        fail(f"--temperature must be a number from 0.05 to 5, not {temperature}.")
+    _check_temperature(temperature)
     if not math.isfinite(silence_beats):
         fail(f"--silence-beats must be a number of beats, not {silence_beats}.")
     if align not in ("bar", "beat"):

@@ -18,7 +18,7 @@ import numpy as np
 from .clock import Grid
 from .engine import Engine
 from .performer import Event, Performer, PerformerConfig, Timeline
-from .roll import DEFAULT_TEMPO_US, HELD, LOW_KEY, N_KEYS, STRUCK, MidiFileError, _open_midi
+from .roll import DEFAULT_TEMPO_US, HELD, LOW_KEY, N_KEYS, STRUCK, MidiFileError, _open_midi, usable
 
 OUTPUT_TICKS_PER_BEAT = 480
 
@@ -26,32 +26,33 @@ OUTPUT_TICKS_PER_BEAT = 480
 def read_performance(path: str | Path | mido.MidiFile) -> tuple[list[tuple[float, mido.Message]], int, tuple[int, int],
                                                                   list[tuple[float, mido.MetaMessage]], list[str]]:
     """A file (a path, or a file already in memory) as the performer hears it: (messages with
-    their time in seconds, first tempo in us per beat, first meter, the tempo and meter events
-    with their times, what the user should be told: a later change of meter or tempo, which the
-    grid does not follow). A tempo of 0 or a meter of 0 beats is ignored, as ``read_midi`` does.
+    their time in seconds, first tempo in us per beat, first meter, the time signatures with
+    their times, what the user should be told: a later change of meter or tempo, which the grid
+    does not follow). Tempo and meter events no music can have are ignored, as ``read_midi`` does.
 
     Raises:
         MidiFileError: the file cannot be read, or has no note on the piano to answer."""
     mid = path if isinstance(path, mido.MidiFile) else _open_midi(Path(path))
     path = getattr(mid, "filename", None) or path
     tempo, meter = None, None
-    timed, meta, now = [], [], 0.0
+    timed, meters, now = [], [], 0.0
     later_meters, later_tempos = [], []
     try:
         for msg in mid:                                 # mido turns ticks into seconds with the tempo map
             now += msg.time
-            if msg.type == "set_tempo" and msg.tempo > 0:
+            if msg.type in ("set_tempo", "time_signature") and not usable(msg):
+                continue
+            if msg.type == "set_tempo":
                 if tempo is None:
                     tempo = msg.tempo
                 elif msg.tempo != tempo and now > 0:
                     later_tempos.append(now)
-                meta.append((now, msg))
-            elif msg.type == "time_signature" and msg.numerator > 0 and 0 < msg.denominator <= 64:
+            elif msg.type == "time_signature":
                 if meter is None:
                     meter = (msg.numerator, msg.denominator)
                 elif (msg.numerator, msg.denominator) != meter and now > 0:
                     later_meters.append((now, f"{msg.numerator}/{msg.denominator}"))
-                meta.append((now, msg))
+                meters.append((now, msg))
             elif not msg.is_meta and msg.type in ("note_on", "note_off", "control_change") and \
                     getattr(msg, "channel", 0) != 9:
                 timed.append((now, msg))
@@ -71,7 +72,7 @@ def read_performance(path: str | Path | mido.MidiFile) -> tuple[list[tuple[float
     if later_tempos:
         told.append(f"the tempo changes at {later_tempos[0]:.1f} s; livecomp's grid keeps the first, "
                     f"{mido.tempo2bpm(tempo):g} bpm, throughout")
-    return timed, tempo or DEFAULT_TEMPO_US, meter, meta, told
+    return timed, tempo or DEFAULT_TEMPO_US, meter, meters, told
 
 
 @dataclass
@@ -91,7 +92,7 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
          end_cc: int | None = None) -> Duet:
     """Run the performer on a file (a path or a file in memory); ``end_cc``, as ``listen``'s
     ``--end-cc``: a controller that ends a call at once (value >= 64)."""
-    timed, tempo, (num, den), meta, told = read_performance(path)
+    timed, tempo, (num, den), meters, told = read_performance(path)
     beats = num * 4 / den
     if beats != int(beats):
         raise MidiFileError(f"{path} is in {num}/{den}, which is not a whole number of quarter-note beats.")
@@ -125,11 +126,11 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
                                                        waited > (config.silence_beats + 1) * grid.steps_per_beat):
             break
     events = timeline.sorted()
-    return Duet(_two_tracks(timed, tempo, (num, den), meta, events, grid, channel), events, grid, performer.planned,
+    return Duet(_two_tracks(timed, tempo, (num, den), meters, events, grid, channel), events, grid, performer.planned,
                 told)
 
 
-def _two_tracks(timed, tempo: int, meter: tuple[int, int], meta, events: list[Event], grid: Grid,
+def _two_tracks(timed, tempo: int, meter: tuple[int, int], meters, events: list[Event], grid: Grid,
                 channel: int) -> mido.MidiFile:
     """The duet as a file at the grid's one tempo: every message at its time in seconds, the
     file's meter changes kept where they fall (its tempo changes are in the times already)."""
@@ -144,8 +145,7 @@ def _two_tracks(timed, tempo: int, meter: tuple[int, int], meta, events: list[Ev
     mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
     head = [(0, mido.MetaMessage("set_tempo", tempo=tempo)),
             (0, mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1]))]
-    head += [(int(round(t * ticks_per_second)), msg.copy(time=0)) for t, msg in meta
-             if msg.type == "time_signature" and t > 0]
+    head += [(int(round(t * ticks_per_second)), msg.copy(time=0)) for t, msg in meters if t > 0]
     for name, part in (("tempo", head), ("musician", musician), ("livecomp", answer)):
         track, now = mido.MidiTrack([mido.MetaMessage("track_name", name=name)]), 0
         for tick, msg in sorted(part, key=lambda e: e[0]):

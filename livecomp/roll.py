@@ -261,16 +261,12 @@ def read_midi(path: str | Path | mido.MidiFile, sustain: bool = False) -> Score:
 
     for tick, _, _, msg in events:
         kind = msg.type
-        if kind == "set_tempo":
-            if msg.tempo > 0:
-                tempos[tick] = msg.tempo
-            else:
-                ignored_meta += 1
+        if kind in ("set_tempo", "time_signature") and not usable(msg):
+            ignored_meta += 1
+        elif kind == "set_tempo":
+            tempos[tick] = msg.tempo
         elif kind == "time_signature":
-            if msg.numerator > 0 and 0 < msg.denominator <= 64:
-                meters[tick] = (msg.numerator, msg.denominator)
-            else:
-                ignored_meta += 1
+            meters[tick] = (msg.numerator, msg.denominator)
         elif kind in ("note_on", "note_off"):
             key = (msg.channel, msg.note)
             if msg.channel == DRUM_CHANNEL:
@@ -313,6 +309,14 @@ def read_midi(path: str | Path | mido.MidiFile, sustain: bool = False) -> Score:
         ignored_meta=ignored_meta,
         name=str(path),
     )
+
+
+def usable(msg: mido.MetaMessage) -> bool:
+    """Whether a tempo or time signature event is one music can have (not tempo 0, not a bar of
+    0 beats or of a 128th-note beat and shorter): the readers ignore the others."""
+    if msg.type == "set_tempo":
+        return msg.tempo > 0
+    return msg.numerator > 0 and 0 < msg.denominator <= 64
 
 
 def _open_midi(path: Path) -> mido.MidiFile:
