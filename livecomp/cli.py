@@ -553,11 +553,12 @@ def listen(
     click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
     click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
     provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
-    rt: bool = typer.Option(True, "--realtime/--no-realtime", help="Run the step loop and the sends at real-time "
-                            "priority (as JACK runs its own) where the system allows it: root, or an rtprio limit."),
+    rt: bool = typer.Option(True, "--realtime/--no-realtime", help="Send at real-time priority (as JACK runs its own "
+                            "threads) where the system allows it: root, or an rtprio limit."),
 ) -> None:
     """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
     import gc
+    import signal
     import sys
     import threading
 
@@ -585,6 +586,12 @@ def listen(
     engine = _engine(model, provider)
     api = api or default_api()
     live, clicks = None, None
+    # Ctrl-C and SIGTERM go to the main thread alone: every thread made from here on (the MIDI
+    # system's, livecomp's) starts with them blocked. Taken by a JACK client's process thread, a
+    # signal breaks its wait and the client stops running, and the note-offs of the way out,
+    # queued for it, never leave.
+    stops = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops) if hasattr(signal, "pthread_sigmask") else None
     try:
         output = Port(out, "output", api, on_change=typer.echo)
         if click_out is not None:
@@ -598,6 +605,8 @@ def listen(
     except PortError as exc:
         if live is not None:
             live.scheduler.panic()
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         fail(str(exc))
     install_signal_handlers(live)
     sys.setswitchinterval(0.0002)       # the MIDI input callback runs in the MIDI system's thread: hand it the GIL fast
@@ -611,6 +620,8 @@ def listen(
                + ("; real-time priority" if live.scheduler.realtime else "") + "; Ctrl-C to stop")
     loop = threading.Thread(target=live.run, name="livecomp-steps")
     loop.start()
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)    # the main thread takes the signals
     try:
         while loop.is_alive():
             loop.join(timeout=0.2)

@@ -28,7 +28,7 @@ from .clock import ClockFollower, Grid, estimate_tempo
 from .engine import Engine
 from .files import save_midi
 from .performer import Performer, PerformerConfig
-from .scheduler import SEND_PRIORITY, STEP_PRIORITY, Scheduler, now, realtime
+from .scheduler import SEND_PRIORITY, Scheduler, now
 
 
 @dataclass
@@ -45,7 +45,7 @@ class LiveConfig:
     metronome: bool = False             # a click on every beat, accented on beat 1
     count_in: int = 0                   # bars of clicks before bar 1 (fixed --bpm): they set the phase
     click_channel: int = 9              # 0-15; 9 is General MIDI's drum channel
-    realtime: bool = True               # sends and steps at real-time priority where the system allows
+    realtime: bool = True               # the sending thread at real-time priority where the system allows
 
 
 CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat 1, other beats
@@ -133,8 +133,6 @@ class Live:
 
     def run(self) -> None:
         """Listen and answer until ``stopping`` is set; always leaves silence behind."""
-        if self.cfg.realtime:
-            realtime(STEP_PRIORITY)
         try:
             self._loop()
         finally:

@@ -31,8 +31,11 @@ def wait_until(when: float, spin_s: float = 0.002) -> None:
         time.sleep(0)
 
 
-SEND_PRIORITY = 4                 # below a JACK client's process thread (its server's 10 less 5) ...
-STEP_PRIORITY = 3                 # ... and the step loop below the sends
+# Below a JACK client's process thread (its server's 10 less 5). Only the sending thread, which
+# mostly sleeps: a real-time thread that computes (the step loop running the model) would keep
+# the other threads of the process off its core, and one of them may hold the interpreter lock
+# the sends wait for.
+SEND_PRIORITY = 4
 
 
 def realtime(priority: int) -> bool:
