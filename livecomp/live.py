@@ -259,6 +259,7 @@ class Live:
         self.scheduler.release()
         self.performer.restart()
         pending = self._until_the_clock_runs(pending)
+        moved, self._transport = moved + self._transport, []   # a Stop's wait ends with the Start: one move
         if self.stopping.is_set():
             return [], 0
         since = f.times[0][1] - f.step_seconds / 2            # a note with the first tick counts

@@ -342,6 +342,43 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
     twice(attempt)
 
 
+def test_a_daw_transport_stopped_and_started_again_is_followed_on_real_ports(jack):
+    """A DAW-like client: Start, 4 bars of clock with a one-bar call, Stop; a moment later Start
+    again (the song from the top), the same 4 bars, Stop. livecomp answers each song on that
+    song's own grid, lives through it, and every note ends."""
+    bpm = 140
+    step = 60 / bpm / 4
+    tick = 60 / bpm / 24
+
+    def attempt():
+        session = Session(jack, "daw", "--model", "basic", "--sync", "clock", "--bars", "1", "--seed", "4",
+                          "--temperature", "1.3", "--candidates", "1", "--silence-beats", "1")
+        songs = []
+        for _ in range(2):
+            t0 = time.perf_counter() + 0.3
+            songs.append(t0)
+            ticks = [(t0 + i * tick, [0xF8]) for i in range(4 * 16 * 6)]
+            notes = [(t0 + s * step, [0x90 | KEYS, p, 90]) for s, _, p in ARPEGGIO] + \
+                    [(t0 + (s + 1) * step, [0x80 | KEYS, p, 0]) for s, _, p in ARPEGGIO]
+            stream = sorted([(t0 - 0.005, [0xFA])] + ticks + notes + [(t0 + 64 * step, [0xFC])], key=lambda e: e[0])
+            for when, message in stream:
+                wait_until(when)
+                session.send(message)
+            time.sleep(0.7)
+        alive = session.proc.poll() is None
+        out = session.stop()
+        assert alive, out                                                      # it lived through both
+        ons = session.notes_on()
+        for t0 in songs:
+            mine = [(t - t0) / step for t, _ in ons if 0 <= (t - t0) / step < 64]
+            assert mine and all(16 <= k < 64 for k in mine), (mine, out)
+            assert all(abs(k - round(k)) * step <= 2 * PERIOD + 0.001 for k in mine), (mine, out)
+        assert not session.unmatched()
+        assert "MIDI clock: stop, start;" in out, out
+
+    twice(attempt)
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
