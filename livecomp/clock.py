@@ -147,7 +147,6 @@ class ClockFollower(_Steps):
         self.running = False
         self.position = 0                      # ticks since beat 1 of bar 1 of the next tick
         self.times: list[tuple[int, float]] = []   # (tick index, time) of the last two beats' ticks
-        self.started_at: float | None = None   # time of the first tick after the last Start
         self._fit: tuple[float, float] | None = None
 
     def _moved(self) -> None:
@@ -158,7 +157,7 @@ class ClockFollower(_Steps):
     def feed(self, message: list[int], t: float) -> str | None:
         status = message[0]
         if status == 0xFA:                     # Start
-            self.running, self.position, self.started_at = True, 0, None
+            self.running, self.position = True, 0
             self._moved()
             return "start"
         if status == 0xFB:                     # Continue
@@ -173,8 +172,6 @@ class ClockFollower(_Steps):
             self._moved()
             return "position"
         if status == 0xF8 and self.running:
-            if self.started_at is None and self.position == 0:
-                self.started_at = t
             if self.ready and self.silent_since(t) > self.GAP_TICKS * self._rough_period():
                 self._moved()                  # the ticks paused: the line starts again here
             self.times = (self.times + [(self.position, t)])[-2 * self.TICKS_PER_BEAT:]

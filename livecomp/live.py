@@ -234,6 +234,8 @@ class Live:
         return pending, self._clock_step()
 
     def _until_the_clock_runs(self, pending: list) -> list:
+        """Wait (feeding the follower) until the clock runs with two ticks to go by; the notes
+        heard meanwhile are added to ``pending``."""
         f = self.follower
         while not self.stopping.is_set() and not (f.running and f.ready and not f.paused(now())):
             got = self._take(0.02)
