@@ -40,24 +40,15 @@ def _use_the_system_jack_library() -> str | None:
     return name
 
 
-JACK_SAID: list[str] = []           # what libjack printed last (its own lines, kept out of the terminal)
-_JACK_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-
-
-def _keep_jack_line(text: bytes | None) -> None:
-    JACK_SAID.append((text or b"").decode(errors="replace"))
-    del JACK_SAID[:-20]
-
-
-_JACK_KEEP = _JACK_HANDLER(_keep_jack_line)     # referenced for the life of the process
+_JACK_SILENT = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda text: None)   # lives as long as the process
 
 
 def _quiet_jack(library) -> None:
     """libjack prints its own lines on stderr (five of them when no server runs) before
-    livecomp can say what went wrong in one: keep them in ``JACK_SAID`` instead."""
+    livecomp can say what went wrong in one sentence: they are left unsaid."""
     for setter in ("jack_set_error_function", "jack_set_info_function"):
         try:
-            getattr(library, setter)(_JACK_KEEP)
+            getattr(library, setter)(_JACK_SILENT)
         except AttributeError:
             pass
 
@@ -166,21 +157,19 @@ def resolve(spec: str, names: list[str], direction: str) -> int:
     def own(i: int) -> bool:
         return direction == "input" and names[i].startswith(OWN_OUTPUTS)
 
+    matches = [i for i, n in enumerate(names) if spec.lower() in n.lower() and not own(i)]
     found = None
     if spec in names:
         found = names.index(spec)
     elif spec.isdigit() and int(spec) < len(names):
         found = int(spec)
-    else:
-        matches = [i for i, n in enumerate(names) if spec.lower() in n.lower() and not own(i)]
-        if len(matches) == 1:
-            found = matches[0]
+    elif len(matches) == 1:
+        found = matches[0]
     if found is not None:
         if own(found):
             raise PortError(f"{names[found]!r} is livecomp's own output: listening to it, livecomp would answer "
                             f"its own answers.")
         return found
-    matches = [i for i, n in enumerate(names) if spec.lower() in n.lower() and not own(i)]
     listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
     what = "matches several" if matches else "matches no"
     raise PortError(f"{spec!r} {what} {direction} port (there are: {listing}).")

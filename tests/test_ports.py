@@ -103,3 +103,11 @@ def test_without_pings_the_promptest_read_places_the_messages():
     assert clock.arrived(0.0, 10.030) == pytest.approx(10.030)          # read 30 ms late: no better bound yet
     assert clock.arrived(0.5, 10.501) == pytest.approx(10.501)          # read at once: the clock is learnt
     assert clock.arrived(0.5, 11.040) == pytest.approx(11.001)          # later late reads do not move it
+
+
+def test_an_input_is_never_one_of_livecomps_own_outputs():
+    names = ["livecomp-out:sound", "Keystation 49:Keystation 49 MIDI 1 20:0"]
+    with pytest.raises(PortError, match="livecomp's own output"):
+        resolve("0", names, "input")
+    assert resolve("sound", ["livecomp-out:sound", "Synth:sound in"], "input") == 1    # the other one
+    assert resolve("0", names, "output") == 0                                           # as an output it is fine
