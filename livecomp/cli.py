@@ -628,10 +628,12 @@ def listen(
     finally:
         live.stopping.set()
         loop.join()
-        source.close()
+        # the outputs drain their last note-offs while the input client still runs: a client
+        # whose JACK wake-up this process lost is run only when another of its clients is woken
         output.close()
         if clicks is not None:
             clicks.close()
+        source.close()
     late = live.scheduler.lateness_ms()
     typer.echo(f"\nstopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
                f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"

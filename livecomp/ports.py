@@ -71,42 +71,6 @@ GUARD_TRIES = 10            # ... and how many times it opens a new client befor
 MIDI_TYPE = b"8 bit raw midi"
 
 
-PING = (0xF0, 0x7D, 0x6C, 0x63)    # a SysEx for non-commercial use ("lc"), then round, number, end
-
-
-class ArrivalClock:
-    """Places the messages of one JACK input client on ``perf_counter``.
-
-    rtmidi gives a message's JACK time only as the difference from the message before (the
-    first counts as 0), and JACK's clock is the monotonic clock, like ``perf_counter``: the two
-    differ by ``origin``, the time of the client's first message. Two bounds pin it. A message
-    is read after it arrived: ``origin <= read - clock``. A ping of livecomp's own arrived after
-    it was sent: ``origin >= sent - clock``. The first bound alone is as late as the promptest
-    read so far, and a busy interpreter (a collection, a model loading) can hold every read of
-    the first moments up by tens of milliseconds: every time, the first note that sets beat 1
-    included, would be that late, and the whole session's grid with it. So once a ping has
-    arrived its send time decides (early by at most the JACK period it waited for); until then
-    the reads do."""
-
-    def __init__(self):
-        self.clock = 0.0                    # JACK time of the latest message, from the first
-        self.latest = math.inf              # origin <= this (read times)
-        self.earliest = -math.inf           # origin >= this (ping send times)
-
-    def arrived(self, delta: float, read_at: float, sent_at: float | None = None) -> float:
-        """The time, on ``perf_counter``, of a message ``delta`` seconds of JACK's clock after the
-        one before, read at ``read_at`` (and sent at ``sent_at`` when it is a ping of ours)."""
-        self.clock += delta
-        self.latest = min(self.latest, read_at - self.clock)
-        if sent_at is not None:
-            self.earliest = max(self.earliest, sent_at - self.clock)
-        return self.clock + self.origin
-
-    @property
-    def origin(self) -> float:
-        return min(self.earliest, self.latest) if self.earliest > -math.inf else self.latest
-
-
 class PortError(RuntimeError):
     """A port that cannot be found, chosen or opened."""
 
@@ -343,8 +307,8 @@ class Port:
     callback: rtmidi calls back from JACK's process thread, which would then wait there for the
     interpreter lock, and a JACK client that overruns its period loses what arrived in it. Its
     arrival times are JACK's own (rtmidi gives the monotonic microseconds between messages),
-    placed on ``perf_counter`` by ``ArrivalClock``: a few pings of its own at the start, timed
-    when sent, make that exact before anyone plays, however late they are read.
+    placed on ``perf_counter`` by the earliest any message was read after its arrival; a few
+    pings of its own at the start make that exact before anyone plays.
 
     A JACK port is handed out only once this process holds its client's wake-up
     (``jack_wakeup_mapped``), and for ``GUARD_S`` after each client opens a thread keeps
@@ -374,8 +338,6 @@ class Port:
                 self._patchbay = None                   # ports still work; no guard, no restored connections
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._pings: dict[tuple, float] = {}            # ping message -> time just before it was sent
-        self._ping_round = 0
         try:
             self._open(first=True)
             if self._patchbay is not None:
@@ -438,24 +400,28 @@ class Port:
             self.on_message(message, t)
 
     def _read(self) -> None:
-        """JACK input: read rtmidi's queue and time each message on JACK's clock (``ArrivalClock``).
-        The first ``FIRST`` messages of a client (the guard's pings, before anyone plays) are read
-        every ``POLL_FIRST_S``; after them every ``POLL_S`` (a message read later is still timed
-        by JACK)."""
-        midi, arrival, seen, opened = None, ArrivalClock(), 0, 0.0
+        """JACK input: read rtmidi's queue and time each message on JACK's clock.
+
+        JACK's clock and ``perf_counter`` are both the monotonic clock, so they differ by a
+        constant: the smallest gap yet seen between a message's JACK time and the moment it was
+        read. The first ``FIRST`` messages of a client (the guard's pings, before anyone plays)
+        are read every ``POLL_FIRST_S`` so that gap is small from the start; after them every
+        ``POLL_S`` (a message read later is still timed by JACK)."""
+        midi, clock, offset, seen, opened = None, 0.0, math.inf, 0, 0.0
         while not self._closing.is_set():
             with self._lock:
                 if self._midi is not midi:              # a new client: its clock starts again
-                    midi, arrival, seen, opened = self._midi, ArrivalClock(), 0, self._opened_at
+                    midi, clock, offset, seen, opened = self._midi, 0.0, math.inf, 0, self._opened_at
                 got = midi.get_message() if midi is not None else None
             if got is None:
                 fast = seen < FIRST and time.perf_counter() - opened < FIRST_S
                 time.sleep(POLL_FIRST_S if fast else POLL_S)
                 continue
             message, delta = got
-            sent = self._pings.get(tuple(message)) if message[:1] == [0xF0] else None
+            clock += delta
+            offset = min(offset, time.perf_counter() - clock)
             seen += 1
-            self._deliver(message, arrival.arrived(delta, time.perf_counter(), sent))
+            self._deliver(message, clock + offset)
 
     def _present(self, probe) -> bool:
         try:
@@ -525,8 +491,8 @@ class Port:
                 self._replace()
 
     def _ping(self) -> None:
-        """Send ``FIRST`` pings (a SysEx of our own, numbered) to our own input, 5 ms apart, from
-        a short-lived client of our own, each timed just before it is sent."""
+        """Send ``FIRST`` Active Sensing messages to our own input, 5 ms apart, from a
+        short-lived client of our own."""
         target = self._own_port()
         if target is None:
             return
@@ -539,13 +505,10 @@ class Port:
             if target not in names:
                 return
             ping.open_port(names.index(target), name="ping")
-            self._ping_round = (self._ping_round + 1) % 128
-            for k in range(FIRST):
+            for _ in range(FIRST):
                 if self._closing.wait(0.005):
                     break
-                message = (*PING, self._ping_round, k, 0xF7)
-                self._pings[message] = time.perf_counter()     # before the send: it cannot arrive sooner
-                ping.send_message(list(message))
+                ping.send_message([0xFE])
             self._closing.wait(0.02)                    # the last ones leave before the client goes
         finally:
             _close(ping)

@@ -36,6 +36,7 @@ def wait_until(when: float, spin_s: float = 0.002) -> None:
 # the other threads of the process off its core, and one of them may hold the interpreter lock
 # the sends wait for.
 SEND_PRIORITY = 4
+RELEASE: list[int] = []           # in the plan: note-off for whatever sounds when its time comes
 
 
 def realtime(priority: int) -> bool:
@@ -90,11 +91,13 @@ class Scheduler:
             self._cond.notify()
 
     def release(self, t: float | None = None) -> None:
-        """Note-off, at ``t`` (default now), for every note this scheduler started and has not ended."""
+        """Note-off, at ``t`` (default now), for every note this scheduler has started and not
+        ended by then. Which notes those are is decided by the sending thread when ``t`` comes,
+        not now: a note-on it is sending at this moment (taken from the plan a moment before a
+        ``cancel``) is ended too."""
         t = now() if t is None else t
         with self._cond:
-            for channel, pitch in list(self.sounding):
-                heapq.heappush(self._heap, (t, next(self._seq), [0x80 | channel, pitch, 0], -1))
+            heapq.heappush(self._heap, (t, next(self._seq), RELEASE, -1))
             self._cond.notify()
 
     # -- the thread ---------------------------------------------------------------------------
@@ -119,7 +122,11 @@ class Scheduler:
                 t, _, message, _ = heapq.heappop(self._heap)
             while now() < t:                                       # the last fraction of a millisecond
                 time.sleep(0)                                      # spin, but let the MIDI input thread in
-            self._send_now(message, t)
+            if message is RELEASE:
+                for channel, pitch in list(self.sounding):
+                    self._send_now([0x80 | channel, pitch, 0], t)
+            else:
+                self._send_now(message, t)
 
     def _send_now(self, message: list[int], due: float) -> None:
         self._send(message)

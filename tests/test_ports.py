@@ -74,37 +74,6 @@ def test_without_jack2_futex_files_nothing_can_be_told(tmp_path):
     assert jack_wakeup_mapped("livecomp-in", tmp_path / "no-such-maps") is None
 
 
-def test_pings_timed_when_sent_place_the_first_note_right_however_late_it_is_read():
-    """The interpreter is held for 80 ms while the pings arrive and when the first note comes:
-    every read is late, yet the note is placed on its arrival (within the JACK period the pings
-    waited for); with reads alone it would be 80 ms late, and beat 1 with it."""
-    from livecomp.ports import ArrivalClock
-
-    origin, period, stall = 100.0, 0.00033, 0.080
-    pings = [origin + 0.005 * k for k in range(20)]                  # arrival times, one period after the send
-    note = origin + 0.5
-
-    def replay(timed_sends: bool) -> float:
-        clock, before, t = ArrivalClock(), origin, None
-        for arrival in pings + [note]:
-            sent = arrival - period if timed_sends and arrival != note else None
-            t = clock.arrived(arrival - before, arrival + stall, sent)
-            before = arrival
-        return t
-
-    assert abs(replay(timed_sends=True) - note) <= period + 1e-9
-    assert replay(timed_sends=False) - note == pytest.approx(stall)
-
-
-def test_without_pings_the_promptest_read_places_the_messages():
-    from livecomp.ports import ArrivalClock
-
-    clock = ArrivalClock()
-    assert clock.arrived(0.0, 10.030) == pytest.approx(10.030)          # read 30 ms late: no better bound yet
-    assert clock.arrived(0.5, 10.501) == pytest.approx(10.501)          # read at once: the clock is learnt
-    assert clock.arrived(0.5, 11.040) == pytest.approx(11.001)          # later late reads do not move it
-
-
 def test_an_input_is_never_one_of_livecomps_own_outputs():
     names = ["livecomp-out:sound", "Keystation 49:Keystation 49 MIDI 1 20:0"]
     with pytest.raises(PortError, match="livecomp's own output"):
