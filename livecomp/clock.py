@@ -172,7 +172,7 @@ class ClockFollower(_Steps):
             self._moved()
             return "position"
         if status == 0xF8 and self.running:
-            if self.ready and self.silent_since(t) > self.GAP_TICKS * self._rough_period():
+            if self.paused(t):
                 self._moved()                  # the ticks paused: the line starts again here
             self.times = (self.times + [(self.position, t)])[-2 * self.TICKS_PER_BEAT:]
             self.position += 1

@@ -155,19 +155,11 @@ class Performer:
         self.cfg = config or PerformerConfig()
         self.steps_per_bar = steps_per_bar
         self.steps_per_beat = steps_per_beat
-        self.heard = FrameBuilder(self.cfg.sustain)
         self.rng = np.random.default_rng(self.cfg.seed)
-        self.state = engine.initial_state()
-        self.call_start: int | None = None
-        self.last_sound = -1
-        self.end_requested = False
-        self.answer: _Answer | None = None
         self.answers = 0
         self.planned: list[tuple[int, int]] = []           # (first step, step after the last) of each answer
-        self.call: list[np.ndarray] = []                   # the frames of the call so far
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
-        self._duet_tracker: NoteTracker | None = None
-        self._duet_next: np.ndarray | None = None
+        self.restart()
 
     def restart(self) -> None:
         """The music starts again elsewhere (a clock source's transport restarted or moved):
@@ -175,11 +167,14 @@ class Performer:
         answers and the random stream go on."""
         self.heard = FrameBuilder(self.cfg.sustain)
         self.state = self.engine.initial_state()
-        self.call_start, self.last_sound, self.end_requested = None, -1, False
-        self.answer = None
-        self.call = []
+        self.call_start: int | None = None
+        self.last_sound = -1
+        self.end_requested = False
+        self.answer: _Answer | None = None
+        self.call: list[np.ndarray] = []                   # the frames of the call so far
         self.recent.clear()
-        self._duet_tracker = self._duet_next = None
+        self._duet_tracker: NoteTracker | None = None
+        self._duet_next: np.ndarray | None = None
 
     # -- what the musician played (already on grid steps) ------------------------------------
 
