@@ -123,6 +123,9 @@ def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, 
     return float(bpm), float(t[0])
 
 
+LATE_S = 0.001          # MIDI clock: a tick this much later than the others' line is held back, not the tempo
+
+
 class ClockFollower(_Steps):
     """A grid driven by MIDI clock (24 ticks per quarter note) from another device.
 
@@ -138,7 +141,7 @@ class ClockFollower(_Steps):
     """
 
     TICKS_PER_BEAT = 24
-    GAP_TICKS = 6                              # a quarter of a beat without ticks: the clock paused
+    GAP_TICKS = 12                             # half a beat without ticks: the clock paused
 
     def __init__(self, steps_per_beat: int = 4, beats_per_bar: int = 4):
         self.steps_per_beat = steps_per_beat
@@ -199,13 +202,26 @@ class ClockFollower(_Steps):
 
     def _line(self) -> tuple[float, float]:
         """(time of tick 0, seconds per tick): a least-squares line through the last two beats of
-        ticks, so the jitter of single ticks averages out."""
+        ticks, so the jitter of single ticks averages out. A tick can arrive late but never early
+        (a busy source or machine holds it back, then sends what it owes at once): ticks later
+        than the line by more than the others' spread are left out and the line is fitted again,
+        so a held-back burst neither tilts the tempo nor moves the bar lines."""
         fit = self._fit
         if fit is None:
             k = np.array([k for k, _ in self.times], float)
+            k -= k[-1]
             t = np.array([t for _, t in self.times], float)
-            slope, intercept = np.polyfit(k - k[-1], t, 1)
-            fit = self._fit = (intercept - k[-1] * slope, slope)
+            keep = np.ones(len(k), bool)
+            for _ in range(4):
+                slope, intercept = np.polyfit(k[keep], t[keep], 1)
+                late = t - (intercept + slope * k)
+                usual = np.median(late[keep])
+                spread = max(LATE_S, 4.0 * float(np.median(np.abs(late[keep] - usual))))
+                fits = late <= usual + spread
+                if fits.sum() < max(2, len(k) // 2) or (fits == keep).all():
+                    break
+                keep = fits
+            fit = self._fit = (intercept - self.times[-1][0] * slope, slope)
         return fit
 
     @property

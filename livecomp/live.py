@@ -48,6 +48,8 @@ class LiveConfig:
     realtime: bool = True               # the sending thread at real-time priority where the system allows
 
 
+LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed this long before they are due
+PAUSE_GRACE_S = 0.05                    # MIDI clock: how long a seeming pause waits for ticks still on the way
 CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat 1, other beats
 
 
@@ -114,6 +116,7 @@ class Live:
         self.clicks = Scheduler(click_send, priority=priority) if click_send is not None else self.scheduler
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
+        self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
 
     # -- ports --------------------------------------------------------------------------------
 
@@ -202,16 +205,9 @@ class Live:
                 recent = [(k, t) for k, t in self._onsets if k > n - 4 * self.performer.steps_per_bar]
                 if self.grid.follow(recent):
                     self.bpm = self.grid.bpm
-            for event in self.performer.step(n):
-                due = self.grid.time_of(event.step) - latency
-                tag = self.performer.answers
-                if event.kind == "stop":
-                    self.scheduler.cancel(tag, after=due)
-                    self.scheduler.release(max(due, now()))
-                elif event.kind == "on":
-                    self.scheduler.at(due, [0x90 | self.cfg.channel, event.pitch, event.velocity], tag)
-                else:
-                    self.scheduler.at(due, [0x80 | self.cfg.channel, event.pitch, 0], tag)
+            self._hand_over(n)                             # what earlier steps planned, timed now
+            self._plan(self.performer.step(n))
+            self._hand_over(n)
             if self.cfg.send_clock:
                 self._send_ticks(n + 1)
             if self.cfg.metronome:
@@ -219,6 +215,40 @@ class Live:
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 self._status(n)
             n += 1
+
+    def _plan(self, events) -> None:
+        """The performer's events, kept until ``_hand_over`` times them; a stop drops what its
+        answer still planned and releases what sounds."""
+        tag = self.performer.answers
+        for event in events:
+            if event.kind == "stop":
+                due = self.grid.time_of(event.step) - self.cfg.latency_ms / 1000.0
+                self._planned = [p for p in self._planned if not (p[2] == tag and p[0] >= event.step)]
+                self.scheduler.cancel(tag, after=due)
+                self.scheduler.release(max(due, now()))
+            elif event.kind == "on":
+                self._planned.append((event.step, [0x90 | self.cfg.channel, event.pitch, event.velocity], tag))
+            else:
+                self._planned.append((event.step, [0x80 | self.cfg.channel, event.pitch, 0], tag))
+
+    def _hand_over(self, n: int) -> None:
+        """Give the scheduler the planned messages it may need before the next step's window
+        closes. On a fixed grid that is all of them. Under MIDI clock only those due within
+        ``LOOKAHEAD_S`` of that moment: each is timed on the latest ticks, so an answer planned a
+        bar ahead still lands on the source's bar line when its tempo drifts or its ticks came
+        in late while the answer was planned."""
+        if not self._planned:
+            return
+        latency = self.cfg.latency_ms / 1000.0
+        horizon = self.grid.time_of(n + 1.5) + LOOKAHEAD_S if self.follower is not None else math.inf
+        kept = []
+        for step, message, tag in self._planned:
+            due = self.grid.time_of(step) - latency
+            if due <= horizon:
+                self.scheduler.at(due, message, tag)
+            else:
+                kept.append((step, message, tag))
+        self._planned = kept
 
     def _clock_start(self) -> tuple[list, int]:
         """--sync clock: wait for the clock to run (Start, or Song Position Pointer and Continue);
@@ -254,11 +284,17 @@ class Live:
         fresh call (a Start is the song from the top, a move is elsewhere in it). Returns the
         messages heard meanwhile that belong to the music after it, and that step."""
         f = self.follower
+        grace = now() + PAUSE_GRACE_S
+        while not self._transport and f.running and f.paused(now()) and (left := grace - now()) > 0:
+            got = self._take(left)                  # a late reader's ticks, not a pulled cable
+            if got is not None:
+                pending.append(got)
         moved, self._transport = self._transport, []
         if not moved and f.running and not f.paused(now()):
             return None
         self.scheduler.cancel(self.performer.answers)
         self.scheduler.release()
+        self._planned = []
         self.performer.restart()
         pending = self._until_the_clock_runs(pending)
         moved, self._transport = moved + self._transport, []   # a Stop's wait ends with the Start: one move

@@ -58,10 +58,23 @@ def test_ticks_that_pause_without_stop_start_the_line_again_when_they_return():
     tick = 60 / 120 / 24
     f.feed(START, 0.0)
     last = feed_ticks(f, 0.0, 48, tick)
-    assert not f.paused(last + tick) and f.paused(last + 10 * tick)
+    assert not f.paused(last + tick) and f.paused(last + 14 * tick)
     feed_ticks(f, 3.0, 24, tick)                                    # ticks 48.. after a gap of a second
     assert f.time_of(8) == pytest.approx(3.0)                       # not a line through the gap
     assert f.bpm == pytest.approx(120)
+
+
+@pytest.mark.parametrize("held_s", [0.02, 0.05, 0.1])
+def test_ticks_held_back_and_sent_at_once_move_neither_the_tempo_nor_the_bar_lines(held_s):
+    """A busy source (or machine) holds its ticks back, then sends what it owes at once: the
+    line through the ticks must not tilt, or a bar line a bar ahead moves by tens of ms."""
+    f = ClockFollower(4, 4)
+    tick = 60 / 100 / 24
+    f.feed(START, -0.01)
+    for i in range(118):
+        f.feed(TICK, max(i * tick, 110 * tick + held_s) if i >= 110 else i * tick)
+    assert f.time_of(32) == pytest.approx(32 * 6 * tick, abs=1e-4)
+    assert f.bpm == pytest.approx(100, rel=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +87,16 @@ def engine() -> Engine:
 ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # a bar of quavers
 
 
-def play(live, t0: float, bpm: float, ticks: int) -> None:
+def play(live, t0: float, bpm: float, ticks: int, held: dict[int, float] | None = None) -> None:
     """A DAW from the top at ``t0``: Start, ``ticks`` ticks of clock, a one-bar call in bar 1
-    (on channel 2), each message handed to ``live`` at its time."""
+    (on channel 2), each message handed to ``live`` at its time. ``held``: {tick: seconds} the
+    source holds its ticks back from that tick on, then sends what it owes at once."""
     tick = 60 / bpm / 24
     step = tick * 6
-    events = [(t0 - 0.005, START)] + [(t0 + i * tick, TICK) for i in range(ticks)]
+    times = [t0 + i * tick for i in range(ticks)]
+    for first, late in (held or {}).items():
+        times[first:] = [max(t, times[first] + late) for t in times[first:]]
+    events = [(t0 - 0.005, START)] + [(t, TICK) for t in times]
     events += [(t0 + s * step, [0x91, p, 90]) for s, p in ARPEGGIO]
     events += [(t0 + (s + 1) * step, [0x81, p, 0]) for s, p in ARPEGGIO]
     for when, message in sorted(events, key=lambda e: e[0]):
@@ -139,6 +156,27 @@ def test_a_daw_restarted_twice_gets_answers_on_the_bar_lines_of_each_song(engine
             assert all(abs(k - round(k)) * step < 0.003 for k in bar3), (bpm, bar3)   # on the song's own grid
         assert not left_sounding(sent)
         assert any(line.startswith("MIDI clock: stop, start;") for line in said), said   # one move, said once
+
+    twice(attempt)
+
+
+def test_an_answer_lands_on_the_bar_line_when_the_ticks_came_in_late_while_it_was_planned(engine):
+    """The source holds its ticks back for 100 ms twice: just before the answer is planned (a
+    beat after the call) and just before it is due. The answer is timed on the ticks, not the
+    bursts, and lands on the source's grid."""
+    bpm = 100
+    step = 60 / bpm / 4
+
+    def attempt():
+        live, loop, sent, said = following(engine, bars=1)
+        t0 = time.perf_counter() + 0.3
+        play(live, t0, bpm, 48 * 6, held={100: 0.1, 180: 0.1})
+        live.stopping.set()
+        loop.join(timeout=10)
+        assert not loop.is_alive()
+        ons = [(t - t0) / step for t, m in sent if m[0] & 0xF0 == 0x90 and m[2]]
+        assert ons and 32 <= round(ons[0]) < 48, (ons, said)              # in bar 3, the bar after the silence
+        assert all(abs(k - round(k)) * step < 0.003 for k in ons), ons   # on the source's grid
 
     twice(attempt)
 
