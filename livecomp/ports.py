@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import math
 import os
 import re
@@ -69,6 +70,8 @@ GUARD_S = 3.0               # ... how long after opening a client livecomp keeps
 GUARD_CHECK_S = 0.05        # ... and how often
 GUARD_TRIES = 10            # ... and how many times it opens a new client before giving up
 MIDI_TYPE = b"8 bit raw midi"
+PING = [0xF0, 0x7D, 0x6C, 0x63]   # + 2 bytes of sequence number + 0xF7: SysEx (non-commercial id)
+_ping_numbers = itertools.count()
 
 
 class PortError(RuntimeError):
@@ -237,6 +240,8 @@ class JackPatchbay:
         lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
         lib.jack_free.argtypes = [ctypes.c_void_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
+        lib.jack_get_sample_rate.argtypes = [ctypes.c_void_p]
         self._lib = lib
         self._calls = threading.Lock()
         self._client = lib.jack_client_open(f"{CLIENT}-patchbay".encode(), 1, None)   # 1: JackNoStartServer
@@ -285,6 +290,13 @@ class JackPatchbay:
                 return []
             return self._names(self._lib.jack_port_get_all_connections(self._client, handle))
 
+    def period_s(self) -> float:
+        """Seconds of one JACK period (its buffer size at its sample rate)."""
+        with self._calls:
+            frames = self._lib.jack_get_buffer_size(self._client)
+            rate = self._lib.jack_get_sample_rate(self._client)
+        return frames / rate if rate > 0 else 0.0
+
     def connect(self, source: str, destination: str) -> bool:
         with self._calls:
             return self._lib.jack_connect(self._client, source.encode(), destination.encode()) in (0, 17)  # EEXIST
@@ -307,8 +319,8 @@ class Port:
     callback: rtmidi calls back from JACK's process thread, which would then wait there for the
     interpreter lock, and a JACK client that overruns its period loses what arrived in it. Its
     arrival times are JACK's own (rtmidi gives the monotonic microseconds between messages),
-    placed on ``perf_counter`` by the earliest any message was read after its arrival; a few
-    pings of its own at the start make that exact before anyone plays.
+    placed on ``perf_counter`` by pings of its own at the start, before anyone plays (see
+    ``_read``).
 
     A JACK port is handed out only once this process holds its client's wake-up
     (``jack_wakeup_mapped``), and for ``GUARD_S`` after each client opens a thread keeps
@@ -337,6 +349,7 @@ class Port:
             except PortError:
                 self._patchbay = None                   # ports still work; no guard, no restored connections
         self._closing = threading.Event()
+        self._pings: dict[int, float] = {}              # ping number -> when it was sent
         self._threads: list[threading.Thread] = []
         try:
             self._open(first=True)
@@ -402,16 +415,22 @@ class Port:
     def _read(self) -> None:
         """JACK input: read rtmidi's queue and time each message on JACK's clock.
 
-        JACK's clock and ``perf_counter`` are both the monotonic clock, so they differ by a
-        constant: the smallest gap yet seen between a message's JACK time and the moment it was
-        read. The first ``FIRST`` messages of a client (the guard's pings, before anyone plays)
-        are read every ``POLL_FIRST_S`` so that gap is small from the start; after them every
-        ``POLL_S`` (a message read later is still timed by JACK)."""
-        midi, clock, offset, seen, opened = None, 0.0, math.inf, 0, 0.0
+        JACK's clock and ``perf_counter`` are both the monotonic clock, but rtmidi gives only
+        the time between messages, so their sum is placed on ours by a constant found from two
+        sides. A message was stamped no later than it was read: the smallest gap yet seen
+        between a message's sum and the moment it was read is one bound. A ping of our own was
+        stamped no earlier than it was sent, and, in a cycle on time, within one JACK period
+        after: the latest send less its sum, plus a period, is the other. The first ``FIRST``
+        messages of a client (the guard's pings, before anyone plays) are read every
+        ``POLL_FIRST_S``, after them every ``POLL_S`` (a message read later is still timed by
+        JACK). Read alone, a busy interpreter (another thread holding its lock for a few ms)
+        would place every note of the session that much late."""
+        period = self._patchbay.period_s() if self._patchbay is not None else 0.0
+        midi, clock, read, sent, seen, opened = None, 0.0, math.inf, -math.inf, 0, 0.0
         while not self._closing.is_set():
             with self._lock:
                 if self._midi is not midi:              # a new client: its clock starts again
-                    midi, clock, offset, seen, opened = self._midi, 0.0, math.inf, 0, self._opened_at
+                    midi, clock, read, sent, seen, opened = self._midi, 0.0, math.inf, -math.inf, 0, self._opened_at
                 got = midi.get_message() if midi is not None else None
             if got is None:
                 fast = seen < FIRST and time.perf_counter() - opened < FIRST_S
@@ -419,9 +438,13 @@ class Port:
                 continue
             message, delta = got
             clock += delta
-            offset = min(offset, time.perf_counter() - clock)
+            read = min(read, time.perf_counter() - clock)
+            if len(message) == len(PING) + 3 and message[:len(PING)] == PING:
+                when = self._pings.pop(message[-3] << 7 | message[-2], None)
+                if when is not None:
+                    sent = max(sent, when - clock)
             seen += 1
-            self._deliver(message, clock + offset)
+            self._deliver(message, clock + (min(read, sent + period) if sent > -math.inf else read))
 
     def _present(self, probe) -> bool:
         try:
@@ -491,8 +514,8 @@ class Port:
                 self._replace()
 
     def _ping(self) -> None:
-        """Send ``FIRST`` Active Sensing messages to our own input, 5 ms apart, from a
-        short-lived client of our own."""
+        """Send ``FIRST`` numbered pings (SysEx, never played) to our own input, 5 ms apart,
+        from a short-lived client of our own, each send's time kept for ``_read``."""
         target = self._own_port()
         if target is None:
             return
@@ -508,7 +531,9 @@ class Port:
             for _ in range(FIRST):
                 if self._closing.wait(0.005):
                     break
-                ping.send_message([0xFE])
+                number = next(_ping_numbers) & 0x3FFF
+                self._pings[number] = time.perf_counter()
+                ping.send_message(PING + [number >> 7, number & 0x7F, 0xF7])
             self._closing.wait(0.02)                    # the last ones leave before the client goes
         finally:
             _close(ping)

@@ -405,53 +405,56 @@ def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_resta
 def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
     """10,000 messages a second for 10 s (clock, notes, sysex, active sensing) from a client of
     their own; then silence, and the answer still starts on a bar line of the first note's grid."""
-    bpm = 120
-    step = 60 / bpm / 4
-    session = Session(jack, "flood", "--model", "basic", "--bpm", str(bpm), "--bars", "1", "--seed", "3",
-                      "--max-call-bars", "64", record=False)       # a recording keeps every message: not flat
-    use(jack)
-    flood = jack_virtual_port(rtmidi.MidiOut, "flood-gen", "out")
-    assert session.connect("flood-gen:out", "livecomp-in:flood-in")
-    time.sleep(0.2)
-    t0 = time.perf_counter() + 0.05
-    wait_until(t0)
-    session.send([0x90 | KEYS, 60, 90])                      # beat 1 of bar 1
-    session.send([0x80 | KEYS, 60, 0])
-    kinds = [[0xF8], [0x90 | KEYS, 0, 64], [0x80 | KEYS, 0, 0], [0xF0, 0x7D, 0x01, 0x02, 0xF7], [0xFE]]
-    sent, memory = 0, []
-    start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < 10:
-        for _ in range(10):                                  # 10 messages a millisecond
-            message = list(kinds[sent % len(kinds)])
-            if len(message) == 3:
-                message[1] = 36 + (sent // len(kinds)) % 48
-            flood.send_message(message)
-            sent += 1
-        if int(elapsed) >= len(memory) and elapsed >= 1:
-            memory.append(rss_kib(session.proc.pid))
-        wait_until(start + sent / 10000)
-    flood.delete()
-    for pitch in range(36, 84):                              # the flood's keys let go
-        session.send([0x80 | KEYS, pitch, 0])
-    end = time.perf_counter()
-    time.sleep(4.0)
-    assert session.proc.poll() is None, session.stop()
-    out = session.stop()
-    late = out.split("lateness ")[-1].strip()
-    print(f"\nflood: {sent} messages in {end - start:.1f} s; livecomp RSS {memory[0] / 1024:.1f} -> "
-          f"{memory[-1] / 1024:.1f} MiB; its sends after it: {late}")
-    assert sent >= 99_000
-    assert memory[-1] - memory[0] < 4 * 1024, memory           # flat: nothing grows with the flood
-    ons = session.notes_on()
-    assert ons, out
-    offset = (ons[0][0] - t0) / step
-    assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, offset
-    # the answer's bar starts on the first bar line after the call's end and a beat of silence
-    # (its first note may come a few 16ths into that bar)
-    call_end = (end - t0) / step
-    answer_bar = math.ceil((call_end + 8) / 16) * 16
-    assert answer_bar <= round(offset) < answer_bar + 16, (offset, call_end)
-    assert not session.unmatched()
+    def attempt():
+        bpm = 120
+        step = 60 / bpm / 4
+        session = Session(jack, "flood", "--model", "basic", "--bpm", str(bpm), "--bars", "1", "--seed", "3",
+                          "--max-call-bars", "64", record=False)       # a recording keeps every message: not flat
+        use(jack)
+        flood = jack_virtual_port(rtmidi.MidiOut, "flood-gen", "out")
+        assert session.connect("flood-gen:out", "livecomp-in:flood-in")
+        time.sleep(0.2)
+        t0 = time.perf_counter() + 0.05
+        wait_until(t0)
+        session.send([0x90 | KEYS, 60, 90])                      # beat 1 of bar 1
+        session.send([0x80 | KEYS, 60, 0])
+        kinds = [[0xF8], [0x90 | KEYS, 0, 64], [0x80 | KEYS, 0, 0], [0xF0, 0x7D, 0x01, 0x02, 0xF7], [0xFE]]
+        sent, memory = 0, []
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < 10:
+            for _ in range(10):                                  # 10 messages a millisecond
+                message = list(kinds[sent % len(kinds)])
+                if len(message) == 3:
+                    message[1] = 36 + (sent // len(kinds)) % 48
+                flood.send_message(message)
+                sent += 1
+            if int(elapsed) >= len(memory) and elapsed >= 1:
+                memory.append(rss_kib(session.proc.pid))
+            wait_until(start + sent / 10000)
+        flood.delete()
+        for pitch in range(36, 84):                              # the flood's keys let go
+            session.send([0x80 | KEYS, pitch, 0])
+        end = time.perf_counter()
+        time.sleep(4.0)
+        assert session.proc.poll() is None, session.stop()
+        out = session.stop()
+        late = out.split("lateness ")[-1].strip()
+        print(f"\nflood: {sent} messages in {end - start:.1f} s; livecomp RSS {memory[0] / 1024:.1f} -> "
+              f"{memory[-1] / 1024:.1f} MiB; its sends after it: {late}")
+        assert sent >= 99_000
+        assert memory[-1] - memory[0] < 4 * 1024, memory           # flat: nothing grows with the flood
+        ons = session.notes_on()
+        assert ons, out
+        offset = (ons[0][0] - t0) / step
+        assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, (offset, out)
+        # the answer's bar starts on the first bar line after the call's end and a beat of silence
+        # (its first note may come a few 16ths into that bar)
+        call_end = (end - t0) / step
+        answer_bar = math.ceil((call_end + 8) / 16) * 16
+        assert answer_bar <= round(offset) < answer_bar + 16, (offset, call_end)
+        assert not session.unmatched()
+
+    twice(attempt)
 
 
 def test_an_input_client_jack_would_not_wake_is_replaced_and_keeps_its_connections(jack_relaxed, monkeypatch):

@@ -80,3 +80,61 @@ def test_an_input_is_never_one_of_livecomps_own_outputs():
         resolve("0", names, "input")
     assert resolve("sound", ["livecomp-out:sound", "Synth:sound in"], "input") == 1    # the other one
     assert resolve("0", names, "output") == 0                                           # as an output it is fine
+
+
+class _Script:
+    """JACK input as rtmidi gives it, on a scripted clock: each message with the JACK time it
+    was stamped and the time the reading thread gets to it."""
+
+    def __init__(self, messages: list[tuple[list[int], float, float]], port):
+        self.messages, self.port, self.now, self.last = list(messages), port, 0.0, None
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        if not self.messages:
+            self.port._closing.set()
+
+    def get_message(self):
+        if not self.messages or self.messages[0][2] > self.now:
+            return None
+        message, stamped, _ = self.messages.pop(0)
+        delta, self.last = (0.0 if self.last is None else stamped - self.last), stamped
+        return message, delta
+
+
+@pytest.mark.parametrize("pinged", [True, False])
+def test_a_busy_reader_does_not_place_the_musicians_notes_late(monkeypatch, pinged):
+    """Every message is read 4 ms after JACK stamped it (another thread held the interpreter).
+    The pings' send times still place JACK's clock on ours to within a period, so a note
+    stamped at 2.0 s is heard at 2.0 s; without pings, only the reads can place it."""
+    import threading
+    import types
+
+    import livecomp.ports as ports
+
+    period = 256 / 48000
+    port = object.__new__(ports.Port)
+    heard = []
+    port.on_message = lambda message, t: heard.append((message, t))
+    port._lock, port._closing, port._opened_at, port._pings = threading.Lock(), threading.Event(), 0.0, {}
+    port._patchbay = types.SimpleNamespace(period_s=lambda: period)
+    messages = []
+    for i in range(ports.FIRST):
+        sent = 1.0 + 0.005 * i
+        port._pings[i] = sent if pinged else None
+        messages.append((ports.PING + [0, i, 0xF7], sent + 0.2 * period, sent + 0.2 * period + 0.004))
+    port._pings = {k: v for k, v in port._pings.items() if v is not None}
+    messages.append(([0x90, 60, 100], 2.0, 2.004))
+    script = _Script(messages, port)
+    port._midi = script
+    monkeypatch.setattr(ports, "time", types.SimpleNamespace(perf_counter=script.perf_counter, sleep=script.sleep))
+    port._read()
+    (message, t), = heard
+    assert message == [0x90, 60, 100]
+    if pinged:
+        assert 2.0 <= t <= 2.0 + period                     # within the JACK period the note arrived in
+    else:
+        assert t >= 2.004                                    # the reads' 4 ms stay in
