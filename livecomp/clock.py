@@ -8,6 +8,7 @@ origin from the musician's first note (fixed ``--bpm``), from an estimate of the
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,6 +124,7 @@ def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, 
     return float(bpm), float(t[0])
 
 
+LOST_RUN = 6            # MIDI clock: ticks in a row a whole number of periods late: that many were lost
 LATE_S = 0.001          # MIDI clock: a tick this much later than the others' line is held back, not the tempo
 
 
@@ -151,11 +153,14 @@ class ClockFollower(_Steps):
         self.position = 0                      # ticks since beat 1 of bar 1 of the next tick
         self.times: list[tuple[int, float]] = []   # (tick index, time) of the last two beats' ticks
         self._fit: tuple[float, float] | None = None
+        self._behind: deque[float] = deque(maxlen=LOST_RUN)   # the latest ticks' lateness, in periods
+        self.lost = 0                          # ticks found missing since Start
 
     def _moved(self) -> None:
         """The transport moved: ticks before it say nothing about the line after it."""
         self.times = []
         self._fit = None
+        self._behind.clear()
 
     def feed(self, message: list[int], t: float) -> str | None:
         status = message[0]
@@ -177,10 +182,37 @@ class ClockFollower(_Steps):
         if status == 0xF8 and self.running:
             if self.paused(t):
                 self._moved()                  # the ticks paused: the line starts again here
+            self._count_lost(t)
             self.times = (self.times + [(self.position, t)])[-2 * self.TICKS_PER_BEAT:]
             self.position += 1
             self._fit = None
         return None
+
+    def _count_lost(self, t: float) -> None:
+        """A tick lost on the way (a MIDI system that overran its period drops what arrived in
+        it) would put every later beat a tick late. When ``LOST_RUN`` ticks in a row each come
+        the same whole number of periods later than the line says, with no pause and no burst
+        (ticks held back come at once, each less late than the one before), that many were
+        lost: the position moves on by as many. Needs a beat of ticks to trust the line. The
+        count stays the clock's word otherwise: a source that pauses a moment and goes on is
+        followed as it counts."""
+        if len(self.times) < self.TICKS_PER_BEAT:
+            self._behind.clear()
+            return
+        zero, period = self._line()
+        self._behind.append((t - zero) / period - self.position)
+        if len(self._behind) < LOST_RUN:
+            return
+        behind = np.array(self._behind)
+        lost = round(float(np.median(behind)))
+        # the same lateness each time (a tempo change makes it grow), a whole number of periods
+        if lost >= 1 and np.ptp(behind) < 0.15 and abs(np.median(behind) - lost) < 0.15:
+            run = LOST_RUN - 1                 # the run's ticks already held, this one comes next
+            self.times = self.times[:-run] + [(k + lost, when) for k, when in self.times[-run:]]
+            self.position += lost
+            self.lost += lost
+            self._behind.clear()
+            self._fit = None
 
     def silent_since(self, t: float) -> float:
         """Seconds at ``t`` since the last tick (0 before any)."""

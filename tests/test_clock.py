@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from conftest import twice
@@ -75,6 +76,33 @@ def test_ticks_held_back_and_sent_at_once_move_neither_the_tempo_nor_the_bar_lin
         f.feed(TICK, max(i * tick, 110 * tick + held_s) if i >= 110 else i * tick)
     assert f.time_of(32) == pytest.approx(32 * 6 * tick, abs=1e-4)
     assert f.bpm == pytest.approx(100, rel=1e-4)
+
+
+def test_ticks_lost_on_the_way_do_not_put_the_bar_lines_a_tick_late():
+    """A MIDI system that overruns its period drops what arrived in it: a lost tick would put
+    every later beat a tick late. Ticks that keep coming a whole period late are counted."""
+    tick = 60 / 120 / 24
+    rng = np.random.default_rng(0)
+    f = ClockFollower(4, 4)
+    f.feed(START, -0.01)
+    for i in range(300):
+        if i not in (150, 220, 221):                                # one lost, then two together
+            f.feed(TICK, i * tick + abs(rng.normal(0, 0.0005)))     # JACK's stamps: a little late, never early
+    assert f.lost == 3
+    assert f.time_of(56) == pytest.approx(56 * 6 * tick, abs=1e-3)
+
+
+@pytest.mark.parametrize("bpm", [100, 117, 140])
+def test_a_tempo_change_is_followed_and_not_taken_for_lost_ticks(bpm):
+    tick, then = 60 / 120 / 24, 60 / bpm / 24
+    f = ClockFollower(4, 4)
+    f.feed(START, -0.01)
+    times = [i * tick if i < 150 else 150 * tick + (i - 150) * then for i in range(300)]
+    for t in times:
+        f.feed(TICK, t)
+    assert f.lost == 0
+    assert f.bpm == pytest.approx(bpm, rel=1e-3)
+    assert f.time_of(50) == pytest.approx(times[-1] + then, abs=1e-4)   # tick 300
 
 
 @pytest.fixture(scope="module")
