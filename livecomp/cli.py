@@ -637,6 +637,8 @@ def listen(
     late = live.scheduler.lateness_ms()
     typer.echo(f"\nstopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
                f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"
+               + (f"; {live.follower.ticks} clock ticks, {live.follower.lost} found lost on the way"
+                  if live.follower is not None else "")
                + (f"; recorded {live.recorded}" if live.recorded else ""))
     if record is not None and live.recorded != record:
         fail(f"the recording could not be written to {record}" +

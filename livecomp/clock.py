@@ -124,8 +124,55 @@ def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, 
     return float(bpm), float(t[0])
 
 
+CHANGE_RUN = 6          # MIDI clock: ticks in a row drifting further off the line: the tempo changed
 LOST_RUN = 6            # MIDI clock: ticks in a row a whole number of periods late: that many were lost
 LATE_S = 0.001          # MIDI clock: a tick this much later than the others' line is held back, not the tempo
+
+
+def _least_squares(k: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line ``t = intercept + slope * k``."""
+    dk = k - k.mean()
+    slope = float(dk @ (t - t.mean()) / (dk @ dk))
+    return slope, float(t.mean() - slope * k.mean())
+
+
+def robust_line(k: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
+    """(slope, intercept, spread): the least-squares line ``t = intercept + slope * k`` through
+    tick times, and how far off it the ticks usually lie. A tick can arrive late but never
+    early (a busy source or machine holds it back, then sends what it owes at once): ticks
+    later than the line by more than the others' spread are left out and the line is fitted
+    again."""
+    keep = np.ones(len(k), bool)
+    for _ in range(4):
+        slope, intercept = _least_squares(k[keep], t[keep])
+        late = t - (intercept + slope * k)
+        usual = np.median(late[keep])
+        spread = max(LATE_S, 4.0 * float(np.median(np.abs(late[keep] - usual))))
+        fits = late <= usual + spread
+        if fits.sum() < max(2, len(k) // 2) or (fits == keep).all():
+            break
+        keep = fits
+    return float(slope), float(intercept + usual), spread
+
+
+def _tempo_change(k: np.ndarray, t: np.ndarray) -> int:
+    """Where the tempo changed (the index of the first tick after it), or 0: the newest
+    ``CHANGE_RUN`` ticks all lie off the line through the ticks before them, to the same side
+    and each further than the one before (ticks lost stay as far off; ticks held back come
+    back)."""
+    if len(k) < 2 * CHANGE_RUN:
+        return 0
+    before = slice(None, -CHANGE_RUN)
+    slope, intercept, spread = robust_line(k[before] - k[-1], t[before])
+    off = t - (intercept + slope * (k - k[-1]))
+    off *= np.sign(off[-1])
+    run = off[-CHANGE_RUN:]
+    if not ((run > spread).all() and (np.diff(run) > 0).all()):
+        return 0
+    first = len(k) - CHANGE_RUN
+    while first > 1 and spread < off[first - 1] < off[first]:
+        first -= 1
+    return first
 
 
 class ClockFollower(_Steps):
@@ -154,7 +201,8 @@ class ClockFollower(_Steps):
         self.times: list[tuple[int, float]] = []   # (tick index, time) of the last two beats' ticks
         self._fit: tuple[float, float] | None = None
         self._behind: deque[float] = deque(maxlen=LOST_RUN)   # the latest ticks' lateness, in periods
-        self.lost = 0                          # ticks found missing since Start
+        self.ticks = 0                         # ticks heard, in all
+        self.lost = 0                          # ticks found missing
 
     def _moved(self) -> None:
         """The transport moved: ticks before it say nothing about the line after it."""
@@ -182,6 +230,7 @@ class ClockFollower(_Steps):
         if status == 0xF8 and self.running:
             if self.paused(t):
                 self._moved()                  # the ticks paused: the line starts again here
+            self.ticks += 1
             self._count_lost(t)
             self.times = (self.times + [(self.position, t)])[-2 * self.TICKS_PER_BEAT:]
             self.position += 1
@@ -234,26 +283,19 @@ class ClockFollower(_Steps):
 
     def _line(self) -> tuple[float, float]:
         """(time of tick 0, seconds per tick): a least-squares line through the last two beats of
-        ticks, so the jitter of single ticks averages out. A tick can arrive late but never early
-        (a busy source or machine holds it back, then sends what it owes at once): ticks later
-        than the line by more than the others' spread are left out and the line is fitted again,
-        so a held-back burst neither tilts the tempo nor moves the bar lines."""
+        ticks, so the jitter of single ticks averages out (``robust_line``: ticks held back and
+        sent at once neither tilt the tempo nor move the bar lines). When the newest ticks drift
+        away from the line through the ones before, each further than the last, the tempo
+        changed: the line starts again from the last tick before the change."""
         fit = self._fit
         if fit is None:
             k = np.array([k for k, _ in self.times], float)
-            k -= k[-1]
             t = np.array([t for _, t in self.times], float)
-            keep = np.ones(len(k), bool)
-            for _ in range(4):
-                slope, intercept = np.polyfit(k[keep], t[keep], 1)
-                late = t - (intercept + slope * k)
-                usual = np.median(late[keep])
-                spread = max(LATE_S, 4.0 * float(np.median(np.abs(late[keep] - usual))))
-                fits = late <= usual + spread
-                if fits.sum() < max(2, len(k) // 2) or (fits == keep).all():
-                    break
-                keep = fits
-            fit = self._fit = (intercept - self.times[-1][0] * slope, slope)
+            changed = _tempo_change(k, t)
+            if changed:
+                self.times, k, t = self.times[changed - 1:], k[changed - 1:], t[changed - 1:]
+            slope, at_last, _ = robust_line(k - k[-1], t)
+            fit = self._fit = (at_last - k[-1] * slope, slope)
         return fit
 
     @property

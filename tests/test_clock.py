@@ -93,13 +93,17 @@ def test_ticks_lost_on_the_way_do_not_put_the_bar_lines_a_tick_late():
 
 
 @pytest.mark.parametrize("bpm", [100, 117, 140])
-def test_a_tempo_change_is_followed_and_not_taken_for_lost_ticks(bpm):
+def test_a_tempo_change_is_followed_within_half_a_beat_and_not_taken_for_lost_ticks(bpm):
+    """A DAW's tempo jumps from 120 bpm at tick 150: half a beat later the next step is placed
+    at the new tempo (a line through two beats of ticks would be tens of ms off for a beat)."""
     tick, then = 60 / 120 / 24, 60 / bpm / 24
+    times = [i * tick if i < 150 else 150 * tick + (i - 150) * then for i in range(300)]
     f = ClockFollower(4, 4)
     f.feed(START, -0.01)
-    times = [i * tick if i < 150 else 150 * tick + (i - 150) * then for i in range(300)]
-    for t in times:
+    for i, t in enumerate(times):
         f.feed(TICK, t)
+        if i == 150 + 12:
+            assert f.time_of(28) == pytest.approx(times[168], abs=1e-3)   # the next step, tick 168
     assert f.lost == 0
     assert f.bpm == pytest.approx(bpm, rel=1e-3)
     assert f.time_of(50) == pytest.approx(times[-1] + then, abs=1e-4)   # tick 300

@@ -350,15 +350,19 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
         notes = [(t0 + (4 + s) * step, [0x90 | KEYS, p, 90]) for s, _, p in ARPEGGIO] + \
                 [(t0 + (5 + s) * step, [0x80 | KEYS, p, 0]) for s, _, p in ARPEGGIO]          # the call from beat 2
         stream = sorted([(t0 - 0.01, [0xFA])] + ticks + notes, key=lambda e: e[0])
+        held = 0.0
         for when, message in stream:
             wait_until(when)
             session.send(message)
+            held = max(held, session.sent[-1][0] - when)
         out = session.stop()
         assert "following MIDI clock" in out, out
         ons = session.notes_on()
         assert ons, out
         offset = (ons[0][0] - t0) / step
-        assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, (offset, out)
+        ticks_heard = sum(m == [0xF8] for _, _, m in session._arrived)
+        seen = f"{out}\nthe test's sends up to {held * 1e3:.1f} ms late; its synth heard {ticks_heard} of {len(ticks)} ticks"
+        assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, (offset, seen)
         assert round(offset) % 16 == 0, offset                                          # a bar line of the source
         assert ended(session.played()), out
 
