@@ -1,4 +1,5 @@
-"""A JACK server of a benchmark's own (dummy driver, 48 kHz), started and stopped by PID."""
+"""A JACK server of a benchmark's own (dummy driver, 48 kHz), started and stopped by PID, and the
+clients that benchmarks and tests open beside livecomp's own ports (a keyboard, a synth)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from typing import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from livecomp.ports import JackPatchbay, PortError  # noqa: E402  (the system libjack)
+from livecomp.jack import JackError, JackPatchbay, jack_wakeup_mapped  # noqa: E402
+from livecomp.ports import SETTLE_S, PortError, rtmidi  # noqa: E402  (rtmidi through the system libjack)
 
 
 def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
@@ -25,9 +28,31 @@ def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
     while True:
         try:
             return jackd, env, JackPatchbay()
-        except PortError:
+        except JackError:
             if jackd.poll() is not None or time.monotonic() > deadline:
                 jackd.terminate()
                 sys.exit("the JACK server did not start")
             time.sleep(0.1)
 
+
+def jack_client(make: Callable, name: str, tries: int = 5):
+    """A JACK client made by ``make()`` (and named ``name``), made again while this process does
+    not hold its wake-up (``jack_wakeup_mapped``). For programs beside livecomp's own ports
+    that open clients of their own: a test's keyboard and synth, a benchmark."""
+    for _ in range(tries):
+        client = make()
+        time.sleep(SETTLE_S)
+        if jack_wakeup_mapped(name) is not False:
+            return client
+        client.delete()
+    raise PortError(f"JACK would not wake the client {name!r} in {tries} tries.")
+
+
+def jack_virtual_port(kind: type, client: str, port: str, **options):
+    """A JACK client ``client`` of ``kind`` (rtmidi.MidiIn or MidiOut, made with ``options``)
+    with one virtual port ``port``, checked by ``jack_client``."""
+    def make():
+        midi = kind(rtmidi.API_UNIX_JACK, name=client, **options)
+        midi.open_virtual_port(port)
+        return midi
+    return jack_client(make, client)

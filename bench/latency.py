@@ -38,7 +38,8 @@ from onnx import numpy_helper, shape_inference  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livecomp.engine import Engine, score, shipped_models  # noqa: E402
+from livecomp.engine import Engine, score  # noqa: E402
+from livecomp.models import shipped_models  # noqa: E402
 from livecomp.performer import PerformerConfig  # noqa: E402
 
 DEFAULT_K = PerformerConfig().candidates          # the candidates `listen` samples per answer bar

@@ -33,8 +33,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livecomp.duet import duet, played_frames  # noqa: E402
-from livecomp.engine import Engine, find_model, shipped_models  # noqa: E402
+from livecomp.duet import duet  # noqa: E402
+from livecomp.frames import played_frames  # noqa: E402
+from livecomp.engine import Engine  # noqa: E402
+from livecomp.models import find_model, shipped_models  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.musicality import FIT_TERMS, MEASURES, measures, transposition_free  # noqa: E402
 from livecomp.performer import PerformerConfig  # noqa: E402

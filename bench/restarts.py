@@ -29,8 +29,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import mido  # noqa: E402
 
-from jack_server import start  # noqa: E402
-from livecomp.ports import JackPatchbay, jack_virtual_port, rtmidi  # noqa: E402
+from jack_server import jack_virtual_port, start  # noqa: E402
+from livecomp.jack import JackPatchbay  # noqa: E402
+from livecomp.ports import rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
 
 PHRASE = [60, 64, 67, 72, 67, 64, 60, 55]              # quavers, each a 16th long

@@ -24,8 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from jack_server import start  # noqa: E402
-from livecomp.ports import jack_virtual_port, rtmidi  # noqa: E402
+from jack_server import jack_virtual_port, start  # noqa: E402
+from livecomp.ports import rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -32,6 +33,35 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """End the command with one clear sentence on stderr and a non-zero exit."""
     typer.echo(f"livecomp: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _choice(name: str, *values: str) -> type[Enum]:
+    """An option's choices: typer shows them in --help and refuses others in one sentence."""
+    return Enum(name, [(value, value) for value in values], type=str)
+
+
+Align = _choice("Align", "bar", "beat")
+BargeIn = _choice("BargeIn", "stop", "continue")
+Mode = _choice("Mode", "call", "duet")
+Sync = _choice("Sync", "internal", "clock")
+Provider = _choice("Provider", "auto", "cpu", "cuda")
+
+
+# Options that `duet` and `listen` (and some of them `generate`) share, declared once.
+MODEL = typer.Option(None, "--model", help="A shipped model's name or a model folder.")
+PROVIDER = typer.Option(Provider.auto, "--provider", help="Where onnxruntime runs.")
+SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence).")
+MIN_CALL_BEATS = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered.")
+MAX_CALL_BARS = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence.")
+END_CC = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64).")
+BARS = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call).")
+ALIGN = typer.Option(Align.bar, "--align", help="Where an answer starts.")
+TEMPERATURE = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder.")
+CANDIDATES = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement).")
+BARGE_IN = typer.Option(BargeIn("stop"), "--barge-in", help="When the musician plays during an answer: stop it, or continue.")
+MODE = typer.Option(Mode.call, "--mode", help="call: call and response; duet: play along step by step, hearing both parts.")
+SUSTAIN = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal.")
+CHANNEL = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on.")
 
 
 def check_outputs(*outputs: tuple[str, Optional[Path]], replace: bool = True) -> None:
@@ -74,7 +104,8 @@ def roll(
     """Inspect a MIDI file as a piano roll: steps, bars, tempo, meter, key range, polyphony."""
     from .files import save_midi
     from .image import save_roll_png
-    from .roll import MidiFileError, midi_to_roll, roll_to_midi
+    from .roll import midi_to_roll, roll_to_midi
+    from .score import MidiFileError
 
     path = file if file is not None else example_path()
     check_outputs(("--png", png), ("--midi-out", midi_out))
@@ -318,7 +349,8 @@ def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
     """Score an exported folder through onnxruntime; the corpus loader needs no torch."""
     from training.data import CorpusError, load_corpus
 
-    from .engine import ModelError, score
+    from .engine import score
+    from .models import ModelError
 
     engine = _engine(folder, "auto" if device == "auto" else device, job="batch")
     if model is not None and engine.architecture != model:
@@ -341,10 +373,11 @@ def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
 
 def _engine(model, provider: str = "auto", job: str = "live"):
     """Load a model folder or shipped model, or end with the sentence that says why not."""
-    from .engine import Engine, ModelError, find_model
+    from .engine import Engine
+    from .models import ModelError, find_model
 
-    if provider not in ("auto", "cpu", "cuda"):
-        fail(f"--provider must be auto, cpu or cuda, not {provider!r}.")
+    if provider not in set(Provider):
+        fail(f"onnxruntime runs on auto, cpu or cuda, not {provider!r}.")
     try:
         return Engine(find_model(model), provider=provider, job=job)
     except ModelError as exc:
@@ -394,14 +427,15 @@ def generate(
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw the piano roll (the continuation in orange)."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth and a General MIDI soundfont."),
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="The .sf2 file for --wav (default: a GM soundfont found on this system)."),
-    provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
+    provider: Provider = PROVIDER,
 ) -> None:
     """Write new music with a model, optionally continuing a primer MIDI file."""
     from .audio import AudioError, render_wav
     from .files import save_midi
     from .generate import continue_roll
     from .image import save_roll_png
-    from .roll import MidiFileError, midi_to_roll, roll_to_midi
+    from .roll import midi_to_roll, roll_to_midi
+    from .score import MidiFileError
 
     _check_temperature(temperature)
     if primer_bars is not None and primer is None:
@@ -445,18 +479,12 @@ def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align,
                       barge_in, sustain, mode="call"):
     from .performer import PerformerConfig
 
-    if mode not in ("call", "duet"):
-        fail(f"--mode must be call or duet, not {mode!r}.")
     _check_temperature(temperature)
     if not math.isfinite(silence_beats):
         fail(f"--silence-beats must be a number of beats, not {silence_beats}.")
-    if align not in ("bar", "beat"):
-        fail(f"--align must be bar or beat, not {align!r}.")
-    if barge_in not in ("stop", "continue"):
-        fail(f"--barge-in must be stop or continue, not {barge_in!r}.")
     return PerformerConfig(silence_beats=silence_beats, min_call_beats=min_call_beats, max_call_bars=max_call_bars,
-                           bars=bars, align=align, temperature=temperature, candidates=candidates, seed=seed,
-                           barge_in=barge_in, sustain=sustain, mode=mode)
+                           bars=bars, align=Align(align).value, temperature=temperature, candidates=candidates,
+                           seed=seed, barge_in=BargeIn(barge_in).value, sustain=sustain, mode=Mode(mode).value)
 
 
 @app.command()
@@ -466,21 +494,21 @@ def duet(
     out: Path = typer.Option(Path("out/duet.mid"), "--out", help="The MIDI file to write: the musician's part and livecomp's answers on two tracks."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw both parts (livecomp's in orange)."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth."),
-    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name or a model folder."),
-    silence_beats: float = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call."),
-    min_call_beats: float = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered."),
-    max_call_bars: int = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence."),
-    end_cc: Optional[int] = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64), as in listen."),
-    bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
-    align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
-    candidates: int = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement)."),
+    model: Optional[str] = MODEL,
+    silence_beats: float = SILENCE_BEATS,
+    min_call_beats: float = MIN_CALL_BEATS,
+    max_call_bars: int = MAX_CALL_BARS,
+    end_cc: Optional[int] = END_CC,
+    bars: Optional[int] = BARS,
+    align: Align = ALIGN,
+    temperature: float = TEMPERATURE,
+    candidates: int = CANDIDATES,
     seed: int = typer.Option(0, "--seed", min=0, help="The same seed gives the same answers."),
-    barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
-    mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
-    sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
-    channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel of livecomp's part."),
-    provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
+    barge_in: BargeIn = BARGE_IN,
+    mode: Mode = MODE,
+    sustain: bool = SUSTAIN,
+    channel: int = CHANNEL,
+    provider: Provider = PROVIDER,
 ) -> None:
     """Run the co-performer on a MIDI file, offline and deterministic: the twin of `listen`."""
     from .audio import AudioError, render_wav
@@ -488,7 +516,8 @@ def duet(
     from .duet import part
     from .files import save_midi
     from .image import save_roll_png
-    from .roll import MidiFileError, midi_to_roll
+    from .roll import midi_to_roll
+    from .score import MidiFileError
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
@@ -527,44 +556,42 @@ def listen(
     inp: str = typer.Option(..., "--in", help="Input port: full name, unique part, index, or virtual:NAME."),
     out: str = typer.Option(..., "--out", help="Output port: full name, unique part, index, or virtual:NAME."),
     api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one)."),
-    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name or a model folder."),
+    model: Optional[str] = MODEL,
     bpm: str = typer.Option("120", "--bpm", help="Tempo in bpm (the first note played is beat 1 of bar 1), or auto: "
                                                 "tempo and phase from your first phrase."),
     meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
-    sync: str = typer.Option("internal", "--sync", help="internal | clock: follow MIDI clock (start, stop, song position) from the input port."),
+    sync: Sync = typer.Option(Sync.internal, "--sync", help="internal, or clock: follow MIDI clock (Start, Stop, Song Position Pointer) from the input port."),
     send_clock: bool = typer.Option(False, "--send-clock", help="Send MIDI clock on the output port so a DAW or drum machine follows."),
-    silence_beats: float = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence)."),
-    min_call_beats: float = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered."),
-    max_call_bars: int = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence."),
-    end_cc: Optional[int] = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64)."),
-    bars: Optional[int] = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call)."),
-    align: str = typer.Option("bar", "--align", help="bar | beat: where an answer starts."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder."),
-    candidates: int = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement)."),
+    silence_beats: float = SILENCE_BEATS,
+    min_call_beats: float = MIN_CALL_BEATS,
+    max_call_bars: int = MAX_CALL_BARS,
+    end_cc: Optional[int] = END_CC,
+    bars: Optional[int] = BARS,
+    align: Align = ALIGN,
+    temperature: float = TEMPERATURE,
+    candidates: int = CANDIDATES,
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Fix the sampling (the same playing gets the same answers)."),
-    barge_in: str = typer.Option("stop", "--barge-in", help="stop | continue: when the musician plays during an answer."),
-    mode: str = typer.Option("call", "--mode", help="call: call and response; duet: play along step by step, hearing both parts."),
-    sustain: bool = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal."),
-    channel: int = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on."),
+    barge_in: BargeIn = BARGE_IN,
+    mode: Mode = MODE,
+    sustain: bool = SUSTAIN,
+    channel: int = CHANNEL,
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500, help="Send this much earlier to make up for a synth's delay."),
     record: Optional[Path] = typer.Option(None, "--record", help="Write what was heard and played to this MIDI file on exit."),
     metronome: bool = typer.Option(False, "--metronome", help="Click every beat (accent on beat 1) while livecomp runs."),
     count_in: int = typer.Option(0, "--count-in", min=0, max=8, help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not your first note."),
     click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
     click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
-    provider: str = typer.Option("auto", "--provider", help="auto | cpu | cuda: where onnxruntime runs."),
+    thru: bool = typer.Option(False, "--thru", help="Pass your notes and pedal to the output port as you play (a keyboard without a sound of its own)."),
+    thru_channel: Optional[int] = typer.Option(None, "--thru-channel", min=1, max=16, help="The channel your notes pass thru on (default: the one they come on); implies --thru."),
+    provider: Provider = PROVIDER,
     rt: bool = typer.Option(True, "--realtime/--no-realtime", help="Send at real-time priority (as JACK runs its own "
                             "threads) where the system allows it: root, or an rtprio limit."),
 ) -> None:
     """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
-    import gc
-    import signal
-    import sys
-    import threading
-
     from .clock import parse_meter
-    from .live import Live, LiveConfig, install_signal_handlers
-    from .ports import Port, PortError, default_api
+    from .live import LiveConfig
+    from .ports import PortError, default_api
+    from .session import Session
 
     try:
         beats = parse_meter(meter)
@@ -576,73 +603,43 @@ def listen(
         fail(f"--bpm takes a number or auto, not {bpm!r}.")
     if tempo is not None and not 20 <= tempo <= 400:
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
-    if sync not in ("internal", "clock"):
-        fail(f"--sync must be internal or clock, not {sync!r}.")
+    sync = Sync(sync).value
     if count_in and (tempo is None or sync == "clock"):
         fail("--count-in needs a fixed --bpm (with auto or --sync clock the tempo is not known beforehand).")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
     check_outputs(("--record", record), replace=False)
     engine = _engine(model, provider)
-    api = api or default_api()
-    live, clicks = None, None
-    # Ctrl-C and SIGTERM go to the main thread alone: every thread made from here on (the MIDI
-    # system's, livecomp's) starts with them blocked. Taken by a JACK client's process thread, a
-    # signal breaks its wait and the client stops running, and the note-offs of the way out,
-    # queued for it, never leave.
-    stops = {signal.SIGINT, signal.SIGTERM}
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops) if hasattr(signal, "pthread_sigmask") else None
+    live_cfg = LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms, end_cc=end_cc,
+                          record=record, sync=sync, send_clock=send_clock, metronome=metronome, count_in=count_in,
+                          click_channel=click_channel - 1, realtime=rt, thru=thru or thru_channel is not None,
+                          thru_channel=thru_channel - 1 if thru_channel is not None else None)
     try:
-        output = Port(out, "output", api, on_change=typer.echo)
-        if click_out is not None:
-            clicks = Port(click_out, "output", api, on_change=typer.echo, client="livecomp-click")
-        live = Live(engine, cfg, LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
-                                            end_cc=end_cc, record=record, sync=sync, send_clock=send_clock,
-                                            metronome=metronome, count_in=count_in,
-                                            click_channel=click_channel - 1, realtime=rt),
-                    output.send, log=typer.echo, click_send=clicks.send if clicks is not None else None)
-        source = Port(inp, "input", api, on_message=live.heard, on_change=typer.echo)
+        session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo)
     except PortError as exc:
-        if live is not None:
-            live.scheduler.panic()
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         fail(str(exc))
-    install_signal_handlers(live)
-    sys.setswitchinterval(0.0002)       # the MIDI input callback runs in the MIDI system's thread: hand it the GIL fast
-    # A full collection walks every object the interpreter tracks (some 33,000 once onnxruntime and
-    # the model are loaded: 6 ms here), holding the GIL, so a send due meanwhile goes late. What
-    # exists by now lives as long as the session: take it out of the collector's sight.
-    gc.collect()
-    gc.freeze()
-    typer.echo(f"listening on {source.connected_to!r} ({api}), answering on {output.connected_to!r} channel {channel}; "
-               f"{engine.name} ({engine.architecture}) on {engine.provider_used}"
-               + ("; real-time priority" if live.scheduler.realtime else "") + "; Ctrl-C to stop")
-    loop = threading.Thread(target=live.run, name="livecomp-steps")
-    loop.start()
-    if mask is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)    # the main thread takes the signals
-    try:
-        while loop.is_alive():
-            loop.join(timeout=0.2)
-    finally:
-        live.stopping.set()
-        loop.join()
-        # the outputs drain their last note-offs while the input client still runs: a client
-        # whose JACK wake-up this process lost is run only when another of its clients is woken
-        output.close()
-        if clicks is not None:
-            clicks.close()
-        source.close()
-    late = live.scheduler.lateness_ms()
-    typer.echo(f"\nstopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
-               f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"
-               + (f"; {live.follower.ticks} clock ticks, {live.follower.lost} found lost on the way"
-                  if live.follower is not None else "")
-               + (f"; recorded {live.recorded}" if live.recorded else ""))
-    if record is not None and live.recorded != record:
+    session.run()
+    typer.echo("\n" + session.summary())
+    recorded = session.live.recorded
+    if record is not None and recorded != record:
         fail(f"the recording could not be written to {record}" +
-             (f"; it is kept in {live.recorded}." if live.recorded else "."))
+             (f"; it is kept in {recorded}." if recorded else "."))
+
+
+@app.command()
+def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model folders to describe beside the shipped ones.")) -> None:
+    """The models livecomp can play with: what each learnt from, its grid, its size and figures."""
+    from .models import DEFAULT_MODEL, ModelError, card, shipped_models
+
+    for name, folder in shipped_models().items():
+        lines = card(folder)
+        lines[0] += "  [default]" if name == DEFAULT_MODEL else ""
+        typer.echo("\n".join(lines) + "\n")
+    for folder in folders or []:
+        try:
+            typer.echo("\n".join(card(folder)) + "\n")
+        except ModelError as exc:
+            fail(str(exc))
 
 
 @app.command()

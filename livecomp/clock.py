@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import midi
+
 
 class _Steps:
     """What every grid derives from ``step_at``, ``steps_per_beat`` and ``beats_per_bar``."""
@@ -212,22 +214,22 @@ class ClockFollower(_Steps):
 
     def feed(self, message: list[int], t: float) -> str | None:
         status = message[0]
-        if status == 0xFA:                     # Start
+        if status == midi.START:
             self.running, self.position = True, 0
             self._moved()
             return "start"
-        if status == 0xFB:                     # Continue
+        if status == midi.CONTINUE:
             self.running = True
             self._moved()
             return "continue"
-        if status == 0xFC:                     # Stop
+        if status == midi.STOP:
             self.running = False
             return "stop"
-        if status == 0xF2 and len(message) >= 3:   # Song Position Pointer, in 16th notes
+        if status == midi.SONG_POSITION and len(message) >= 3:   # in 16th notes
             self.position = (message[1] | message[2] << 7) * self.TICKS_PER_BEAT // 4
             self._moved()
             return "position"
-        if status == 0xF8 and self.running:
+        if status == midi.CLOCK and self.running:
             if self.paused(t):
                 self._moved()                  # the ticks paused: the line starts again here
             self.ticks += 1

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mido
-import numpy as np
 
 from .clock import Grid
 from .engine import Engine
-from .performer import Event, Performer, PerformerConfig, Timeline
-from .roll import DEFAULT_TEMPO_US, HELD, LOW_KEY, N_KEYS, STRUCK, MidiFileError, _open_midi, usable
+from .midi import track
+from .frames import Event, Timeline
+from .performer import Performer, PerformerConfig
+from .roll import LOW_KEY, N_KEYS
+from .score import DEFAULT_TEMPO_US, MidiFileError, open_midi, usable
 
 OUTPUT_TICKS_PER_BEAT = 480
 
@@ -32,7 +34,7 @@ def read_performance(path: str | Path | mido.MidiFile) -> tuple[list[tuple[float
 
     Raises:
         MidiFileError: the file cannot be read, or has no note on the piano to answer."""
-    mid = path if isinstance(path, mido.MidiFile) else _open_midi(Path(path))
+    mid = path if isinstance(path, mido.MidiFile) else open_midi(Path(path))
     path = getattr(mid, "filename", None) or path
     tempo, meter = None, None
     timed, meters, now = [], [], 0.0
@@ -105,15 +107,7 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
         closes = grid.time_of(n + 0.5)
         while i < len(timed) and timed[i][0] < closes:
             t, msg = timed[i]
-            step = grid.nearest_step(t)
-            if msg.type == "note_on" and msg.velocity > 0:
-                performer.note_on(step, msg.note, msg.velocity)
-            elif msg.type in ("note_on", "note_off"):
-                performer.note_off(step, msg.note)
-            elif msg.control == 64:
-                performer.pedal(msg.value >= 64)
-            elif msg.control == end_cc and msg.value >= 64:
-                performer.end_of_call()
+            performer.hear(grid.nearest_step(t), msg.bytes(), end_cc)
             i += 1
         timeline.add(performer.step(n))
         n += 1
@@ -147,11 +141,7 @@ def _two_tracks(timed, tempo: int, meter: tuple[int, int], meters, events: list[
             (0, mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1]))]
     head += [(int(round(t * ticks_per_second)), msg.copy(time=0)) for t, msg in meters if t > 0]
     for name, part in (("tempo", head), ("musician", musician), ("livecomp", answer)):
-        track, now = mido.MidiTrack([mido.MetaMessage("track_name", name=name)]), 0
-        for tick, msg in sorted(part, key=lambda e: e[0]):
-            track.append(msg.copy(time=tick - now))
-            now = tick
-        mid.tracks.append(track)
+        mid.tracks.append(track(sorted(part, key=lambda e: e[0]), name))
     return mid
 
 
@@ -160,22 +150,3 @@ def part(mid: mido.MidiFile, index: int) -> mido.MidiFile:
     single = mido.MidiFile(type=1, ticks_per_beat=mid.ticks_per_beat)
     single.tracks += [mid.tracks[0], mid.tracks[index]]
     return single
-
-
-def played_frames(events: list[Event], start: int, end: int) -> np.ndarray:
-    """livecomp's part between steps ``start`` and ``end`` as frames (end - start, 88) of key
-    states: struck at each note-on, held until its note-off (the inverse of ``NoteTracker``)."""
-    frames = np.zeros((end - start, N_KEYS), np.uint8)
-    begun: dict[int, int] = {}
-    for e in sorted(events, key=lambda e: (e.step, e.kind == "on")):
-        key = e.pitch - LOW_KEY
-        if e.kind == "on":
-            begun[key] = e.step
-        elif e.kind == "off" and key in begun:
-            first = begun.pop(key)
-            lo, hi = max(first, start), min(e.step, end)
-            if lo < hi:
-                frames[lo - start:hi - start, key] = HELD
-            if start <= first < end:
-                frames[first - start, key] = STRUCK
-    return frames

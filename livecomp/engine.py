@@ -1,9 +1,8 @@
-"""The runtime side of an exported model: onnxruntime sessions over ``encode.onnx`` and ``bar.onnx``.
+"""The runtime side of an exported model: onnxruntime sessions over its graphs.
 
-A model folder holds ``model.json`` (the contract in DESIGN.md) and the two graphs. Loading
-checks the format version, each file's sha256 and that the graphs' inputs and outputs have the
-names and shapes ``model.json`` promises; anything else is refused with one sentence
-(``ModelError``).
+A model folder (``livecomp.models``: model.json, the contract in DESIGN.md, and the graphs) is
+checked there; loading here checks that the graphs' inputs and outputs have the names and
+shapes ``model.json`` promises; anything else is refused with one sentence (``ModelError``).
 
 The model's state is opaque to callers: ``State`` holds one row per batch entry (a candidate,
 a sequence) and is only passed back to ``encode`` and ``bar``. All shapes are in steps: a
@@ -12,25 +11,16 @@ frame is 88 key states (0 off, 1 held, 2 struck; 0/1 for key_states 2).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-FORMAT = 1
-N_KEYS = 88
+from .models import ModelError, read_model_json
+from .roll import N_KEYS
+
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-ROLES = ("encode", "advance", "bar")
-ARCHITECTURES = ("basic", "endecell")
-REQUIRED = ("format", "name", "architecture", "key_states", "steps_per_beat", "beats_per_bar",
-            "steps_per_bar", "bar_steps", "state", "files")
-
-
-class ModelError(ValueError):
-    """A model folder that cannot be used: missing, damaged, or not what model.json says."""
 
 
 @dataclass
@@ -51,75 +41,6 @@ class State:
     def repeat(self, n: int) -> "State":
         """Each row repeated n times (row 0 n times, then row 1, ...)."""
         return State({k: np.repeat(v, n, axis=0) for k, v in self.tensors.items()})
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_model_json(folder: Path) -> dict:
-    """model.json of a folder, with every file it names present and matching its sha256."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelError(f"{folder} is not a model folder.")
-    try:
-        info = json.loads((folder / "model.json").read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{folder} has no model.json, so it is not an exported livecomp model.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{folder / 'model.json'} is not valid JSON ({exc}).") from None
-    if not isinstance(info, dict) or any(k not in info for k in REQUIRED):
-        missing = [k for k in REQUIRED if not isinstance(info, dict) or k not in info]
-        raise ModelError(f"{folder / 'model.json'} lacks {', '.join(missing)}.")
-    if info["format"] != FORMAT:
-        raise ModelError(f"{folder} is model format {info['format']!r}; this livecomp reads format {FORMAT}.")
-    _check_values(info, folder / "model.json")
-    for role in ROLES:
-        entry = info["files"].get(role) if isinstance(info["files"], dict) else None
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
-                not isinstance(entry.get("sha256"), str):
-            raise ModelError(f"{folder / 'model.json'} names no {role} graph.")
-        path = folder / entry["path"]
-        if not path.is_file():
-            raise ModelError(f"{path} is missing.")
-        try:
-            digest = sha256_file(path)
-        except OSError as exc:
-            raise ModelError(f"{path} cannot be read ({exc.strerror or exc}).") from None
-        if digest != entry["sha256"]:
-            raise ModelError(f"{path} does not match the sha256 in model.json (damaged or replaced).")
-    return info
-
-
-def _check_values(info: dict, where: Path) -> None:
-    """Each value of model.json of the type and range the contract gives (DESIGN.md)."""
-    def whole(key: str, low: int, high: int) -> int:
-        value = info[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ModelError(f"{where}: {key} must be a whole number from {low} to {high}, not {value!r}.")
-        return value
-
-    if info["architecture"] not in ARCHITECTURES:
-        raise ModelError(f"{where}: architecture {info['architecture']!r} is not one this livecomp runs "
-                         f"({', '.join(ARCHITECTURES)}).")
-    if not isinstance(info["name"], str):
-        raise ModelError(f"{where}: name must be text, not {info['name']!r}.")
-    whole("key_states", 2, 3)
-    spb, bpb = whole("steps_per_beat", 1, 96), whole("beats_per_bar", 1, 32)
-    if whole("steps_per_bar", 1, 96 * 32) != spb * bpb:
-        raise ModelError(f"{where}: steps_per_bar {info['steps_per_bar']} is not steps_per_beat x beats_per_bar "
-                         f"({spb * bpb}).")
-    whole("bar_steps", 1, 96 * 32)
-    state = info["state"]
-    if not isinstance(state, list) or not state or not all(
-            isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("shape"), list)
-            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in t["shape"]) for t in state):
-        raise ModelError(f"{where}: state must be a list of tensors, each with a name and a shape of positive "
-                         f"whole numbers.")
 
 
 def _session(path: Path, provider: str, threads: int):
@@ -384,29 +305,3 @@ def score(engine: Engine, sequences: list[np.ndarray], max_frames: int = 16384) 
     return {"nll": nll / n, "nll_after_first": (nll - first) / max(n - k, 1),
             "accuracy": tp / max(tp + fp + fn, 1) if engine.architecture == "basic" else None,
             "frames": n, "sequences": k}
-
-
-DEFAULT_MODEL = "piano"
-
-
-def shipped_models() -> dict[str, Path]:
-    """The models that come with livecomp: name -> folder."""
-    from importlib import resources
-
-    try:
-        root = Path(str(resources.files("livecomp.exported")))
-    except ModuleNotFoundError:
-        return {}
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "model.json").is_file()}
-
-
-def find_model(name_or_path: str | Path | None = None) -> Path:
-    """A model folder from a path, or the name of a shipped model (default: ``DEFAULT_MODEL``)."""
-    if name_or_path is not None and Path(name_or_path).is_dir():
-        return Path(name_or_path)
-    name = str(name_or_path or DEFAULT_MODEL)
-    models = shipped_models()
-    if name in models:
-        return models[name]
-    known = ", ".join(models) or "none installed"
-    raise ModelError(f"no model folder or shipped model named {name!r} (shipped: {known}).")

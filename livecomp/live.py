@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import queue
-import signal
 import sys
 import tempfile
 import threading
@@ -22,11 +21,10 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import mido
-
+from . import midi
 from .clock import ClockFollower, Grid, estimate_tempo
 from .engine import Engine
-from .files import save_midi
+from .midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
 from .scheduler import SEND_PRIORITY, Scheduler, now
 
@@ -46,53 +44,14 @@ class LiveConfig:
     count_in: int = 0                   # bars of clicks before bar 1 (fixed --bpm): they set the phase
     click_channel: int = 9              # 0-15; 9 is General MIDI's drum channel
     realtime: bool = True               # the sending thread at real-time priority where the system allows
+    thru: bool = False                  # the musician's notes and pedal pass to the output as they arrive ...
+    thru_channel: int | None = None     # ... on this channel (0-15), or on the one they came on
 
 
 LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed this long before they are due
 PAUSE_GRACE_S = 0.05                    # MIDI clock: how long a seeming pause waits for ticks still on the way
+CLOCK_OUT, CLICKS = -2, -3             # scheduler tags of what is not an answer
 CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat 1, other beats
-
-
-def _is_note_on(message: list[int]) -> bool:
-    """A note-on with a velocity (velocity 0 is a note-off)."""
-    return message[0] & 0xF0 == 0x90 and len(message) > 2 and message[2] > 0
-
-
-class Recorder:
-    """What was heard and what was played, with their times: written as a two-part MIDI file."""
-
-    def __init__(self):
-        self.heard: list[tuple[float, list[int]]] = []
-        self.played: list[tuple[float, list[int]]] = []
-        self._lock = threading.Lock()
-
-    def add(self, part: str, t: float, message: list[int]) -> None:
-        if not message or message[0] >= 0xF0:                  # clock and system messages are not notes
-            return
-        with self._lock:
-            (self.heard if part == "heard" else self.played).append((t, list(message)))
-
-    def save(self, path: Path, bpm: float, origin: float | None) -> None:
-        tpb = 480
-        zero = origin if origin is not None else min([t for t, _ in self.heard + self.played], default=0.0)
-        mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
-        tempo = mido.MidiTrack([mido.MetaMessage("track_name", name="tempo"),
-                                mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))])
-        mid.tracks.append(tempo)
-        with self._lock:
-            parts = (("musician", list(self.heard)), ("livecomp", list(self.played)))
-        for name, part in parts:
-            track, last = mido.MidiTrack([mido.MetaMessage("track_name", name=name)]), 0
-            for t, raw in sorted(part, key=lambda e: e[0]):
-                try:
-                    msg = mido.Message.from_bytes(raw)
-                except ValueError:
-                    continue
-                tick = max(int(round((t - zero) * tpb * bpm / 60.0)), 0)
-                track.append(msg.copy(time=max(tick - last, 0)))
-                last = max(tick, last)
-            mid.tracks.append(track)
-        save_midi(path, mid)
 
 
 class Live:
@@ -117,6 +76,9 @@ class Live:
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
+        self._thru_lock = threading.Lock()
+        self._thru_sounding: set[tuple[int, int]] = set()   # (channel, pitch) passed thru and not yet ended
+        self._thru_channels: set[int] = set()
 
     # -- ports --------------------------------------------------------------------------------
 
@@ -127,10 +89,43 @@ class Live:
 
     def heard(self, message: list[int], t: float) -> None:
         """The input callback: timestamp and queue, never block. MIDI clock travels through the
-        same queue, so only the step loop touches the clock follower."""
-        if message and message[0] >= 0xF0 and self.follower is None:
+        same queue, so only the step loop touches the clock follower. With ``thru`` a note or the
+        pedal also goes straight to the output, ahead of the step loop."""
+        if midi.is_system(message) and self.follower is None:
             return
+        if self.cfg.thru and (midi.is_note(message) or midi.is_control(message, midi.SUSTAIN)):
+            self._pass_thru(message)
         self.inbox.put((t, message))
+
+    def _pass_thru(self, message: list[int]) -> None:
+        channel = self.cfg.thru_channel if self.cfg.thru_channel is not None else message[0] & 0x0F
+        out = [midi.kind(message) | channel, *message[1:3]]
+        with self._thru_lock:
+            if self.stopping.is_set():
+                return                                  # the way out has ended what was passed thru
+            try:
+                self._send_port(out)
+            except Exception:
+                return                                  # a lost output: the port says so and comes back
+            self._thru_channels.add(channel)
+            if is_note_on(out):
+                self._thru_sounding.add((channel, out[1]))
+            elif midi.is_note(out):
+                self._thru_sounding.discard((channel, out[1]))
+
+    def _end_thru(self) -> None:
+        """Note-off for every note passed thru and not yet ended, sustain off and All Notes Off
+        on each channel thru used."""
+        ending = [midi.note_off(channel, pitch) for channel, pitch in sorted(self._thru_sounding)]
+        for channel in sorted(self._thru_channels):
+            ending += [midi.control(channel, midi.SUSTAIN, 0), midi.control(channel, midi.ALL_NOTES_OFF, 0)]
+        with self._thru_lock:
+            for message in ending:
+                try:
+                    self._send_port(message)
+                except Exception:       # a lost port: nothing more can be ended there
+                    break
+            self._thru_sounding.clear()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -139,10 +134,13 @@ class Live:
         try:
             self._loop()
         finally:
+            self.stopping.set()
             self.scheduler.panic()
             self.clicks.panic()
+            if self.cfg.thru:
+                self._end_thru()
             if self.cfg.send_clock:
-                self._send_port([0xFC])                          # Stop: followers halt with us
+                self._send_port([midi.STOP])                     # followers halt with us
             if self.recorder is not None:
                 self.recorded = self._save_recording()
 
@@ -179,7 +177,6 @@ class Live:
             n = 0
         if self.grid is None:
             return
-        latency = self.cfg.latency_ms / 1000.0
         while not self.stopping.is_set():
             closes = self.grid.time_of(n + 0.5)
             while True:                                                 # wait for the window to close
@@ -227,9 +224,9 @@ class Live:
                 self.scheduler.cancel(tag, after=due)
                 self.scheduler.release(max(due, now()))
             elif event.kind == "on":
-                self._planned.append((event.step, [0x90 | self.cfg.channel, event.pitch, event.velocity], tag))
+                self._planned.append((event.step, midi.note_on(self.cfg.channel, event.pitch, event.velocity), tag))
             else:
-                self._planned.append((event.step, [0x80 | self.cfg.channel, event.pitch, 0], tag))
+                self._planned.append((event.step, midi.note_off(self.cfg.channel, event.pitch), tag))
 
     def _hand_over(self, n: int) -> None:
         """Give the scheduler the planned messages it may need before the next step's window
@@ -316,10 +313,10 @@ class Live:
         due = self.grid.time_of(step)
         if step == 1:
             sixteenths = 4 // self.engine.steps_per_beat if self.engine.steps_per_beat <= 4 else 0
-            self.scheduler.at(due - 0.002, [0xF2, sixteenths & 0x7F, sixteenths >> 7], tag=-2)
-            self.scheduler.at(due - 0.001, [0xFB], tag=-2)
+            self.scheduler.at(due - 0.002, midi.song_position(sixteenths), tag=CLOCK_OUT)
+            self.scheduler.at(due - 0.001, [midi.CONTINUE], tag=CLOCK_OUT)
         for i in range(ticks):
-            self.scheduler.at(due + i * tick, [0xF8], tag=-2)
+            self.scheduler.at(due + i * tick, [midi.CLOCK], tag=CLOCK_OUT)
 
     def _click(self, step: int) -> None:
         """A click for ``step`` if a beat starts there (scheduled half a step ahead)."""
@@ -329,8 +326,8 @@ class Live:
         note = CLICK_NOTES[0] if step % self.performer.steps_per_bar == 0 else CLICK_NOTES[1]
         due = self.grid.time_of(step) - self.cfg.latency_ms / 1000.0
         channel = self.cfg.click_channel
-        self.clicks.at(due, [0x90 | channel, note, 100 if note == CLICK_NOTES[0] else 70], tag=-3)
-        self.clicks.at(due + self.grid.step_seconds, [0x80 | channel, note, 0], tag=-3)
+        self.clicks.at(due, midi.note_on(channel, note, 100 if note == CLICK_NOTES[0] else 70), tag=CLICKS)
+        self.clicks.at(due + self.grid.step_seconds, midi.note_off(channel, note), tag=CLICKS)
 
     def _count_in(self) -> list:
         """--count-in N: N bars of clicks from now; the bar after them is bar 1."""
@@ -356,7 +353,7 @@ class Live:
                 t, message = self.inbox.get(timeout=max(deadline - now(), 0.0))
             except queue.Empty:
                 return None
-            if message and message[0] >= 0xF0:
+            if midi.is_system(message):
                 moved = self.follower.feed(message, t) if self.follower is not None else None
                 if moved is not None:
                     self._transport.append(moved)
@@ -379,7 +376,7 @@ class Live:
                 continue
             pending.append(got)
             t, message = got
-            if _is_note_on(message):
+            if is_note_on(message):
                 self._new_grid(t, self.cfg.bpm)
                 self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
                 break
@@ -394,13 +391,13 @@ class Live:
             if got is not None:
                 pending.append(got)
                 t, m = got
-                if _is_note_on(m):
+                if is_note_on(m):
                     down.add(m[1])
-                elif m[0] & 0xF0 in (0x80, 0x90) and len(m) > 2:
+                elif midi.is_note(m):
                     down.discard(m[1])
                 last = t
                 continue
-            onsets = [t for t, m in pending if _is_note_on(m)]
+            onsets = [t for t, m in pending if is_note_on(m)]
             if len(onsets) >= 4 and not down and now() - last >= gap:
                 bpm, origin = estimate_tempo(onsets, steps_per_beat=self.engine.steps_per_beat)
                 self._new_grid(origin, bpm)
@@ -412,20 +409,12 @@ class Live:
     def _place(self, t: float, message: list[int]) -> None:
         step = self.grid.nearest_step(t)
         if step < 0:                                      # during a count-in: warming up, not the call
-            if _is_note_on(message):
+            if is_note_on(message):
                 return
             step = 0
-        kind = message[0] & 0xF0
-        if _is_note_on(message):
-            self.performer.note_on(step, message[1], message[2])
+        if is_note_on(message):
             self._onsets.append((step, t))
-        elif kind in (0x80, 0x90) and len(message) > 2:
-            self.performer.note_off(step, message[1])
-        elif kind == 0xB0 and len(message) > 2:
-            if message[1] == 64:
-                self.performer.pedal(message[2] >= 64)
-            elif self.cfg.end_cc is not None and message[1] == self.cfg.end_cc and message[2] >= 64:
-                self.performer.end_of_call()
+        self.performer.hear(step, message, self.cfg.end_cc)
 
     def _status(self, n: int) -> None:
         bar, beat = n // self.performer.steps_per_bar + 1, (n % self.performer.steps_per_bar) // self.engine.steps_per_beat + 1
@@ -435,11 +424,3 @@ class Live:
         if sys.stderr.isatty():
             sys.stderr.write("\r" + line)
             sys.stderr.flush()
-
-
-def install_signal_handlers(live: Live) -> None:
-    """SIGINT and SIGTERM end the loop; the loop's ``finally`` releases every note."""
-    def stop(signum, frame):
-        live.stopping.set()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)

@@ -25,95 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import Engine, State
+from .frames import Event, FrameBuilder, NoteTracker
+from .midi import SUSTAIN, is_control, is_note, is_note_on
 from .musicality import FIT_WEIGHT_NATS, CallStyle
-from .roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something to play at a grid step: note "on"/"off", or "stop": drop every planned event at
-    or after ``step`` and release whatever still sounds."""
-
-    step: int
-    kind: str
-    pitch: int = 0
-    velocity: int = 0
-
-
-class FrameBuilder:
-    """Keys struck, held and sustained, folded into one frame of key states per step."""
-
-    def __init__(self, sustain: bool = True):
-        self.sustain = sustain
-        self.down: set[int] = set()              # keys physically held
-        self.sustained: set[int] = set()         # released under the pedal
-        self.pedal = False
-        self.struck: dict[int, set[int]] = {}    # step -> keys struck in its window
-        self.velocities: deque[int] = deque(maxlen=16)
-
-    def note_on(self, step: int, pitch: int, velocity: int) -> None:
-        key = pitch - LOW_KEY
-        if not 0 <= key < N_KEYS:
-            return
-        self.struck.setdefault(step, set()).add(key)
-        self.down.add(key)
-        self.sustained.discard(key)
-        self.velocities.append(velocity)
-
-    def note_off(self, step: int, pitch: int) -> None:
-        key = pitch - LOW_KEY
-        if key in self.down:
-            self.down.discard(key)
-            if self.pedal and self.sustain:
-                self.sustained.add(key)
-
-    def set_pedal(self, down: bool) -> None:
-        self.pedal = down
-        if not down:
-            self.sustained.clear()
-
-    def frame(self, step: int) -> np.ndarray:
-        """Key states (88,) uint8 of ``step``: struck in its window, else sounding, else off."""
-        frame = np.zeros(N_KEYS, np.uint8)
-        frame[list(self.down | self.sustained)] = HELD
-        frame[list(self.struck.pop(step, ()))] = STRUCK
-        for old in [s for s in self.struck if s < step]:       # late arrivals for closed steps
-            frame[list(self.struck.pop(old))] = STRUCK
-        return frame
-
-    def silent(self) -> bool:
-        """No key sounding and no pedal held."""
-        return not (self.down or self.sustained or self.pedal)
-
-    def dynamics(self, default: int = 80) -> int:
-        """The musician's recent loudness: mean velocity of the last 16 attacks."""
-        return int(round(np.mean(self.velocities))) if self.velocities else default
-
-
-class NoteTracker:
-    """Turns a stream of frames into note on/off events, notes carried across calls."""
-
-    def __init__(self, velocity: int):
-        self.velocity = velocity
-        self.sounding = np.zeros(N_KEYS, bool)
-
-    def feed(self, frames: np.ndarray, first_step: int) -> list[Event]:
-        events: list[Event] = []
-        for i, frame in enumerate(frames):
-            step = first_step + i
-            on = frame > OFF
-            attack = (frame == STRUCK) | (on & ~self.sounding)
-            for key in np.flatnonzero(self.sounding & (~on | attack)):
-                events.append(Event(step, "off", int(key) + LOW_KEY))
-            for key in np.flatnonzero(attack):
-                events.append(Event(step, "on", int(key) + LOW_KEY, self.velocity))
-            self.sounding = on
-        return events
-
-    def close(self, step: int) -> list[Event]:
-        events = [Event(step, "off", int(k) + LOW_KEY) for k in np.flatnonzero(self.sounding)]
-        self.sounding[:] = False
-        return events
+from .roll import N_KEYS, OFF, STRUCK
 
 
 @dataclass
@@ -189,6 +104,19 @@ class Performer:
 
     def end_of_call(self) -> None:
         self.end_requested = True
+
+    def hear(self, step: int, message: list[int], end_cc: int | None = None) -> None:
+        """One message the musician sent (raw bytes) on ``step``: a note, the sustain pedal, or
+        ``end_cc`` (``--end-cc``: a controller at 64 or more ends the call at once). Anything
+        else is not for the performer."""
+        if is_note_on(message):
+            self.note_on(step, message[1], message[2])
+        elif is_note(message):
+            self.note_off(step, message[1])
+        elif is_control(message, SUSTAIN):
+            self.pedal(message[2] >= 64)
+        elif end_cc is not None and is_control(message, end_cc) and message[2] >= 64:
+            self.end_of_call()
 
     @property
     def answering(self) -> bool:
@@ -339,34 +267,3 @@ class Performer:
         self.answer = None
         self.last_sound = last
         self.call_start = None
-
-
-class Timeline:
-    """The events a performance has planned, with "stop" applied: what a file of the
-    performance holds, and what the scheduler does live."""
-
-    def __init__(self):
-        self.events: list[Event] = []
-
-    def add(self, events: list[Event]) -> None:
-        for event in events:
-            if event.kind == "stop":
-                self.stop(event.step)
-            else:
-                self.events.append(event)
-
-    def stop(self, step: int) -> None:
-        """Drop what is planned at or after ``step``; release at ``step`` what still sounds."""
-        kept = [e for e in self.events if e.step < step]
-        sounding: dict[int, int] = {}
-        for e in sorted(kept, key=lambda e: (e.step, e.kind == "on")):
-            if e.kind == "on":
-                sounding[e.pitch] = sounding.get(e.pitch, 0) + 1
-            elif sounding.get(e.pitch):
-                sounding[e.pitch] -= 1
-        kept += [Event(step, "off", pitch) for pitch, n in sounding.items() for _ in range(n)]
-        self.events = kept
-
-    def sorted(self) -> list[Event]:
-        """Events in time order, note-offs before note-ons at the same step."""
-        return sorted(self.events, key=lambda e: (e.step, e.kind == "on", e.pitch))

@@ -7,60 +7,25 @@ A port is named by its full name, a unique part of it, its index in ``livecomp p
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import itertools
 import math
 import os
-import re
 import sys
 import threading
 import time
 from typing import Callable
 
-
-def _use_the_system_jack_library() -> str | None:
-    """Make python-rtmidi talk to JACK through the machine's own libjack.
-
-    python-rtmidi's Linux wheels carry a libjack of their own (1.9.22 in 1.5.8), but a JACK
-    client should use the library its server came with: client and server share memory laid
-    out by their release, and on a PipeWire machine JACK is reachable only through PipeWire's
-    libjack. Loading the system library first, with its symbols global, makes it the one
-    rtmidi's calls bind to. Returns the library used, or None where the machine has none (and
-    so no JACK server either)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("jack")
-    if name is None:
-        return None
-    try:
-        library = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
-    except OSError:
-        return None
-    _quiet_jack(library)
-    return name
+from .jack import CLIENT, JackError, JackPatchbay, jack_wakeup_mapped, literal, load_system_jack
 
 
-_JACK_SILENT = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda text: None)   # lives as long as the process
+load_system_jack()                        # before rtmidi loads the copy in its wheel
 
+import rtmidi  # noqa: E402
 
-def _quiet_jack(library) -> None:
-    """libjack prints its own lines on stderr (five of them when no server runs) before
-    livecomp can say what went wrong in one sentence: they are left unsaid."""
-    for setter in ("jack_set_error_function", "jack_set_info_function"):
-        try:
-            getattr(library, setter)(_JACK_SILENT)
-        except AttributeError:
-            pass
-
-
-SYSTEM_JACK = _use_the_system_jack_library()
-
-import rtmidi  # noqa: E402  (after the system libjack is in place)
+from . import midi  # noqa: E402
 
 APIS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
         "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
-CLIENT = "livecomp"
 POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK) ...
 POLL_FIRST_S = 0.0005       # ... and while its first messages place JACK's clock on ours
 FIRST = 20                  # ... that many (livecomp pings its own input with them at the start)
@@ -69,8 +34,7 @@ SETTLE_S = 0.1              # JACK: how long a new client waits before its wake-
 GUARD_S = 3.0               # ... how long after opening a client livecomp keeps checking it ...
 GUARD_CHECK_S = 0.05        # ... and how often
 GUARD_TRIES = 10            # ... and how many times it opens a new client before giving up
-MIDI_TYPE = b"8 bit raw midi"
-PING = [0xF0, 0x7D, 0x6C, 0x63]   # + 2 bytes of sequence number + 0xF7: SysEx (non-commercial id)
+PING = [midi.SYSEX, 0x7D, 0x6C, 0x63]   # + 2 bytes of sequence number + end: SysEx (non-commercial id)
 _ping_numbers = itertools.count()
 
 
@@ -149,166 +113,6 @@ def _close(midi) -> None:
     return None
 
 
-def jack_wakeup_mapped(client: str, maps: str = "/proc/self/maps") -> bool | None:
-    """Whether this process holds the wake-up of its JACK client ``client`` (or of the
-    ``client-NN`` JACK named it when the name was taken).
-
-    JACK2 on Linux wakes a client's process thread through a futex in a small shared file,
-    ``/dev/shm/jack_sem.<uid>_<server>_<client>``. libjack keeps one table of those per
-    process, shared by all the process's clients and updated by each of them as the server
-    tells it of clients coming and going. When other programs open and close clients while
-    this process opens one (a patchbay, ``jack_connect``), that table can end up holding a
-    closed client's file in our client's place: the server then wakes a futex no thread of
-    ours sleeps on, our client runs only when another client of this process happens to wake
-    it, and what arrives for it is lost. Returns False then, True when the file is mapped and
-    is the one in /dev/shm now, and None where clients are not woken through such files
-    (not JACK2: PipeWire's JACK, macOS, Windows), so nothing can be told."""
-    wanted = re.compile(rf"/jack_sem\.\d+_.*_{re.escape(client)}(-\d+)?$")
-    seen_any = False
-    try:
-        with open(maps) as lines:
-            for line in lines:
-                if "/jack_sem." not in line:
-                    continue
-                seen_any = True
-                fields = line.split(maxsplit=5)
-                if len(fields) < 6:
-                    continue
-                path = fields[5].strip()
-                if not wanted.search(path):
-                    continue
-                try:
-                    if os.stat(path).st_ino == int(fields[4]):
-                        return True
-                except (OSError, ValueError):
-                    continue
-    except OSError:
-        return None
-    return False if seen_any else None
-
-
-def literal(text: str) -> str:
-    """``text`` as a literal in a POSIX extended regular expression (what jack_get_ports takes)."""
-    return re.sub(r"([.\[\]{}()\\*+?^$|])", r"\\\1", text)
-
-
-def jack_client(make: Callable, name: str, tries: int = 5):
-    """A JACK client made by ``make()`` (and named ``name``), made again while this process does
-    not hold its wake-up (``jack_wakeup_mapped``). For programs beside livecomp's own ports
-    that open clients of their own: a test's keyboard and synth, a benchmark."""
-    for _ in range(tries):
-        client = make()
-        time.sleep(SETTLE_S)
-        if jack_wakeup_mapped(name) is not False:
-            return client
-        client.delete()
-    raise PortError(f"JACK would not wake the client {name!r} in {tries} tries.")
-
-
-def jack_virtual_port(kind: type, client: str, port: str, **options):
-    """A JACK client ``client`` of ``kind`` (rtmidi.MidiIn or MidiOut, made with ``options``)
-    with one virtual port ``port``, checked by ``jack_client``."""
-    def make():
-        midi = kind(rtmidi.API_UNIX_JACK, name=client, **options)
-        midi.open_virtual_port(port)
-        return midi
-    return jack_client(make, client)
-
-
-class JackPatchbay:
-    """The libjack calls python-rtmidi does not offer (listing ports without a client that
-    takes part in every cycle, a port's connections, connecting two ports), through one JACK
-    client per process that is never activated. ``JackPatchbay.shared()`` hands it out;
-    ``release()`` closes it when its last user is done."""
-
-    _lock = threading.Lock()
-    _shared: "JackPatchbay | None" = None
-    _users = 0
-
-    def __init__(self):
-        if SYSTEM_JACK is None:
-            raise PortError("no libjack on this machine")
-        lib = ctypes.CDLL(SYSTEM_JACK)
-        lib.jack_client_open.restype = ctypes.c_void_p
-        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
-        lib.jack_port_by_name.restype = ctypes.c_void_p
-        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
-        lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
-        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
-        lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-        lib.jack_free.argtypes = [ctypes.c_void_p]
-        lib.jack_client_close.argtypes = [ctypes.c_void_p]
-        lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
-        lib.jack_get_sample_rate.argtypes = [ctypes.c_void_p]
-        self._lib = lib
-        self._calls = threading.Lock()
-        self._client = lib.jack_client_open(f"{CLIENT}-patchbay".encode(), 1, None)   # 1: JackNoStartServer
-        if not self._client:
-            raise PortError("cannot reach the JACK server")
-
-    @classmethod
-    def shared(cls) -> "JackPatchbay":
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = JackPatchbay()
-            cls._users += 1
-            return cls._shared
-
-    @classmethod
-    def release(cls) -> None:
-        with cls._lock:
-            cls._users -= 1
-            if cls._users <= 0 and cls._shared is not None:
-                cls._shared.close()
-                cls._shared, cls._users = None, 0
-
-    def _names(self, array) -> list[str]:
-        if not array:
-            return []
-        found, i = [], 0
-        while array[i] is not None:
-            found.append(array[i].decode(errors="replace"))
-            i += 1
-        self._lib.jack_free(ctypes.cast(array, ctypes.c_void_p))
-        return found
-
-    def ports(self, outputs: bool, pattern: str | None = None) -> list[str]:
-        """Full names of the MIDI output ports (``outputs``) or input ports, those matching the
-        regular expression ``pattern`` if given."""
-        flags = 0x2 if outputs else 0x1                     # JackPortIsOutput, JackPortIsInput
-        with self._calls:
-            return self._names(self._lib.jack_get_ports(self._client, pattern.encode() if pattern else None,
-                                                        MIDI_TYPE, flags))
-
-    def connections(self, port: str) -> list[str]:
-        """Full names of the ports connected to ``port``."""
-        with self._calls:
-            handle = self._lib.jack_port_by_name(self._client, port.encode())
-            if not handle:
-                return []
-            return self._names(self._lib.jack_port_get_all_connections(self._client, handle))
-
-    def period_s(self) -> float:
-        """Seconds of one JACK period (its buffer size at its sample rate)."""
-        with self._calls:
-            frames = self._lib.jack_get_buffer_size(self._client)
-            rate = self._lib.jack_get_sample_rate(self._client)
-        return frames / rate if rate > 0 else 0.0
-
-    def connect(self, source: str, destination: str) -> bool:
-        with self._calls:
-            return self._lib.jack_connect(self._client, source.encode(), destination.encode()) in (0, 17)  # EEXIST
-
-    def close(self) -> None:
-        with self._calls:
-            if self._client:
-                self._lib.jack_client_close(self._client)
-                self._client = None
-        return None
-
-
 class Port:
     """One input or output port, kept open for the whole run and reopened when it comes back
     after going away. ``on_message(bytes, t)`` is called for each input message with its
@@ -329,8 +133,10 @@ class Port:
     """
 
     def __init__(self, spec: str, direction: str, api: str, on_message: Callable | None = None,
-                 on_change: Callable[[str], None] | None = None, client: str | None = None):
+                 on_change: Callable[[str], None] | None = None, client: str | None = None,
+                 poll_s: float = POLL_S):
         self.spec, self.direction, self.api = spec, direction, api
+        self.poll_s = poll_s                            # JACK input: how often its queue is read
         self.on_message = on_message
         self.on_change = on_change or (lambda text: None)
         self.client = client or f"{CLIENT}-{'in' if direction == 'input' else 'out'}"
@@ -346,7 +152,7 @@ class Port:
         if api == "jack":
             try:
                 self._patchbay = JackPatchbay.shared()
-            except PortError:
+            except JackError:
                 self._patchbay = None                   # ports still work; no guard, no restored connections
         self._closing = threading.Event()
         self._pings: dict[int, float] = {}              # ping number -> when it was sent
@@ -409,7 +215,7 @@ class Port:
 
     def _deliver(self, message: list[int], t: float) -> None:
         # Active Sensing says the input is alive, SysEx is not for us: neither is played
-        if message and message[0] not in (0xF0, 0xFE) and self.on_message is not None:
+        if message and message[0] not in (midi.SYSEX, midi.ACTIVE_SENSING) and self.on_message is not None:
             self.on_message(message, t)
 
     def _read(self) -> None:
@@ -434,7 +240,7 @@ class Port:
                 got = midi.get_message() if midi is not None else None
             if got is None:
                 fast = seen < FIRST and time.perf_counter() - opened < FIRST_S
-                time.sleep(POLL_FIRST_S if fast else POLL_S)
+                time.sleep(POLL_FIRST_S if fast else self.poll_s)
                 continue
             message, delta = got
             clock += delta
@@ -533,7 +339,7 @@ class Port:
                     break
                 number = next(_ping_numbers) & 0x3FFF
                 self._pings[number] = time.perf_counter()
-                ping.send_message(PING + [number >> 7, number & 0x7F, 0xF7])
+                ping.send_message(PING + [number >> 7, number & 0x7F, midi.SYSEX_END])
             self._closing.wait(0.02)                    # the last ones leave before the client goes
         finally:
             _close(ping)

@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from .midi import ALL_NOTES_OFF, control, is_note, is_note_on, note_off
+
 now = time.perf_counter           # monotonic, sub-microsecond
 
 
@@ -124,7 +126,7 @@ class Scheduler:
                 time.sleep(0)                                      # spin, but let the MIDI input thread in
             if message is RELEASE:
                 for channel, pitch in list(self.sounding):
-                    self._send_now([0x80 | channel, pitch, 0], t)
+                    self._send_now(note_off(channel, pitch), t)
             else:
                 self._send_now(message, t)
 
@@ -132,11 +134,10 @@ class Scheduler:
         self._send(message)
         sent = now()
         self.lateness.append(sent - due)
-        status, kind = message[0], message[0] & 0xF0
-        if kind in (0x80, 0x90) and len(message) >= 3:
-            key = (status & 0x0F, message[1])
-            self.channels.add(status & 0x0F)
-            if kind == 0x90 and message[2] > 0:
+        if is_note(message):
+            key = (message[0] & 0x0F, message[1])
+            self.channels.add(key[0])
+            if is_note_on(message):
                 self.sounding[key] = sent
             else:
                 self.sounding.pop(key, None)
@@ -146,7 +147,7 @@ class Scheduler:
         limit = now() - self.guard_s
         for (channel, pitch), since in list(self.sounding.items()):
             if since < limit:
-                self._send_now([0x80 | channel, pitch, 0], now())
+                self._send_now(note_off(channel, pitch), now())
 
     # -- the way out --------------------------------------------------------------------------
 
@@ -160,10 +161,10 @@ class Scheduler:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=1.0)
         for channel, pitch in list(self.sounding):
-            self._safe_send([0x80 | channel, pitch, 0])
+            self._safe_send(note_off(channel, pitch))
         self.sounding.clear()
         for channel in sorted(self.channels):
-            self._safe_send([0xB0 | channel, 123, 0])
+            self._safe_send(control(channel, ALL_NOTES_OFF, 0))
 
     def _safe_send(self, message: list[int]) -> None:
         try:

@@ -135,11 +135,15 @@ def _jack_server(frames: int, log_path: str | None):
 
 @pytest.fixture(scope="module")
 def jack():
-    """The timing tests' server: 16-frame periods (0.33 ms), so JACK's once-a-period delivery
-    blurs a measurement by at most a third of a millisecond. One per test module: a server
-    wakes 3000 times a second, and the modules after the one that needed it should not pay."""
+    """The timing tests' server: 128-frame periods (2.7 ms), so JACK's once-a-period delivery
+    blurs a measurement by at most 2.7 ms: far finer than the 16th (62 ms and more) or the clock
+    tick (18 ms at 140 bpm) a misplaced grid would be off by. Shorter periods measure finer, but
+    on a busy 2-core VM a client then overruns its period several times a second and JACK drops
+    what arrived in it (at 16 frames, lost ticks and notes made these tests fail where livecomp
+    was right); send lateness at 16-frame periods is measured by bench/timing.py. One server per
+    test module: the modules after the one that needed it should not pay for its wake-ups."""
     import os
-    yield from _jack_server(16, os.environ.get("LIVECOMP_JACK_LOG"))
+    yield from _jack_server(128, os.environ.get("LIVECOMP_JACK_LOG"))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def livecomp(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command():
     result = livecomp("--help")
     assert result.returncode == 0
-    for command in ("train", "export", "eval", "generate", "listen", "ports", "roll"):
+    for command in ("train", "export", "eval", "generate", "listen", "ports", "roll", "models", "duet"):
         assert command in result.stdout
 
 
@@ -66,3 +66,19 @@ def test_the_runtime_never_imports_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_models_lists_each_shipped_model_with_its_data_licence_size_and_figures():
+    result = livecomp("models", str(ROOT / "bench" / "models" / "basic-jsb"))
+    assert result.returncode == 0, result.stderr
+    blocks = {block.split(":")[0]: block for block in result.stdout.strip().split("\n\n")}
+    assert {"piano", "pop", "folk", "basic"} <= set(blocks)
+    assert "[default]" in blocks["piano"].splitlines()[0]
+    for name in ("piano", "pop", "folk", "basic"):
+        block = blocks[name]
+        assert " parameters " in block and "learnt from ../shared/midi/" in block and "test NLL" in block
+        assert "nottingham     key 0." in block                     # the answers' figures on each corpus
+    assert "CC BY-SA 3.0 DE" in blocks["piano"] and "GPL-3.0" in blocks["folk"]
+    assert "basic-jsb" in result.stdout                              # a folder given beside them
+    bad = livecomp("models", str(ROOT / "tests"))
+    assert bad.returncode == 1 and "has no model.json" in bad.stderr and "Traceback" not in bad.stderr

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import twice
 from livecomp.clock import ClockFollower
-from livecomp.engine import Engine, shipped_models
+from livecomp.engine import Engine
+from livecomp.models import shipped_models
 from livecomp.performer import PerformerConfig
 from livecomp.scheduler import wait_until
 

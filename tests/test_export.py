@@ -16,7 +16,8 @@ import torch
 from conftest import NOTTINGHAM
 from test_training import ENV, livecomp
 
-from livecomp.engine import Engine, ModelError, shipped_models
+from livecomp.engine import Engine
+from livecomp.models import ModelError, shipped_models
 
 ARCHS = {
     "basic": ["--model", "basic", "--hidden", "32", "--layers", "2", "--neighbour-keys", "6"],

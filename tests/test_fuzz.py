@@ -11,7 +11,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from livecomp.roll import MidiFileError, midi_to_roll
+from livecomp.roll import midi_to_roll
+from livecomp.score import MidiFileError
 
 FILES = 300
 SECONDS_PER_FILE = 10          # a hang, not a slow read: the largest file here has a few hundred events

@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livecomp.duet import duet, played_frames
-from livecomp.engine import Engine, find_model, shipped_models
+from livecomp.duet import duet
+from livecomp.frames import played_frames
+from livecomp.engine import Engine
+from livecomp.models import find_model, shipped_models
 from livecomp.musicality import CallStyle, echo, measures
 from livecomp.performer import Performer, PerformerConfig
 from livecomp.roll import HELD, LOW_KEY, N_KEYS, STRUCK, PianoRoll, onsets_of, roll_to_midi

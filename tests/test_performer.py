@@ -13,8 +13,10 @@ import pytest
 
 from conftest import NOTTINGHAM, make_midi, note, twice
 
-from livecomp.engine import Engine, shipped_models
-from livecomp.performer import FrameBuilder, Performer, PerformerConfig, Timeline
+from livecomp.engine import Engine
+from livecomp.models import shipped_models
+from livecomp.frames import FrameBuilder, Timeline
+from livecomp.performer import Performer, PerformerConfig
 from livecomp.roll import HELD, LOW_KEY, STRUCK
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
@@ -302,3 +304,38 @@ def test_duet_ends_a_call_on_the_end_controller_as_listen_does(engine, tmp_path)
     path = make_midi(tmp_path / "call.mid", events)
     assert duet(engine, path, PerformerConfig(seed=0, candidates=1)).answers[0][0] == 32
     assert duet(engine, path, PerformerConfig(seed=0, candidates=1), end_cc=20).answers[0][0] == 16
+
+
+def test_thru_passes_notes_and_pedal_on_at_once_and_ends_what_is_held_on_the_way_out(engine, tmp_path):
+    """--thru on a fake port: each note and the pedal leave as they arrive, on the channel asked
+    for (not waiting for the step loop); the recording keeps them once, as heard; a key still
+    held at exit is ended, with sustain off and All Notes Off on the thru channel."""
+    import threading
+    import time
+
+    import mido
+
+    from livecomp.live import Live, LiveConfig
+
+    sent = []
+    live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=120, status=False, thru=True, thru_channel=4,
+                                                            record=tmp_path / "take.mid"),
+                send=lambda m: sent.append((time.perf_counter(), m)), log=lambda text: None)
+    loop = threading.Thread(target=live.run)
+    loop.start()
+    played = [[0x90, 60, 90], [0xB0, 64, 127], [0x90, 64, 80], [0x80, 60, 0], [0xB0, 1, 20], [0xF8]]
+    arrived = []
+    for message in played:
+        arrived.append(time.perf_counter())
+        live.heard(message, arrived[-1])
+        time.sleep(0.01)
+    time.sleep(0.1)
+    live.stopping.set()
+    loop.join()
+    thru = [(t, m) for t, m in sent if m[0] & 0x0F == 4]
+    assert [m for _, m in thru[:4]] == [[0x94, 60, 90], [0xB4, 64, 127], [0x94, 64, 80], [0x84, 60, 0]]
+    assert all(t - a < 0.005 for (t, _), a in zip(thru[:4], arrived)), "thru waited for the step loop"
+    assert [m for _, m in thru[4:]] == [[0x84, 64, 0], [0xB4, 64, 0], [0xB4, 123, 0]]   # the way out
+    parts = {track.name: track for track in mido.MidiFile(tmp_path / "take.mid").tracks}
+    assert [m.note for m in parts["musician"] if m.type == "note_on" and m.velocity] == [60, 64]
+    assert not [m for m in parts["livecomp"] if m.type == "note_on" and m.channel == 4]   # not twice

@@ -120,6 +120,7 @@ def test_a_busy_reader_does_not_place_the_musicians_notes_late(monkeypatch, ping
     heard = []
     port.on_message = lambda message, t: heard.append((message, t))
     port._lock, port._closing, port._opened_at, port._pings = threading.Lock(), threading.Event(), 0.0, {}
+    port.poll_s = ports.POLL_S
     port._patchbay = types.SimpleNamespace(period_s=lambda: period)
     messages = []
     for i in range(ports.FIRST):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import NOTTINGHAM, bad_midi_files, make_midi, note
-from livecomp.roll import (HELD, LOW_KEY, OFF, STRUCK, MidiFileError, PianoRoll, midi_to_roll,
-                           read_midi, roll_to_midi)
+from livecomp.roll import HELD, LOW_KEY, OFF, STRUCK, PianoRoll, midi_to_roll, roll_to_midi
+from livecomp.score import MidiFileError, read_midi
 
 
 def reread(mid: mido.MidiFile) -> mido.MidiFile:

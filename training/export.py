@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from livecomp import __version__
-from livecomp.engine import FORMAT, Engine, ModelError, score, sha256_file
+from livecomp.engine import Engine, score
+from livecomp.models import FORMAT, ModelError, sha256_file
 from livecomp.files import atomic_write_bytes
 
 from .checkpoint import load_model
@@ -144,8 +145,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        progress(f"exporting {meta['model']['architecture']} ({sum(p.numel() for p in model.parameters()):,} "
-                 f"parameters) to ONNX")
+        parameters = sum(p.numel() for p in model.parameters())
+        progress(f"exporting {meta['model']['architecture']} ({parameters:,} parameters) to ONNX")
         files = export_graphs(model, tmp, steps_per_bar)
         model.eval()
         info = {
@@ -161,6 +162,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
             "bar_steps": steps_per_bar,
             "state": [{"name": n, "shape": list(s)} for n, s in model.state_shapes()],
             "files": files,
+            "parameters": parameters,
         }
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
         engine = Engine(tmp, provider="cpu")

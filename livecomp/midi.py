@@ -1,0 +1,104 @@
+"""MIDI as livecomp speaks it: named status bytes and controllers, the few messages it builds,
+and MIDI tracks made from timed messages (a recording, a duet, a piano roll written out).
+
+Messages travel as lists of raw bytes, as python-rtmidi gives and takes them.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import mido
+
+from .files import save_midi
+
+NOTE_OFF, NOTE_ON, CONTROL = 0x80, 0x90, 0xB0                     # channel messages (| channel)
+SYSEX, SONG_POSITION, SYSEX_END = 0xF0, 0xF2, 0xF7               # system messages
+CLOCK, START, CONTINUE, STOP, ACTIVE_SENSING = 0xF8, 0xFA, 0xFB, 0xFC, 0xFE
+SUSTAIN, ALL_NOTES_OFF = 64, 123                                  # controllers
+DRUMS = 9                                                          # General MIDI's drum channel (10)
+
+
+def kind(message: list[int]) -> int:
+    """The status without its channel (NOTE_ON, CONTROL, ...); system messages are >= SYSEX."""
+    return message[0] & 0xF0 if message else 0
+
+
+def is_system(message: list[int]) -> bool:
+    return bool(message) and message[0] >= SYSEX
+
+
+def is_note_on(message: list[int]) -> bool:
+    """A note-on with a velocity (velocity 0 is a note-off)."""
+    return kind(message) == NOTE_ON and len(message) > 2 and message[2] > 0
+
+
+def is_note(message: list[int]) -> bool:
+    """A note-on or note-off (of either spelling)."""
+    return kind(message) in (NOTE_ON, NOTE_OFF) and len(message) > 2
+
+
+def is_control(message: list[int], number: int | None = None) -> bool:
+    return kind(message) == CONTROL and len(message) > 2 and (number is None or message[1] == number)
+
+
+def note_on(channel: int, pitch: int, velocity: int) -> list[int]:
+    return [NOTE_ON | channel, pitch, velocity]
+
+
+def note_off(channel: int, pitch: int) -> list[int]:
+    return [NOTE_OFF | channel, pitch, 0]
+
+
+def control(channel: int, number: int, value: int) -> list[int]:
+    return [CONTROL | channel, number, value]
+
+
+def song_position(sixteenths: int) -> list[int]:
+    return [SONG_POSITION, sixteenths & 0x7F, sixteenths >> 7]
+
+
+def track(timed: list[tuple[int, mido.Message | mido.MetaMessage]], name: str | None = None) -> mido.MidiTrack:
+    """A track from (absolute tick, message) pairs, in the order given where ticks tie (sort
+    them first if their order matters)."""
+    out = mido.MidiTrack([mido.MetaMessage("track_name", name=name)] if name is not None else [])
+    now = 0
+    for tick, message in timed:
+        tick = max(tick, now)
+        out.append(message.copy(time=tick - now))
+        now = tick
+    return out
+
+
+class Recorder:
+    """What was heard and what was played, with their times: written as a two-part MIDI file
+    (``--record``). Clock and system messages are not kept."""
+
+    def __init__(self):
+        self.heard: list[tuple[float, list[int]]] = []
+        self.played: list[tuple[float, list[int]]] = []
+        self._lock = threading.Lock()
+
+    def add(self, part: str, t: float, message: list[int]) -> None:
+        if not message or is_system(message):
+            return
+        with self._lock:
+            (self.heard if part == "heard" else self.played).append((t, list(message)))
+
+    def save(self, path: Path, bpm: float, origin: float | None) -> None:
+        tpb = 480
+        with self._lock:
+            parts = (("musician", list(self.heard)), ("livecomp", list(self.played)))
+        zero = origin if origin is not None else min([t for _, p in parts for t, _ in p], default=0.0)
+        mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+        mid.tracks.append(track([(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))], "tempo"))
+        for name, part in parts:
+            timed = []
+            for t, raw in sorted(part, key=lambda e: e[0]):
+                try:
+                    timed.append((max(int(round((t - zero) * tpb * bpm / 60.0)), 0), mido.Message.from_bytes(raw)))
+                except ValueError:
+                    continue
+            mid.tracks.append(track(timed, name))
+        save_midi(path, mid)

@@ -1,0 +1,145 @@
+"""An exported model's folder, as DESIGN.md's contract defines it: ``model.json`` read and
+checked (format, values of the right type and range, each graph present and matching its
+sha256), and the shipped models found by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+FORMAT = 1
+ROLES = ("encode", "advance", "bar")
+ARCHITECTURES = ("basic", "endecell")
+REQUIRED = ("format", "name", "architecture", "key_states", "steps_per_beat", "beats_per_bar",
+            "steps_per_bar", "bar_steps", "state", "files")
+
+
+class ModelError(ValueError):
+    """A model folder that cannot be used: missing, damaged, or not what model.json says."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_model_json(folder: Path) -> dict:
+    """model.json of a folder, with every file it names present and matching its sha256."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"{folder} is not a model folder.")
+    try:
+        info = json.loads((folder / "model.json").read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{folder} has no model.json, so it is not an exported livecomp model.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder / 'model.json'} is not valid JSON ({exc}).") from None
+    if not isinstance(info, dict) or any(k not in info for k in REQUIRED):
+        missing = [k for k in REQUIRED if not isinstance(info, dict) or k not in info]
+        raise ModelError(f"{folder / 'model.json'} lacks {', '.join(missing)}.")
+    if info["format"] != FORMAT:
+        raise ModelError(f"{folder} is model format {info['format']!r}; this livecomp reads format {FORMAT}.")
+    _check_values(info, folder / "model.json")
+    for role in ROLES:
+        entry = info["files"].get(role) if isinstance(info["files"], dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
+                not isinstance(entry.get("sha256"), str):
+            raise ModelError(f"{folder / 'model.json'} names no {role} graph.")
+        path = folder / entry["path"]
+        if not path.is_file():
+            raise ModelError(f"{path} is missing.")
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            raise ModelError(f"{path} cannot be read ({exc.strerror or exc}).") from None
+        if digest != entry["sha256"]:
+            raise ModelError(f"{path} does not match the sha256 in model.json (damaged or replaced).")
+    return info
+
+
+def _check_values(info: dict, where: Path) -> None:
+    """Each value of model.json of the type and range the contract gives (DESIGN.md)."""
+    def whole(key: str, low: int, high: int) -> int:
+        value = info[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ModelError(f"{where}: {key} must be a whole number from {low} to {high}, not {value!r}.")
+        return value
+
+    if info["architecture"] not in ARCHITECTURES:
+        raise ModelError(f"{where}: architecture {info['architecture']!r} is not one this livecomp runs "
+                         f"({', '.join(ARCHITECTURES)}).")
+    if not isinstance(info["name"], str):
+        raise ModelError(f"{where}: name must be text, not {info['name']!r}.")
+    whole("key_states", 2, 3)
+    spb, bpb = whole("steps_per_beat", 1, 96), whole("beats_per_bar", 1, 32)
+    if whole("steps_per_bar", 1, 96 * 32) != spb * bpb:
+        raise ModelError(f"{where}: steps_per_bar {info['steps_per_bar']} is not steps_per_beat x beats_per_bar "
+                         f"({spb * bpb}).")
+    whole("bar_steps", 1, 96 * 32)
+    state = info["state"]
+    if not isinstance(state, list) or not state or not all(
+            isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("shape"), list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in t["shape"]) for t in state):
+        raise ModelError(f"{where}: state must be a list of tensors, each with a name and a shape of positive "
+                         f"whole numbers.")
+
+
+DEFAULT_MODEL = "piano"
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models that come with livecomp: name -> folder."""
+    from importlib import resources
+
+    try:
+        root = Path(str(resources.files("livecomp.exported")))
+    except ModuleNotFoundError:
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "model.json").is_file()}
+
+
+def find_model(name_or_path: str | Path | None = None) -> Path:
+    """A model folder from a path, or the name of a shipped model (default: ``DEFAULT_MODEL``)."""
+    if name_or_path is not None and Path(name_or_path).is_dir():
+        return Path(name_or_path)
+    name = str(name_or_path or DEFAULT_MODEL)
+    models = shipped_models()
+    if name in models:
+        return models[name]
+    known = ", ".join(models) or "none installed"
+    raise ModelError(f"no model folder or shipped model named {name!r} (shipped: {known}).")
+
+
+def card(folder: Path) -> list[str]:
+    """What a musician choosing a model wants to know, from its model.json, a line each: what it
+    is, what it learnt from (and the data's licence), its grid, its size, and its figures."""
+    info = read_model_json(folder)
+    training = info.get("training") or {}
+    spb, bpb = info["steps_per_beat"], info["beats_per_bar"]
+    lines = [f"{info['name']}: {info['architecture']}, {spb} step{'s' * (spb != 1)} a beat, "
+             f"{bpb} beat{'s' * (bpb != 1)} a bar"
+             + (f", {info['parameters']:,} parameters" if isinstance(info.get("parameters"), int) else "")
+             + f" ({folder})"]
+    if training.get("corpus"):
+        lines.append(f"  learnt from {training['corpus']}"
+                     + (f" ({training['corpus_licence']})" if training.get("corpus_licence") else ""))
+    for corpus, figures in (info.get("metrics") or {}).items():
+        if isinstance(figures, dict) and "nll" in figures:
+            lines.append(f"  test NLL {figures['nll']:.3f} nats a frame on {corpus} ({figures.get('frames', '?')} frames)")
+    musicality = info.get("musicality") or {}
+    answers = {k: v for k, v in musicality.items() if isinstance(v, dict) and "key" in v and "real" in v}
+    if answers:
+        lines.append(f"  its answers to calls from each corpus ({musicality.get('bench', 'bench/musicality.py')}), the "
+                     f"composers' own next bars in brackets: key and rhythm agree with the call (1: the same), "
+                     f"density in the call's notes a bar, register in semitones from the call's")
+        for corpus, m in answers.items():
+            real = m["real"]
+            lines.append(f"    {corpus:<14} key {m['key']:.2f} ({real['key']:.2f})  rhythm {m['rhythm']:.2f} "
+                         f"({real['rhythm']:.2f})  density {m['density']:.2f} ({real['density']:.2f})  "
+                         f"register {m['register']:.1f} ({real['register']:.1f})")
+    return lines
