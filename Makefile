@@ -1,5 +1,6 @@
 # One entry point for a fresh machine: `make demo` runs livecomp on its shipped
-# defaults, `make test` runs the whole suite. Both build .venv on first use.
+# defaults (building .venv-demo, the runtime alone), `make test` runs the whole suite
+# (building .venv with the training and test extras).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -16,10 +17,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,test]'
 	touch $(STAMP)
 
+# The demo needs the runtime alone (numpy, mido, python-rtmidi, typer, onnxruntime): a venv of its
+# own without torch, onnx or the test tools, so a first run downloads no training stack.
+DEMO_VENV  ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEMO_VENV)/bin/pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
 # The co-performer's offline twin on the shipped example: two 4-bar calls from Schumann's "Melodie"
 # (Album for the Young, Op. 68 No. 1), each answered by the default model.
-demo: $(STAMP)
-	$(BIN)/livecomp duet --out $(OUT)/demo.mid --png $(OUT)/demo.png \
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/livecomp duet --out $(OUT)/demo.mid --png $(OUT)/demo.png \
 	  $$(command -v fluidsynth >/dev/null && echo --wav $(OUT)/demo.wav)
 
 test: $(STAMP)
@@ -75,4 +86,4 @@ models: $(addprefix run-,$(SHIPPED))
 	$(BIN)/python bench/musicality.py --write-cards
 
 clean:
-	rm -rf $(VENV) $(OUT)
+	rm -rf $(VENV) $(DEMO_VENV) $(OUT)

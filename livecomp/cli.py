@@ -561,7 +561,7 @@ def listen(
                                                 "tempo and phase from your first phrase."),
     meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
     sync: Sync = typer.Option(Sync.internal, "--sync", help="internal, or clock: follow MIDI clock (Start, Stop, Song Position Pointer) from the input port."),
-    send_clock: bool = typer.Option(False, "--send-clock", help="Send MIDI clock on the output port so a DAW or drum machine follows."),
+    send_clock: bool = typer.Option(False, "--send-clock", help="Send MIDI clock on the output port so a DAW or drum machine follows: Start on bar 1 after a --count-in, else Song Position Pointer and Continue from your first note's grid."),
     silence_beats: float = SILENCE_BEATS,
     min_call_beats: float = MIN_CALL_BEATS,
     max_call_bars: int = MAX_CALL_BARS,

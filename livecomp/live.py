@@ -114,11 +114,11 @@ class Live:
                 self._thru_sounding.discard((channel, out[1]))
 
     def _end_thru(self) -> None:
-        """Note-off for every note passed thru and not yet ended, sustain off and All Notes Off
-        on each channel thru used."""
+        """Note-off for every note passed thru and not yet ended, then ``midi.silence`` on each
+        channel thru used."""
         ending = [midi.note_off(channel, pitch) for channel, pitch in sorted(self._thru_sounding)]
         for channel in sorted(self._thru_channels):
-            ending += [midi.control(channel, midi.SUSTAIN, 0), midi.control(channel, midi.ALL_NOTES_OFF, 0)]
+            ending += midi.silence(channel)
         with self._thru_lock:
             for message in ending:
                 try:
@@ -305,13 +305,14 @@ class Live:
         return [(t, m) for t, m in pending if t >= since], n
 
     def _send_ticks(self, step: int) -> None:
-        """MIDI clock for ``step``: its ticks at 24 per beat. The grid starts with the musician's
-        first note, so step 0 is past by the time the clock can start: before step 1, Song
-        Position Pointer (in 16ths) and Continue start followers there instead of at Start."""
+        """MIDI clock for ``step``: its ticks at 24 per beat. After a count-in, followers had
+        ticks through it and Start just before bar 1 (``_count_in``). Otherwise the grid starts
+        with the musician's first note, so step 0 is past by the time the clock can start: before
+        step 1, Song Position Pointer (in 16ths) and Continue start followers there instead."""
         ticks = 24 // self.engine.steps_per_beat
         tick = self.grid.step_seconds / ticks
         due = self.grid.time_of(step)
-        if step == 1:
+        if step == 1 and not self.cfg.count_in:
             sixteenths = 4 // self.engine.steps_per_beat if self.engine.steps_per_beat <= 4 else 0
             self.scheduler.at(due - 0.002, midi.song_position(sixteenths), tag=CLOCK_OUT)
             self.scheduler.at(due - 0.001, [midi.CONTINUE], tag=CLOCK_OUT)
@@ -336,6 +337,10 @@ class Live:
         self._new_grid(start + bars * spbar * 60.0 / (self.cfg.bpm * self.engine.steps_per_beat), self.cfg.bpm)
         for step in range(-bars * spbar, 0, self.engine.steps_per_beat):
             self._click(step)
+        if self.cfg.send_clock:        # ticks through the count-in set a follower's tempo; Start, bar 1
+            for step in range(-bars * spbar, 1):
+                self._send_ticks(step)
+            self.scheduler.at(self.grid.time_of(0) - 0.001, [midi.START], tag=CLOCK_OUT)
         self.log(f"count-in: {bars} bar{'s' * (bars != 1)} at {self.cfg.bpm:g} bpm, then bar 1")
         pending = []
         while not self.stopping.is_set() and now() < self.grid.time_of(-0.5):

@@ -16,7 +16,7 @@ from .files import save_midi
 NOTE_OFF, NOTE_ON, CONTROL = 0x80, 0x90, 0xB0                     # channel messages (| channel)
 SYSEX, SONG_POSITION, SYSEX_END = 0xF0, 0xF2, 0xF7               # system messages
 CLOCK, START, CONTINUE, STOP, ACTIVE_SENSING = 0xF8, 0xFA, 0xFB, 0xFC, 0xFE
-SUSTAIN, ALL_NOTES_OFF = 64, 123                                  # controllers
+SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123              # controllers
 DRUMS = 9                                                          # General MIDI's drum channel (10)
 
 
@@ -53,6 +53,12 @@ def note_off(channel: int, pitch: int) -> list[int]:
 
 def control(channel: int, number: int, value: int) -> list[int]:
     return [CONTROL | channel, number, value]
+
+
+def silence(channel: int) -> list[list[int]]:
+    """What ends everything on a channel once each started note has had its note-off: All Sound
+    Off, All Notes Off, and the sustain pedal up."""
+    return [control(channel, ALL_SOUND_OFF, 0), control(channel, ALL_NOTES_OFF, 0), control(channel, SUSTAIN, 0)]
 
 
 def song_position(sixteenths: int) -> list[int]:

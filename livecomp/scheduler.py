@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .midi import ALL_NOTES_OFF, control, is_note, is_note_on, note_off
+from .midi import is_note, is_note_on, note_off, silence
 
 now = time.perf_counter           # monotonic, sub-microsecond
 
@@ -39,6 +39,7 @@ def wait_until(when: float, spin_s: float = 0.002) -> None:
 # the sends wait for.
 SEND_PRIORITY = 4
 RELEASE: list[int] = []           # in the plan: note-off for whatever sounds when its time comes
+SILENCE_AGAIN_S = 0.03            # the way out's All Sound Off / All Notes Off, sent again after this
 
 
 def realtime(priority: int) -> bool:
@@ -152,8 +153,10 @@ class Scheduler:
     # -- the way out --------------------------------------------------------------------------
 
     def panic(self) -> None:
-        """Stop the thread, drop every plan, and silence: note-off for every sounding note and
-        All Notes Off (CC 123) on every channel used. Safe to call more than once."""
+        """Stop the thread, drop every plan, and silence: note-off for every sounding note, then
+        All Sound Off, All Notes Off and sustain off on every channel used, and those three once
+        more ``SILENCE_AGAIN_S`` later, so one period a JACK client overran (and whose messages
+        JACK dropped) cannot leave a note sounding. Safe to call more than once."""
         with self._cond:
             self._stopped = True
             self._heap.clear()
@@ -163,8 +166,12 @@ class Scheduler:
         for channel, pitch in list(self.sounding):
             self._safe_send(note_off(channel, pitch))
         self.sounding.clear()
-        for channel in sorted(self.channels):
-            self._safe_send(control(channel, ALL_NOTES_OFF, 0))
+        for repeat in range(2):
+            if repeat:      # once more a little later: a MIDI system that overran a period drops what it held
+                time.sleep(SILENCE_AGAIN_S)
+            for channel in sorted(self.channels):
+                for message in silence(channel):
+                    self._safe_send(message)
 
     def _safe_send(self, message: list[int]) -> None:
         try:

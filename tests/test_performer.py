@@ -309,7 +309,7 @@ def test_duet_ends_a_call_on_the_end_controller_as_listen_does(engine, tmp_path)
 def test_thru_passes_notes_and_pedal_on_at_once_and_ends_what_is_held_on_the_way_out(engine, tmp_path):
     """--thru on a fake port: each note and the pedal leave as they arrive, on the channel asked
     for (not waiting for the step loop); the recording keeps them once, as heard; a key still
-    held at exit is ended, with sustain off and All Notes Off on the thru channel."""
+    held at exit is ended, then All Sound Off, All Notes Off and sustain off on the thru channel."""
     import threading
     import time
 
@@ -335,7 +335,38 @@ def test_thru_passes_notes_and_pedal_on_at_once_and_ends_what_is_held_on_the_way
     thru = [(t, m) for t, m in sent if m[0] & 0x0F == 4]
     assert [m for _, m in thru[:4]] == [[0x94, 60, 90], [0xB4, 64, 127], [0x94, 64, 80], [0x84, 60, 0]]
     assert all(t - a < 0.005 for (t, _), a in zip(thru[:4], arrived)), "thru waited for the step loop"
-    assert [m for _, m in thru[4:]] == [[0x84, 64, 0], [0xB4, 64, 0], [0xB4, 123, 0]]   # the way out
+    assert [m for _, m in thru[4:]] == [[0x84, 64, 0], [0xB4, 120, 0], [0xB4, 123, 0], [0xB4, 64, 0]]   # the way out
     parts = {track.name: track for track in mido.MidiFile(tmp_path / "take.mid").tracks}
     assert [m.note for m in parts["musician"] if m.type == "note_on" and m.velocity] == [60, 64]
     assert not [m for m in parts["livecomp"] if m.type == "note_on" and m.channel == 4]   # not twice
+
+
+def test_clock_out_after_a_count_in_gives_followers_start_on_bar_1(engine):
+    """--send-clock with --count-in: ticks through the count-in (a follower learns the tempo),
+    Start just before bar 1, and the first tick after it on bar 1's downbeat; no Song Position
+    Pointer or Continue, which many drum machines ignore."""
+    import threading
+    import time
+
+    from livecomp.live import Live, LiveConfig
+
+    def attempt():
+        sent = []
+        live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=240, count_in=1, send_clock=True, status=False),
+                    send=lambda m: sent.append((time.perf_counter(), m)), log=lambda text: None)
+        loop = threading.Thread(target=live.run)
+        loop.start()
+        while live.grid is None:
+            time.sleep(0.001)
+        time.sleep(max(live.grid.time_of(4) - time.perf_counter(), 0) + 0.05)
+        live.stopping.set()
+        loop.join()
+        system = [(t, m[0]) for t, m in sent if m[0] >= 0xF0]
+        start = next(i for i, (_, s) in enumerate(system) if s == 0xFA)
+        assert {s for _, s in system[:start]} == {0xF8} and start >= 4 * 24 - 1     # the count-in's ticks
+        assert not any(s in (0xF2, 0xFB) for _, s in system)
+        t_start, (t_tick, after) = system[start][0], system[start + 1]
+        assert after == 0xF8 and abs(t_tick - live.grid.time_of(0)) < 0.002 and t_start < t_tick
+        assert system[-1][1] == 0xFC                                                    # Stop on the way out
+
+    twice(attempt)
