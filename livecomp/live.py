@@ -116,10 +116,10 @@ class Live:
     def _end_thru(self) -> None:
         """Note-off for every note passed thru and not yet ended, then ``midi.silence`` on each
         channel thru used."""
-        ending = [midi.note_off(channel, pitch) for channel, pitch in sorted(self._thru_sounding)]
-        for channel in sorted(self._thru_channels):
-            ending += midi.silence(channel)
-        with self._thru_lock:
+        with self._thru_lock:        # after ``stopping``: nothing more passes thru once this holds it
+            ending = [midi.note_off(channel, pitch) for channel, pitch in sorted(self._thru_sounding)]
+            for channel in sorted(self._thru_channels):
+                ending += midi.silence(channel)
             for message in ending:
                 try:
                     self._send_port(message)
