@@ -76,6 +76,7 @@ class Live:
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
+        self._told = 0                                # answers logged so far
         self._thru_lock = threading.Lock()
         self._thru_sounding: set[tuple[int, int]] = set()   # (channel, pitch) passed thru and not yet ended
         self._thru_channels: set[int] = set()
@@ -205,6 +206,7 @@ class Live:
             self._hand_over(n)                             # what earlier steps planned, timed now
             self._plan(self.performer.step(n))
             self._hand_over(n)
+            self._tell_answers()
             if self.cfg.send_clock:
                 self._send_ticks(n + 1)
             if self.cfg.metronome:
@@ -422,10 +424,23 @@ class Live:
         self.performer.hear(step, message, self.cfg.end_cc)
 
     def _status(self, n: int) -> None:
+        """On a terminal, one line redrawn each beat: tempo and where it comes from, bar and beat,
+        listening or answering, the model, the answers so far and the sends' lateness."""
+        if not sys.stderr.isatty():
+            return
         bar, beat = n // self.performer.steps_per_bar + 1, (n % self.performer.steps_per_bar) // self.engine.steps_per_beat + 1
         late = self.scheduler.lateness_ms()
         what = "answering" if self.performer.answering else "listening"
-        line = f"{self.bpm:.1f} bpm  {bar:>4}:{beat}  {what:<9}  last sends p99 {late['p99']:.2f} ms"
-        if sys.stderr.isatty():
-            sys.stderr.write("\r" + line)
-            sys.stderr.flush()
+        source = "clock" if self.follower is not None else "estimated" if self.cfg.bpm is None else "fixed"
+        sys.stderr.write(f"\r{self.bpm:.1f} bpm ({source})  {bar:>4}:{beat}  {what:<9}  {self.engine.name}  "
+                         f"{self.performer.answers} answers  sends p99 {late['p99']:.2f} ms\x1b[K")
+        sys.stderr.flush()
+
+    def _tell_answers(self) -> None:
+        """One line for each answer as it is planned: where it starts and ends."""
+        spbar = self.performer.steps_per_bar
+        for start, end in self.performer.planned[self._told:]:
+            self._told += 1
+            clear = "\r\x1b[K" if self.cfg.status and sys.stderr.isatty() else ""   # over the status line
+            first, last = start // spbar + 1, (end - 1) // spbar + 1
+            self.log(f"{clear}answer {self._told}: " + (f"bar {first}" if first == last else f"bars {first} to {last}"))

@@ -189,6 +189,7 @@ def test_a_daw_restarted_twice_gets_answers_on_the_bar_lines_of_each_song(engine
             assert all(abs(k - round(k)) * step < 0.003 for k in bar3), (bpm, bar3)   # on the song's own grid
         assert not left_sounding(sent)
         assert any(line.startswith("MIDI clock: stop, start;") for line in said), said   # one move, said once
+        assert [line for line in said if line.startswith("answer ")] == ["answer 1: bar 3", "answer 2: bar 3"], said
 
     twice(attempt)
 

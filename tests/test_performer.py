@@ -370,3 +370,39 @@ def test_clock_out_after_a_count_in_gives_followers_start_on_bar_1(engine):
         assert system[-1][1] == 0xFC                                                    # Stop on the way out
 
     twice(attempt)
+
+
+def test_on_a_terminal_one_status_line_is_redrawn_and_each_answer_is_told(engine, monkeypatch):
+    """The live view: on a terminal, a line redrawn in place each beat (tempo and its source, bar
+    and beat, listening or answering, the model, answers, lateness); each answer also gets a log
+    line of its own, drawn over the status line."""
+    import io
+    import threading
+    import time
+
+    from livecomp.live import Live, LiveConfig
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    said = []
+    live = Live(engine, PerformerConfig(seed=0, bars=1, silence_beats=1), LiveConfig(bpm=240, status=True),
+                send=lambda m: None, log=said.append)
+    loop = threading.Thread(target=live.run)
+    loop.start()
+    t0 = time.perf_counter()
+    for i, pitch in enumerate([60, 64, 67, 72]):                   # a bar of crotchets at 240 bpm
+        time.sleep(max(t0 + i * 0.25 - time.perf_counter(), 0))
+        live.heard([0x90, pitch, 90], time.perf_counter())
+        live.heard([0x80, pitch, 0], time.perf_counter() + 0.1)
+    time.sleep(2.2)
+    live.stopping.set()
+    loop.join()
+    lines = [line for line in screen.getvalue().split("\r") if line]
+    assert lines and all(line.endswith("\x1b[K") for line in lines)
+    assert "240.0 bpm (fixed)" in lines[0] and "listening" in lines[0] and engine.name in lines[0]
+    assert any("answering" in line and "1 answers" in line for line in lines), lines
+    assert "\r\x1b[Kanswer 1: bar 3" in said, said
