@@ -378,8 +378,11 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
         assert ons, out
         ticks_heard = sum(m == [0xF8] for _, _, m in session._arrived)
         seen = f"{out}\nthe test's sends up to {held * 1e3:.1f} ms late; its synth heard {ticks_heard} of {len(ticks)} ticks"
-        first = on_grid([t for t, _ in ons], t0, step, 2 * PERIOD + 0.001, seen)[0]
-        assert first % 16 == 0, first                                                   # a bar line of the source
+        # the first note only: the later ones follow the test's own ticks, which its process sends
+        # late or JACK drops now and then on this VM, and which livecomp follows as they come
+        offset = (ons[0][0] - t0) / step
+        assert abs(offset - round(offset)) * step <= 2 * PERIOD + 0.001, (offset, seen)
+        assert round(offset) % 16 == 0, offset                                          # a bar line of the source
         assert ended(session.played()), out
 
     twice(attempt)
