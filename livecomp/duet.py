@@ -1,10 +1,10 @@
-"""The offline twin of ``livecomp listen``: the same ``Performer`` on a MIDI file, on a simulated
-clock (as fast as the model runs, the same output for the same seed).
+"""The offline twin of ``livecomp listen``: the live loop itself on a MIDI file, on simulated time
+(``Rehearsal``: as fast as the model runs, the same output for the same seed).
 
 The file's first tempo and time signature set the grid (step 0 at the file's start, so its bar
 lines are the performance's); each message is placed on its nearest step, and step n is
-decided when its window closes, exactly as live. After the file ends the clock runs on until
-the last call has been answered.
+decided when its window closes, by the code that does it live. After the file ends the clock
+runs on until the last call has been answered.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import mido
 
 from .clock import Grid
 from .engine import Engine
-from .midi import track
-from .frames import Event, Timeline
-from .performer import Performer, PerformerConfig
+from .frames import Event
+from .midi import is_note, is_note_on, track
+from .performer import PerformerConfig
 from .roll import LOW_KEY, N_KEYS
+from .scheduler import Rehearsal
 from .score import DEFAULT_TEMPO_US, MidiFileError, open_midi, usable
 
 OUTPUT_TICKS_PER_BEAT = 480
@@ -92,36 +93,41 @@ class Duet:
 
 def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConfig, channel: int = 0,
          end_cc: int | None = None) -> Duet:
-    """Run the performer on a file (a path or a file in memory); ``end_cc``, as ``listen``'s
-    ``--end-cc``: a controller that ends a call at once (value >= 64)."""
+    """Run the live loop on a file (a path or a file in memory) on simulated time: the same code
+    as ``listen``, hearing the file's messages at their times; ``end_cc``, as ``listen``'s
+    ``--end-cc``: a controller that ends a call at once (value >= 64). It ends once the file has
+    and the last call is answered (``--mode duet``: as the file ends)."""
+    from .live import Live, LiveConfig
+
     timed, tempo, (num, den), meters, told = read_performance(path)
     beats = num * 4 / den
     if beats != int(beats):
         raise MidiFileError(f"{path} is in {num}/{den}, which is not a whole number of quarter-note beats.")
-    grid = Grid(origin=0.0, bpm=mido.tempo2bpm(tempo), steps_per_beat=engine.steps_per_beat, beats_per_bar=int(beats))
-    performer = Performer(engine, grid.steps_per_bar, grid.steps_per_beat, config)
-    timeline = Timeline()
-    i, n = 0, 0
+    rehearsal = Rehearsal([(t, msg.bytes()) for t, msg in timed])
     end_of_file = timed[-1][0]
-    while True:
-        closes = grid.time_of(n + 0.5)
-        while i < len(timed) and timed[i][0] < closes:
-            t, msg = timed[i]
-            performer.hear(grid.nearest_step(t), msg.bytes(), end_cc)
-            i += 1
-        timeline.add(performer.step(n))
-        n += 1
-        after_file = grid.time_of(n) > end_of_file
+
+    def over(n: int) -> bool:
+        """Step n begins: has the performance ended? Then everything before n is played."""
+        grid, performer = live.grid, live.performer
+        if grid.time_of(n) <= end_of_file:
+            return False
         waited = n - grid.nearest_step(end_of_file)
-        if config.mode == "duet" and after_file:
-            timeline.add(performer.finish(n))
-            break
-        if after_file and not performer.answering and (performer.call_start is None or
-                                                       waited > (config.silence_beats + 1) * grid.steps_per_beat):
-            break
-    events = timeline.sorted()
-    return Duet(_two_tracks(timed, tempo, (num, den), meters, events, grid, channel), events, grid, performer.planned,
-                told)
+        done = config.mode == "duet" or not performer.answering and (
+            performer.call_start is None or waited > (config.silence_beats + 1) * grid.steps_per_beat)
+        if done:
+            rehearsal.to(grid.time_of(n))          # the way out ends what still sounds at step n
+        return done
+
+    live = Live(engine, config, LiveConfig(bpm=mido.tempo2bpm(tempo), beats_per_bar=int(beats), channel=channel,
+                                           end_cc=end_cc, status=False, realtime=False, origin=0.0),
+                send=lambda message: None, log=lambda line: None, clock=rehearsal, until=over)
+    live.run()
+    grid = live.grid
+    events = sorted((Event(grid.nearest_step(t), "on" if is_note_on(m) else "off", m[1], m[2] if is_note_on(m) else 0)
+                     for t, m in live.scheduler.sent if is_note(m)),
+                    key=lambda e: (e.step, e.kind == "on", e.pitch))
+    return Duet(_two_tracks(timed, tempo, (num, den), meters, events, grid, channel), events, grid,
+                live.performer.planned, told)
 
 
 def _two_tracks(timed, tempo: int, meter: tuple[int, int], meters, events: list[Event], grid: Grid,

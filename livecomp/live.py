@@ -26,7 +26,7 @@ from .clock import ClockFollower, Grid, estimate_tempo
 from .engine import Engine
 from .midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
-from .scheduler import SEND_PRIORITY, Scheduler, now
+from .scheduler import SEND_PRIORITY, WallClock
 
 
 @dataclass
@@ -46,6 +46,7 @@ class LiveConfig:
     realtime: bool = True               # the sending thread at real-time priority where the system allows
     thru: bool = False                  # the musician's notes and pedal pass to the output as they arrive ...
     thru_channel: int | None = None     # ... on this channel (0-15), or on the one they came on
+    origin: float | None = None         # beat 1 of bar 1 is known (a file's start offline): no waiting for it
 
 
 LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed this long before they are due
@@ -56,23 +57,27 @@ CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat
 
 class Live:
     def __init__(self, engine: Engine, performer_cfg: PerformerConfig, cfg: LiveConfig, send, log=print,
-                 click_send=None):
+                 click_send=None, clock=None, until=None):
+        """``clock``: where time, what is heard and the schedulers come from (``WallClock`` live,
+        ``Rehearsal`` offline). ``until(n)``: asked as each step n begins; True ends the run."""
         self.engine = engine
         self.cfg = cfg
         self.performer = Performer(engine, engine.steps_per_beat * cfg.beats_per_bar, engine.steps_per_beat,
                                    performer_cfg)
         self.recorder = Recorder() if cfg.record is not None else None    # keeps every message: only on request
         self.recorded: Path | None = None                                  # where the recording went
-        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.clock = clock or WallClock()
+        self.now = self.clock.now
+        self.until = until
         self._send_port = send
         priority = SEND_PRIORITY if cfg.realtime else None
-        self.scheduler = Scheduler(self._send, priority=priority)
+        self.scheduler = self.clock.scheduler(self._send, priority=priority)
         self.grid: Grid | ClockFollower | None = None
         self.bpm: float | None = cfg.bpm
         self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
         self.stopping = threading.Event()
         self.log = log
-        self.clicks = Scheduler(click_send, priority=priority) if click_send is not None else self.scheduler
+        self.clicks = self.clock.scheduler(click_send, priority=priority) if click_send is not None else self.scheduler
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
@@ -86,7 +91,7 @@ class Live:
     def _send(self, message: list[int]) -> None:
         self._send_port(message)
         if self.recorder is not None:
-            self.recorder.add("played", now(), message)
+            self.recorder.add("played", self.now(), message)
 
     def heard(self, message: list[int], t: float) -> None:
         """The input callback: timestamp and queue, never block. MIDI clock travels through the
@@ -96,7 +101,7 @@ class Live:
             return
         if self.cfg.thru and (midi.is_note(message) or midi.is_control(message, midi.SUSTAIN)):
             self._pass_thru(message)
-        self.inbox.put((t, message))
+        self.clock.put((t, message))
 
     def _pass_thru(self, message: list[int]) -> None:
         channel = self.cfg.thru_channel if self.cfg.thru_channel is not None else message[0] & 0x0F
@@ -169,7 +174,10 @@ class Live:
         return None
 
     def _loop(self) -> None:
-        if self.follower is not None:
+        if self.cfg.origin is not None:
+            self._new_grid(self.cfg.origin, self.cfg.bpm)
+            pending, n = [], 0
+        elif self.follower is not None:
             pending, n = self._clock_start()
         elif self.cfg.count_in and self.cfg.bpm is not None:
             pending, n = self._count_in(), 0
@@ -178,10 +186,10 @@ class Live:
             n = 0
         if self.grid is None:
             return
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and not (self.until is not None and self.until(n)):
             closes = self.grid.time_of(n + 0.5)
             while True:                                                 # wait for the window to close
-                left = closes - now()
+                left = closes - self.now()
                 if left <= 0 or self.stopping.is_set():
                     break
                 got = self._take(left)
@@ -224,7 +232,7 @@ class Live:
                 due = self.grid.time_of(event.step) - self.cfg.latency_ms / 1000.0
                 self._planned = [p for p in self._planned if not (p[2] == tag and p[0] >= event.step)]
                 self.scheduler.cancel(tag, after=due)
-                self.scheduler.release(max(due, now()))
+                self.scheduler.release(max(due, self.now()))
             elif event.kind == "on":
                 self._planned.append((event.step, midi.note_on(self.cfg.channel, event.pitch, event.velocity), tag))
             else:
@@ -266,7 +274,7 @@ class Live:
         """Wait (feeding the follower) until the clock runs with two ticks to go by; the notes
         heard meanwhile are added to ``pending``."""
         f = self.follower
-        while not self.stopping.is_set() and not (f.running and f.ready and not f.paused(now())):
+        while not self.stopping.is_set() and not (f.running and f.ready and not f.paused(self.now())):
             got = self._take(0.02)
             if got is not None:
                 pending.append(got)
@@ -274,7 +282,7 @@ class Live:
 
     def _clock_step(self) -> int:
         """The step the clock is in now (its window may have closed already: it is decided at once)."""
-        return max(math.floor(self.follower.step_at(now())), 0)
+        return max(math.floor(self.follower.step_at(self.now())), 0)
 
     def _clock_moved(self, pending: list) -> tuple[list, int] | None:
         """--sync clock, after each step: None while the clock runs on. When the source stopped,
@@ -283,13 +291,13 @@ class Live:
         fresh call (a Start is the song from the top, a move is elsewhere in it). Returns the
         messages heard meanwhile that belong to the music after it, and that step."""
         f = self.follower
-        grace = now() + PAUSE_GRACE_S
-        while not self._transport and f.running and f.paused(now()) and (left := grace - now()) > 0:
+        grace = self.now() + PAUSE_GRACE_S
+        while not self._transport and f.running and f.paused(self.now()) and (left := grace - self.now()) > 0:
             got = self._take(left)                  # a late reader's ticks, not a pulled cable
             if got is not None:
                 pending.append(got)
         moved, self._transport = self._transport, []
-        if not moved and f.running and not f.paused(now()):
+        if not moved and f.running and not f.paused(self.now()):
             return None
         self.scheduler.cancel(self.performer.answers)
         self.scheduler.release()
@@ -335,18 +343,18 @@ class Live:
     def _count_in(self) -> list:
         """--count-in N: N bars of clicks from now; the bar after them is bar 1."""
         bars, spbar = self.cfg.count_in, self.performer.steps_per_bar
-        start = now() + 0.2
+        start = self.now() + 0.2
         self._new_grid(start + bars * spbar * 60.0 / (self.cfg.bpm * self.engine.steps_per_beat), self.cfg.bpm)
-        for step in range(-bars * spbar, 0, self.engine.steps_per_beat):
-            self._click(step)
+        for step in range(-bars * spbar, 1 if self.cfg.metronome else 0, self.engine.steps_per_beat):
+            self._click(step)                   # with --metronome bar 1's click too: the loop clicks from step 1
         if self.cfg.send_clock:        # ticks through the count-in set a follower's tempo; Start, bar 1
             for step in range(-bars * spbar, 1):
                 self._send_ticks(step)
             self.scheduler.at(self.grid.time_of(0) - 0.001, [midi.START], tag=CLOCK_OUT)
         self.log(f"count-in: {bars} bar{'s' * (bars != 1)} at {self.cfg.bpm:g} bpm, then bar 1")
         pending = []
-        while not self.stopping.is_set() and now() < self.grid.time_of(-0.5):
-            got = self._take(max(min(self.grid.time_of(-0.5) - now(), 0.05), 0.0))
+        while not self.stopping.is_set() and self.now() < self.grid.time_of(-0.5):
+            got = self._take(max(min(self.grid.time_of(-0.5) - self.now(), 0.05), 0.0))
             if got is not None:
                 pending.append(got)
         return pending
@@ -354,10 +362,10 @@ class Live:
     def _take(self, timeout: float) -> tuple[float, list[int]] | None:
         """The next message heard, waiting at most ``timeout`` seconds; MIDI clock on the way is
         fed to the follower (what its transport did is kept for ``_clock_moved``)."""
-        deadline = now() + timeout
+        deadline = self.now() + timeout
         while True:
             try:
-                t, message = self.inbox.get(timeout=max(deadline - now(), 0.0))
+                t, message = self.clock.get(max(deadline - self.now(), 0.0))
             except queue.Empty:
                 return None
             if midi.is_system(message):
@@ -405,7 +413,7 @@ class Live:
                 last = t
                 continue
             onsets = [t for t, m in pending if is_note_on(m)]
-            if len(onsets) >= 4 and not down and now() - last >= gap:
+            if len(onsets) >= 4 and not down and self.now() - last >= gap:
                 bpm, origin = estimate_tempo(onsets, steps_per_beat=self.engine.steps_per_beat)
                 self._new_grid(origin, bpm)
                 self.log(f"tempo {bpm:.1f} bpm from the first phrase of {len(onsets)} notes; its first note is "

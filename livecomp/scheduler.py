@@ -1,9 +1,15 @@
-"""Sending MIDI messages at their times on a monotonic clock, from a thread of its own.
+"""Time, and sending MIDI messages at their times: live on the monotonic clock, from a thread of
+its own, or offline on a simulated clock.
 
 Each message waits in a heap until its time: the thread sleeps until ``spin_s`` before it, then
 spins (checking the clock) for the last fraction of a millisecond, sends, and records how late
 the send was. Scheduling never blocks the caller. The scheduler knows which notes it has
 started and not yet ended, so ``stop`` and ``panic`` can release every one of them.
+
+The live loop takes its time, what it hears and its scheduler from a clock: ``WallClock`` on
+real ports, ``Rehearsal`` for a file played offline (``livecomp duet``, and tests of the live
+loop), where time jumps from one message to the next and the ``OfflineScheduler`` sends as the
+thread would have, at the planned times exactly.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import queue
 import threading
 import time
-from typing import Callable
+from collections import deque
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -59,12 +67,19 @@ class Scheduler:
                  priority: int | None = None):
         """``priority``: ask for real-time priority for the sending thread (``realtime``);
         ``self.realtime`` then says whether it was granted."""
-        self._send = send
+        self._plan(send, now)
         self._priority = priority
-        self.realtime = False
         self._started = threading.Event()
         self.spin_s = spin_s
         self.guard_s = guard_s                      # release a machine note held longer than this
+        self._thread = threading.Thread(target=self._run, name="livecomp-scheduler", daemon=True)
+        self._thread.start()
+        self._started.wait()
+
+    def _plan(self, send: Callable[[list[int]], None], clock: Callable[[], float]) -> None:
+        self._send = send
+        self._now = clock
+        self.realtime = False
         self._heap: list = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
@@ -72,9 +87,6 @@ class Scheduler:
         self.sounding: dict[tuple[int, int], float] = {}   # (channel, pitch) -> time of its note-on
         self.channels: set[int] = set()
         self.lateness: list[float] = []             # seconds, one per message sent
-        self._thread = threading.Thread(target=self._run, name="livecomp-scheduler", daemon=True)
-        self._thread.start()
-        self._started.wait()
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -98,7 +110,7 @@ class Scheduler:
         ended by then. Which notes those are is decided by the sending thread when ``t`` comes,
         not now: a note-on it is sending at this moment (taken from the plan a moment before a
         ``cancel``) is ended too."""
-        t = now() if t is None else t
+        t = self._now() if t is None else t
         with self._cond:
             heapq.heappush(self._heap, (t, next(self._seq), RELEASE, -1))
             self._cond.notify()
@@ -125,15 +137,18 @@ class Scheduler:
                 t, _, message, _ = heapq.heappop(self._heap)
             while now() < t:                                       # the last fraction of a millisecond
                 time.sleep(0)                                      # spin, but let the MIDI input thread in
-            if message is RELEASE:
-                for channel, pitch in list(self.sounding):
-                    self._send_now(note_off(channel, pitch), t)
-            else:
-                self._send_now(message, t)
+            self._deliver(t, message)
+
+    def _deliver(self, t: float, message: list[int]) -> None:
+        if message is RELEASE:
+            for channel, pitch in list(self.sounding):
+                self._send_now(note_off(channel, pitch), t)
+        else:
+            self._send_now(message, t)
 
     def _send_now(self, message: list[int], due: float) -> None:
         self._send(message)
-        sent = now()
+        sent = self._now()
         self.lateness.append(sent - due)
         if is_note(message):
             key = (message[0] & 0x0F, message[1])
@@ -186,3 +201,104 @@ class Scheduler:
         late = np.array(self.lateness) * 1e3
         return {"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99)),
                 "max": float(late.max()), "sent": int(late.size)}
+
+
+class OfflineScheduler(Scheduler):
+    """The scheduler on a simulated clock, with no thread: ``advance(t)`` sends, in order, what
+    is due before ``t``, as the thread would have, each at its planned time (``sent`` keeps
+    them). ``panic`` ends what sounds with note-offs alone: a file of the music needs no
+    controllers, and no port can have lost a message."""
+
+    def __init__(self, send: Callable[[list[int]], None], clock: Callable[[], float]):
+        self._plan(send, clock)
+        self.sent: list[tuple[float, list[int]]] = []
+
+    def advance(self, t: float) -> None:
+        while self._heap and self._heap[0][0] < t:
+            due, _, message, _ = heapq.heappop(self._heap)
+            self._deliver(due, message)
+
+    def _send_now(self, message: list[int], due: float) -> None:
+        self._send(message)
+        self.sent.append((due, message))
+        if is_note(message):
+            key = (message[0] & 0x0F, message[1])
+            if is_note_on(message):
+                self.sounding[key] = due
+            else:
+                self.sounding.pop(key, None)
+
+    def panic(self) -> None:
+        t = self._now()
+        self.advance(t)
+        self._heap.clear()
+        for channel, pitch in sorted(self.sounding):
+            self._send_now(note_off(channel, pitch), t)
+
+
+class WallClock:
+    """Live time: the monotonic clock, the queue the input port's thread fills, and schedulers
+    that send from threads of their own."""
+
+    def __init__(self):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    @staticmethod
+    def now() -> float:
+        return now()
+
+    def put(self, item: tuple[float, list[int]]) -> None:
+        self._queue.put(item)
+
+    def get(self, timeout: float) -> tuple[float, list[int]]:
+        """The next message heard, waiting at most ``timeout`` seconds (else ``queue.Empty``)."""
+        return self._queue.get(timeout=timeout)
+
+    def scheduler(self, send: Callable[[list[int]], None], priority: int | None = None) -> Scheduler:
+        return Scheduler(send, priority=priority)
+
+
+class Rehearsal:
+    """Simulated time for messages known beforehand (a file): waiting for the next message
+    jumps to it, waiting in vain jumps to the end of the wait, and the schedulers made here send
+    what falls due on the way. The same messages give the same run, as fast as the model runs."""
+
+    def __init__(self, messages: Iterable[tuple[float, list[int]]], start: float = 0.0):
+        self._messages = deque(sorted(messages, key=lambda m: m[0]))
+        self.t = start
+        self._schedulers: list[OfflineScheduler] = []
+        self._calls: list[tuple[float, Callable[[], None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def get(self, timeout: float) -> tuple[float, list[int]]:
+        if self._messages and self._messages[0][0] <= self.t + timeout:
+            item = self._messages.popleft()
+            self.to(max(self.t, item[0]))
+            return item
+        self.to(self.t + timeout)
+        raise queue.Empty
+
+    def to(self, t: float) -> None:
+        """Move the time on to ``t``: what falls due before it is sent."""
+        self.t = max(self.t, t)
+        for scheduler in self._schedulers:
+            scheduler.advance(self.t)
+        for call in [c for c in self._calls if c[0] <= self.t]:
+            self._calls.remove(call)
+            call[1]()
+
+    def call_at(self, t: float, action: Callable[[], None]) -> None:
+        """Do ``action`` once the time reaches ``t`` (a musician's Ctrl-C, in a test)."""
+        self._calls.append((t, action))
+
+    @property
+    def last(self) -> float | None:
+        """The time of the last message still to come (None when none is left)."""
+        return self._messages[-1][0] if self._messages else None
+
+    def scheduler(self, send: Callable[[list[int]], None], priority: int | None = None) -> OfflineScheduler:
+        scheduler = OfflineScheduler(send, self.now)
+        self._schedulers.append(scheduler)
+        return scheduler
