@@ -479,12 +479,20 @@ def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align,
                       barge_in, sustain, mode="call"):
     from .performer import PerformerConfig
 
-    _check_temperature(temperature)
-    if not math.isfinite(silence_beats):
-        fail(f"--silence-beats must be a number of beats, not {silence_beats}.")
-    return PerformerConfig(silence_beats=silence_beats, min_call_beats=min_call_beats, max_call_bars=max_call_bars,
-                           bars=bars, align=Align(align).value, temperature=temperature, candidates=candidates,
-                           seed=seed, barge_in=BargeIn(barge_in).value, sustain=sustain, mode=Mode(mode).value)
+    return _config(PerformerConfig, silence_beats=silence_beats, min_call_beats=min_call_beats,
+                   max_call_bars=max_call_bars, bars=bars, align=Align(align).value, temperature=temperature,
+                   candidates=candidates, seed=seed, barge_in=BargeIn(barge_in).value, sustain=sustain,
+                   mode=Mode(mode).value)
+
+
+def _config(cls, **fields):
+    """A config dataclass, or the end of the command with its own sentence, the field named as
+    its option."""
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        name, _, rest = str(exc).partition(" ")
+        fail(f"--{name.replace('_', '-')} {rest}.")
 
 
 @app.command()
@@ -603,17 +611,15 @@ def listen(
         fail(f"--bpm takes a number or auto, not {bpm!r}.")
     if tempo is not None and not 20 <= tempo <= 400:
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
-    sync = Sync(sync).value
-    if count_in and (tempo is None or sync == "clock"):
-        fail("--count-in needs a fixed --bpm (with auto or --sync clock the tempo is not known beforehand).")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
+    live_cfg = _config(LiveConfig, bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
+                       end_cc=end_cc, record=record, sync=Sync(sync).value, send_clock=send_clock,
+                       metronome=metronome, count_in=count_in, click_channel=click_channel - 1, realtime=rt,
+                       thru=thru or thru_channel is not None,
+                       thru_channel=thru_channel - 1 if thru_channel is not None else None)
     check_outputs(("--record", record), replace=False)
     engine = _engine(model, provider)
-    live_cfg = LiveConfig(bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms, end_cc=end_cc,
-                          record=record, sync=sync, send_clock=send_clock, metronome=metronome, count_in=count_in,
-                          click_channel=click_channel - 1, realtime=rt, thru=thru or thru_channel is not None,
-                          thru_channel=thru_channel - 1 if thru_channel is not None else None)
     try:
         session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo)
     except PortError as exc:

@@ -48,6 +48,26 @@ class LiveConfig:
     thru_channel: int | None = None     # ... on this channel (0-15), or on the one they came on
     origin: float | None = None         # beat 1 of bar 1 is known (a file's start offline): no waiting for it
 
+    def __post_init__(self):
+        """A setting no session can have is refused in one sentence (``ValueError``)."""
+        if self.bpm is not None and not (isinstance(self.bpm, (int, float)) and 0 < self.bpm < math.inf):
+            raise ValueError(f"bpm must be a positive number (or None: from the first phrase), not {self.bpm!r}")
+        if self.sync not in ("internal", "clock"):
+            raise ValueError(f"sync must be internal or clock, not {self.sync!r}")
+        ranges = {"beats_per_bar": (1, 64), "channel": (0, 15), "click_channel": (0, 15), "thru_channel": (0, 15),
+                  "end_cc": (0, 127), "count_in": (0, 64)}
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and low <= value <= high):
+                raise ValueError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+        if not (isinstance(self.latency_ms, (int, float)) and 0 <= self.latency_ms <= 500):
+            raise ValueError(f"latency_ms must be from 0 to 500, not {self.latency_ms!r}")
+        fixed = self.bpm is not None and self.sync == "internal"
+        if self.count_in and not fixed:
+            raise ValueError("count_in needs a fixed bpm (with auto or MIDI clock the tempo is not known beforehand)")
+        if self.origin is not None and not fixed:
+            raise ValueError("origin (a known beat 1 of bar 1) needs a fixed bpm")
+
 
 LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed this long before they are due
 PAUSE_GRACE_S = 0.05                    # MIDI clock: how long a seeming pause waits for ticks still on the way

@@ -48,6 +48,26 @@ class PerformerConfig:
     sustain: bool = True
     mode: str = "call"                 # "call": call and response; "duet": play along step by step
 
+    def __post_init__(self):
+        """A setting no performance can have is refused in one sentence (``ValueError``)."""
+        choices = {"align": ("bar", "beat"), "answer_from": ("call", "heard"), "barge_in": ("stop", "continue"),
+                   "mode": ("call", "duet")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be {' or '.join(allowed)}, not {getattr(self, name)!r}")
+        positive = {"silence_beats": self.silence_beats, "temperature": self.temperature}
+        for name, value in positive.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, not {value!r}")
+        for name in ("min_call_beats", "fit_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number of 0 or more, not {value!r}")
+        for name in ("max_call_bars", "bars", "candidates"):
+            value = getattr(self, name)
+            if not (value is None and name == "bars") and not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}")
+
 
 @dataclass
 class _Answer:

@@ -221,3 +221,15 @@ def test_bpm_auto_takes_the_tempo_and_phase_from_the_first_phrase(engine):
     assert all(abs(k - round(k)) < 1e-6 for k in steps), steps                    # on its 16th lines
     start, end = loop.performer.planned[0]
     assert start % 16 == 0 and start <= steps[0] < end, (start, steps, said)     # from a bar line
+
+
+@pytest.mark.parametrize("config, fields", [
+    (PerformerConfig, {"align": "bars"}), (PerformerConfig, {"barge_in": "ignore"}),
+    (PerformerConfig, {"temperature": float("nan")}), (PerformerConfig, {"candidates": 0}),
+    (PerformerConfig, {"bars": 0}), (PerformerConfig, {"silence_beats": -1.0}),
+    (LiveConfig, {"channel": 16}), (LiveConfig, {"sync": "midi"}), (LiveConfig, {"bpm": 0.0}),
+    (LiveConfig, {"count_in": 1, "bpm": None}), (LiveConfig, {"end_cc": 128}),
+], ids=lambda v: str(v) if isinstance(v, dict) else v.__name__)
+def test_a_setting_no_performance_can_have_is_refused_when_the_config_is_made(config, fields):
+    with pytest.raises(ValueError, match=next(iter(fields))):
+        config(**fields)
