@@ -229,8 +229,8 @@ def train(
 
     from training.checkpoint import CheckpointError
     from training.data import CorpusError
-    from training.models import AutoencoderConfig, BasicConfig, EnDeCellConfig
-    from training.train import TrainConfig, TrainingError, resume_config
+    from training.models import CONFIGS
+    from training.train import TrainConfig, TrainingError, configs_from_options, resume_config
     from training.train import train as run_training
 
     budget = _parse_seconds(time_budget)
@@ -251,26 +251,18 @@ def train(
             cfg = resume_config(resume, epochs=epochs, time_budget_s=budget, device=device if typed("device") else None)
             run_dir = resume
         else:
-            if model == "basic":
-                mcfg = BasicConfig(key_states=key_states, hidden=hidden, layers=layers, dropout=dropout,
-                                   neighbour_keys=neighbour_keys)
-            elif model == "endecell":
-                family = AutoencoderConfig if pretrain_autoencoder else EnDeCellConfig
-                mcfg = family(key_states=key_states, chunk=chunk, enc_hidden=enc_hidden, dec_hidden=dec_hidden,
-                              time_hidden=hidden, time_layers=layers, dropout=dropout, context_keys=neighbour_keys,
-                              encoder_skip=encoder_skip, lookback=lookback)
-            else:
+            if model not in ("basic", "endecell"):
                 fail(f"--model must be basic or endecell, not {model!r}.")
             if pretrain_autoencoder and model != "endecell":
                 fail("--pretrain-autoencoder pre-trains the encoder/decoder of --model endecell.")
             if lr_schedule not in ("cosine", "constant"):
                 fail(f"--lr-schedule must be cosine or constant, not {lr_schedule!r}.")
-            cfg = TrainConfig(
-                data=data, steps_per_beat=steps_per_beat, window=window, hop_bars=hop_bars, batch_size=batch_size,
-                lr=lr, lr_schedule=lr_schedule, warmup_steps=warmup, weight_decay=weight_decay,
-                epochs=epochs if epochs is not None else 100, time_budget_s=budget or 0.0, seed=seed,
-                target_weight=target_weight, target_skip=target_skip, scheduled_sampling=scheduled_sampling,
-                transpose=transpose, device=device, init_from=str(init_from or ""), model=asdict(mcfg))
+            architecture = "autoencoder" if pretrain_autoencoder else model
+            options = {**ctx.params, "epochs": epochs if epochs is not None else 100, "time_budget": budget or 0.0,
+                       "init_from": str(init_from or "")}
+            run_fields, model_fields = configs_from_options(options, architecture)
+            mcfg = CONFIGS[architecture](**model_fields)
+            cfg = TrainConfig(**run_fields, model=asdict(mcfg))
             run_dir = out or Path("runs") / f"{mcfg.architecture}-{Path(data).name}"
             if (run_dir / "last.pt").exists():
                 fail(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it, or another --out.")

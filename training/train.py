@@ -84,37 +84,95 @@ def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | N
     return cfg
 
 
+ENDECELL = ("endecell", "autoencoder")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A `livecomp train` option and the setting it gives: ``field`` of the run's ``TrainConfig``,
+    or with ``model`` of the model's config, for the architectures in ``families`` (all when
+    None). ``optional``: left out of a printed command when empty (0 or "")."""
+
+    option: str
+    field: str
+    model: bool = False
+    families: tuple[str, ...] | None = None
+    optional: bool = False
+    shown: bool = True                 # printed in a run's command (not: where it ran)
+
+    @property
+    def param(self) -> str:
+        """The option's name as the command's parameter."""
+        return self.option[2:].replace("-", "_")
+
+    def applies(self, architecture: str) -> bool:
+        return self.families is None or architecture in self.families
+
+
+# Every setting `livecomp train` takes, once: the command reads options into configs with it
+# (``configs_from_options``) and prints a run's settings back as a command (``command_line``).
+FLAGS = (
+    Flag("--data", "data"),
+    Flag("--steps-per-beat", "steps_per_beat"),
+    Flag("--key-states", "key_states", model=True),
+    Flag("--hidden", "hidden", model=True, families=("basic",)),
+    Flag("--hidden", "time_hidden", model=True, families=ENDECELL),
+    Flag("--layers", "layers", model=True, families=("basic",)),
+    Flag("--layers", "time_layers", model=True, families=ENDECELL),
+    Flag("--dropout", "dropout", model=True),
+    Flag("--neighbour-keys", "neighbour_keys", model=True),
+    Flag("--chunk", "chunk", model=True, families=ENDECELL),
+    Flag("--enc-hidden", "enc_hidden", model=True, families=ENDECELL),
+    Flag("--dec-hidden", "dec_hidden", model=True, families=ENDECELL),
+    Flag("--encoder-skip", "encoder_skip", model=True, families=ENDECELL),
+    Flag("--lookback", "lookback", model=True, families=ENDECELL, optional=True),
+    Flag("--window", "window"),
+    Flag("--hop-bars", "hop_bars"),
+    Flag("--batch-size", "batch_size"),
+    Flag("--lr", "lr"),
+    Flag("--lr-schedule", "lr_schedule"),
+    Flag("--warmup", "warmup_steps"),
+    Flag("--weight-decay", "weight_decay"),
+    Flag("--target-weight", "target_weight"),
+    Flag("--target-skip", "target_skip"),
+    Flag("--scheduled-sampling", "scheduled_sampling", optional=True),
+    Flag("--transpose", "transpose", optional=True),
+    Flag("--init-from", "init_from", optional=True),
+    Flag("--time-budget", "time_budget_s", optional=True),
+    Flag("--epochs", "epochs"),
+    Flag("--seed", "seed"),
+    Flag("--device", "device", shown=False),
+)
+
+
+def configs_from_options(options: dict, architecture: str) -> tuple[dict, dict]:
+    """The run's and the model's settings (field -> value) from the options of the command
+    (parameter name -> value, already parsed: a time budget in seconds, paths as strings)."""
+    run, model = {}, {}
+    for flag in FLAGS:
+        if flag.applies(architecture) and flag.param in options:
+            (model if flag.model else run)[flag.field] = options[flag.param]
+    return run, model
+
+
 def command_line(cfg: TrainConfig, out: str | Path) -> str:
     """The `livecomp train` command that starts a run with these settings."""
-    m = cfg.model
-    arch = m["architecture"]
-    args = ["livecomp train", f"--model {'endecell' if arch == 'autoencoder' else arch}", f"--data {cfg.data}"]
+    model = asdict(config_from_dict(cfg.model))         # older names as today's
+    arch = model["architecture"]
+    args = ["livecomp train", f"--model {'endecell' if arch == 'autoencoder' else arch}"]
     if arch == "autoencoder":
         args.append("--pretrain-autoencoder")
-    if arch == "basic":
-        args.append(f"--neighbour-keys {m.get('neighbour_keys', 0)}")
-    else:
-        args += [f"--chunk {m['chunk']}", f"--enc-hidden {m['enc_hidden']}", f"--dec-hidden {m['dec_hidden']}",
-                 f"--neighbour-keys {m.get('context_keys', 12)}",
-                 "--encoder-skip" if m.get("encoder_skip") else "--no-encoder-skip"]
-        if m.get("lookback"):
-            args.append(f"--lookback {m['lookback']}")
-    hidden, layers = (m["hidden"], m["layers"]) if arch == "basic" else (m["time_hidden"], m["time_layers"])
-    args += [f"--key-states {m['key_states']}", f"--hidden {hidden}", f"--layers {layers}", f"--dropout {m['dropout']}",
-             f"--window {cfg.window}", f"--hop-bars {cfg.hop_bars}", f"--batch-size {cfg.batch_size}", f"--lr {cfg.lr}",
-             f"--weight-decay {cfg.weight_decay}", f"--target-weight {cfg.target_weight}"]
-    if cfg.target_weight == "step":
-        args.append(f"--target-skip {cfg.target_skip}")
-    if cfg.transpose:
-        args.append(f"--transpose {cfg.transpose}")
-    if cfg.scheduled_sampling:
-        args.append(f"--scheduled-sampling {cfg.scheduled_sampling}")
-    if cfg.init_from:
-        args.append(f"--init-from {cfg.init_from}")
-    if cfg.time_budget_s:
-        args.append(f"--time-budget {cfg.time_budget_s:g}")
-    args += [f"--epochs {cfg.epochs}", f"--seed {cfg.seed}", f"--out {out}"]
-    return " ".join(args)
+    for flag in FLAGS:
+        if not (flag.shown and flag.applies(arch)):
+            continue
+        value = model.get(flag.field) if flag.model else getattr(cfg, flag.field)
+        if value is None or flag.optional and not value:
+            continue
+        if isinstance(value, bool):
+            args.append(flag.option if value else "--no-" + flag.option[2:])
+        else:
+            args.append(f"{flag.option} {value:g}" if isinstance(value, float) else f"{flag.option} {value}")
+    return " ".join(args + [f"--out {out}"])
 
 
 def target_weights(policy: str, length: int, skip: int) -> np.ndarray:

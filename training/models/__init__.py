@@ -13,8 +13,12 @@ CONFIGS = {"basic": BasicConfig, "endecell": EnDeCellConfig, "autoencoder": Auto
 MODELS = {"basic": BasicRNN, "endecell": EnDeCell, "autoencoder": EnDeCellAutoencoder}
 
 
+RENAMED = {"context_keys": "neighbour_keys"}    # an older name -> the one a setting has now
+
+
 def config_from_dict(d: dict):
-    """A config dataclass from its dict (as stored in a checkpoint's metadata)."""
+    """A config dataclass from its dict (as stored in a checkpoint's metadata; older names read too)."""
+    d = {RENAMED.get(k, k): v for k, v in d.items()}
     cls = CONFIGS[d["architecture"]]
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})

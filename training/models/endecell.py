@@ -4,8 +4,8 @@ At each step an encoder GRU reads the frame ``chunk`` keys at a time (low to hig
 vector; a time LSTM links those vectors across steps; a decoder GRU, started from the time
 LSTM's output before frame t, writes frame t chunk by chunk (low to high), each chunk
 conditioned on the time context, on everything already written (through the decoder's state,
-and directly on the ``context_keys`` keys just below the chunk) and on the previous frame around
-the chunk (``context_keys`` keys either side). The keys inside one chunk are independent given
+and directly on the ``neighbour_keys`` keys just below the chunk) and on the previous frame around
+the chunk (``neighbour_keys`` keys either side). The keys inside one chunk are independent given
 all that (``chunk=1`` is the pure key-by-key form), so the likelihood is exact:
 
     log p(frame_t | history) = sum_j log p(chunk_j | chunks < j, frame_{t-1}, history)
@@ -40,7 +40,7 @@ class EnDeCellConfig:
     time_layers: int = 2
     dec_hidden: int = 128
     pos_dim: int = 16
-    context_keys: int = 12           # keys of the neighbourhood the decoder sees directly (>= chunk)
+    neighbour_keys: int = 12         # keys of the neighbourhood the decoder sees directly (>= chunk)
     encoder_skip: bool = False       # add a linear map of the frame to the encoder's vector
     lookback: int = 0                # steps back of the frame each decoder step also sees (0: none)
     dropout: float = 0.3
@@ -57,7 +57,7 @@ class EnDeCellConfig:
     @property
     def reach(self) -> int:
         """Keys either side of a chunk that its decoder step sees (at least the chunk below)."""
-        return max(self.context_keys, self.chunk)
+        return max(self.neighbour_keys, self.chunk)
 
 
 class EnDeCell(nn.Module):
