@@ -1,0 +1,139 @@
+"""The `livecomp` command line: parsing and printing, each command a thin layer over library code.
+
+This module holds the app, the options several commands share and the helpers every command
+uses; the commands live beside it by what the musician does: ``offline`` (roll, generate,
+duet), ``live`` (listen, models, ports) and ``training`` (train, eval, export). Heavy imports
+(torch, onnxruntime) happen inside the commands that need them, so `livecomp --help` is instant
+and the runtime never loads torch.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+
+from .. import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="livecomp: a real-time MIDI co-performer. It listens on the beat grid and answers in time.",
+)
+
+EXAMPLE_MIDI = "joplin.mid"
+EXAMPLE_PHRASE = "melodie.mid"      # bars 1-4 and 9-12 of Schumann's Melodie, Op. 68 No. 1: two 4-bar calls with room to answer
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """End the command with one clear sentence on stderr and a non-zero exit."""
+    typer.echo(f"livecomp: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _choice(name: str, *values: str) -> type[Enum]:
+    """An option's choices: typer shows them in --help and refuses others in one sentence."""
+    return Enum(name, [(value, value) for value in values], type=str)
+
+
+Align = _choice("Align", "bar", "beat")
+BargeIn = _choice("BargeIn", "stop", "continue")
+Mode = _choice("Mode", "call", "duet")
+Sync = _choice("Sync", "internal", "clock")
+Provider = _choice("Provider", "auto", "cpu", "cuda")
+
+
+# Options that `duet` and `listen` (and some of them `generate`) share, declared once.
+MODEL = typer.Option(None, "--model", help="A shipped model's name or a model folder.")
+PROVIDER = typer.Option(Provider.auto, "--provider", help="Where onnxruntime runs.")
+SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence).")
+MIN_CALL_BEATS = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered.")
+MAX_CALL_BARS = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence.")
+END_CC = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64).")
+BARS = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call).")
+ALIGN = typer.Option(Align.bar, "--align", help="Where an answer starts.")
+TEMPERATURE = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder.")
+CANDIDATES = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement).")
+BARGE_IN = typer.Option(BargeIn("stop"), "--barge-in", help="When the musician plays during an answer: stop it, or continue.")
+MODE = typer.Option(Mode.call, "--mode", help="call: call and response; duet: play along step by step, hearing both parts.")
+SUSTAIN = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal.")
+CHANNEL = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on.")
+
+
+def check_outputs(*outputs: tuple[str, Optional[Path]], replace: bool = True) -> None:
+    """End the command before its work when an output it was asked for cannot be written."""
+    from ..files import output_problem
+
+    for flag, path in outputs:
+        problem = output_problem(path, flag, replace=replace) if path is not None else None
+        if problem:
+            fail(problem)
+
+
+def example_path(name: str = EXAMPLE_MIDI) -> Path:
+    """An example MIDI file shipped inside the package."""
+    return Path(str(resources.files("livecomp") / "examples" / name))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"livecomp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    pass
+
+
+
+def _engine(model, provider: str = "auto", job: str = "live"):
+    """Load a model folder or shipped model, or end with the sentence that says why not."""
+    from ..engine import Engine
+    from ..models import ModelError, find_model
+
+    if provider not in set(Provider):
+        fail(f"onnxruntime runs on auto, cpu or cuda, not {provider!r}.")
+    try:
+        return Engine(find_model(model), provider=provider, job=job)
+    except ModelError as exc:
+        fail(str(exc))
+
+
+def _check_temperature(temperature: float) -> None:
+    """The option's range lets NaN through (no comparison with it is true)."""
+    if not math.isfinite(temperature):
+        fail(f"--temperature must be a number from 0.05 to 5, not {temperature}.")
+
+
+def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
+                      barge_in, sustain, mode="call"):
+    from ..performer import PerformerConfig
+
+    return _config(PerformerConfig, silence_beats=silence_beats, min_call_beats=min_call_beats,
+                   max_call_bars=max_call_bars, bars=bars, align=Align(align).value, temperature=temperature,
+                   candidates=candidates, seed=seed, barge_in=BargeIn(barge_in).value, sustain=sustain,
+                   mode=Mode(mode).value)
+
+
+def _config(cls, **fields):
+    """A config dataclass, or the end of the command with its own sentence, the field named as
+    its option."""
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        name, _, rest = str(exc).partition(" ")
+        fail(f"--{name.replace('_', '-')} {rest}.")
+
+
+def main() -> None:
+    app()
+
+
+from . import offline, live, training  # noqa: E402,F401  (the commands register themselves on ``app``)

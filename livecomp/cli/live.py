@@ -1,0 +1,121 @@
+"""`livecomp listen`, `models` and `ports`: playing with a musician, and what there is to play with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL,
+               PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, Sync, _config,
+               _engine, _performer_config, app, check_outputs, fail)
+
+
+@app.command()
+def listen(
+    inp: str = typer.Option(..., "--in", help="Input port: full name, unique part, index, or virtual:NAME."),
+    out: str = typer.Option(..., "--out", help="Output port: full name, unique part, index, or virtual:NAME."),
+    api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one)."),
+    model: Optional[str] = MODEL,
+    bpm: str = typer.Option("120", "--bpm", help="Tempo in bpm (the first note played is beat 1 of bar 1), or auto: "
+                                                "tempo and phase from your first phrase."),
+    meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
+    sync: Sync = typer.Option(Sync.internal, "--sync", help="internal, or clock: follow MIDI clock (Start, Stop, Song Position Pointer) from the input port."),
+    send_clock: bool = typer.Option(False, "--send-clock", help="Send MIDI clock on the output port so a DAW or drum machine follows: Start on bar 1 after a --count-in, else Song Position Pointer and Continue from your first note's grid."),
+    silence_beats: float = SILENCE_BEATS,
+    min_call_beats: float = MIN_CALL_BEATS,
+    max_call_bars: int = MAX_CALL_BARS,
+    end_cc: Optional[int] = END_CC,
+    bars: Optional[int] = BARS,
+    align: Align = ALIGN,
+    temperature: float = TEMPERATURE,
+    candidates: int = CANDIDATES,
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Fix the sampling (the same playing gets the same answers)."),
+    barge_in: BargeIn = BARGE_IN,
+    mode: Mode = MODE,
+    sustain: bool = SUSTAIN,
+    channel: int = CHANNEL,
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500, help="Send this much earlier to make up for a synth's delay."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write what was heard and played to this MIDI file on exit."),
+    metronome: bool = typer.Option(False, "--metronome", help="Click every beat (accent on beat 1) while livecomp runs."),
+    count_in: int = typer.Option(0, "--count-in", min=0, max=8, help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not your first note."),
+    click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
+    click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
+    thru: bool = typer.Option(False, "--thru", help="Pass your notes and pedal to the output port as you play (a keyboard without a sound of its own)."),
+    thru_channel: Optional[int] = typer.Option(None, "--thru-channel", min=1, max=16, help="The channel your notes pass thru on (default: the one they come on); implies --thru."),
+    provider: Provider = PROVIDER,
+    rt: bool = typer.Option(True, "--realtime/--no-realtime", help="Send at real-time priority (as JACK runs its own "
+                            "threads) where the system allows it: root, or an rtprio limit."),
+) -> None:
+    """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
+    from ..clock import parse_meter
+    from ..live import LiveConfig
+    from ..ports import PortError, default_api
+    from ..session import Session
+
+    try:
+        beats = parse_meter(meter)
+    except ValueError as exc:
+        fail(f"{exc}.")
+    try:
+        tempo = None if bpm == "auto" else float(bpm)
+    except ValueError:
+        fail(f"--bpm takes a number or auto, not {bpm!r}.")
+    if tempo is not None and not 20 <= tempo <= 400:
+        fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
+    cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
+                            barge_in, sustain, mode)
+    live_cfg = _config(LiveConfig, bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
+                       end_cc=end_cc, record=record, sync=Sync(sync).value, send_clock=send_clock,
+                       metronome=metronome, count_in=count_in, click_channel=click_channel - 1, realtime=rt,
+                       thru=thru or thru_channel is not None,
+                       thru_channel=thru_channel - 1 if thru_channel is not None else None)
+    check_outputs(("--record", record), replace=False)
+    engine = _engine(model, provider)
+    try:
+        session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo)
+    except PortError as exc:
+        fail(str(exc))
+    session.run()
+    typer.echo("\n" + session.summary())
+    recorded = session.live.recorded
+    if record is not None and recorded != record:
+        fail(f"the recording could not be written to {record}" +
+             (f"; it is kept in {recorded}." if recorded else "."))
+
+
+
+
+@app.command()
+def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model folders to describe beside the shipped ones.")) -> None:
+    """The models livecomp can play with: what each learnt from, its grid, its size and figures."""
+    from ..models import DEFAULT_MODEL, ModelError, card, shipped_models
+
+    for name, folder in shipped_models().items():
+        lines = card(folder)
+        lines[0] += "  [default]" if name == DEFAULT_MODEL else ""
+        typer.echo("\n".join(lines) + "\n")
+    for folder in folders or []:
+        try:
+            typer.echo("\n".join(card(folder)) + "\n")
+        except ModelError as exc:
+            fail(str(exc))
+
+
+@app.command()
+def ports(api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one).")) -> None:
+    """List MIDI input and output ports."""
+    from ..ports import PortError, default_api, list_ports
+
+    api = api or default_api()
+    try:
+        inputs, outputs = list_ports(api)
+    except PortError as exc:
+        fail(str(exc))
+    typer.echo(f"{api} inputs:")
+    for i, name in enumerate(inputs):
+        typer.echo(f"  {i}: {name}")
+    typer.echo(f"{api} outputs:")
+    for i, name in enumerate(outputs):
+        typer.echo(f"  {i}: {name}")

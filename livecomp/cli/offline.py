@@ -1,0 +1,198 @@
+"""`livecomp roll`, `generate` and `duet`: music from files, offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE,
+               MODEL, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, _check_temperature,
+               _engine, _performer_config, app, check_outputs, example_path, fail)
+
+
+@app.command()
+def roll(
+    file: Optional[Path] = typer.Argument(None, help="MIDI file to inspect (default: the shipped example)."),
+    steps_per_beat: int = typer.Option(4, "--steps-per-beat", min=1, max=96,
+                                       help="Grid steps per quarter note (4 = 16th notes)."),
+    sustain: bool = typer.Option(False, "--sustain/--no-sustain", help="Honour the sustain pedal (CC64)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Write a piano-roll image here."),
+    midi_out: Optional[Path] = typer.Option(None, "--midi-out", help="Write the quantised roll back as MIDI here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Inspect a MIDI file as a piano roll: steps, bars, tempo, meter, key range, polyphony."""
+    from ..files import save_midi
+    from ..image import save_roll_png
+    from ..roll import midi_to_roll, roll_to_midi
+    from ..score import MidiFileError
+
+    path = file if file is not None else example_path()
+    check_outputs(("--png", png), ("--midi-out", midi_out))
+    try:
+        piano_roll = midi_to_roll(path, steps_per_beat=steps_per_beat, sustain=sustain)
+    except MidiFileError as exc:
+        fail(str(exc))
+    summary = piano_roll.summary()
+    if as_json:
+        typer.echo(json.dumps({"file": str(path), **summary}, indent=2))
+    else:
+        typer.echo(format_summary(path, summary))
+    try:
+        if png is not None:
+            save_roll_png(png, piano_roll)
+            typer.echo(f"wrote {png}", err=as_json)          # stdout holds only the JSON
+        if midi_out is not None:
+            save_midi(midi_out, roll_to_midi(piano_roll))
+            typer.echo(f"wrote {midi_out}", err=as_json)
+    except OSError as exc:
+        fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
+
+
+def format_summary(path: Path, s: dict) -> str:
+    """The roll summary as aligned text lines."""
+    conv = s["conversion"]
+    tempos = ", ".join(f"{bpm:g} bpm @ step {step}" for step, bpm in s["tempos_bpm"])
+    meters = ", ".join(f"{m} @ step {step}" for step, m in s["meters"])
+    low, high = s["key_range"] or ("-", "-")
+    lines = [
+        f"file            {path}",
+        f"grid            {s['steps_per_beat']} steps per beat",
+        f"length          {s['steps']} steps, {s['bars']} bars, {s['seconds']:.2f} s",
+        f"tempo           {tempos}",
+        f"meter           {meters}",
+        f"key range       {low} .. {high}",
+        f"notes           {conv['notes']} read, {s['notes']} attacks in the roll",
+        f"mean polyphony  {s['mean_polyphony']:.2f} keys sounding per step",
+        f"quantisation    {conv['moved']} onsets moved, {conv['resized']} durations changed, "
+        f"{conv['merged']} merged, {conv['overlapped']} cut by a re-strike",
+        f"left out        {conv['out_of_range']} notes outside A0..C8, {conv['drum_notes']} drum notes"
+        + (f", {conv['ignored_meta']} tempo or meter events no music can have (tempo 0, 0 beats a bar)"
+           if conv.get("ignored_meta") else ""),
+    ]
+    return "\n".join(lines)
+
+
+
+
+@app.command()
+def generate(
+    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name (piano, pop, folk, basic) or a model folder."),
+    primer: Optional[Path] = typer.Option(None, "--primer", help="A MIDI file to continue (in its own tempo and meter)."),
+    primer_bars: Optional[int] = typer.Option(None, "--primer-bars", min=1, help="Use only the primer's first N bars."),
+    bars: int = typer.Option(8, "--bars", min=1, help="Bars to write."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Below 1: safer; above 1: wilder."),
+    candidates: int = typer.Option(1, "--candidates", min=1, max=64, help="Sample K bars at once and keep the most likely."),
+    seed: int = typer.Option(0, "--seed", min=0, help="The same seed writes the same music."),
+    out: Path = typer.Option(Path("out/generated.mid"), "--out", help="The MIDI file to write."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw the piano roll (the continuation in orange)."),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth and a General MIDI soundfont."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="The .sf2 file for --wav (default: a GM soundfont found on this system)."),
+    provider: Provider = PROVIDER,
+) -> None:
+    """Write new music with a model, optionally continuing a primer MIDI file."""
+    from ..audio import AudioError, render_wav
+    from ..files import save_midi
+    from ..generate import continue_roll
+    from ..image import save_roll_png
+    from ..roll import midi_to_roll, roll_to_midi
+    from ..score import MidiFileError
+
+    _check_temperature(temperature)
+    if primer_bars is not None and primer is None:
+        fail("--primer-bars cuts a primer: give the file with --primer.")
+    check_outputs(("--out", out), ("--png", png), ("--wav", wav))
+    engine = _engine(model, provider)
+    heard = None
+    if primer is not None:
+        try:
+            heard = midi_to_roll(primer, steps_per_beat=engine.steps_per_beat)
+        except MidiFileError as exc:
+            fail(str(exc))
+        if primer_bars is not None:
+            heard = heard.first_bars(primer_bars)
+    whole, answer = continue_roll(engine, heard, bars, temperature, candidates, seed)
+    try:
+        save_midi(out, roll_to_midi(whole))
+        if png is not None:
+            save_roll_png(png, whole, second=answer if heard is not None else None)
+    except OSError as exc:
+        fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
+    written = whole.n_steps - (heard.n_steps if heard else 0)
+    typer.echo(f"{engine.name} ({engine.architecture}, onnxruntime on {engine.provider_used}): {bars} bars, "
+               f"{written} steps" + (" after the primer" if heard else "") + f", seed {seed}")
+    typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
+    if wav is not None:
+        try:
+            font = render_wav(out, wav, soundfont)
+        except AudioError as exc:
+            fail(str(exc))
+        typer.echo(f"wrote {wav} (soundfont {font})")
+
+
+
+
+@app.command()
+def duet(
+    performance: Optional[Path] = typer.Argument(None, help="A MIDI file of the musician's part (default: the shipped "
+                                                              "example, two 4-bar calls from Schumann's Melodie, Op. 68 No. 1)."),
+    out: Path = typer.Option(Path("out/duet.mid"), "--out", help="The MIDI file to write: the musician's part and livecomp's answers on two tracks."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw both parts (livecomp's in orange)."),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth."),
+    model: Optional[str] = MODEL,
+    silence_beats: float = SILENCE_BEATS,
+    min_call_beats: float = MIN_CALL_BEATS,
+    max_call_bars: int = MAX_CALL_BARS,
+    end_cc: Optional[int] = END_CC,
+    bars: Optional[int] = BARS,
+    align: Align = ALIGN,
+    temperature: float = TEMPERATURE,
+    candidates: int = CANDIDATES,
+    seed: int = typer.Option(0, "--seed", min=0, help="The same seed gives the same answers."),
+    barge_in: BargeIn = BARGE_IN,
+    mode: Mode = MODE,
+    sustain: bool = SUSTAIN,
+    channel: int = CHANNEL,
+    provider: Provider = PROVIDER,
+) -> None:
+    """Run the co-performer on a MIDI file, offline and deterministic: the twin of `listen`."""
+    from ..audio import AudioError, render_wav
+    from ..duet import duet as run_duet
+    from ..duet import part
+    from ..files import save_midi
+    from ..image import save_roll_png
+    from ..roll import midi_to_roll
+    from ..score import MidiFileError
+
+    cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
+                            barge_in, sustain, mode)
+    check_outputs(("--out", out), ("--png", png), ("--wav", wav))
+    engine = _engine(model, provider)
+    performance = performance or example_path(EXAMPLE_PHRASE)
+    try:
+        result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc)
+    except MidiFileError as exc:
+        fail(str(exc))
+    try:
+        save_midi(out, result.midi)
+        if png is not None:
+            musician = midi_to_roll(part(result.midi, 1), steps_per_beat=engine.steps_per_beat)
+            answers_roll = (midi_to_roll(part(result.midi, 2), steps_per_beat=engine.steps_per_beat)
+                            if result.events else None)
+            save_roll_png(png, musician, second=answers_roll)
+    except OSError as exc:
+        fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
+    for line in result.told:
+        typer.echo(f"note: {line}.", err=True)
+    notes = sum(e.kind == "on" for e in result.events)
+    typer.echo(f"{engine.name} ({engine.architecture}): {len(result.answers)} answers, {notes} notes, at "
+               f"{result.grid.bpm:g} bpm in {result.grid.beats_per_bar} beats a bar")
+    typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
+    if wav is not None:
+        try:
+            font = render_wav(out, wav)
+        except AudioError as exc:
+            fail(str(exc))
+        typer.echo(f"wrote {wav} (soundfont {font})")

@@ -1,0 +1,255 @@
+"""`livecomp train`, `eval` and `export`: models from MIDI files or piano-roll benchmarks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import _engine, app, fail
+
+
+def _need_training_extra():
+    """Import the training package, or end with the install command when torch is missing."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        fail("this command needs the training extra: pip install 'livecomp[train]'.")
+    import training
+    return training
+
+
+def _parse_seconds(text: Optional[str]) -> Optional[float]:
+    """'90', '90s', '15m' or '2h' -> seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        fail(f"--time-budget takes a positive time in seconds or with s, m or h (like 30m), not {text!r}.")
+    return seconds
+
+
+RESUME_MAY_CHANGE = {"resume", "epochs", "time_budget", "quiet", "device"}
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    model: str = typer.Option("basic", "--model", help="basic | endecell"),
+    data: str = typer.Option("jsb", "--data", help="jsb | nottingham | jsb16 | a folder of MIDI files | a piano-roll JSON file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints (default runs/<model>-<data>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
+    steps_per_beat: int = typer.Option(4, "--steps-per-beat", min=1, help="Grid of MIDI folders (benchmarks carry their own)."),
+    key_states: int = typer.Option(2, "--key-states", min=2, max=3, help="2: off/on; 3: off/held/struck."),
+    hidden: int = typer.Option(256, "--hidden", min=1, help="LSTM units per layer (basic) / time-LSTM units (endecell)."),
+    layers: int = typer.Option(2, "--layers", min=1, help="LSTM layers (basic) / time-LSTM layers (endecell)."),
+    dropout: float = typer.Option(0.3, "--dropout", min=0.0, max=0.9, help="Dropout probability, 0 to 0.9."),
+    neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
+                                       help="Keys either side each key's classifier (basic) or decoder step (endecell) "
+                                            "reads from the previous frame; basic 0 is the original form."),
+    chunk: int = typer.Option(4, "--chunk", min=1, max=88, help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
+    enc_hidden: int = typer.Option(128, "--enc-hidden", min=1, help="EnDeCell: encoder GRU units."),
+    encoder_skip: bool = typer.Option(True, "--encoder-skip/--no-encoder-skip",
+                                      help="EnDeCell: add a linear map of the frame to the encoder's vector."),
+    dec_hidden: int = typer.Option(128, "--dec-hidden", min=1, help="EnDeCell: decoder GRU units."),
+    lookback: int = typer.Option(0, "--lookback", min=0, max=96,
+                                 help="EnDeCell: each decoder step also sees the frame this many steps back (16: a 4/4 bar of 16ths)."),
+    window: int = typer.Option(64, "--window", min=2, help="Steps per training window (windows start on bar lines)."),
+    hop_bars: int = typer.Option(1, "--hop-bars", min=1, help="A window starts every N bar lines."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    lr: float = typer.Option(2e-3, "--lr", min=0.0),
+    lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine | constant (after warmup)."),
+    warmup: int = typer.Option(100, "--warmup", min=0, help="Warmup optimizer steps."),
+    weight_decay: float = typer.Option(0.01, "--weight-decay", min=0.0),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs to train (default 100)."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time: 600, 30m, 2h."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    target_weight: str = typer.Option("none", "--target-weight", help="none | linear | step: weight of early steps in the loss."),
+    target_skip: int = typer.Option(8, "--target-skip", min=0, help="With --target-weight step: steps at the start that carry no loss."),
+    scheduled_sampling: float = typer.Option(0.0, "--scheduled-sampling", min=0.0, max=1.0, help="Final probability of feeding back the model's own sample."),
+    transpose: int = typer.Option(0, "--transpose", min=0, max=12, help="Augment: shift each window by up to +-N semitones."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
+                                              help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="EnDeCell: start from this pre-trained autoencoder run, "
+                                                                        "or from an EnDeCell run of the same sizes (a lookback added to it starts unused)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a basic RNN or EnDeCell model on MIDI files or a piano-roll benchmark."""
+    _need_training_extra()
+    from dataclasses import asdict
+
+    from training.checkpoint import CheckpointError
+    from training.data import CorpusError
+    from training.models import CONFIGS
+    from training.train import TrainConfig, TrainingError, configs_from_options, resume_config
+    from training.train import train as run_training
+
+    budget = _parse_seconds(time_budget)
+
+    def typed(name: str) -> bool:                   # given on the command line, not a default
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    if resume is not None:
+        given = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_MAY_CHANGE and typed(p.name)]
+        if given:
+            fail(f"--resume goes on with the run's own settings; {', '.join(given)} cannot change them "
+                 f"(only --epochs, --time-budget and --device can): start a new run to change them.")
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file; a run needs a folder.")
+    try:
+        if resume is not None:
+            cfg = resume_config(resume, epochs=epochs, time_budget_s=budget, device=device if typed("device") else None)
+            run_dir = resume
+        else:
+            if model not in ("basic", "endecell"):
+                fail(f"--model must be basic or endecell, not {model!r}.")
+            if pretrain_autoencoder and model != "endecell":
+                fail("--pretrain-autoencoder pre-trains the encoder/decoder of --model endecell.")
+            if lr_schedule not in ("cosine", "constant"):
+                fail(f"--lr-schedule must be cosine or constant, not {lr_schedule!r}.")
+            architecture = "autoencoder" if pretrain_autoencoder else model
+            options = {**ctx.params, "epochs": epochs if epochs is not None else 100, "time_budget": budget or 0.0,
+                       "init_from": str(init_from or "")}
+            run_fields, model_fields = configs_from_options(options, architecture)
+            mcfg = CONFIGS[architecture](**model_fields)
+            cfg = TrainConfig(**run_fields, model=asdict(mcfg))
+            run_dir = out or Path("runs") / f"{mcfg.architecture}-{Path(data).name}"
+            if (run_dir / "last.pt").exists():
+                fail(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it, or another --out.")
+        best = run_training(cfg, run_dir, resume=resume is not None, progress=not quiet)
+    except (CorpusError, TrainingError, CheckpointError) as exc:
+        fail(str(exc))
+    if os.environ.get("RANK", "0") == "0":   # under torchrun, one process reports
+        if not (run_dir / "best.pt").is_file() or not math.isfinite(best["nll"]):
+            fail(f"no validation in {run_dir} reached a finite NLL, so there is no best checkpoint; its last.pt "
+                 f"can be resumed, or lower --lr.")
+        typer.echo(f"best validation NLL {best['nll']:.4f} nats/frame; checkpoint {run_dir / 'best.pt'}")
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt), a checkpoint file, or an exported model folder."),
+    data: Optional[str] = typer.Option(None, "--data", help="Benchmark name, MIDI folder or JSON file (default: the training data)."),
+    split: str = typer.Option("test", "--split", help="train | valid | test"),
+    model: Optional[str] = typer.Option(None, "--model", help="Expect this architecture (basic | endecell)."),
+    device: str = typer.Option("auto", "--device", help="Checkpoints: auto | cpu | cuda. Exported folders: auto | cpu | cuda (the onnxruntime provider)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+) -> None:
+    """Score a checkpoint or an exported model: NLL per frame (nats) and frame accuracy on a split."""
+    if split not in ("train", "valid", "test"):
+        fail(f"--split must be train, valid or test, not {split!r}.")
+    if (checkpoint / "model.json").is_file():
+        result = _eval_exported(checkpoint, data, split, model, device)
+    else:
+        result = _eval_checkpoint(checkpoint, data, split, model, device)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"{result['architecture']} on {result['data']} {split}: {result['sequences']} sequences, "
+               f"{result['frames']} frames" + (f" (onnxruntime, {result['provider']})" if "provider" in result else ""))
+    typer.echo(f"NLL per frame          {result['nll']:.4f} nats (every frame; the first from the zero state)")
+    typer.echo(f"NLL per frame, t > 0   {result['nll_after_first']:.4f} nats (first frame of each sequence left out)")
+    if result["accuracy"] is not None and result["accuracy"] == result["accuracy"]:   # not None or NaN
+        typer.echo(f"frame accuracy         {result['accuracy']:.4f}")
+
+
+def _same_grid(corpus, data, steps_per_beat: int, key_states: int, model) -> None:
+    """A model is scored only on data of its own grid; a 3-state model on pitch lists is told
+    that their attacks are inferred."""
+    if corpus.steps_per_beat != steps_per_beat:
+        fail(f"{data} is on a grid of {corpus.steps_per_beat} step(s) per beat and {model} on {steps_per_beat}: "
+             f"score it on data of its own grid (a MIDI folder is converted to it).")
+    if key_states == 3 and not all(Path(part).is_dir() for part in str(data).split(",") if part):
+        typer.echo(f"note: {data} holds pitch lists, which carry no attacks: a key that stays down is read as "
+                   f"held, so the struck/held split of this 3-state model is scored on inferred attacks.", err=True)
+
+
+def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str) -> dict:
+    _need_training_extra()
+    from training.checkpoint import CheckpointError, load_model
+    from training.data import CorpusError, load_corpus
+    from training.evaluate import evaluate as score
+    from training.train import TrainingError, pick_device
+
+    try:
+        net, meta = load_model(checkpoint, model)
+        dev = pick_device(device)
+        data = data or meta["train"]["data"]
+        corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
+        _same_grid(corpus, data, meta.get("steps_per_beat", 4), meta["model"]["key_states"], checkpoint)
+        sequences = corpus.sequences(split, meta["model"]["key_states"])
+        if not sequences:
+            fail(f"{data} has no {split} split.")
+        scores = score(net.to(dev), sequences, dev).as_dict()
+    except (CheckpointError, CorpusError, TrainingError) as exc:
+        fail(str(exc))
+    return {"checkpoint": str(checkpoint), "architecture": meta["model"]["architecture"], "data": data,
+            "split": split, **scores}
+
+
+def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
+    """Score an exported folder through onnxruntime; the corpus loader needs no torch."""
+    from training.data import CorpusError, load_corpus
+
+    from ..engine import score
+    from ..models import ModelError
+
+    engine = _engine(folder, "auto" if device == "auto" else device, job="batch")
+    if model is not None and engine.architecture != model:
+        fail(f"{folder} holds an {engine.architecture!r} model, not the {model!r} model asked for.")
+    data = data or engine.info.get("training", {}).get("corpus")
+    if not data:
+        fail(f"{folder}/model.json names no training corpus: pass --data.")
+    try:
+        corpus = load_corpus(data, engine.steps_per_beat, progress=False)
+        _same_grid(corpus, data, engine.steps_per_beat, engine.key_states, folder)
+        sequences = corpus.sequences(split, engine.key_states)
+        if not sequences:
+            fail(f"{data} has no {split} split.")
+        scores = score(engine, sequences)
+    except (CorpusError, ModelError) as exc:
+        fail(str(exc))
+    return {"model": str(folder), "architecture": engine.architecture, "data": data, "split": split,
+            "provider": engine.provider_used, **scores}
+
+
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
+    out: Path = typer.Option(..., "--out", help="The model folder to write (replaced only once the new one has checked itself)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The model's name in model.json (default: the folder's name)."),
+    corpus_licence: Optional[str] = typer.Option(None, "--corpus-licence", help="The training data's licence, for the model's card."),
+    data: Optional[str] = typer.Option(None, "--data", help="Where the training corpus is now (default: the path the run "
+                                                            "was trained with)."),
+) -> None:
+    """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
+    _need_training_extra()
+    from training.checkpoint import CheckpointError
+    from training.data import CorpusError
+    from training.export import ExportError
+    from training.export import export as run_export
+
+    try:
+        info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence, data=data)
+    except (CheckpointError, CorpusError, ExportError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}.")
+    checks = info["checks"]
+    typer.echo(f"validation NLL: torch {checks['valid_nll_torch']:.6f}, onnxruntime {checks['valid_nll_onnx']:.6f}; "
+               f"{checks['bars_equal_to_torch']} sampled bars equal to torch's")
+    for dataset, m in info["metrics"].items():
+        typer.echo(f"{dataset} {m['split']} NLL {m['nll']:.4f} nats/frame")
+    typer.echo(f"wrote {out}")
