@@ -90,42 +90,6 @@ def parse_meter(text: str, steps_per_beat: int = 4) -> int:
     return int(steps) // steps_per_beat
 
 
-def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, steps_per_beat: int = 4
-                   ) -> tuple[float, float]:
-    """Tempo (bpm) and phase (seconds of a beat line) that best explain a phrase's onsets.
-
-    Every candidate tempo from ``low`` to ``high`` bpm (0.1 bpm apart) is scored by how close
-    the onsets fall to its 16th grid when the grid is anchored on the first onset, then refined
-    by a least-squares fit of the onsets to their grid steps. A faster grid always has lines
-    nearer to any onset, so among tempos that explain the phrase about equally well the slowest
-    is the base; of it and its doubles that fit as well (quavers at 120 bpm are 16ths at 60) the
-    one nearest 100 bpm wins (the onsets alone cannot tell them apart). Needs at least 3 onsets.
-    """
-    t = np.asarray(sorted(onsets), float)
-    if len(t) < 3:
-        raise ValueError("a tempo needs at least three notes")
-    rel = t - t[0]
-    tempos = np.arange(low, high + 1e-9, 0.1)
-    steps = 60.0 / (tempos * steps_per_beat)
-    pos = rel[None, :] / steps[:, None]
-    err = np.abs(pos - np.round(pos)) * steps[:, None]               # seconds off each grid
-    scores = np.sqrt(np.mean(np.minimum(err, 0.03) ** 2, axis=1))   # rms, each onset counted to 30 ms
-    threshold = scores.min() * 1.5 + 0.002                           # within timing noise of the best
-    good = np.flatnonzero(scores <= threshold)
-    near = good[good < good[0] + 20]                                 # the slowest tempo region that fits
-    base = tempos[near[np.argmin(scores[near])]]
-    # its doubles fit as well (quavers at 120 bpm are 16ths at 60): take the one nearest 100 bpm
-    octaves = [base * 2 ** k for k in range(4) if base * 2 ** k <= high + 1e-9
-               and scores[np.argmin(np.abs(tempos - base * 2 ** k))] <= threshold]
-    bpm = min(octaves, key=lambda b: abs(np.log2(b / 100.0)))
-    step = 60.0 / (bpm * steps_per_beat)
-    k = np.round(rel / step)
-    if np.ptp(k) > 0:                                              # least squares: t = t0 + k * step
-        slope, intercept = np.polyfit(k, t, 1)
-        return 60.0 / (slope * steps_per_beat), float(intercept)
-    return float(bpm), float(t[0])
-
-
 CHANGE_RUN = 6          # MIDI clock: ticks in a row drifting further off the line: the tempo changed
 LOST_RUN = 6            # MIDI clock: ticks in a row a whole number of periods late: that many were lost
 LATE_S = 0.001          # MIDI clock: a tick this much later than the others' line is held back, not the tempo

@@ -11,22 +11,22 @@ livecomp started and sends All Notes Off on its channels; ``--record`` is writte
 from __future__ import annotations
 
 import math
-import os
 import queue
-import sys
-import tempfile
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import midi
-from .clock import ClockFollower, Grid, estimate_tempo
+from .clock import ClockFollower, Grid
+from .downbeat import first_note, first_phrase
 from .engine import Engine
 from .midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
+from .pulse import Pulse
 from .scheduler import SEND_PRIORITY, WallClock
+from .thru import Thru
+from .view import answer_line, draw_status, on_terminal
 
 
 @dataclass
@@ -71,8 +71,6 @@ class LiveConfig:
 
 LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed this long before they are due
 PAUSE_GRACE_S = 0.05                    # MIDI clock: how long a seeming pause waits for ticks still on the way
-CLOCK_OUT, CLICKS = -2, -3             # scheduler tags of what is not an answer
-CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat 1, other beats
 
 
 class Live:
@@ -102,9 +100,8 @@ class Live:
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
         self._told = 0                                # answers logged so far
-        self._thru_lock = threading.Lock()
-        self._thru_sounding: set[tuple[int, int]] = set()   # (channel, pitch) passed thru and not yet ended
-        self._thru_channels: set[int] = set()
+        self.thru = Thru(send, cfg.thru_channel) if cfg.thru else None
+        self.pulse = Pulse(self.scheduler, self.clicks, engine.steps_per_beat, self.performer.steps_per_bar, cfg)
 
     # -- ports --------------------------------------------------------------------------------
 
@@ -119,39 +116,9 @@ class Live:
         pedal also goes straight to the output, ahead of the step loop."""
         if midi.is_system(message) and self.follower is None:
             return
-        if self.cfg.thru and (midi.is_note(message) or midi.is_control(message, midi.SUSTAIN)):
-            self._pass_thru(message)
+        if self.thru is not None:
+            self.thru.pass_on(message)
         self.clock.put((t, message))
-
-    def _pass_thru(self, message: list[int]) -> None:
-        channel = self.cfg.thru_channel if self.cfg.thru_channel is not None else message[0] & 0x0F
-        out = [midi.kind(message) | channel, *message[1:3]]
-        with self._thru_lock:
-            if self.stopping.is_set():
-                return                                  # the way out has ended what was passed thru
-            try:
-                self._send_port(out)
-            except Exception:
-                return                                  # a lost output: the port says so and comes back
-            self._thru_channels.add(channel)
-            if is_note_on(out):
-                self._thru_sounding.add((channel, out[1]))
-            elif midi.is_note(out):
-                self._thru_sounding.discard((channel, out[1]))
-
-    def _end_thru(self) -> None:
-        """Note-off for every note passed thru and not yet ended, then ``midi.silence`` on each
-        channel thru used."""
-        with self._thru_lock:        # after ``stopping``: nothing more passes thru once this holds it
-            ending = [midi.note_off(channel, pitch) for channel, pitch in sorted(self._thru_sounding)]
-            for channel in sorted(self._thru_channels):
-                ending += midi.silence(channel)
-            for message in ending:
-                try:
-                    self._send_port(message)
-                except Exception:       # a lost port: nothing more can be ended there
-                    break
-            self._thru_sounding.clear()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -163,35 +130,14 @@ class Live:
             self.stopping.set()
             self.scheduler.panic()
             self.clicks.panic()
-            if self.cfg.thru:
-                self._end_thru()
+            if self.thru is not None:
+                self.thru.end()
             if self.cfg.send_clock:
                 self._send_port([midi.STOP])                     # followers halt with us
             if self.recorder is not None:
-                self.recorded = self._save_recording()
-
-    def _save_recording(self) -> Path | None:
-        """Write ``--record``; where that fails (the disk filled, the folder went), the session
-        goes to the temporary folder or the home folder instead, and the log says where.
-        Returns the file written, None only when no place would take it."""
-        bpm = self.follower.bpm if self.follower is not None and self.follower.ready else self.bpm
-        origin = self.grid.origin if self.grid else None
-        wanted = Path(self.cfg.record)
-        stamp = f"livecomp-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.mid"
-        first_error = None
-        for path in (wanted, Path(tempfile.gettempdir()) / stamp, Path.home() / stamp):
-            try:
-                self.recorder.save(path, bpm or 120.0, origin)
-            except OSError as exc:
-                first_error = first_error or exc
-                continue
-            if path != wanted:
-                self.log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}); "
-                         f"it is kept in {path}")
-            return path
-        self.log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}), nor to the "
-                 f"temporary or home folder: it is lost")
-        return None
+                bpm = self.follower.bpm if self.follower is not None and self.follower.ready else self.bpm
+                self.recorded = self.recorder.save_somewhere(Path(self.cfg.record), bpm or 120.0,
+                                                             self.grid.origin if self.grid else None, self.log)
 
     def _loop(self) -> None:
         if self.cfg.origin is not None:
@@ -202,8 +148,7 @@ class Live:
         elif self.cfg.count_in and self.cfg.bpm is not None:
             pending, n = self._count_in(), 0
         else:
-            pending = self._first_phrase() if self.cfg.bpm is None else self._first_note()
-            n = 0
+            pending, n = self._first_phrase() if self.cfg.bpm is None else self._first_note(), 0
         if self.grid is None:
             return
         while not self.stopping.is_set() and not (self.until is not None and self.until(n)):
@@ -235,12 +180,9 @@ class Live:
             self._plan(self.performer.step(n))
             self._hand_over(n)
             self._tell_answers()
-            if self.cfg.send_clock:
-                self._send_ticks(n + 1)
-            if self.cfg.metronome:
-                self._click(n + 1)
+            self.pulse.step(self.grid, n + 1)
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
-                self._status(n)
+                draw_status(self, n)
             n += 1
 
     def _plan(self, events) -> None:
@@ -334,43 +276,12 @@ class Live:
         self.log(f"MIDI clock: {what}; at bar {n // self.performer.steps_per_bar + 1}, {f.bpm:.1f} bpm")
         return [(t, m) for t, m in pending if t >= since], n
 
-    def _send_ticks(self, step: int) -> None:
-        """MIDI clock for ``step``: its ticks at 24 per beat. After a count-in, followers had
-        ticks through it and Start just before bar 1 (``_count_in``). Otherwise the grid starts
-        with the musician's first note, so step 0 is past by the time the clock can start: before
-        step 1, Song Position Pointer (in 16ths) and Continue start followers there instead."""
-        ticks = 24 // self.engine.steps_per_beat
-        tick = self.grid.step_seconds / ticks
-        due = self.grid.time_of(step)
-        if step == 1 and not self.cfg.count_in:
-            sixteenths = 4 // self.engine.steps_per_beat if self.engine.steps_per_beat <= 4 else 0
-            self.scheduler.at(due - 0.002, midi.song_position(sixteenths), tag=CLOCK_OUT)
-            self.scheduler.at(due - 0.001, [midi.CONTINUE], tag=CLOCK_OUT)
-        for i in range(ticks):
-            self.scheduler.at(due + i * tick, [midi.CLOCK], tag=CLOCK_OUT)
-
-    def _click(self, step: int) -> None:
-        """A click for ``step`` if a beat starts there (scheduled half a step ahead)."""
-        spb = self.engine.steps_per_beat
-        if step % spb:
-            return
-        note = CLICK_NOTES[0] if step % self.performer.steps_per_bar == 0 else CLICK_NOTES[1]
-        due = self.grid.time_of(step) - self.cfg.latency_ms / 1000.0
-        channel = self.cfg.click_channel
-        self.clicks.at(due, midi.note_on(channel, note, 100 if note == CLICK_NOTES[0] else 70), tag=CLICKS)
-        self.clicks.at(due + self.grid.step_seconds, midi.note_off(channel, note), tag=CLICKS)
-
     def _count_in(self) -> list:
         """--count-in N: N bars of clicks from now; the bar after them is bar 1."""
         bars, spbar = self.cfg.count_in, self.performer.steps_per_bar
         start = self.now() + 0.2
         self._new_grid(start + bars * spbar * 60.0 / (self.cfg.bpm * self.engine.steps_per_beat), self.cfg.bpm)
-        for step in range(-bars * spbar, 1 if self.cfg.metronome else 0, self.engine.steps_per_beat):
-            self._click(step)                   # with --metronome bar 1's click too: the loop clicks from step 1
-        if self.cfg.send_clock:        # ticks through the count-in set a follower's tempo; Start, bar 1
-            for step in range(-bars * spbar, 1):
-                self._send_ticks(step)
-            self.scheduler.at(self.grid.time_of(0) - 0.001, [midi.START], tag=CLOCK_OUT)
+        self.pulse.count_in(self.grid)
         self.log(f"count-in: {bars} bar{'s' * (bars != 1)} at {self.cfg.bpm:g} bpm, then bar 1")
         pending = []
         while not self.stopping.is_set() and self.now() < self.grid.time_of(-0.5):
@@ -404,41 +315,20 @@ class Live:
 
     def _first_note(self) -> list:
         """Fixed tempo: the first note played is beat 1 of bar 1."""
-        pending = []
-        while not self.stopping.is_set():
-            got = self._take(0.05)
-            if got is None:
-                continue
-            pending.append(got)
-            t, message = got
-            if is_note_on(message):
-                self._new_grid(t, self.cfg.bpm)
-                self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
-                break
+        pending, t = first_note(self._take, self.stopping)
+        if t is not None:
+            self._new_grid(t, self.cfg.bpm)
+            self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
         return pending
 
-    def _first_phrase(self, gap: float = 0.6) -> list:
-        """--bpm auto: the first phrase (until ``gap`` seconds with no key down) sets the tempo
-        and the phase; its first note is beat 1 of bar 1."""
-        pending, down, last = [], set(), None
-        while not self.stopping.is_set():
-            got = self._take(0.02)
-            if got is not None:
-                pending.append(got)
-                t, m = got
-                if is_note_on(m):
-                    down.add(m[1])
-                elif midi.is_note(m):
-                    down.discard(m[1])
-                last = t
-                continue
-            onsets = [t for t, m in pending if is_note_on(m)]
-            if len(onsets) >= 4 and not down and self.now() - last >= gap:
-                bpm, origin = estimate_tempo(onsets, steps_per_beat=self.engine.steps_per_beat)
-                self._new_grid(origin, bpm)
-                self.log(f"tempo {bpm:.1f} bpm from the first phrase of {len(onsets)} notes; its first note is "
-                         f"beat 1 of bar 1, {self.cfg.beats_per_bar} beats a bar")
-                break
+    def _first_phrase(self) -> list:
+        """--bpm auto: the first phrase sets the tempo and the phase; its first note is beat 1."""
+        pending, found = first_phrase(self._take, self.stopping, self.now, self.engine.steps_per_beat)
+        if found is not None:
+            bpm, origin, notes = found
+            self._new_grid(origin, bpm)
+            self.log(f"tempo {bpm:.1f} bpm from the first phrase of {notes} notes; its first note is "
+                     f"beat 1 of bar 1, {self.cfg.beats_per_bar} beats a bar")
         return pending
 
     def _place(self, t: float, message: list[int]) -> None:
@@ -451,24 +341,9 @@ class Live:
             self._onsets.append((step, t))
         self.performer.hear(step, message, self.cfg.end_cc)
 
-    def _status(self, n: int) -> None:
-        """On a terminal, one line redrawn each beat: tempo and where it comes from, bar and beat,
-        listening or answering, the model, the answers so far and the sends' lateness."""
-        if not sys.stderr.isatty():
-            return
-        bar, beat = n // self.performer.steps_per_bar + 1, (n % self.performer.steps_per_bar) // self.engine.steps_per_beat + 1
-        late = self.scheduler.lateness_ms()
-        what = "answering" if self.performer.answering else "listening"
-        source = "clock" if self.follower is not None else "estimated" if self.cfg.bpm is None else "fixed"
-        sys.stderr.write(f"\r{self.bpm:.1f} bpm ({source})  {bar:>4}:{beat}  {what:<9}  {self.engine.name}  "
-                         f"{self.performer.answers} answers  sends p99 {late['p99']:.2f} ms\x1b[K")
-        sys.stderr.flush()
-
     def _tell_answers(self) -> None:
         """One line for each answer as it is planned: where it starts and ends."""
-        spbar = self.performer.steps_per_bar
         for start, end in self.performer.planned[self._told:]:
             self._told += 1
-            clear = "\r\x1b[K" if self.cfg.status and sys.stderr.isatty() else ""   # over the status line
-            first, last = start // spbar + 1, (end - 1) // spbar + 1
-            self.log(f"{clear}answer {self._told}: " + (f"bar {first}" if first == last else f"bars {first} to {last}"))
+            self.log(answer_line(self._told, start, end, self.performer.steps_per_bar,
+                                 over_status=self.cfg.status and on_terminal()))

@@ -6,8 +6,12 @@ Messages travel as lists of raw bytes, as python-rtmidi gives and takes them.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import mido
 
@@ -108,3 +112,24 @@ class Recorder:
                     continue
             mid.tracks.append(track(timed, name))
         save_midi(path, mid)
+
+    def save_somewhere(self, wanted: Path, bpm: float, origin: float | None,
+                       log: Callable[[str], None]) -> Path | None:
+        """Write the recording to ``wanted``; where that fails (the disk filled, the folder went),
+        to the temporary folder or the home folder instead, and ``log`` says where. Returns the
+        file written, None only when no place would take it."""
+        stamp = f"livecomp-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.mid"
+        first_error = None
+        for path in (wanted, Path(tempfile.gettempdir()) / stamp, Path.home() / stamp):
+            try:
+                self.save(path, bpm, origin)
+            except OSError as exc:
+                first_error = first_error or exc
+                continue
+            if path != wanted:
+                log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}); "
+                    f"it is kept in {path}")
+            return path
+        log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}), nor to the "
+            f"temporary or home folder: it is lost")
+        return None

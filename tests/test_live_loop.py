@@ -11,7 +11,8 @@ import pytest
 
 from livecomp import midi
 from livecomp.engine import Engine
-from livecomp.live import CLICK_NOTES, Live, LiveConfig
+from livecomp.live import Live, LiveConfig
+from livecomp.pulse import CLICK_NOTES
 from livecomp.models import shipped_models
 from livecomp.performer import PerformerConfig
 from livecomp.scheduler import Rehearsal

@@ -175,7 +175,7 @@ def test_duet_of_a_real_tune_keeps_its_meter(tmp_path):
 
 @pytest.mark.parametrize("bpm", [72, 92, 100, 120, 138])
 def test_the_tempo_of_a_phrase_is_found_from_its_onsets(bpm):
-    from livecomp.clock import estimate_tempo
+    from livecomp.downbeat import estimate_tempo
 
     rng = np.random.default_rng(bpm)
     step = 60 / bpm / 4
@@ -229,7 +229,8 @@ def test_a_count_in_clicks_one_bar_and_sets_bar_1_after_it(engine):
         import threading
         import time
 
-        from livecomp.live import CLICK_NOTES, Live, LiveConfig
+        from livecomp.live import Live, LiveConfig
+        from livecomp.pulse import CLICK_NOTES
 
         sent = []
         live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=240, count_in=1, status=False),

@@ -1,0 +1,90 @@
+"""Where bar 1 begins when no clock says so: at the first note played (a fixed ``--bpm``), or
+from the first phrase (``--bpm auto``: its tempo and phase).
+
+Each waits on ``take(timeout)``, the live loop's source of heard messages ((time, message) or
+None when the wait ran out), until it knows, or until ``stopping`` is set; what it heard
+meanwhile is returned to be placed on the grid it found.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from .midi import is_note, is_note_on
+
+Take = Callable[[float], "tuple[float, list[int]] | None"]
+
+
+def first_note(take: Take, stopping: threading.Event) -> tuple[list, float | None]:
+    """(what was heard, the time of the first note-on: beat 1 of bar 1; None if stopped first)."""
+    pending = []
+    while not stopping.is_set():
+        got = take(0.05)
+        if got is None:
+            continue
+        pending.append(got)
+        if is_note_on(got[1]):
+            return pending, got[0]
+    return pending, None
+
+
+def first_phrase(take: Take, stopping: threading.Event, now: Callable[[], float], steps_per_beat: int,
+                 gap: float = 0.6) -> tuple[list, tuple[float, float, int] | None]:
+    """The first phrase (until ``gap`` seconds with no key down, at least 4 notes): (what was
+    heard, (bpm, time of its first note: beat 1 of bar 1, its notes); None if stopped first)."""
+    pending, down, last = [], set(), None
+    while not stopping.is_set():
+        got = take(0.02)
+        if got is not None:
+            pending.append(got)
+            t, m = got
+            if is_note_on(m):
+                down.add(m[1])
+            elif is_note(m):
+                down.discard(m[1])
+            last = t
+            continue
+        onsets = [t for t, m in pending if is_note_on(m)]
+        if len(onsets) >= 4 and not down and now() - last >= gap:
+            bpm, origin = estimate_tempo(onsets, steps_per_beat=steps_per_beat)
+            return pending, (bpm, origin, len(onsets))
+    return pending, None
+
+
+def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, steps_per_beat: int = 4
+                   ) -> tuple[float, float]:
+    """Tempo (bpm) and phase (seconds of a beat line) that best explain a phrase's onsets.
+
+    Every candidate tempo from ``low`` to ``high`` bpm (0.1 bpm apart) is scored by how close
+    the onsets fall to its 16th grid when the grid is anchored on the first onset, then refined
+    by a least-squares fit of the onsets to their grid steps. A faster grid always has lines
+    nearer to any onset, so among tempos that explain the phrase about equally well the slowest
+    is the base; of it and its doubles that fit as well (quavers at 120 bpm are 16ths at 60) the
+    one nearest 100 bpm wins (the onsets alone cannot tell them apart). Needs at least 3 onsets.
+    """
+    t = np.asarray(sorted(onsets), float)
+    if len(t) < 3:
+        raise ValueError("a tempo needs at least three notes")
+    rel = t - t[0]
+    tempos = np.arange(low, high + 1e-9, 0.1)
+    steps = 60.0 / (tempos * steps_per_beat)
+    pos = rel[None, :] / steps[:, None]
+    err = np.abs(pos - np.round(pos)) * steps[:, None]               # seconds off each grid
+    scores = np.sqrt(np.mean(np.minimum(err, 0.03) ** 2, axis=1))   # rms, each onset counted to 30 ms
+    threshold = scores.min() * 1.5 + 0.002                           # within timing noise of the best
+    good = np.flatnonzero(scores <= threshold)
+    near = good[good < good[0] + 20]                                 # the slowest tempo region that fits
+    base = tempos[near[np.argmin(scores[near])]]
+    # its doubles fit as well (quavers at 120 bpm are 16ths at 60): take the one nearest 100 bpm
+    octaves = [base * 2 ** k for k in range(4) if base * 2 ** k <= high + 1e-9
+               and scores[np.argmin(np.abs(tempos - base * 2 ** k))] <= threshold]
+    bpm = min(octaves, key=lambda b: abs(np.log2(b / 100.0)))
+    step = 60.0 / (bpm * steps_per_beat)
+    k = np.round(rel / step)
+    if np.ptp(k) > 0:                                              # least squares: t = t0 + k * step
+        slope, intercept = np.polyfit(k, t, 1)
+        return 60.0 / (slope * steps_per_beat), float(intercept)
+    return float(bpm), float(t[0])
