@@ -31,8 +31,10 @@ import mido  # noqa: E402
 
 from jack_server import jack_virtual_port, start  # noqa: E402
 from livecomp.jack import JackPatchbay  # noqa: E402
-from livecomp.ports import rtmidi  # noqa: E402
+from livecomp.ports import load_rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
+
+rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
 PHRASE = [60, 64, 67, 72, 67, 64, 60, 55]              # quavers, each a 16th long
 

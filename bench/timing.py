@@ -25,8 +25,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from jack_server import jack_virtual_port, start  # noqa: E402
-from livecomp.ports import rtmidi  # noqa: E402
+from livecomp.ports import load_rtmidi  # noqa: E402
 from livecomp.scheduler import wait_until  # noqa: E402
+
+rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -2,8 +2,9 @@
 (ports, connections) that takes no part in JACK's cycles, and whether this process holds its
 clients' wake-ups (see ``jack_wakeup_mapped``).
 
-``load_system_jack()`` must run before python-rtmidi is first imported (``livecomp.ports`` does
-so at its top), so that rtmidi's calls bind to the machine's libjack.
+``load_system_jack()`` must run before python-rtmidi is first imported (``ports.load_rtmidi``
+calls it, and is the one place livecomp imports rtmidi), so that rtmidi's calls bind to the
+machine's libjack.
 """
 
 from __future__ import annotations

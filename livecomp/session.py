@@ -21,7 +21,7 @@ from typing import Callable
 from .engine import Engine
 from .live import Live, LiveConfig
 from .performer import PerformerConfig
-from .ports import POLL_S, Port
+from .ports import POLL_S, open_port
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
 THRU_POLL_S = 0.001
@@ -39,13 +39,13 @@ class Session:
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS) if hasattr(signal, "pthread_sigmask") else None
         self._mask = mask
         try:
-            self.output = Port(out, "output", api, on_change=log)
+            self.output = open_port(out, "output", api, on_change=log)
             if click_out is not None:
-                self.clicks = Port(click_out, "output", api, on_change=log, client="livecomp-click")
+                self.clicks = open_port(click_out, "output", api, on_change=log, client="livecomp-click")
             self.live = Live(engine, performer, cfg, self.output.send, log=log,
                              click_send=self.clicks.send if self.clicks is not None else None)
             # thru: the input is read every millisecond, not every POLL_S, as the musician hears it
-            self.source = Port(inp, "input", api, on_message=self.live.heard, on_change=log,
+            self.source = open_port(inp, "input", api, on_message=self.live.heard, on_change=log,
                                poll_s=THRU_POLL_S if cfg.thru else POLL_S)
         except BaseException:
             if self.live is not None:

@@ -13,6 +13,26 @@ NOTTINGHAM = SHARED / "midi" / "nottingham"
 ORIGINAL_SAMPLES = SHARED / "midi" / "original-samples"
 
 
+def still_sounding(messages, lossy: bool = False) -> dict:
+    """Notes started and not ended, per (channel, pitch): neither by their note-off nor by All
+    Sound Off or All Notes Off on their channel. ``messages``: raw MIDI messages, or (time,
+    message) pairs, in the order they were sent. A note-off with no note-on counts -1, unless
+    ``lossy`` (what a receiver heard, where the MIDI system may have dropped the note-on)."""
+    sounding: dict = {}
+    for m in messages:
+        m = m[1] if isinstance(m, tuple) else m
+        kind, key = m[0] & 0xF0, (m[0] & 0x0F, m[1] if len(m) > 1 else 0)
+        if kind == 0x90 and m[2] > 0:
+            sounding[key] = sounding.get(key, 0) + 1
+        elif kind == 0x80 or kind == 0x90:
+            sounding[key] = sounding.get(key, 0) - 1
+            if lossy:
+                sounding[key] = max(sounding[key], 0)
+        elif kind == 0xB0 and m[1] in (120, 123):
+            sounding = {k: v for k, v in sounding.items() if k[0] != key[0]}
+    return {k: v for k, v in sounding.items() if v}
+
+
 def shared_midi_files() -> list[Path]:
     return sorted(NOTTINGHAM.glob("*.mid")) + sorted(ORIGINAL_SAMPLES.glob("*.mid"))
 

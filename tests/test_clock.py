@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import twice
+from conftest import still_sounding, twice
 from livecomp.clock import ClockFollower
 from livecomp.engine import Engine
 from livecomp.models import shipped_models
@@ -151,15 +151,6 @@ def following(engine, bars: int):
     return live, loop, sent, said
 
 
-def left_sounding(sent) -> dict:
-    """Notes started and not ended, per pitch."""
-    sounding: dict = {}
-    for _, m in sent:
-        if m[0] & 0xF0 in (0x80, 0x90):
-            sounding[m[1]] = sounding.get(m[1], 0) + (1 if m[0] & 0xF0 == 0x90 and m[2] else -1)
-    return {k: v for k, v in sounding.items() if v}
-
-
 def song(live, t0: float, bpm: float, bars: int) -> None:
     """``bars`` bars from the top, then Stop."""
     play(live, t0, bpm, bars * 96)
@@ -187,7 +178,7 @@ def test_a_daw_restarted_twice_gets_answers_on_the_bar_lines_of_each_song(engine
             bar3 = [(t - t0) / step for t, _ in ons if 31.5 * step <= t - t0 < 48 * step]
             assert bar3, (bpm, said, [(t - t0) / step for t, _ in ons])
             assert all(abs(k - round(k)) * step < 0.003 for k in bar3), (bpm, bar3)   # on the song's own grid
-        assert not left_sounding(sent)
+        assert not still_sounding(sent)
         assert any(line.startswith("MIDI clock: stop, start;") for line in said), said   # one move, said once
         assert [line for line in said if line.startswith("answer ")] == ["answer 1: bar 3", "answer 2: bar 3"], said
 
@@ -235,5 +226,5 @@ def test_a_clock_that_goes_quiet_without_stop_silences_the_answer_and_resumes_wi
     assert not loop.is_alive()
     during = [(t - quiet) / step for t, m in sent if quiet + 3 * step < t < back and m[0] & 0xF0 == 0x90 and m[2]]
     assert not during, during                                          # silent while the clock is away
-    assert not left_sounding([(t, m) for t, m in sent if t < back])  # and nothing left hanging
+    assert not still_sounding([(t, m) for t, m in sent if t < back])  # and nothing left hanging
     assert any("MIDI clock: paused" in line for line in said), said

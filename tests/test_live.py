@@ -18,10 +18,12 @@ import pytest
 
 from livecomp.models import shipped_models
 from livecomp.jack import JackPatchbay
-from livecomp.ports import rtmidi  # through the system libjack, as livecomp uses it
+from livecomp.ports import load_rtmidi
+
+rtmidi = load_rtmidi()  # through the system libjack, as livecomp uses it
 from livecomp.scheduler import wait_until
 
-from conftest import twice
+from conftest import still_sounding, twice
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 from jack_server import jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
@@ -192,18 +194,8 @@ class Session:
         return [m.bytes() for m in parts["livecomp"] if m.type in ("note_on", "note_off")]
 
     def unmatched(self) -> dict:
-        """Notes livecomp started that still sound at the synth, per (channel, pitch): not ended
-        by their note-off, nor by All Sound Off or All Notes Off on their channel."""
-        sounding: dict = {}
-        for _, m in self.received:
-            kind, key = m[0] & 0xF0, (m[0] & 0x0F, m[1] if len(m) > 1 else 0)
-            if kind == 0x90 and m[2] > 0:
-                sounding[key] = sounding.get(key, 0) + 1
-            elif kind == 0x80 or (kind == 0x90 and m[2] == 0):
-                sounding[key] = max(sounding.get(key, 0) - 1, 0)
-            elif kind == 0xB0 and m[1] in (120, 123):
-                sounding = {k: v for k, v in sounding.items() if k[0] != key[0]}
-        return {k: v for k, v in sounding.items() if v}
+        """Notes livecomp started that still sound at the synth, per (channel, pitch)."""
+        return still_sounding(self.received, lossy=True)
 
 
 ARPEGGIO = [(2 * i, 1, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # a bar of quavers
@@ -493,9 +485,9 @@ def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
 
 def test_an_input_client_jack_would_not_wake_is_replaced_and_keeps_its_connections(jack_relaxed, monkeypatch):
     """The guard's way out when this process loses its input client's wake-up (see
-    livecomp.ports.jack_wakeup_mapped): told twice in a row that it is lost, it opens a new
+    livecomp.jackport.jack_wakeup_mapped): told twice in a row that it is lost, it opens a new
     client, wires the keyboard back, and what the keyboard plays is heard again."""
-    from livecomp import ports
+    from livecomp import jackport as ports
 
     use(jack_relaxed)
     lost = {"checks": 0}
@@ -509,9 +501,9 @@ def test_an_input_client_jack_would_not_wake_is_replaced_and_keeps_its_connectio
 
     monkeypatch.setattr(ports, "jack_wakeup_mapped", wakeup)
     heard, changes = [], []
-    port = ports.Port("virtual:keys", "input", "jack", on_message=lambda m, t: heard.append(m),
+    port = ports.JackPort("virtual:keys", "input", "jack", on_message=lambda m, t: heard.append(m),
                       on_change=changes.append, client="guard-in")
-    keyboard = jack_virtual_port(ports.rtmidi.MidiOut, "guard-kbd", "keys")
+    keyboard = jack_virtual_port(rtmidi.MidiOut, "guard-kbd", "keys")
     patchbay = ports.JackPatchbay()
     try:
         assert patchbay.connect("guard-kbd:keys", "guard-in:keys")

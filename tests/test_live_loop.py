@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import still_sounding
 from livecomp import midi
 from livecomp.engine import Engine
 from livecomp.live import Live, LiveConfig
@@ -89,14 +90,6 @@ def onsets(sent) -> list[tuple[float, int]]:
     return [(t, m[1]) for t, m in sent if midi.is_note_on(m) and m[0] & 0x0F == 0]
 
 
-def balanced(sent) -> bool:
-    sounding: dict = {}
-    for _, m in sent:
-        if midi.is_note(m):
-            sounding[m[1]] = sounding.get(m[1], 0) + (1 if midi.is_note_on(m) else -1)
-    return not any(sounding.values())
-
-
 def on_lines(notes, lines: dict[int, float], first: int, last: int) -> list[int]:
     """The source's steps (``lines``: step -> time) the notes sent between its steps ``first``
     and ``last`` fall on; a note off every line fails."""
@@ -120,7 +113,7 @@ def test_start_again_while_running_and_after_stop_answers_on_each_songs_bar_line
         steps = on_lines(notes, lines, 0, cut)
         assert steps and 32 <= steps[0] < 48, (steps, said)            # each song's own bar 3
     assert [line for line in said if line.startswith("answer")] == [f"answer {i}: bar 3" for i in (1, 2, 3)]
-    assert balanced(sent)
+    assert not still_sounding(sent)
     assert sum(line.startswith("MIDI clock: start;") for line in said) == 1, said
     assert any(line.startswith("MIDI clock: stop, start;") for line in said), said
 
@@ -135,7 +128,7 @@ def test_stop_then_continue_goes_on_from_the_same_place(engine):
     assert notes
     assert 80 <= on_lines(notes, song.lines, 0, 104)[0] < 96                       # bar 6 of the song
     assert any(line.startswith("MIDI clock: stop, continue; at bar 2") for line in said), said
-    assert balanced(sent)
+    assert not still_sounding(sent)
 
 
 @pytest.mark.parametrize("running", [False, True], ids=["stopped", "running"])
@@ -154,7 +147,7 @@ def test_song_position_pointer_moves_the_bar_lines(engine, running):
     steps = on_lines(onsets(sent), song.lines, 128, 192)
     assert steps and 160 <= steps[0] < 176, steps                                       # bar 11
     assert any("at bar 9" in line for line in said), said
-    assert balanced(sent)
+    assert not still_sounding(sent)
 
 
 def test_a_note_that_comes_with_starts_first_tick_is_beat_1(engine):

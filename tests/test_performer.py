@@ -11,7 +11,7 @@ import mido
 import numpy as np
 import pytest
 
-from conftest import NOTTINGHAM, make_midi, note, twice
+from conftest import NOTTINGHAM, make_midi, note, still_sounding, twice
 
 from livecomp.engine import Engine
 from livecomp.models import shipped_models
@@ -54,14 +54,10 @@ def phrase(first: int, bars: int = 2, every: int = 2) -> dict[int, list]:
 
 
 def balanced(events) -> bool:
-    sounding: dict[int, int] = {}
-    for e in sorted(events, key=lambda e: (e.step, e.kind == "on")):
-        if e.kind == "on":
-            sounding[e.pitch] = sounding.get(e.pitch, 0) + 1
-        else:
-            assert sounding.get(e.pitch, 0) > 0, f"note-off without note-on: {e}"
-            sounding[e.pitch] -= 1
-    return not any(sounding.values())
+    """Every note-on of these events has its note-off, and no note-off comes without one."""
+    ordered = sorted(events, key=lambda e: (e.step, e.kind == "on"))
+    return not still_sounding([[0x90, e.pitch, e.velocity or 1] if e.kind == "on" else [0x80, e.pitch, 0]
+                               for e in ordered])
 
 
 def test_frames_tell_struck_held_and_sustained_apart():

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from livecomp.ports import PortError, jack_wakeup_mapped, literal, resolve
+from livecomp.jack import jack_wakeup_mapped, literal
+from livecomp.ports import PortError, resolve
 
 PORTS = ["Midi Through:Midi Through Port-0 14:0", "Keystation 49:Keystation 49 MIDI 1 20:0", "FLUID Synth (1234):Synth input port"]
 
@@ -113,14 +114,14 @@ def test_a_busy_reader_does_not_place_the_musicians_notes_late(monkeypatch, ping
     import threading
     import types
 
-    import livecomp.ports as ports
+    import livecomp.jackport as ports
 
     period = 256 / 48000
-    port = object.__new__(ports.Port)
+    port = object.__new__(ports.JackPort)
     heard = []
     port.on_message = lambda message, t: heard.append((message, t))
     port._lock, port._closing, port._opened_at, port._pings = threading.Lock(), threading.Event(), 0.0, {}
-    port.poll_s = ports.POLL_S
+    port.poll_s = 0.005
     port._patchbay = types.SimpleNamespace(period_s=lambda: period)
     messages = []
     for i in range(ports.FIRST):

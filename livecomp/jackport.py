@@ -1,0 +1,191 @@
+"""A JACK port: an input read from JACK's queue and timed by JACK, and a client this process
+is sure JACK will wake (python-rtmidi over the machine's libjack: ``livecomp.jack``).
+
+A JACK input is read from rtmidi's queue by a thread of its own rather than through a
+callback: rtmidi calls back from JACK's process thread, which would then wait there for the
+interpreter lock, and a JACK client that overruns its period loses what arrived in it. Its
+arrival times are JACK's own (rtmidi gives the monotonic microseconds between messages),
+placed on ``perf_counter`` by pings of its own at the start, before anyone plays (see
+``_read``).
+
+A JACK port is handed out only once this process holds its client's wake-up
+(``jack_wakeup_mapped``), and for ``GUARD_S`` after each client opens a thread keeps checking;
+a client JACK would not wake is replaced by a new one with the port's connections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+from . import midi
+from .jack import CLIENT, JackError, JackPatchbay, jack_wakeup_mapped, literal
+from .ports import PortError, Port, _client, _close
+
+POLL_FIRST_S = 0.0005       # JACK input: how often the queue is read while its first messages place
+FIRST = 20                  # ... JACK's clock on ours: that many (livecomp pings its own input at the start)
+FIRST_S = 2.0               # ... for at most this long after the client opened
+SETTLE_S = 0.1              # how long a new client waits before its wake-up is first checked
+GUARD_S = 3.0               # how long after opening a client livecomp keeps checking it ...
+GUARD_CHECK_S = 0.05        # ... and how often
+GUARD_TRIES = 10            # ... and how many times it opens a new client before giving up
+PING = [midi.SYSEX, 0x7D, 0x6C, 0x63]   # + 2 bytes of sequence number + end: SysEx (non-commercial id)
+_ping_numbers = itertools.count()
+
+
+class JackPort(Port):
+    CALLBACK = False
+
+    def _open_patchbay(self):
+        self._pings: dict[int, float] = {}              # ping number -> when it was sent
+        try:
+            return JackPatchbay.shared()
+        except JackError:
+            return None                                 # ports still work; no guard, no restored connections
+
+    def _opened(self) -> None:
+        if self._patchbay is not None:
+            self._settle()
+
+    def _start_threads(self) -> None:
+        if self.direction == "input":
+            self._start(self._read, "read")
+        if self._patchbay is not None:
+            self._start(self._guard, "guard")
+
+    def _new_client(self):
+        if self.direction == "output":
+            return super()._new_client()
+        # nothing ignored: rtmidi's time differences skip over the messages it drops
+        midi = _client("MidiIn", self.api, self.client, queue_size_limit=8192)
+        midi.ignore_types(sysex=False, timing=False, active_sense=False)
+        return midi
+
+    def _release_patchbay(self) -> None:
+        if self._patchbay is not None:
+            self._patchbay = None
+            JackPatchbay.release()
+
+    def _read(self) -> None:
+        """JACK input: read rtmidi's queue and time each message on JACK's clock.
+
+        JACK's clock and ``perf_counter`` are both the monotonic clock, but rtmidi gives only
+        the time between messages, so their sum is placed on ours by a constant found from two
+        sides. A message was stamped no later than it was read: the smallest gap yet seen
+        between a message's sum and the moment it was read is one bound. A ping of our own was
+        stamped no earlier than it was sent, and, in a cycle on time, within one JACK period
+        after: the latest send less its sum, plus a period, is the other. The first ``FIRST``
+        messages of a client (the guard's pings, before anyone plays) are read every
+        ``POLL_FIRST_S``, after them every ``POLL_S`` (a message read later is still timed by
+        JACK). Read alone, a busy interpreter (another thread holding its lock for a few ms)
+        would place every note of the session that much late."""
+        period = self._patchbay.period_s() if self._patchbay is not None else 0.0
+        midi, clock, read, sent, seen, opened = None, 0.0, math.inf, -math.inf, 0, 0.0
+        while not self._closing.is_set():
+            with self._lock:
+                if self._midi is not midi:              # a new client: its clock starts again
+                    midi, clock, read, sent, seen, opened = self._midi, 0.0, math.inf, -math.inf, 0, self._opened_at
+                got = midi.get_message() if midi is not None else None
+            if got is None:
+                fast = seen < FIRST and time.perf_counter() - opened < FIRST_S
+                time.sleep(POLL_FIRST_S if fast else self.poll_s)
+                continue
+            message, delta = got
+            clock += delta
+            read = min(read, time.perf_counter() - clock)
+            if len(message) == len(PING) + 3 and message[:len(PING)] == PING:
+                when = self._pings.pop(message[-3] << 7 | message[-2], None)
+                if when is not None:
+                    sent = max(sent, when - clock)
+            seen += 1
+            self._deliver(message, clock + (min(read, sent + period) if sent > -math.inf else read))
+
+    def _own_port(self) -> str | None:
+        """Our port's full JACK name, when it can be told apart from another livecomp's."""
+        pattern = f"^{literal(self.client)}(-[0-9]+)?:{literal(self.port_name)}$"
+        found = self._patchbay.ports(outputs=self.direction == "output", pattern=pattern)
+        return found[0] if len(found) == 1 else None
+
+    def _settle(self) -> None:
+        """Wait ``SETTLE_S`` for this process to hear of the clients that came and went while
+        ours opened, then make sure it holds our client's wake-up, replacing the client until
+        it does (at most ``GUARD_TRIES`` times)."""
+        for _ in range(GUARD_TRIES):
+            time.sleep(SETTLE_S)
+            if jack_wakeup_mapped(self.client) is not False:
+                return
+            self._replace()
+
+    def _guard(self) -> None:
+        """JACK only: for ``GUARD_S`` after each client opens, check every ``GUARD_CHECK_S`` that
+        this process holds its wake-up; two misses in a row and the client is replaced (up to
+        ``GUARD_TRIES`` times). An input client first gets ``FIRST`` pings of our own, which
+        place JACK's clock on ours before anyone plays."""
+        misses, tries, pinged = 0, 0, None
+        while not self._closing.wait(GUARD_CHECK_S):
+            midi, opened = self._midi, self._opened_at
+            if midi is None or time.perf_counter() - opened > GUARD_S:
+                misses = 0
+                self._closing.wait(0.5)
+                continue
+            if self.direction == "input" and pinged is not midi:
+                pinged = midi
+                self._ping()
+            if jack_wakeup_mapped(self.client) is not False:
+                misses = 0
+                continue
+            misses += 1
+            if misses >= 2 and tries < GUARD_TRIES:
+                tries += 1
+                misses = 0
+                self._replace()
+
+    def _ping(self) -> None:
+        """Send ``FIRST`` numbered pings (SysEx, never played) to our own input, 5 ms apart,
+        from a short-lived client of our own, each send's time kept for ``_read``."""
+        target = self._own_port()
+        if target is None:
+            return
+        try:
+            ping = _client("MidiOut", "jack", f"{CLIENT}-ping")
+        except PortError:
+            return
+        try:
+            names = ping.get_ports()
+            if target not in names:
+                return
+            ping.open_port(names.index(target), name="ping")
+            for _ in range(FIRST):
+                if self._closing.wait(0.005):
+                    break
+                number = next(_ping_numbers) & 0x3FFF
+                self._pings[number] = time.perf_counter()
+                ping.send_message(PING + [number >> 7, number & 0x7F, midi.SYSEX_END])
+            self._closing.wait(0.02)                    # the last ones leave before the client goes
+        finally:
+            _close(ping)
+
+    def _replace(self) -> None:
+        """Open a new client in place of ours, with our port's connections."""
+        with self._swap:
+            if self._midi is not None and not self._closing.is_set():
+                self._replace_client()
+
+    def _replace_client(self) -> None:
+        target = self._own_port()
+        others = self._patchbay.connections(target) if target is not None else []
+        with self._lock:
+            midi, self._midi = self._midi, None
+        if midi is not None:
+            self._dispose(midi)
+        if not self._open():
+            return
+        target = self._own_port()
+        restored = 0
+        for other in others if target is not None else []:
+            pair = (other, target) if self.direction == "input" else (target, other)
+            restored += self._patchbay.connect(*pair)
+        self.on_change(f"JACK would not wake the {self.direction} client; opened a new one "
+                       f"({restored} connection{'s' * (restored != 1)} restored)")
+
