@@ -19,6 +19,7 @@ import numpy as np
 
 from .models import ModelError, read_model_json
 from .roll import N_KEYS
+from .scores import Tally, batches
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -268,40 +269,11 @@ def tempered_log_prob(logits: np.ndarray, frames: np.ndarray, temperature: float
 
 def score(engine: Engine, sequences: list[np.ndarray], max_frames: int = 16384) -> dict:
     """NLL per frame (nats; with and without each sequence's first frame) and, for the basic
-    RNN whose most likely frame is each key's most likely state, frame accuracy; the same
-    definitions as ``livecomp eval`` on a checkpoint."""
-    lengths = [len(s) for s in sequences]
-    order = np.argsort(lengths)[::-1]
-    nll = first = 0.0
-    tp = fp = fn = 0
-    batch: list[int] = []
-
-    def run(idx: list[int]) -> None:
-        nonlocal nll, first, tp, fp, fn
-        T = lengths[idx[0]]
-        frames = np.zeros((len(idx), T, N_KEYS), np.int64)
-        mask = np.zeros((len(idx), T), bool)
-        for row, i in enumerate(idx):
-            frames[row, :lengths[i]] = sequences[i]
-            mask[row, :lengths[i]] = True
+    RNN whose most likely frame is each key's most likely state, frame accuracy: ``scores``'
+    definitions, as ``livecomp eval`` on a checkpoint."""
+    tally = Tally(accuracy=engine.architecture == "basic")
+    for frames, mask in batches(sequences, max_frames):
         _, logits = engine.encode(frames)
-        ll = frame_log_likelihood(logits, frames)
-        nll -= ll[mask].sum()
-        first -= ll[:, 0].sum()
-        if engine.architecture == "basic":
-            pred, true, m = logits.argmax(-1) > 0, frames > 0, mask[..., None]
-            tp += int((pred & true & m).sum())
-            fp += int((pred & ~true & m).sum())
-            fn += int((~pred & true & m).sum())
-
-    for i in order:
-        if batch and (len(batch) + 1) * lengths[batch[0]] > max_frames:
-            run(batch)
-            batch = []
-        batch.append(int(i))
-    if batch:
-        run(batch)
-    n, k = sum(lengths), len(sequences)
-    return {"nll": nll / n, "nll_after_first": (nll - first) / max(n - k, 1),
-            "accuracy": tp / max(tp + fp + fn, 1) if engine.architecture == "basic" else None,
-            "frames": n, "sequences": k}
+        tally.add(frame_log_likelihood(logits, frames), mask, frames,
+                  logits.argmax(-1) if tally.accuracy else None)
+    return tally.result()

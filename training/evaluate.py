@@ -1,16 +1,6 @@
-"""Scoring a model on whole sequences: NLL per frame (nats) and frame accuracy.
-
-NLL per frame is the mean, over every predicted frame of every sequence, of the negative
-log-likelihood of that frame summed over the 88 keys (88 ln 2 = 61.00 for a coin flip). The
-first frame of each sequence is predicted from the zero state ("nothing heard yet"); the
-``nll`` figure counts it, ``nll_after_first`` leaves it out, since some papers score only
-frames that have a history.
-
-Frame accuracy (Bay et al. 2009) is TP / (TP + FP + FN), counts summed over all frames, where
-the prediction of each frame is the model's most likely frame given the true history (for
-EnDeCell written greedily key by key on its own choices) and a key counts as on when its
-state is not off.
-"""
+"""Scoring a checkpoint on whole sequences with torch: NLL per frame (nats) and frame accuracy,
+as defined in ``livecomp.scores`` (which scores exported models the same way). For EnDeCell the
+most likely frame is written greedily key by key on its own choices."""
 
 from __future__ import annotations
 
@@ -18,6 +8,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
+from livecomp.scores import Tally, batches
 
 from .models.common import frame_log_likelihood
 
@@ -34,19 +26,6 @@ class Scores:
         return asdict(self)
 
 
-def _batches(lengths: list[int], max_frames: int):
-    """Indices of sequences grouped by similar length, at most ``max_frames`` padded frames each."""
-    order = np.argsort(lengths)[::-1]
-    batch: list[int] = []
-    for i in order:
-        if batch and (len(batch) + 1) * lengths[batch[0]] > max_frames:
-            yield batch
-            batch = []
-        batch.append(int(i))
-    if batch:
-        yield batch
-
-
 @torch.no_grad()
 def evaluate(model, sequences: list[np.ndarray], device="cpu", max_frames: int = 16384,
              accuracy: bool = True) -> Scores:
@@ -54,35 +33,14 @@ def evaluate(model, sequences: list[np.ndarray], device="cpu", max_frames: int =
     accuracy = accuracy and hasattr(model, "predict")
     was_training = model.training
     model.eval()
-    lengths = [len(s) for s in sequences]
-    nll_sum = first_sum = 0.0
-    tp = fp = fn = 0
-    for idx in _batches(lengths, max_frames):
-        T = lengths[idx[0]]
-        frames = np.zeros((len(idx), T, 88), np.int64)
-        mask = np.zeros((len(idx), T), bool)
-        for row, i in enumerate(idx):
-            frames[row, :lengths[i]] = sequences[i]
-            mask[row, :lengths[i]] = True
+    tally = Tally(accuracy)
+    for frames, mask in batches(sequences, max_frames):
         x = torch.from_numpy(frames).to(device)
-        m = torch.from_numpy(mask).to(device)
         logits, _ = model(x)
-        ll = frame_log_likelihood(logits, x)                       # (B, T)
-        nll_sum += -ll[m].double().sum().item()
-        first_sum += -ll[:, 0].double().sum().item()
-        if accuracy:
-            pred = model.predict(x) > 0
-            true = x > 0
-            mm = m.unsqueeze(-1)
-            tp += (pred & true & mm).sum().item()
-            fp += (pred & ~true & mm).sum().item()
-            fn += (~pred & true & mm).sum().item()
+        ll = frame_log_likelihood(logits, x).double().cpu().numpy()        # (B, T)
+        tally.add(ll, mask, frames, model.predict(x).cpu().numpy() if accuracy else None)
     model.train(was_training)
-    n, k = sum(lengths), len(sequences)
-    return Scores(
-        nll=nll_sum / n,
-        nll_after_first=(nll_sum - first_sum) / max(n - k, 1),
-        accuracy=tp / max(tp + fp + fn, 1) if accuracy else float("nan"),
-        frames=n,
-        sequences=k,
-    )
+    result = tally.result()
+    return Scores(nll=result["nll"], nll_after_first=result["nll_after_first"],
+                  accuracy=float("nan") if result["accuracy"] is None else result["accuracy"],
+                  frames=result["frames"], sequences=result["sequences"])

@@ -263,12 +263,12 @@ class EnDeCellBar(nn.Module):
         self.decoder = nn.GRU(model.decoder.input_size, cfg.dec_hidden)        # seq-first: no transposes
         for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(self.decoder, f"{kind}_l0").data.copy_(getattr(model.decoder, f"{kind}_l0").detach())
-        w = self.decoder.weight_ih_l0.data                                  # [below, around, position, back] columns
-        n_below, n_around = cfg.reach * (K - 1), (2 * cfg.reach + cfg.chunk) * (K - 1)
-        w[:, :n_below] = _from_one_hot(w[:, :n_below], cfg.reach, K)
-        w[:, n_below:n_below + n_around] = _from_one_hot(w[:, n_below:n_below + n_around], 2 * cfg.reach + cfg.chunk, K)
-        if cfg.lookback:
-            w[:, -n_around:] = _from_one_hot(w[:, -n_around:], 2 * cfg.reach + cfg.chunk, K)
+        w = self.decoder.weight_ih_l0.data                                  # the model's decoder_columns
+        layout = cfg.decoder_columns()
+        assert list(layout)[:3] == ["below", "around", "position"]          # as ``_write`` puts them together
+        for columns, keys in layout.values():
+            if keys is not None:                                            # key codes: read as thermometer codes
+                w[:, columns] = _from_one_hot(w[:, columns], keys, K)
         self.encoder = nn.GRU(model.encoder.input_size, cfg.enc_hidden, batch_first=True)
         self.encoder.load_state_dict(model.encoder.state_dict())
         w = self.encoder.weight_ih_l0.data                                  # [chunk code, position] columns

@@ -59,6 +59,22 @@ class EnDeCellConfig:
         """Keys either side of a chunk that its decoder step sees (at least the chunk below)."""
         return max(self.neighbour_keys, self.chunk)
 
+    def decoder_columns(self) -> dict[str, tuple[slice, int | None]]:
+        """The layout of a decoder step's input, defined here once for the model and its graphs:
+        part -> (its columns, the keys it codes, K - 1 columns each; None for the chunk's
+        position, ``pos_dim`` learnt features). In order: the ``reach`` keys just written below
+        the chunk, the previous frame around the chunk, the position, and with a lookback the
+        frame L steps back around the chunk."""
+        around = 2 * self.reach + self.chunk
+        parts = [("below", self.reach), ("around", around), ("position", None)]
+        parts += [("back", around)] if self.lookback else []
+        columns, at = {}, 0
+        for name, keys in parts:
+            width = self.pos_dim if keys is None else keys * (self.key_states - 1)
+            columns[name] = (slice(at, at + width), keys)
+            at += width
+        return columns
+
 
 class EnDeCell(nn.Module):
     def __init__(self, cfg: EnDeCellConfig):
@@ -73,10 +89,7 @@ class EnDeCell(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.dec_init = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
         self.dec_context = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
-        per_key = cfg.key_states - 1
-        dec_in = (cfg.reach + 2 * cfg.reach + cfg.chunk) * per_key + cfg.pos_dim
-        if cfg.lookback:
-            dec_in += (2 * cfg.reach + cfg.chunk) * per_key                  # the frame L steps back, around the chunk
+        dec_in = list(cfg.decoder_columns().values())[-1][0].stop
         self.decoder = nn.GRU(dec_in, cfg.dec_hidden, batch_first=True)
         self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
         starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
@@ -132,10 +145,12 @@ class EnDeCell(nn.Module):
 
     def _decoder_input(self, below: torch.Tensor, around: torch.Tensor, positions: torch.Tensor,
                        back: torch.Tensor | None = None) -> torch.Tensor:
-        """[below, around, position, (the frame L steps back around the chunk)] per chunk."""
+        """Per chunk, its parts in the order of ``decoder_columns``."""
         k = self.cfg.key_states
-        parts = [one_hot_states(below, k), one_hot_states(around, k), positions]
-        return torch.cat(parts + ([one_hot_states(back, k)] if back is not None else []), -1)
+        parts = {"below": one_hot_states(below, k), "around": one_hot_states(around, k), "position": positions}
+        if back is not None:
+            parts["back"] = one_hot_states(back, k)
+        return torch.cat([parts[name] for name in self.cfg.decoder_columns()], -1)
 
     def _decode(self, context: torch.Tensor, frames: torch.Tensor, prev: torch.Tensor,
                 back: torch.Tensor | None = None) -> torch.Tensor:
