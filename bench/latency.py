@@ -4,8 +4,9 @@ For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<na
 
 - advance 1 step (what a listener runs every step: the state, no scores), encode 1 step and
   encode a 64-step phrase (state and scores), bar of one model bar with 1, 8 and the default
-  number of candidates (what `listen` samples for each answer bar): p50 and p99 over --calls calls, for onnxruntime and for the same work in torch
-  eager, and the ratio;
+  number of candidates (what `listen` samples for each answer bar), and one step sampled (what
+  `--mode duet` runs every step; step.onnx, and without it): p50 and p99 over --calls calls,
+  for onnxruntime and for the same work in torch eager, and the ratio;
 - an int8 variant (onnxruntime dynamic quantisation of every weight): its advance and bar
   latency and the validation NLL it keeps next to the float model's;
 - multiply-adds and weight bytes read per bar (counted from bar.onnx: every matrix product,
@@ -147,6 +148,7 @@ def torch_calls(model, engine: Engine):
         "bar, 1 candidate": lambda: run(lambda: model.sample(state0, noise1, temp)),
         "bar, 8 candidates": lambda: run(lambda: model.sample(state8, noise8, temp)),
         f"bar, {DEFAULT_K} candidates": lambda: run(lambda: model.sample(stateK, noiseK, temp)),
+        "duet step": lambda: run(lambda: model.sample(state0, noise1[:, :1], temp)),
     }
 
 
@@ -161,6 +163,7 @@ def onnx_calls(engine: Engine):
         "bar, 1 candidate": lambda: engine.bar(state, 1, 1.0, 0),
         "bar, 8 candidates": lambda: engine.bar(state, 8, 1.0, 0),
         f"bar, {DEFAULT_K} candidates": lambda: engine.bar(state, DEFAULT_K, 1.0, 0),
+        "duet step": lambda: engine.bar(state, 1, 1.0, 0, steps=1),
     }
 
 
@@ -187,6 +190,11 @@ def main() -> None:
             t50, t99 = percentiles(torch_fn, calls)
             ort_times[what] = (o50, o99)
             print(f"{what:<20}{o50:>9.3f} / {o99:<7.3f}{t50:>9.3f} / {t99:<7.3f}{t50 / o50:>14.1f}x")
+        step_graph, engine._step = engine._step, None          # a folder without step.onnx
+        b50, b99 = percentiles(onnx_calls(engine)["duet step"], args.calls)
+        engine._step = step_graph
+        print(f"{'  without step.onnx':<20}{b50:>9.3f} / {b99:<7.3f}   (a bar and a re-encode: "
+              f"{b50 / ort_times['duet step'][0]:.1f}x the step graph)")
         compute_floor = macs / rates["mac_rate"] * 1e3
         memory_floor = read / rates["bw_weights"] * 1e3
         floor = max(compute_floor, memory_floor)

@@ -105,14 +105,14 @@ class Engine:
         self._load("cpu" if provider != "cuda" else "cuda", threads)
         if provider == "auto" and cuda_usable():
             cpu_time = self._time_job(job)
-            cpu_sessions = (self._encode, self._advance, self._bar)
+            cpu_sessions = (self._encode, self._advance, self._bar, self._step)
             try:
                 self._load("cuda", threads)
                 if self._time_job(job) >= cpu_time:
-                    self._encode, self._advance, self._bar = cpu_sessions
+                    self._encode, self._advance, self._bar, self._step = cpu_sessions
                     self.provider_used = "cpu"
             except ModelError:
-                self._encode, self._advance, self._bar = cpu_sessions
+                self._encode, self._advance, self._bar, self._step = cpu_sessions
                 self.provider_used = "cpu"
 
     # -- loading ---------------------------------------------------------------------------
@@ -122,6 +122,8 @@ class Engine:
         self._encode = _session(self.folder / files["encode"]["path"], provider, threads)
         self._advance = _session(self.folder / files["advance"]["path"], provider, threads)
         self._bar = _session(self.folder / files["bar"]["path"], provider, threads)
+        # step.onnx: bar.onnx's sampler for one step (--mode duet's every step); older folders lack it
+        self._step = _session(self.folder / files["step"]["path"], provider, threads) if "step" in files else None
         used = self._encode.get_providers()[0]
         if used != PROVIDERS[provider]:
             raise ModelError(f"onnxruntime could not start the {provider} provider for {self.folder}.")
@@ -151,6 +153,11 @@ class Engine:
             ("bar.onnx outputs", shapes(self._bar.get_outputs()),
              {"frames_out": [None, self.bar_steps, N_KEYS], "logp": [None], **want_state_out}),
         ]
+        if self._step is not None:
+            checks += [("step.onnx inputs", shapes(self._step.get_inputs()),
+                        {"temperature": [], "noise": [None, 1, N_KEYS], **want_state}),
+                       ("step.onnx outputs", shapes(self._step.get_outputs()),
+                        {"frames_out": [None, 1, N_KEYS], "logp": [None], **want_state_out})]
         for what, actual, expected in checks:
             # a graph may leave out a state input it does not read (advance.onnx never reads the
             # previous frame: the new one is the last frame given); every output must be there
@@ -228,13 +235,19 @@ class Engine:
         done = 0
         while done < steps:
             noise = rng.random((current.batch, self.bar_steps, N_KEYS), dtype=np.float32)
-            frames, bar_logp, after = self.bar_from_noise(current, noise, temp)
             take = min(self.bar_steps, steps - done)
+            if take == self.bar_steps or self._step is None:
+                frames, bar_logp, after = self.bar_from_noise(current, noise, temp)
             if take == self.bar_steps:
                 parts.append(frames)
                 logp += bar_logp
                 current = after
-            else:   # a shorter bar than the graph writes: keep its start, re-encode the state
+            elif self._step is not None:     # fewer steps than a bar: one step graph each, the same noise
+                for i in range(take):
+                    frame, step_logp, current = self.step_from_noise(current, noise[:, i:i + 1], temp)
+                    parts.append(frame)
+                    logp += step_logp
+            else:   # a folder without step.onnx: keep the bar's start, re-encode the state
                 part = frames[:, :take]
                 after, logits = self.encode(part, current)
                 logp += tempered_log_prob(logits, part, float(temp))
@@ -242,6 +255,12 @@ class Engine:
                 current = after
             done += take
         return np.concatenate(parts, 1), logp, current
+
+    def step_from_noise(self, state: State, noise: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
+        """One call of step.onnx: noise (B, 1, 88) -> (frames (B, 1, 88), logp, state after)."""
+        named, after = self._run(self._step, {"temperature": np.asarray(temperature, np.float32),
+                                              "noise": np.asarray(noise, np.float32)}, state)
+        return named["frames_out"], named["logp"], after
 
     def bar_from_noise(self, state: State, noise: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
         """One call of bar.onnx: noise (B, bar_steps, 88) uniform in [0, 1) -> (frames, logp, state)."""

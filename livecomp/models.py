@@ -11,6 +11,7 @@ from pathlib import Path
 
 FORMAT = 1
 ROLES = ("encode", "advance", "bar")
+OPTIONAL_ROLES = ("step",)                # checked where model.json names them (older folders lack step.onnx)
 ARCHITECTURES = ("basic", "endecell")
 REQUIRED = ("format", "name", "architecture", "key_states", "steps_per_beat", "beats_per_bar",
             "steps_per_bar", "bar_steps", "state", "files")
@@ -45,8 +46,9 @@ def read_model_json(folder: Path) -> dict:
     if info["format"] != FORMAT:
         raise ModelError(f"{folder} is model format {info['format']!r}; this livecomp reads format {FORMAT}.")
     _check_values(info, folder / "model.json")
-    for role in ROLES:
-        entry = info["files"].get(role) if isinstance(info["files"], dict) else None
+    named = info["files"] if isinstance(info["files"], dict) else {}
+    for role in ROLES + tuple(r for r in OPTIONAL_ROLES if r in named):
+        entry = named.get(role)
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
                 not isinstance(entry.get("sha256"), str):
             raise ModelError(f"{folder / 'model.json'} names no {role} graph.")

@@ -59,7 +59,7 @@ def test_export_writes_the_contract_and_checked_itself(exported):
     info = json.loads((out / "model.json").read_text())
     assert info["format"] == 1 and info["key_states"] == 3 and info["steps_per_beat"] == 4
     assert info["steps_per_bar"] == info["bar_steps"] == 16 and info["low_key"] == 21 and info["n_keys"] == 88
-    assert sorted(info["files"]) == ["advance", "bar", "encode"]
+    assert sorted(info["files"]) == ["advance", "bar", "encode", "step"]
     assert abs(info["checks"]["valid_nll_onnx"] - info["checks"]["valid_nll_torch"]) <= 1e-4
     assert info["checks"]["bars_equal_to_torch"] > 0
     (metric,) = info["metrics"].values()
@@ -127,11 +127,17 @@ def test_state_chains_and_bars_are_reproducible(exported):
     assert f1.shape == (4, 16, 88) and np.array_equal(f1, f2) and np.array_equal(l1, l2)
     assert not np.array_equal(f1[0], f1[1]) or not np.array_equal(f1[1], f1[2])   # candidates differ
 
-    # a shorter bar (3/4: 12 steps) keeps the start of the graph's bar and re-encodes the state
+    # a shorter bar (3/4: 12 steps) is the start of the graph's bar for the same noise, written
+    # by step.onnx step by step, or (a folder without it) cut from bar.onnx's and re-encoded
     short, short_logp, short_after = engine.bar(whole, temperature=0.9, seed=5, steps=12)
     assert np.array_equal(short[0], f1[0, :12])
     expected = engine.advance(short, whole)
     np.testing.assert_allclose(short_after.tensors["h"], expected.tensors["h"], atol=1e-5)
+    engine._step = None
+    cut, cut_logp, cut_after = engine.bar(whole, temperature=0.9, seed=5, steps=12)
+    assert np.array_equal(cut, short)
+    np.testing.assert_allclose(cut_logp, short_logp, rtol=1e-4)
+    np.testing.assert_allclose(cut_after.tensors["h"], short_after.tensors["h"], atol=1e-5)
     long, _, _ = engine.bar(whole, seed=1, steps=40)
     assert long.shape == (1, 40, 88)
 
@@ -273,7 +279,7 @@ def test_the_wheel_carries_the_shipped_models(tmp_path):
     (wheel,) = tmp_path.glob("livecomp-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for model in shipped_models():
-        for file in ("model.json", "encode.onnx", "advance.onnx", "bar.onnx"):
+        for file in ("model.json", "encode.onnx", "advance.onnx", "bar.onnx", "step.onnx"):
             assert f"livecomp/exported/{model}/{file}" in names
 
 

@@ -429,6 +429,20 @@ def test_a_daws_transport_restarted_moved_and_paused_gets_answers_on_its_bar_lin
     twice(attempt)
 
 
+def heard_steps(record: str, step: float) -> list[tuple[str, int, float]]:
+    """What livecomp's --record says it heard: (on/off, pitch, steps from the first note)."""
+    mid = mido.MidiFile(record)
+    heard = next(t for t in mid.tracks if t.name == "musician")
+    tempo = next(m.tempo for m in mid.tracks[0] if m.type == "set_tempo")
+    out, ticks = [], 0
+    for m in heard:
+        ticks += m.time
+        if m.type in ("note_on", "note_off"):
+            seconds = mido.tick2second(ticks, mid.ticks_per_beat, tempo)
+            out.append(("on" if m.type == "note_on" and m.velocity else "off", m.note, round(seconds / step, 2)))
+    return out
+
+
 def test_beat_1_is_placed_at_the_first_note_session_after_session_on_a_loaded_machine(jack):
     """Beat 1 of bar 1 is where the first note was heard; a grid placed late or early moves every
     note of the answer by as much (once, 50 ms was seen). Twelve fresh sessions with both cores
@@ -441,7 +455,7 @@ def test_beat_1_is_placed_at_the_first_note_session_after_session_on_a_loaded_ma
         for trial in range(12):
             session = Session(jack, f"first{trial}", "--model", "basic", "--bpm", "240", "--bars", "1",
                               "--silence-beats", "1", "--seed", str(trial), "--candidates", "1",
-                              "--temperature", "1.3", record=False)
+                              "--temperature", "1.3")
             t0 = time.perf_counter() + 0.05
             session.play(ARPEGGIO, t0, step)
             time.sleep(max(t0 + 48 * step + 0.3 - time.perf_counter(), 0))
@@ -453,7 +467,8 @@ def test_beat_1_is_placed_at_the_first_note_session_after_session_on_a_loaded_ma
             steps = [(t - session.first_key()) / step for t in ons]
             within = [abs(k - round(k)) * step <= 2 * PERIOD + 0.001 for k in steps]
             if sum(within) < 0.8 * len(within) or not 32 <= round(steps[0]) < 48:
-                misplaced.append(f"trial {trial}: answer at steps {[round(k, 3) for k in steps]}\n{out}")
+                misplaced.append(f"trial {trial}: answer at steps {[round(k, 3) for k in steps]}; livecomp heard "
+                                 f"{heard_steps(session.record, step)}\n{out}")
     finally:
         for process in load:
             process.kill()

@@ -1,7 +1,9 @@
-"""Export a checkpoint as a model folder: model.json, encode.onnx, advance.onnx and bar.onnx.
+"""Export a checkpoint as a model folder: model.json, encode.onnx, advance.onnx, bar.onnx and
+step.onnx.
 
 The folder follows the exported-model contract of DESIGN.md, plus ``advance.onnx``: encode
-without the logits, the graph a listener runs every step (see the README's design notes).
+without the logits, the graph a listener runs every step (see the README's design notes), and
+``step.onnx``: bar.onnx's sampler for one step, which ``--mode duet`` runs every step.
 
 The folder is built in a temporary sibling and moved into place only after it has checked
 itself with onnxruntime against torch:
@@ -11,6 +13,8 @@ itself with onnxruntime against torch:
 - for the same noise, bar.onnx returns exactly the frames of the torch sampler (noise that
   lands within ``TIE_MARGIN`` of a CDF boundary, where float rounding decides the draw, is
   redrawn for the check);
+- step.onnx writes the first step bar.onnx writes for the same noise, and leaves the state
+  encode.onnx leaves after it;
 - model.json carries the training facts and the held-out scores, computed through onnxruntime.
 
 A failed check raises ``ExportError`` and leaves no folder behind.
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 
 from livecomp import __version__
-from livecomp.engine import Engine, score
+from livecomp.engine import Engine, score, tempered_log_prob
 from livecomp.models import FORMAT, ModelError, sha256_file
 from livecomp.files import atomic_write_bytes
 
@@ -76,11 +80,71 @@ def export_graphs(model, folder: Path, bar_steps: int) -> dict:
                       [*names, "temperature", "noise"], ["frames_out", "logp", *[f"{n}_out" for n in names]],
                       {"noise": batch, "frames_out": batch, "logp": batch, **dynamic})
     files = {}
-    for role, blob in (("encode", encode), ("advance", advance), ("bar", bar)):
+    for role, blob in (("encode", encode), ("advance", advance), ("bar", bar), ("step", step_graph(model))):
         path = folder / f"{role}.onnx"
         atomic_write_bytes(path, blob)
         files[role] = {"path": path.name, "sha256": sha256_file(path), "bytes": len(blob)}
     return files
+
+
+def step_graph(model) -> bytes:
+    """step.onnx: the bar sampler for a single step (what ``--mode duet`` runs every step)."""
+    names = [name for name, _ in model.state_shapes()]
+    state = tuple(torch.zeros(2, *shape) for _, shape in model.state_shapes())
+    batch = {0: "batch"}
+    dynamic = {name: batch for name in names} | {f"{name}_out": batch for name in names}
+    return _onnx_bytes(bar_module(model, 1), state + (torch.tensor(1.0), torch.rand(2, 1, N_KEYS)),
+                       [*names, "temperature", "noise"], ["frames_out", "logp", *[f"{n}_out" for n in names]],
+                       {"noise": batch, "frames_out": batch, "logp": batch, **dynamic})
+
+
+def check_step(engine: Engine, primers: list[np.ndarray], candidates: int = 4, seed: int = 0) -> int:
+    """step.onnx writes the first step bar.onnx writes for the same noise, with its
+    log-probability, and the state after it is encode.onnx's; returns the steps compared."""
+    rng = np.random.default_rng(seed)
+    compared = 0
+    for primer in primers:
+        state, _ = engine.encode(primer[None])
+        state = state.repeat(candidates)
+        noise = rng.random((candidates, engine.bar_steps, N_KEYS), dtype=np.float32)
+        bar_frames, _, _ = engine.bar_from_noise(state, noise, 1.0)
+        frames, logp, after = engine.step_from_noise(state, noise[:, :1], 1.0)
+        encoded, logits = engine.encode(frames, state)
+        if not np.array_equal(frames, bar_frames[:, :1]):
+            raise ExportError("step.onnx and bar.onnx wrote different first steps for the same noise.")
+        if not np.allclose(logp, tempered_log_prob(logits, frames, 1.0), rtol=1e-4, atol=1e-3):
+            raise ExportError("step.onnx gives another log-probability than encode.onnx for its step.")
+        if not all(np.allclose(after.tensors[n], encoded.tensors[n], atol=1e-4) for n in after.tensors):
+            raise ExportError("step.onnx leaves another state than encode.onnx after its step.")
+        compared += candidates
+    return compared
+
+
+def add_step_graph(checkpoint: str | Path, folder: str | Path) -> dict:
+    """Give a model folder exported before step.onnx existed its step graph, from the checkpoint
+    it was exported from. step.onnx is written first (no model.json names it yet), then
+    model.json atomically; if the graph does not check against bar.onnx and encode.onnx, the
+    old model.json is put back. Returns model.json."""
+    folder = Path(folder)
+    model, _ = load_model(checkpoint)
+    old = (folder / "model.json").read_bytes()
+    info = json.loads(old)
+    blob = step_graph(model)
+    atomic_write_bytes(folder / "step.onnx", blob)
+    info["files"]["step"] = {"path": "step.onnx", "sha256": sha256_file(folder / "step.onnx"), "bytes": len(blob)}
+    atomic_write_bytes(folder / "model.json", (json.dumps(info, indent=2) + "\n").encode())
+    try:
+        primer = np.zeros((32, N_KEYS), np.int64)
+        for i, pitch in enumerate((60, 64, 67, 72, 67, 64, 60, 55)):       # a bar of quavers from the 9th step
+            primer[8 + 2 * i, pitch - 21] = info["key_states"] - 1
+        info.setdefault("checks", {})["steps_equal_to_bar"] = check_step(Engine(folder, provider="cpu"),
+                                                                        [primer[:8], primer])
+    except BaseException:
+        atomic_write_bytes(folder / "model.json", old)
+        (folder / "step.onnx").unlink(missing_ok=True)
+        raise
+    atomic_write_bytes(folder / "model.json", (json.dumps(info, indent=2) + "\n").encode())
+    return info
 
 
 def _torch_state(engine_state, model) -> tuple[torch.Tensor, ...]:
@@ -178,6 +242,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
                               f"(torch {torch_scores.nll:.6f}, onnxruntime {onnx_valid['nll']:.6f}).")
         primers = [s[:spb * 8] for s in valid[:4]]
         bars = check_sampler(model, engine, primers)
+        steps = check_step(engine, primers)
         test = corpus.sequences("test", key_states)
         held_out = score(engine, test) if test else None
         metrics = {}
@@ -194,7 +259,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
                          "model": meta["model"]},
             "metrics": metrics,
             "checks": {"valid_nll_torch": round(torch_scores.nll, 6), "valid_nll_onnx": round(onnx_valid["nll"], 6),
-                       "bars_equal_to_torch": bars},
+                       "bars_equal_to_torch": bars, "steps_equal_to_bar": steps},
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "livecomp_version": __version__,
         })
