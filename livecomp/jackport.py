@@ -5,8 +5,8 @@ A JACK input is read from rtmidi's queue by a thread of its own rather than thro
 callback: rtmidi calls back from JACK's process thread, which would then wait there for the
 interpreter lock, and a JACK client that overruns its period loses what arrived in it. Its
 arrival times are JACK's own (rtmidi gives the monotonic microseconds between messages),
-placed on ``perf_counter`` by pings of its own at the start, before anyone plays (see
-``_read``).
+placed on ``perf_counter`` by pings of its own as the port opens, before anyone plays (see
+``_read`` and ``_ping``).
 
 A JACK port is handed out only once this process holds its client's wake-up
 (``jack_wakeup_mapped``), and for ``GUARD_S`` after each client opens a thread keeps checking;
@@ -51,6 +51,8 @@ class JackPort(Port):
     def _start_threads(self) -> None:
         if self.direction == "input":
             self._start(self._read, "read")
+            if self._patchbay is not None:
+                self._ping()        # now, before anyone plays: see ``_ping``
         if self._patchbay is not None:
             self._start(self._guard, "guard")
 
@@ -122,7 +124,7 @@ class JackPort(Port):
         this process holds its wake-up; two misses in a row and the client is replaced (up to
         ``GUARD_TRIES`` times). An input client first gets ``FIRST`` pings of our own, which
         place JACK's clock on ours before anyone plays."""
-        misses, tries, pinged = 0, 0, None
+        misses, tries, pinged = 0, 0, self._midi       # the first client was pinged as the port opened
         while not self._closing.wait(GUARD_CHECK_S):
             midi, opened = self._midi, self._opened_at
             if midi is None or time.perf_counter() - opened > GUARD_S:
@@ -143,7 +145,13 @@ class JackPort(Port):
 
     def _ping(self) -> None:
         """Send ``FIRST`` numbered pings (SysEx, never played) to our own input, 5 ms apart,
-        from a short-lived client of our own, each send's time kept for ``_read``."""
+        from a short-lived client of our own, each send's time kept for ``_read``.
+
+        Done as the port opens, before ``listen`` says it listens: python-rtmidi holds the
+        interpreter lock through each call into libjack, and opening or closing a client waits
+        for the server, which on a busy machine has taken seconds. Done from the guard thread
+        while the musician played, that stopped every thread of the session (the reader, the
+        step loop) until it returned: a call heard 8 to 12 s late, or an answer bars late."""
         target = self._own_port()
         if target is None:
             return

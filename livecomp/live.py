@@ -153,11 +153,8 @@ class Live:
             return
         while not self.stopping.is_set() and not (self.until is not None and self.until(n)):
             closes = self.grid.time_of(n + 0.5)
-            while True:                                                 # wait for the window to close
-                left = closes - self.now()
-                if left <= 0 or self.stopping.is_set():
-                    break
-                got = self._take(left)
+            while not self.stopping.is_set():          # wait for the window to close, and take what
+                got = self._take(max(closes - self.now(), 0.0))   # is here already when it has (a late loop)
                 if got is None:
                     break
                 pending.append(got)

@@ -227,3 +227,25 @@ def test_bpm_auto_takes_the_tempo_and_phase_from_the_first_phrase(engine):
 def test_a_setting_no_performance_can_have_is_refused_when_the_config_is_made(config, fields):
     with pytest.raises(ValueError, match=next(iter(fields))):
         config(**fields)
+
+
+def test_a_loop_held_up_for_a_second_still_hears_the_call_on_its_own_steps(engine):
+    """The process stalls for a second just after the first note (another thread held the
+    interpreter): when the loop runs again, the steps whose windows closed meanwhile get the
+    messages stamped in them, so the call ends where it ended and is answered on bar 3, not
+    taken for a call that lasted until the loop caught up."""
+    step = 60 / 240 / 4
+    call = [(1.0 + s * step, p) for s, p in ARPEGGIO]
+    messages = [(t, midi.note_on(0, p, 90)) for t, p in call] + [(t + step, midi.note_off(0, p)) for t, p in call]
+    rehearsal = Rehearsal(messages)
+    loop = Live(engine, PerformerConfig(seed=1, bars=1, silence_beats=1, candidates=1),
+                LiveConfig(bpm=240.0, status=False, realtime=False), send=lambda m: None, log=lambda s: None,
+                clock=rehearsal)
+    heard = []
+    hear = loop.performer.hear
+    loop.performer.hear = lambda n, m, cc=None: (heard.append((n, m[1])), hear(n, m, cc))
+    rehearsal.call_at(1.01, lambda: rehearsal.to(3.3))                  # held up past bar 2
+    rehearsal.call_at(1.0 + 64 * step, loop.stopping.set)
+    loop.run()
+    assert [n for n, _ in heard] == sorted(n for n, _ in heard) and heard[-1] == (15, 55), heard
+    assert loop.performer.planned[0] == (32, 48)
