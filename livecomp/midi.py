@@ -29,6 +29,11 @@ def kind(message: list[int]) -> int:
     return message[0] & 0xF0 if message else 0
 
 
+def channel(message: list[int]) -> int:
+    """The channel (0-15) of a channel message."""
+    return message[0] & 0x0F
+
+
 def is_system(message: list[int]) -> bool:
     return bool(message) and message[0] >= SYSEX
 

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .midi import is_note, is_note_on, note_off, silence
+from .midi import channel as channel_of, is_note, is_note_on, note_off, silence
 
 now = time.perf_counter           # monotonic, sub-microsecond
 
@@ -151,7 +151,7 @@ class Scheduler:
         sent = self._now()
         self.lateness.append(sent - due)
         if is_note(message):
-            key = (message[0] & 0x0F, message[1])
+            key = (channel_of(message), message[1])
             self.channels.add(key[0])
             if is_note_on(message):
                 self.sounding[key] = sent
@@ -222,7 +222,7 @@ class OfflineScheduler(Scheduler):
         self._send(message)
         self.sent.append((due, message))
         if is_note(message):
-            key = (message[0] & 0x0F, message[1])
+            key = (channel_of(message), message[1])
             if is_note_on(message):
                 self.sounding[key] = due
             else:

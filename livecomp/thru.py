@@ -27,7 +27,7 @@ class Thru:
         """A note or the sustain pedal goes straight to the output; anything else is not thru's."""
         if not (midi.is_note(message) or midi.is_control(message, midi.SUSTAIN)):
             return
-        channel = self.channel if self.channel is not None else message[0] & 0x0F
+        channel = self.channel if self.channel is not None else midi.channel(message)
         out = [midi.kind(message) | channel, *message[1:3]]
         with self._lock:
             if self._ended:

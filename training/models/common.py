@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-N_KEYS = 88
+from livecomp.roll import N_KEYS  # noqa: F401  (one definition, the piano roll's)
 
 
 def one_hot_states(frames: torch.Tensor, key_states: int) -> torch.Tensor:
