@@ -131,9 +131,9 @@ def torch_calls(model, engine: Engine):
     one = torch.zeros(1, 1, 88, dtype=torch.long)
     phrase = torch.zeros(1, 64, 88, dtype=torch.long)
     noise1 = torch.rand(1, engine.steps_per_bar, 88)
-    state8 = tuple(s.repeat_interleave(8, dim=1 if s.dim() == 3 else 0) for s in state0)
+    state8 = model.initial_state(8)                # (a lookback's history is batch-first, h and c are not)
     noise8 = torch.rand(8, engine.steps_per_bar, 88)
-    stateK = tuple(s.repeat_interleave(DEFAULT_K, dim=1 if s.dim() == 3 else 0) for s in state0)
+    stateK = model.initial_state(DEFAULT_K)
     noiseK = torch.rand(DEFAULT_K, engine.steps_per_bar, 88)
     temp = torch.tensor(1.0)
 

@@ -1,7 +1,6 @@
 """Notes and frames as the performer hears and plays them: what the musician plays folded into
 one frame of key states per step (``FrameBuilder``), frames turned back into note events
-(``NoteTracker``) and events into frames (``played_frames``), and the events a performance
-plays once a "stop" has dropped what it cut short (``Timeline``).
+(``NoteTracker``) and events into frames (``played_frames``).
 """
 
 from __future__ import annotations
@@ -99,37 +98,6 @@ class NoteTracker:
         events = [Event(step, "off", int(k) + LOW_KEY) for k in np.flatnonzero(self.sounding)]
         self.sounding[:] = False
         return events
-
-
-class Timeline:
-    """The events a performance has planned, with "stop" applied: what a file of the
-    performance holds, and what the scheduler does live."""
-
-    def __init__(self):
-        self.events: list[Event] = []
-
-    def add(self, events: list[Event]) -> None:
-        for event in events:
-            if event.kind == "stop":
-                self.stop(event.step)
-            else:
-                self.events.append(event)
-
-    def stop(self, step: int) -> None:
-        """Drop what is planned at or after ``step``; release at ``step`` what still sounds."""
-        kept = [e for e in self.events if e.step < step]
-        sounding: dict[int, int] = {}
-        for e in sorted(kept, key=lambda e: (e.step, e.kind == "on")):
-            if e.kind == "on":
-                sounding[e.pitch] = sounding.get(e.pitch, 0) + 1
-            elif sounding.get(e.pitch):
-                sounding[e.pitch] -= 1
-        kept += [Event(step, "off", pitch) for pitch, n in sounding.items() for _ in range(n)]
-        self.events = kept
-
-    def sorted(self) -> list[Event]:
-        """Events in time order, note-offs before note-ons at the same step."""
-        return sorted(self.events, key=lambda e: (e.step, e.kind == "on", e.pitch))
 
 
 def played_frames(events: list[Event], start: int, end: int) -> np.ndarray:
