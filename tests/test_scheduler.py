@@ -1,5 +1,6 @@
-"""The sending thread's bookkeeping of what sounds: a release ends every note, the one being
-sent at that moment included."""
+"""The scheduler: its bookkeeping of what sounds (a release ends every note, the one being sent
+at that moment included), cancel and release on simulated time, panic (twice), and the
+stuck-note guard."""
 
 from __future__ import annotations
 
@@ -31,3 +32,59 @@ def test_a_release_during_the_send_of_a_note_on_ends_that_note_too():
     ended = list(sent)                          # by the release, not by the panic of the way out
     scheduler.panic()
     assert [m[:2] for m in ended] == [[0x90, 60], [0x80, 60]], sent
+
+
+def offline():
+    """A scheduler on simulated time, with what it sent: (rehearsal, scheduler, sent)."""
+    from livecomp.scheduler import Rehearsal
+
+    rehearsal = Rehearsal([])
+    sent: list = []
+    scheduler = rehearsal.scheduler(sent.append)
+    return rehearsal, scheduler, sent
+
+
+def test_cancel_drops_one_answers_plans_from_a_time_on_and_release_ends_what_sounds_then():
+    rehearsal, scheduler, sent = offline()
+    scheduler.at(0.1, [0x90, 60, 90], tag=1)
+    scheduler.at(0.6, [0x80, 60, 0], tag=1)
+    scheduler.at(0.4, [0x90, 64, 90], tag=1)                 # planned after the stop: dropped
+    scheduler.at(0.7, [0x80, 64, 0], tag=1)
+    scheduler.at(0.45, [0x99, 76, 100], tag=2)               # another tag (a click): kept
+    scheduler.cancel(1, after=0.3)
+    scheduler.release(0.3)
+    rehearsal.to(1.0)
+    assert [(round(t, 3), m[:2]) for t, m in scheduler.sent] == [
+        (0.1, [0x90, 60]), (0.3, [0x80, 60]), (0.45, [0x99, 76])]
+    assert scheduler.sounding == {(9, 76): 0.45}
+
+
+def test_panic_ends_every_note_and_silences_every_channel_twice_and_can_be_called_again():
+    sent = []
+    scheduler = Scheduler(sent.append)
+    t = now()
+    scheduler.at(t, [0x90, 60, 90])
+    scheduler.at(t, [0x93, 48, 90])
+    scheduler.at(t + 5.0, [0x80, 60, 0])                     # never due: the panic comes first
+    time.sleep(0.1)
+    scheduler.panic()
+    first = list(sent)
+    scheduler.panic()                                        # again (a second signal): no error
+    assert first[:2] == [[0x90, 60, 90], [0x93, 48, 90]]
+    assert sorted(m[:2] for m in first[2:4]) == [[0x80, 60], [0x83, 48]]
+    silence = [[0xB0 | channel, number, 0] for channel in (0, 3) for number in (120, 123, 64)] * 2
+    assert sorted(first[4:]) == sorted(silence)
+    assert not [m for m in sent[len(first):] if m[0] & 0xF0 in (0x80, 0x90)]   # nothing more to end
+
+
+def test_a_note_held_past_the_guard_is_ended_by_the_scheduler_itself():
+    """The stuck-note guard: a note-on whose note-off never comes is ended once it has sounded
+    ``guard_s`` (the idle thread looks every second)."""
+    sent = []
+    scheduler = Scheduler(sent.append, guard_s=0.2)
+    scheduler.at(now(), [0x90, 60, 90])
+    deadline = now() + 3.0
+    while [0x80, 60, 0] not in sent and now() < deadline:
+        time.sleep(0.05)
+    scheduler.panic()
+    assert sent[:2] == [[0x90, 60, 90], [0x80, 60, 0]], sent
