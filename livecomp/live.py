@@ -1,11 +1,13 @@
-"""``livecomp listen``: the performer on real ports and a real clock.
+"""The step loop, for ``livecomp listen`` on real ports and ``livecomp duet`` on a file alike.
 
 The input port's callback only timestamps messages and queues them. The step loop wakes when
 each step's window closes (half a step after its grid line), places the queued messages on
 their nearest steps, lets the performer fold the step into the model's state and decide, and
 hands what it plans to the scheduler, which sends each message at its grid time minus
-``latency_ms``. Every way out (Ctrl-C, SIGTERM, an error, a lost port) releases every note
-livecomp started and sends All Notes Off on its channels; ``--record`` is written then.
+``latency_ms``. Time, the queue and the scheduler come from a clock: the wall clock live,
+simulated time offline (``scheduler.Rehearsal``). Every way out (Ctrl-C, SIGTERM, an error, a
+lost port) releases every note livecomp started and sends All Notes Off on its channels;
+``--record`` is written then.
 """
 
 from __future__ import annotations

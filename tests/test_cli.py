@@ -32,8 +32,9 @@ def test_roll_on_the_shipped_example_writes_midi_and_png(tmp_path):
     result = livecomp("roll", "--png", str(tmp_path / "r.png"), "--midi-out", str(tmp_path / "r.mid"))
     assert result.returncode == 0, result.stderr
     assert "38 bars" in result.stdout and "4/4" in result.stdout
+    from livecomp.image import BOTTOM, LEFT, TOP
     with Image.open(tmp_path / "r.png") as img:
-        assert img.size == (598 * 4, 88 * 4)
+        assert img.size == (LEFT + 598 * 4, TOP + 88 * 4 + BOTTOM)     # the roll, and its labels around it
     assert (midi_to_roll(tmp_path / "r.mid").frames == midi_to_roll(example_path()).frames).all()
 
 

@@ -163,3 +163,29 @@ def test_bad_files_raise_one_clear_error(tmp_path, kind):
         midi_to_roll(path)
     message = str(err.value)
     assert str(path) in message and "\n" not in message
+
+
+def test_a_saved_picture_names_its_octaves_numbers_its_bars_and_tells_the_parts_apart(tmp_path):
+    """Middle C's label sits at middle C's row, bar numbers at their bar lines, and the legend
+    shows each part's colour beside its name."""
+    from PIL import Image
+
+    from livecomp.image import BOTTOM, LEFT, SECOND_PART, STRUCK_COLOUR, TEXT, TOP, save_roll_png
+
+    frames = np.zeros((64, 88), np.uint8)
+    frames[0, 60 - LOW_KEY] = STRUCK
+    answer = np.zeros((64, 88), np.uint8)
+    answer[32, 72 - LOW_KEY] = STRUCK
+    save_roll_png(tmp_path / "p.png", PianoRoll(frames, 4), second=PianoRoll(answer, 4),
+                  names=("musician", "livecomp"))
+    img = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"))
+    assert img.shape == (TOP + 88 * 4 + BOTTOM, LEFT + 64 * 4, 3)
+    text = (img == TEXT).all(-1)
+    c4_row = TOP + (108 - 60) * 4 + 2                                       # middle C's row, from the top
+    assert text[c4_row - 4:c4_row + 5, :LEFT].any() and not text[c4_row + 8:c4_row + 16, :LEFT].any()
+    for bar in range(4):                                                    # "1" to "4" at their lines
+        x = LEFT + bar * 16 * 4
+        assert text[:TOP, x:x + 12].any()
+    legend = img[TOP + 88 * 4:]
+    assert (legend == STRUCK_COLOUR).all(-1).any() and (legend == SECOND_PART[1]).all(-1).any()
+    assert (legend == TEXT).all(-1).sum() > 100                             # the two names

@@ -457,4 +457,4 @@ def _sample_png(model, corpus: Corpus, key_states: int, window: int, path: Path,
                       meters=source.meters[:1])
     second = PianoRoll(np.vstack([np.zeros((n, 88), np.uint8), frames[0].cpu().numpy().astype(np.uint8)]),
                        source.steps_per_beat)
-    save_roll_png(path, first, second=second)
+    save_roll_png(path, first, second=second, names=("data", "model"))

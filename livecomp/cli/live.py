@@ -12,8 +12,42 @@ from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS
                _engine, _performer_config, app, check_outputs, fail)
 
 
+def _settings(ctx: typer.Context, preset: Optional[str]) -> Optional[str]:
+    """``--preset``'s callback, run before the other options are read: the config file's
+    ``[listen]`` settings, with the preset's laid over them, become those options' defaults, so
+    what the command line gives wins. A bad file, setting or value ends the command here."""
+    if ctx.resilient_parsing:
+        return preset
+    from ..settings import SettingsError, config_path, read_settings
+
+    try:
+        settings = read_settings(preset)
+    except SettingsError as exc:
+        fail(str(exc), 2)
+    path = config_path()
+    options = {opt[2:]: p for p in ctx.command.params for opt in p.opts if opt.startswith("--")}
+    defaults = {}
+    for key, value in settings.items():
+        param = options.get(str(key).replace("_", "-"))
+        if param is None or param.name == "preset":
+            fail(f"{path} sets {key!r}, which is not an option of listen (the settings are its options "
+                 f"without the dashes: in, out, model, bpm, channel, ...).", 2)
+        try:
+            param.process_value(ctx, value)
+        except typer.BadParameter as exc:
+            fail(f"{key} = {value!r} in {path}: {exc.message}", 2)
+        defaults[param.name] = value
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.meta["settings"] = f"settings from {path}" + (f", preset {preset!r}" if preset else "") if settings else None
+    return preset
+
+
 @app.command()
 def listen(
+    ctx: typer.Context,
+    preset: Optional[str] = typer.Option(None, "--preset", is_eager=True, callback=_settings,
+                                         help="Lay this preset of the config file over its [listen] settings "
+                                              "(what the command line gives wins)."),
     inp: str = typer.Option(..., "--in", help="Input port: full name, unique part, index, or virtual:NAME."),
     out: str = typer.Option(..., "--out", help="Output port: full name, unique part, index, or virtual:NAME."),
     api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one)."),
@@ -48,7 +82,10 @@ def listen(
     rt: bool = typer.Option(True, "--realtime/--no-realtime", help="Send at real-time priority (as JACK runs its own "
                             "threads) where the system allows it: root, or an rtprio limit."),
 ) -> None:
-    """Play with a musician on MIDI ports: listen on the beat grid, then answer in time."""
+    """Play with a musician on MIDI ports: listen on the beat grid, then answer in time.
+
+    Options may also come from the config file (livecomp.settings: [listen] and [presets.NAME]
+    in $LIVECOMP_CONFIG or config.toml in the user's config folder)."""
     from ..clock import parse_meter
     from ..live import LiveConfig
     from ..ports import PortError, default_api
@@ -73,6 +110,8 @@ def listen(
                        thru_channel=thru_channel - 1 if thru_channel is not None else None)
     check_outputs(("--record", record), replace=False)
     engine = _engine(model, provider)
+    if ctx.meta.get("settings"):
+        typer.echo(ctx.meta["settings"])
     try:
         session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo)
     except PortError as exc:
@@ -105,17 +144,27 @@ def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model fold
 
 @app.command()
 def ports(api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one).")) -> None:
-    """List MIDI input and output ports."""
-    from ..ports import PortError, default_api, list_ports
+    """List MIDI input and output ports; the ones the config file's [listen] names are marked."""
+    from ..ports import PortError, default_api, list_ports, resolve
+    from ..settings import SettingsError, read_settings
 
     api = api or default_api()
     try:
         inputs, outputs = list_ports(api)
     except PortError as exc:
         fail(str(exc))
-    typer.echo(f"{api} inputs:")
-    for i, name in enumerate(inputs):
-        typer.echo(f"  {i}: {name}")
-    typer.echo(f"{api} outputs:")
-    for i, name in enumerate(outputs):
-        typer.echo(f"  {i}: {name}")
+    try:
+        settings = read_settings()
+    except SettingsError as exc:
+        fail(str(exc), 2)
+    for direction, key, names in (("input", "in", inputs), ("output", "out", outputs)):
+        chosen = None
+        if isinstance(settings.get(key), str) and not settings[key].startswith(("virtual:", "loopback:")):
+            try:
+                chosen = resolve(settings[key], names, direction)
+            except PortError:
+                typer.echo(f"note: the config file's {key} = {settings[key]!r} matches no {direction} port now.",
+                           err=True)
+        typer.echo(f"{api} {direction}s:")
+        for i, name in enumerate(names):
+            typer.echo(f"  {i}: {name}" + (f"   <- listen --{key} (config file)" if i == chosen else ""))

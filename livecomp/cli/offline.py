@@ -117,7 +117,8 @@ def generate(
     try:
         save_midi(out, roll_to_midi(whole))
         if png is not None:
-            save_roll_png(png, whole, second=answer if heard is not None else None)
+            save_roll_png(png, whole, second=answer if heard is not None else None,
+                          names=("primer", "livecomp") if heard is not None else ("livecomp",))
     except OSError as exc:
         fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
     written = whole.n_steps - (heard.n_steps if heard else 0)
@@ -181,7 +182,7 @@ def duet(
             musician = midi_to_roll(part(result.midi, 1), steps_per_beat=engine.steps_per_beat)
             answers_roll = (midi_to_roll(part(result.midi, 2), steps_per_beat=engine.steps_per_beat)
                             if result.events else None)
-            save_roll_png(png, musician, second=answers_roll)
+            save_roll_png(png, musician, second=answers_roll, names=("musician", "livecomp"))
     except OSError as exc:
         fail(f"cannot write output: {exc.strerror or exc} ({exc.filename}).")
     for line in result.told:

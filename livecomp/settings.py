@@ -1,0 +1,75 @@
+"""Settings that stay: ``listen``'s options kept in a TOML file, with named presets.
+
+The file is ``$LIVECOMP_CONFIG``, else ``config.toml`` in livecomp's folder of the platform's
+user configuration (``$XDG_CONFIG_HOME/livecomp`` or ``~/.config/livecomp`` on Linux,
+``~/Library/Application Support/livecomp`` on macOS, ``%APPDATA%\\livecomp`` on Windows). Its
+``[listen]`` table holds options by their names on the command line (``in``, ``out``,
+``model``, ``bpm``, ``channel``, ...); each ``[presets.NAME]`` table holds more, which
+``--preset NAME`` lays over them. An option given on the command line wins over both::
+
+    [listen]
+    in = "Keystation"
+    out = "FLUID"
+    model = "piano"
+
+    [presets.folk]
+    model = "folk"
+    bpm = "104"
+    meter = "6/8"
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A config file that cannot be read, or a preset it does not hold."""
+
+
+def config_path() -> Path:
+    if os.environ.get("LIVECOMP_CONFIG"):
+        return Path(os.environ["LIVECOMP_CONFIG"])
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif sys.platform.startswith("win"):
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "livecomp" / "config.toml"
+
+
+def read_settings(preset: str | None = None, path: Path | None = None) -> dict:
+    """The ``[listen]`` settings of the config file with ``preset``'s laid over them (name ->
+    value as written); {} where there is no file and no preset was asked for."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if preset is not None:
+            raise SettingsError(f"there is no preset {preset!r}: the config file {path} does not exist.") from None
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read the config file {path} ({getattr(exc, 'strerror', None) or exc}).") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"the config file {path} is not valid TOML ({exc}).") from None
+    unknown = sorted(set(document) - {"listen", "presets"})
+    if unknown:
+        raise SettingsError(f"the config file {path} holds [{unknown[0]}]; it may hold [listen] and [presets.NAME].")
+    tables = {"[listen]": document.get("listen", {}), "[presets]": document.get("presets", {})}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise SettingsError(f"{name} in the config file {path} must be a table of settings.")
+    settings = dict(tables["[listen]"])
+    if preset is not None:
+        presets = tables["[presets]"]
+        if preset not in presets or not isinstance(presets[preset], dict):
+            have = ", ".join(sorted(presets)) or "none"
+            raise SettingsError(f"there is no preset {preset!r} in {path} (its presets: {have}).")
+        settings.update(presets[preset])
+    return settings
