@@ -13,9 +13,27 @@ from typing import Callable
 
 import numpy as np
 
+from .clock import Grid
 from .midi import is_note, is_note_on
 
 Take = Callable[[float], "tuple[float, list[int]] | None"]
+
+
+def bar_1(take: Take, stopping: threading.Event, now: Callable[[], float], bpm: float | None, steps_per_beat: int,
+          beats_per_bar: int, log: Callable[[str], None]) -> tuple[list, Grid | None]:
+    """(what was heard, the grid whose beat 1 of bar 1 is the first note: at ``bpm``, or with
+    None at the first phrase's tempo), said in one line; no grid if stopped first."""
+    if bpm is not None:
+        pending, origin = first_note(take, stopping)
+        words = f"beat 1 of bar 1 at the first note; {bpm:g} bpm"
+    else:
+        pending, found = first_phrase(take, stopping, now, steps_per_beat)
+        bpm, origin, notes = found if found is not None else (None, None, 0)
+        words = f"tempo {bpm or 0:.1f} bpm from the first phrase of {notes} notes; its first note is beat 1 of bar 1"
+    if origin is None:
+        return pending, None
+    log(f"{words}, {beats_per_bar} beats a bar")
+    return pending, Grid(origin=origin, bpm=bpm, steps_per_beat=steps_per_beat, beats_per_bar=beats_per_bar)
 
 
 def first_note(take: Take, stopping: threading.Event) -> tuple[list, float | None]:

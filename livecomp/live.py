@@ -21,7 +21,8 @@ from pathlib import Path
 
 from . import midi
 from .clock import ClockFollower, Grid
-from .downbeat import first_note, first_phrase
+from .controls import Controls
+from .downbeat import bar_1
 from .engine import Engine
 from .midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
@@ -49,6 +50,7 @@ class LiveConfig:
     thru: bool = False                  # the musician's notes and pedal pass to the output as they arrive ...
     thru_channel: int | None = None     # ... on this channel (0-15), or on the one they came on
     origin: float | None = None         # beat 1 of bar 1 is known (a file's start offline): no waiting for it
+    controls: dict[int, str] | None = None   # controller number -> control (``controls.controls_from``)
 
     def __post_init__(self):
         """A setting no session can have is refused in one sentence (``ValueError``)."""
@@ -69,6 +71,8 @@ class LiveConfig:
             raise ValueError("count_in needs a fixed bpm (with auto or MIDI clock the tempo is not known beforehand)")
         if self.origin is not None and not fixed:
             raise ValueError("origin (a known beat 1 of bar 1) needs a fixed bpm")
+        if any(not 0 <= number <= 127 for number in self.controls or {}):
+            raise ValueError(f"controls must be controller numbers 0-127, not {sorted(self.controls)}")
 
 
 LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed this long before they are due
@@ -104,6 +108,7 @@ class Live:
         self._told = 0                                # answers logged so far
         self.thru = Thru(send, cfg.thru_channel) if cfg.thru else None
         self.pulse = Pulse(self.scheduler, self.clicks, engine.steps_per_beat, self.performer.steps_per_bar, cfg)
+        self.controls = Controls(cfg.controls) if cfg.controls else None
 
     # -- ports --------------------------------------------------------------------------------
 
@@ -150,7 +155,9 @@ class Live:
         elif self.cfg.count_in and self.cfg.bpm is not None:
             pending, n = self._count_in(), 0
         else:
-            pending, n = self._first_phrase() if self.cfg.bpm is None else self._first_note(), 0
+            pending, self.grid = bar_1(self._take, self.stopping, self.now, self.cfg.bpm, self.engine.steps_per_beat,
+                                       self.cfg.beats_per_bar, self.log)
+            self.bpm, n = self.grid.bpm if self.grid else self.bpm, 0
         if self.grid is None:
             return
         while not self.stopping.is_set() and not (self.until is not None and self.until(n)):
@@ -312,24 +319,6 @@ class Live:
                          beats_per_bar=self.cfg.beats_per_bar)
         self.bpm = bpm
 
-    def _first_note(self) -> list:
-        """Fixed tempo: the first note played is beat 1 of bar 1."""
-        pending, t = first_note(self._take, self.stopping)
-        if t is not None:
-            self._new_grid(t, self.cfg.bpm)
-            self.log(f"beat 1 of bar 1 at the first note; {self.cfg.bpm:g} bpm, {self.cfg.beats_per_bar} beats a bar")
-        return pending
-
-    def _first_phrase(self) -> list:
-        """--bpm auto: the first phrase sets the tempo and the phase; its first note is beat 1."""
-        pending, found = first_phrase(self._take, self.stopping, self.now, self.engine.steps_per_beat)
-        if found is not None:
-            bpm, origin, notes = found
-            self._new_grid(origin, bpm)
-            self.log(f"tempo {bpm:.1f} bpm from the first phrase of {notes} notes; its first note is "
-                     f"beat 1 of bar 1, {self.cfg.beats_per_bar} beats a bar")
-        return pending
-
     def _place(self, t: float, message: list[int]) -> None:
         step = self.grid.nearest_step(t)
         if step < 0:                                      # during a count-in: warming up, not the call
@@ -338,7 +327,18 @@ class Live:
             step = 0
         if is_note_on(message):
             self._onsets.append((step, t))
+        if self.controls is not None and midi.is_control(message) and message[1] in self.controls.by_number:
+            self.controls.apply(self.controls.read(message[1], message[2]), self, step)
+            return
         self.performer.hear(step, message, self.cfg.end_cc)
+
+    def hush(self, step: int) -> None:
+        """End at once what livecomp plays: the answer's plans, then every sounding note and
+        the channels' sound (a control asked); the performer drops it after ``step``."""
+        self._planned = []
+        self.scheduler.cancel(self.performer.answers)
+        self.scheduler.hush()
+        self.performer.drop(step)
 
     def _tell_answers(self) -> None:
         """One line for each answer as it is planned: where it starts and ends."""

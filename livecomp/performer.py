@@ -94,6 +94,7 @@ class Performer:
         self.answers = 0
         self.planned: list[tuple[int, int]] = []           # (first step, step after the last) of each answer
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
+        self.muted = False                                 # listen, fold in, but answer nothing
         self.restart()
 
     def restart(self) -> None:
@@ -142,6 +143,17 @@ class Performer:
     def answering(self) -> bool:
         return self.answer is not None or self._duet_tracker is not None
 
+    def drop(self, n: int) -> None:
+        """Nothing more of what was playing after step n (a control ended it): an answer under
+        way ends there, its state following what was played of it; one not yet begun is
+        forgotten, and so is the call it answered; in duet mode livecomp joins afresh."""
+        a = self.answer
+        if a is not None and n >= a.start:
+            self._finish(n)
+        elif a is not None:
+            self.answer, self.call_start = None, None
+        self._duet_tracker = self._duet_next = None
+
     def finish(self, n: int) -> list[Event]:
         """The performance ends at step n: end whatever livecomp still sounds."""
         tracker = self._duet_tracker or (self.answer.tracker if self.answer else None)
@@ -163,6 +175,9 @@ class Performer:
         if self._duet_tracker is None:
             if not frame.any():
                 return []                                   # it joins when the musician starts
+            if self.muted:                                  # heard, not played along with
+                self.state = self.engine.advance(frame[None, None], self.state)
+                return []
             self._duet_tracker = NoteTracker(self.heard.dynamics())
             self.answers += 1
         mine = self._duet_next if self._duet_next is not None else np.zeros(N_KEYS, np.uint8)
@@ -195,6 +210,9 @@ class Performer:
         if not (long_enough and ended):
             return []
         self.end_requested = False
+        if self.muted:                                      # heard, not answered
+            self.call_start = None
+            return []
         return self._plan_answer(n, call_steps)
 
     def _plan_answer(self, n: int, call_steps: int) -> list[Event]:

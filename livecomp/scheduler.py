@@ -115,6 +115,15 @@ class Scheduler:
             heapq.heappush(self._heap, (t, next(self._seq), RELEASE, -1))
             self._cond.notify()
 
+    def hush(self) -> None:
+        """Now, with the thread running on: note-off for every note this scheduler has started
+        and not ended, then ``midi.silence`` on each channel it used (the panic control)."""
+        t = self._now()
+        self.release(t)
+        for channel in sorted(self.channels):
+            for message in silence(channel):
+                self.at(t, message, tag=-1)
+
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -223,6 +232,7 @@ class OfflineScheduler(Scheduler):
         self.sent.append((due, message))
         if is_note(message):
             key = (channel_of(message), message[1])
+            self.channels.add(key[0])
             if is_note_on(message):
                 self.sounding[key] = due
             else:

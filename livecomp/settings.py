@@ -5,7 +5,8 @@ user configuration (``$XDG_CONFIG_HOME/livecomp`` or ``~/.config/livecomp`` on L
 ``~/Library/Application Support/livecomp`` on macOS, ``%APPDATA%\\livecomp`` on Windows). Its
 ``[listen]`` table holds options by their names on the command line (``in``, ``out``,
 ``model``, ``bpm``, ``channel``, ...); each ``[presets.NAME]`` table holds more, which
-``--preset NAME`` lays over them. An option given on the command line wins over both::
+``--preset NAME`` lays over them, and ``[controls]`` maps the keyboard's controllers
+(``livecomp.controls``). An option given on the command line wins over both::
 
     [listen]
     in = "Keystation"
@@ -42,29 +43,46 @@ def config_path() -> Path:
     return base / "livecomp" / "config.toml"
 
 
-def read_settings(preset: str | None = None, path: Path | None = None) -> dict:
-    """The ``[listen]`` settings of the config file with ``preset``'s laid over them (name ->
-    value as written); {} where there is no file and no preset was asked for."""
-    path = path or config_path()
+TABLES = ("listen", "presets", "controls")
+
+
+def _tables(path: Path) -> dict | None:
+    """The config file's tables (None where there is no file), each checked to be a table."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        if preset is not None:
-            raise SettingsError(f"there is no preset {preset!r}: the config file {path} does not exist.") from None
-        return {}
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"cannot read the config file {path} ({getattr(exc, 'strerror', None) or exc}).") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"the config file {path} is not valid TOML ({exc}).") from None
-    unknown = sorted(set(document) - {"listen", "presets"})
+    unknown = sorted(set(document) - set(TABLES))
     if unknown:
-        raise SettingsError(f"the config file {path} holds [{unknown[0]}]; it may hold [listen] and [presets.NAME].")
-    tables = {"[listen]": document.get("listen", {}), "[presets]": document.get("presets", {})}
-    for name, table in tables.items():
+        raise SettingsError(f"the config file {path} holds [{unknown[0]}]; it may hold [listen], [presets.NAME] "
+                            f"and [controls].")
+    for name, table in document.items():
         if not isinstance(table, dict):
-            raise SettingsError(f"{name} in the config file {path} must be a table of settings.")
+            raise SettingsError(f"[{name}] in the config file {path} must be a table of settings.")
+    return document
+
+
+def read_controls(path: Path | None = None) -> dict:
+    """The ``[controls]`` table of the config file (control -> controller number, or "off")."""
+    return (_tables(path or config_path()) or {}).get("controls", {})
+
+
+def read_settings(preset: str | None = None, path: Path | None = None) -> dict:
+    """The ``[listen]`` settings of the config file with ``preset``'s laid over them (name ->
+    value as written); {} where there is no file and no preset was asked for."""
+    path = path or config_path()
+    document = _tables(path)
+    if document is None:
+        if preset is not None:
+            raise SettingsError(f"there is no preset {preset!r}: the config file {path} does not exist.")
+        return {}
+    tables = {"[listen]": document.get("listen", {}), "[presets]": document.get("presets", {})}
     settings = dict(tables["[listen]"])
     if preset is not None:
         presets = tables["[presets]"]

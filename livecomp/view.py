@@ -11,15 +11,19 @@ def on_terminal() -> bool:
 
 
 def status_line(live, n: int) -> str:
-    """Tempo and where it comes from, bar and beat of step ``n``, listening or answering, the
-    model, the answers so far and the sends' lateness."""
+    """Tempo and where it comes from, bar and beat of step ``n``, listening, answering or muted,
+    the model, what the controls set (mode, temperature, answer bars, silence beats), the
+    answers so far and the sends' lateness."""
     spbar, spb = live.performer.steps_per_bar, live.engine.steps_per_beat
     bar, beat = n // spbar + 1, (n % spbar) // spb + 1
     late = live.scheduler.lateness_ms()
-    what = "answering" if live.performer.answering else "listening"
+    performer = live.performer
+    what = "muted" if performer.muted else "answering" if performer.answering else "listening"
     source = "clock" if live.follower is not None else "estimated" if live.cfg.bpm is None else "fixed"
-    return (f"{live.bpm:.1f} bpm ({source})  {bar:>4}:{beat}  {what:<9}  {live.engine.name}  "
-            f"{live.performer.answers} answers  sends p99 {late['p99']:.2f} ms")
+    cfg = performer.cfg
+    setting = f"{cfg.mode}  t {cfg.temperature:.2f}  {cfg.bars or 'call'} bars  silence {cfg.silence_beats:g}"
+    return (f"{live.bpm:.1f} bpm ({source})  {bar:>4}:{beat}  {what:<9}  {live.engine.name}  {setting}  "
+            f"{performer.answers} answers  sends p99 {late['p99']:.2f} ms")
 
 
 def draw_status(live, n: int) -> None:

@@ -476,6 +476,45 @@ def test_beat_1_is_placed_at_the_first_note_session_after_session_on_a_loaded_ma
     assert not misplaced, "\n".join(misplaced)
 
 
+def test_mute_and_panic_from_the_keyboard_through_jack_ports(jack):
+    """The keyboard's buttons (General MIDI's 81: mute, 82: panic) through real ports: a call made
+    muted is not answered; unmuted, the next one is, on its bar line; panic in the middle of that
+    answer ends it there, every note ended at the synth."""
+    step = 60 / 240 / 4
+    bar = 16 * step
+
+    def press(session, number: int) -> None:
+        session.send([0xB0 | KEYS, number, 127])
+        session.send([0xB0 | KEYS, number, 0])
+
+    def attempt():
+        session = Session(jack, "ctl", "--model", "basic", "--bpm", "240", "--bars", "4", "--silence-beats", "1",
+                          "--seed", "1", "--candidates", "1")
+        t0 = time.perf_counter() + 0.3
+        wait_until(t0 - 0.2)
+        press(session, 81)                                          # mute
+        session.play(ARPEGGIO, t0, step)                            # bar 1: heard, not answered
+        wait_until(t0 + 3 * bar)
+        press(session, 81)                                          # unmute
+        session.play(ARPEGGIO, t0 + 4 * bar, step)                  # bar 5: answered from bar 7
+        panic = t0 + 6 * bar + 6 * step
+        wait_until(panic)
+        press(session, 82)
+        time.sleep(t0 + 8 * bar - time.perf_counter())
+        out = session.stop()
+        ons = [t for t, _ in session.notes_on()]
+        assert not [t for t in ons if t < t0 + 6 * bar - 0.01], out        # the muted call: no answer
+        answer = [t for t in ons if t0 + 6 * bar - 0.01 <= t < panic]
+        assert answer, out
+        steps = on_grid(answer, session.first_key(), step, 2 * PERIOD + 0.001, out)
+        assert 96 <= steps[0] < 112, steps                                 # in bar 7
+        assert not [t for t in ons if t > panic + 3 * PERIOD + 0.003], out  # nothing after the panic
+        assert not session.unmatched(), out
+        assert "muted: listening" in out and "unmuted: answering again" in out and "panic: every note ended" in out
+
+    twice(attempt)
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))

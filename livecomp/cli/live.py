@@ -76,6 +76,7 @@ def listen(
     count_in: int = typer.Option(0, "--count-in", min=0, max=8, help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not your first note."),
     click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
     click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
+    controls: bool = typer.Option(True, "--controls/--no-controls", help="Take controllers as controls: 16-18 temperature, answer bars, silence beats; buttons 80-82 mode, mute, panic (or as the config file's [controls] maps them)."),
     thru: bool = typer.Option(False, "--thru", help="Pass your notes and pedal to the output port as you play (a keyboard without a sound of its own)."),
     thru_channel: Optional[int] = typer.Option(None, "--thru-channel", min=1, max=16, help="The channel your notes pass thru on (default: the one they come on); implies --thru."),
     provider: Provider = PROVIDER,
@@ -87,9 +88,11 @@ def listen(
     Options may also come from the config file (livecomp.settings: [listen] and [presets.NAME]
     in $LIVECOMP_CONFIG or config.toml in the user's config folder)."""
     from ..clock import parse_meter
+    from ..controls import ControlsError, controls_from
     from ..live import LiveConfig
     from ..ports import PortError, default_api
     from ..session import Session
+    from ..settings import SettingsError, read_controls
 
     try:
         beats = parse_meter(meter)
@@ -103,8 +106,12 @@ def listen(
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
-    live_cfg = _config(LiveConfig, bpm=tempo, beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms,
-                       end_cc=end_cc, record=record, sync=Sync(sync).value, send_clock=send_clock,
+    try:
+        by_number = controls_from(read_controls(), end_cc) if controls else None
+    except (ControlsError, SettingsError) as exc:
+        fail(str(exc), 2)
+    live_cfg = _config(LiveConfig, controls=by_number, bpm=tempo, beats_per_bar=beats, channel=channel - 1,
+                       latency_ms=latency_ms, end_cc=end_cc, record=record, sync=Sync(sync).value, send_clock=send_clock,
                        metronome=metronome, count_in=count_in, click_channel=click_channel - 1, realtime=rt,
                        thru=thru or thru_channel is not None,
                        thru_channel=thru_channel - 1 if thru_channel is not None else None)

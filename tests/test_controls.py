@@ -1,0 +1,119 @@
+"""Control from the keyboard: the controller map, what each control does to a running live loop
+(on simulated time), and the config file's [controls] table refused in one sentence."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import still_sounding
+from fake_engine import EchoEngine
+from livecomp import midi
+from livecomp.cli import app
+from livecomp.controls import DEFAULTS, Controls, ControlsError, controls_from
+from livecomp.live import Live, LiveConfig
+from livecomp.performer import PerformerConfig
+from livecomp.scheduler import Rehearsal
+
+STEP = 60 / 240 / 4
+ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]
+
+
+def test_the_default_map_and_a_config_tables_changes():
+    assert controls_from(None) == {number: name for name, number in DEFAULTS.items()}
+    mapped = controls_from({"temperature": 74, "mute": "off"})
+    assert mapped[74] == "temperature" and "mute" not in mapped.values() and 16 not in mapped
+
+
+@pytest.mark.parametrize("table, end_cc, words", [
+    ({"tempo": 20}, None, "there is no control 'tempo'"),
+    ({"temperature": 128}, None, "from 0 to 127"),
+    ({"temperature": "loud"}, None, "from 0 to 127"),
+    ({"temperature": 80}, None, "given to both"),
+    ({"panic": 64}, None, "sustain pedal"),
+    ({}, 16, "--end-cc"),
+])
+def test_a_controls_table_no_keyboard_can_use_is_one_sentence(table, end_cc, words):
+    with pytest.raises(ControlsError, match=words):
+        controls_from(table, end_cc)
+
+
+def test_knobs_read_their_position_and_buttons_act_once_per_press():
+    controls = Controls(controls_from(None))
+    assert controls.read(16, 0).value == 0.2 and controls.read(16, 127).value == 2.0
+    assert controls.read(17, 0).value is None and controls.read(17, 1).value == 1 and controls.read(17, 127).value == 8
+    assert controls.read(18, 0).value == 0.5 and controls.read(18, 127).value == 4.0
+    assert controls.read(81, 127).control == "mute"
+    assert controls.read(81, 100) is None                  # still held: not a second press
+    assert controls.read(81, 0) is None                    # let go
+    assert controls.read(81, 127).control == "mute"
+    assert controls.read(7, 127) is None                   # volume: not a control
+
+
+def calls(*starts: float) -> list:
+    """A bar of quavers at 240 bpm from each start time (seconds)."""
+    messages = []
+    for t0 in starts:
+        for s, p in ARPEGGIO:
+            messages += [(t0 + s * STEP, midi.note_on(0, p, 90)), (t0 + (s + 1) * STEP, midi.note_off(0, p))]
+    return messages
+
+
+def rehearse(messages, until: float, mode: str = "call"):
+    rehearsal = Rehearsal(messages)
+    said: list[str] = []
+    loop = Live(EchoEngine(), PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1, mode=mode),
+                LiveConfig(bpm=240.0, status=False, realtime=False, controls=controls_from(None)),
+                send=lambda m: None, log=said.append, clock=rehearsal)
+    rehearsal.call_at(until, loop.stopping.set)
+    loop.run()
+    return loop.scheduler.sent, said, loop
+
+
+def ons(sent, start: float = 0.0, end: float = 1e9) -> list[float]:
+    return [t for t, m in sent if midi.is_note_on(m) and m[0] & 0x0F == 0 and start <= t < end]
+
+
+def test_a_knob_sets_what_the_next_answer_uses_and_says_so():
+    messages = [(0.9, midi.control(0, 16, 127)), (0.95, midi.control(0, 17, 0))] + calls(1.0)
+    _, said, loop = rehearse(messages, 1.0 + 80 * STEP)
+    assert loop.performer.cfg.temperature == 2.0 and loop.performer.cfg.bars is None
+    assert "temperature: 2" in said and "bars: as long as the call" in said
+
+
+def test_mute_listens_without_answering_until_pressed_again():
+    """Muted, a call gets no answer; pressed again, the next call does, on its bar line."""
+    bar = 16 * STEP
+    messages = [(0.5, midi.control(0, 81, 127)), (0.6, midi.control(0, 81, 0))] + calls(1.0)
+    messages += [(1.0 + 5 * bar, midi.control(0, 81, 127)), (1.0 + 5 * bar + 0.05, midi.control(0, 81, 0))]
+    messages += calls(1.0 + 6 * bar)
+    sent, said, _ = rehearse(messages, 1.0 + 12 * bar)
+    assert not ons(sent, 0, 1.0 + 6 * bar), said                       # the muted call: no answer
+    second = ons(sent, 1.0 + 6 * bar)
+    assert second and second[0] == pytest.approx(1.0 + 8 * bar, abs=1e-9)   # bar 3 of the second call
+    assert said.count("muted: listening, not answering") == 1 and "unmuted: answering again" in said
+
+
+def test_panic_in_the_middle_of_an_answer_ends_every_note_at_once():
+    bar = 16 * STEP
+    press = 1.0 + 2 * bar + 5.5 * STEP                                  # in the answer's second beat
+    messages = calls(1.0) + [(press, midi.control(0, 82, 127)), (press + 0.05, midi.control(0, 82, 0))]
+    sent, said, loop = rehearse(messages, 1.0 + 6 * bar)
+    before = [(t, m) for t, m in sent if t <= press + STEP]
+    assert ons(sent, 1.0 + 2 * bar, press) and not ons(sent, press, 1.0 + 6 * bar)   # the rest is dropped
+    assert not still_sounding(before), before[-6:]
+    assert [m[1] for t, m in sent if midi.is_control(m) and press <= t <= press + STEP][:2] == [120, 123]
+    assert "panic: every note ended" in said and loop.performer.answers == 1
+
+
+def test_the_mode_button_switches_to_playing_along():
+    messages = [(0.5, midi.control(0, 80, 127)), (0.55, midi.control(0, 80, 0))] + calls(1.0)
+    sent, said, loop = rehearse(messages, 1.0 + 16 * STEP)
+    assert loop.performer.cfg.mode == "duet" and "mode: duet, playing along" in said
+
+
+def test_a_bad_controls_table_in_the_config_file_ends_listen_in_one_sentence(tmp_path):
+    (tmp_path / "config.toml").write_text('[listen]\nin = "a"\nout = "b"\n\n[controls]\ntempo = 20\n')
+    result = CliRunner().invoke(app, ["listen"], env={"LIVECOMP_CONFIG": str(tmp_path / "config.toml")})
+    assert result.exit_code == 2 and "there is no control 'tempo'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
