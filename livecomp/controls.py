@@ -2,8 +2,10 @@
 
 Knobs and sliders set a value from their position (0-127); buttons act when pressed (a value of
 64 or more after one below). The defaults are General MIDI's general-purpose controllers, which
-no sound uses: sliders 16-18 and buttons 80-82 (Magenta's MIDI interface names no numbers of
-its own). A config file's ``[controls]`` table maps them elsewhere, or turns one off::
+no sound uses: sliders 16-18 and buttons 80-83, and 85, which MIDI 1.0 leaves undefined
+(Magenta's MIDI interface names no numbers of its own). A program change chooses a model by its
+number in ``livecomp models``' order. A config file's ``[controls]`` table maps the controls
+elsewhere, or turns one off::
 
     [controls]
     temperature = 74      # a knob's controller number
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import midi
+
 KNOBS = {                                   # name -> (what it sets, how a position 0-127 reads)
     "temperature": "sampling temperature, 0.2 (safe) to 2.0 (wild)",
     "bars": "answer length: 0 as long as the call, else 1 to 8 bars",
@@ -25,8 +29,11 @@ BUTTONS = {
     "mode": "switch between call and response and duet",
     "mute": "listen without answering, or answer again",
     "panic": "end every note livecomp plays, at once",
+    "next": "the next model, from the next call",
+    "previous": "the previous model, from the next call",
 }
-DEFAULTS = {"temperature": 16, "bars": 17, "silence": 18, "mode": 80, "mute": 81, "panic": 82}
+DEFAULTS = {"temperature": 16, "bars": 17, "silence": 18, "mode": 80, "mute": 81, "panic": 82, "next": 83,
+            "previous": 85}
 
 
 class ControlsError(ValueError):
@@ -77,9 +84,12 @@ class Controls:
         self.by_number = by_number
         self._down: dict[int, bool] = {}
 
-    def read(self, number: int, value: int) -> Change | None:
-        """The change a controller's new value asks for; None when it is not a control, or is a
-        button let go (or pressed again without being let go)."""
+    def read(self, message: list[int]) -> Change | None:
+        """The change a controller's new value (or a program change) asks for; None when it is
+        not a control, or is a button let go (or pressed again without being let go)."""
+        if midi.is_program(message):
+            return Change("program", "model", message[1])
+        number, value = message[1], message[2]
         name = self.by_number.get(number)
         if name is None:
             return None
@@ -103,6 +113,12 @@ class Controls:
         if change.control in KNOBS:
             setattr(performer.cfg, change.setting, change.value)
             live.log(f"{change.control}: " + ("as long as the call" if change.value is None else f"{change.value:g}"))
+            return
+        if change.control == "program":
+            live.models.choose(change.value, live.log, wrap=False)
+            return
+        if change.control in ("next", "previous"):
+            live.models.choose(live.models.current + (1 if change.control == "next" else -1), live.log)
             return
         live.hush(step)
         if change.control == "mute":

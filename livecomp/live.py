@@ -28,8 +28,9 @@ from .midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
 from .pulse import Pulse
 from .scheduler import SEND_PRIORITY, WallClock
+from .switch import ModelSwitch
 from .thru import Thru
-from .view import answer_line, draw_status, on_terminal
+from .view import draw_status, tell_answers
 
 
 @dataclass
@@ -51,6 +52,7 @@ class LiveConfig:
     thru_channel: int | None = None     # ... on this channel (0-15), or on the one they came on
     origin: float | None = None         # beat 1 of bar 1 is known (a file's start offline): no waiting for it
     controls: dict[int, str] | None = None   # controller number -> control (``controls.controls_from``)
+    models: tuple[str, ...] = ()        # what the keyboard may switch to (``switch.ModelSwitch``)
 
     def __post_init__(self):
         """A setting no session can have is refused in one sentence (``ValueError``)."""
@@ -81,9 +83,10 @@ PAUSE_GRACE_S = 0.05                    # MIDI clock: how long a seeming pause w
 
 class Live:
     def __init__(self, engine: Engine, performer_cfg: PerformerConfig, cfg: LiveConfig, send, log=print,
-                 click_send=None, clock=None, until=None):
+                 click_send=None, clock=None, until=None, loader=None):
         """``clock``: where time, what is heard and the schedulers come from (``WallClock`` live,
-        ``Rehearsal`` offline). ``until(n)``: asked as each step n begins; True ends the run."""
+        ``Rehearsal`` offline). ``until(n)``: asked as each step n begins; True ends the run.
+        ``loader(name)``: an engine for a model the keyboard chooses."""
         self.engine = engine
         self.cfg = cfg
         self.performer = Performer(engine, engine.steps_per_beat * cfg.beats_per_bar, engine.steps_per_beat,
@@ -105,10 +108,11 @@ class Live:
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
-        self._told = 0                                # answers logged so far
+        self.told = 0                                 # answers logged so far (view.tell_answers)
         self.thru = Thru(send, cfg.thru_channel) if cfg.thru else None
         self.pulse = Pulse(self.scheduler, self.clicks, engine.steps_per_beat, self.performer.steps_per_bar, cfg)
         self.controls = Controls(cfg.controls) if cfg.controls else None
+        self.models = ModelSwitch(list(cfg.models), engine.name, loader, self.clock.background, engine.steps_per_beat)
 
     # -- ports --------------------------------------------------------------------------------
 
@@ -183,9 +187,12 @@ class Live:
                 if self.grid.follow(recent):
                     self.bpm = self.grid.bpm
             self._hand_over(n)                             # what earlier steps planned, timed now
+            if (engine := self.models.ready(self.performer, self.log)) is not None:
+                self.engine = engine                       # a model chosen on the keyboard, between calls
+                self.performer.use(engine)
             self._plan(self.performer.step(n))
             self._hand_over(n)
-            self._tell_answers()
+            tell_answers(self)
             self.pulse.step(self.grid, n + 1)
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 draw_status(self, n)
@@ -327,8 +334,9 @@ class Live:
             step = 0
         if is_note_on(message):
             self._onsets.append((step, t))
-        if self.controls is not None and midi.is_control(message) and message[1] in self.controls.by_number:
-            self.controls.apply(self.controls.read(message[1], message[2]), self, step)
+        if self.controls is not None and (midi.is_program(message) or midi.is_control(message) and
+                                          message[1] in self.controls.by_number):
+            self.controls.apply(self.controls.read(message), self, step)
             return
         self.performer.hear(step, message, self.cfg.end_cc)
 
@@ -339,10 +347,3 @@ class Live:
         self.scheduler.cancel(self.performer.answers)
         self.scheduler.hush()
         self.performer.drop(step)
-
-    def _tell_answers(self) -> None:
-        """One line for each answer as it is planned: where it starts and ends."""
-        for start, end in self.performer.planned[self._told:]:
-            self._told += 1
-            self.log(answer_line(self._told, start, end, self.performer.steps_per_bar,
-                                 over_status=self.cfg.status and on_terminal()))

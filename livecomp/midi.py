@@ -17,7 +17,7 @@ import mido
 
 from .files import save_midi
 
-NOTE_OFF, NOTE_ON, CONTROL = 0x80, 0x90, 0xB0                     # channel messages (| channel)
+NOTE_OFF, NOTE_ON, CONTROL, PROGRAM = 0x80, 0x90, 0xB0, 0xC0      # channel messages (| channel)
 SYSEX, SONG_POSITION, SYSEX_END = 0xF0, 0xF2, 0xF7               # system messages
 CLOCK, START, CONTINUE, STOP, ACTIVE_SENSING = 0xF8, 0xFA, 0xFB, 0xFC, 0xFE
 SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123              # controllers
@@ -50,6 +50,11 @@ def is_note(message: list[int]) -> bool:
 
 def is_control(message: list[int], number: int | None = None) -> bool:
     return kind(message) == CONTROL and len(message) > 2 and (number is None or message[1] == number)
+
+
+def is_program(message: list[int]) -> bool:
+    """A program change (a patch chosen on the keyboard)."""
+    return kind(message) == PROGRAM and len(message) > 1
 
 
 def note_on(channel: int, pitch: int, velocity: int) -> list[int]:

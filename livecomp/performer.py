@@ -95,6 +95,7 @@ class Performer:
         self.planned: list[tuple[int, int]] = []           # (first step, step after the last) of each answer
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
         self.muted = False                                 # listen, fold in, but answer nothing
+        self.frames: deque[np.ndarray] = deque(maxlen=4 * steps_per_bar)   # the last steps heard
         self.restart()
 
     def restart(self) -> None:
@@ -143,6 +144,15 @@ class Performer:
     def answering(self) -> bool:
         return self.answer is not None or self._duet_tracker is not None
 
+    def use(self, engine: Engine) -> None:
+        """Play with another model from now on (between calls): its state is the last bars heard,
+        folded in by it, so it answers the next call knowing what came before."""
+        self.engine = engine
+        self.recent.clear()
+        self.state = engine.initial_state()
+        if self.frames:
+            self.state = engine.advance(np.stack(self.frames)[None].astype(np.int64), self.state)
+
     def drop(self, n: int) -> None:
         """Nothing more of what was playing after step n (a control ended it): an answer under
         way ends there, its state following what was played of it; one not yet begun is
@@ -164,6 +174,7 @@ class Performer:
     def step(self, n: int) -> list[Event]:
         """Step n's window has closed: fold what was heard, decide, and return events to play."""
         frame = self.heard.frame(n)
+        self.frames.append(frame)
         if self.cfg.mode == "duet":
             return self._step_duet(n, frame)
         if self.answer is not None:

@@ -18,6 +18,7 @@ import heapq
 import itertools
 import os
 import queue
+from concurrent.futures import Future, ThreadPoolExecutor
 import threading
 import time
 from collections import deque
@@ -267,6 +268,10 @@ class WallClock:
     def scheduler(self, send: Callable[[list[int]], None], priority: int | None = None) -> Scheduler:
         return Scheduler(send, priority=priority)
 
+    def background(self, work: Callable[[], object]) -> Future:
+        """``work`` on a thread of its own (loading a model), its result a future."""
+        return ThreadPoolExecutor(1, thread_name_prefix="livecomp-load").submit(work)
+
 
 class Rehearsal:
     """Simulated time for messages known beforehand (a file): waiting for the next message
@@ -307,6 +312,15 @@ class Rehearsal:
     def last(self) -> float | None:
         """The time of the last message still to come (None when none is left)."""
         return self._messages[-1][0] if self._messages else None
+
+    def background(self, work: Callable[[], object]) -> Future:
+        """``work`` done at once: simulated time does not move while it runs."""
+        future: Future = Future()
+        try:
+            future.set_result(work())
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
     def scheduler(self, send: Callable[[list[int]], None], priority: int | None = None) -> OfflineScheduler:
         scheduler = OfflineScheduler(send, self.now)

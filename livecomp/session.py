@@ -32,7 +32,8 @@ class Session:
     until Ctrl-C, SIGTERM or an error; ``summary()`` says how it went."""
 
     def __init__(self, engine: Engine, performer: PerformerConfig, cfg: LiveConfig, inp: str, out: str, api: str,
-                 click_out: str | None = None, log: Callable[[str], None] = print):
+                 click_out: str | None = None, log: Callable[[str], None] = print, loader=None):
+        """``loader(name)``: an engine for a model chosen on the keyboard (``Live``)."""
         self.api, self.log = api, log
         self.live: Live | None = None
         self.output = self.clicks = self.source = None
@@ -43,7 +44,7 @@ class Session:
             if click_out is not None:
                 self.clicks = open_port(click_out, "output", api, on_change=log, client="livecomp-click")
             self.live = Live(engine, performer, cfg, self.output.send, log=log,
-                             click_send=self.clicks.send if self.clicks is not None else None)
+                             click_send=self.clicks.send if self.clicks is not None else None, loader=loader)
             # thru: the input is read every millisecond, not every POLL_S, as the musician hears it
             self.source = open_port(inp, "input", api, on_message=self.live.heard, on_change=log,
                                poll_s=THRU_POLL_S if cfg.thru else POLL_S)

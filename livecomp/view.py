@@ -37,3 +37,12 @@ def answer_line(number: int, start: int, end: int, steps_per_bar: int, over_stat
     first, last = start // steps_per_bar + 1, (end - 1) // steps_per_bar + 1
     where = f"bar {first}" if first == last else f"bars {first} to {last}"
     return ("\r\x1b[K" if over_status else "") + f"answer {number}: {where}"
+
+
+def tell_answers(live) -> None:
+    """One line for each answer ``live`` has planned since the last call: where it starts and
+    ends (over the status line, where one is drawn)."""
+    for start, end in live.performer.planned[live.told:]:
+        live.told += 1
+        live.log(answer_line(live.told, start, end, live.performer.steps_per_bar,
+                             over_status=live.cfg.status and on_terminal()))

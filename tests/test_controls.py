@@ -40,14 +40,19 @@ def test_a_controls_table_no_keyboard_can_use_is_one_sentence(table, end_cc, wor
 
 def test_knobs_read_their_position_and_buttons_act_once_per_press():
     controls = Controls(controls_from(None))
-    assert controls.read(16, 0).value == 0.2 and controls.read(16, 127).value == 2.0
-    assert controls.read(17, 0).value is None and controls.read(17, 1).value == 1 and controls.read(17, 127).value == 8
-    assert controls.read(18, 0).value == 0.5 and controls.read(18, 127).value == 4.0
-    assert controls.read(81, 127).control == "mute"
-    assert controls.read(81, 100) is None                  # still held: not a second press
-    assert controls.read(81, 0) is None                    # let go
-    assert controls.read(81, 127).control == "mute"
-    assert controls.read(7, 127) is None                   # volume: not a control
+
+    def read(number, value):
+        return controls.read(midi.control(0, number, value))
+
+    assert read(16, 0).value == 0.2 and read(16, 127).value == 2.0
+    assert read(17, 0).value is None and read(17, 1).value == 1 and read(17, 127).value == 8
+    assert read(18, 0).value == 0.5 and read(18, 127).value == 4.0
+    assert read(81, 127).control == "mute"
+    assert read(81, 100) is None                           # still held: not a second press
+    assert read(81, 0) is None                             # let go
+    assert read(81, 127).control == "mute"
+    assert read(7, 127) is None                            # volume: not a control
+    assert controls.read([0xC0, 2]).control == "program" and controls.read([0xC0, 2]).value == 2
 
 
 def calls(*starts: float) -> list:
@@ -59,12 +64,21 @@ def calls(*starts: float) -> list:
     return messages
 
 
+class Named(EchoEngine):
+    def __init__(self, name: str):
+        self.name = name
+
+
+MODELS = {name: Named(name) for name in ("echo", "echo2", "echo3")}
+
+
 def rehearse(messages, until: float, mode: str = "call"):
     rehearsal = Rehearsal(messages)
     said: list[str] = []
-    loop = Live(EchoEngine(), PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1, mode=mode),
-                LiveConfig(bpm=240.0, status=False, realtime=False, controls=controls_from(None)),
-                send=lambda m: None, log=said.append, clock=rehearsal)
+    loop = Live(MODELS["echo"], PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1, mode=mode),
+                LiveConfig(bpm=240.0, status=False, realtime=False, controls=controls_from(None),
+                           models=tuple(MODELS)),
+                send=lambda m: None, log=said.append, clock=rehearsal, loader=MODELS.__getitem__)
     rehearsal.call_at(until, loop.stopping.set)
     loop.run()
     return loop.scheduler.sent, said, loop
@@ -117,3 +131,19 @@ def test_a_bad_controls_table_in_the_config_file_ends_listen_in_one_sentence(tmp
     result = CliRunner().invoke(app, ["listen"], env={"LIVECOMP_CONFIG": str(tmp_path / "config.toml")})
     assert result.exit_code == 2 and "there is no control 'tempo'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_model_chosen_on_the_keyboard_plays_from_the_next_call():
+    """The next button during a call: the model loads, the call is answered by the one playing,
+    and the next call by the new one; a program change with no model says so; program 0 goes
+    back to the first."""
+    bar = 16 * STEP
+    messages = calls(1.0) + [(1.0 + 4 * STEP, midi.control(0, 83, 127)), (1.0 + 5 * STEP, midi.control(0, 83, 0))]
+    messages += calls(1.0 + 6 * bar) + [(1.0 + 5 * bar, [0xC0, 9])]
+    messages += [(1.0 + 9 * bar, [0xC0, 0])] + calls(1.0 + 12 * bar)
+    _, said, loop = rehearse(messages, 1.0 + 18 * bar)
+    assert said.index("model: loading echo2; it plays from the next call") < said.index("answer 1: bars 3 to 4")
+    assert said.index("model: echo2 (echo) plays from this call on") > said.index("answer 1: bars 3 to 4")
+    assert "model: no model has program 9 (there are 3: 0 to 2)" in said
+    assert "model: echo (echo) plays from this call on" in said and loop.engine.name == "echo"
+    assert loop.performer.answers == 3

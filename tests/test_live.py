@@ -476,10 +476,11 @@ def test_beat_1_is_placed_at_the_first_note_session_after_session_on_a_loaded_ma
     assert not misplaced, "\n".join(misplaced)
 
 
-def test_mute_and_panic_from_the_keyboard_through_jack_ports(jack):
-    """The keyboard's buttons (General MIDI's 81: mute, 82: panic) through real ports: a call made
-    muted is not answered; unmuted, the next one is, on its bar line; panic in the middle of that
-    answer ends it there, every note ended at the synth."""
+def test_mute_panic_and_a_model_switch_from_the_keyboard_through_jack_ports(jack):
+    """The keyboard's buttons (General MIDI's 81: mute, 82: panic) and a program change through
+    real ports: a call made muted is not answered; unmuted, the next one is, on its bar line;
+    panic in the middle of that answer ends it there, every note ended at the synth; a program
+    change chooses the folk model, which answers the next call."""
     step = 60 / 240 / 4
     bar = 16 * step
 
@@ -500,7 +501,10 @@ def test_mute_and_panic_from_the_keyboard_through_jack_ports(jack):
         panic = t0 + 6 * bar + 6 * step
         wait_until(panic)
         press(session, 82)
-        time.sleep(t0 + 8 * bar - time.perf_counter())
+        wait_until(t0 + 8 * bar)
+        session.send([0xC0 | KEYS, list(shipped_models()).index("folk")])
+        session.play(ARPEGGIO, t0 + 10 * bar, step)                 # bar 11: the folk model answers from 13
+        time.sleep(t0 + 14 * bar - time.perf_counter())
         out = session.stop()
         ons = [t for t, _ in session.notes_on()]
         assert not [t for t in ons if t < t0 + 6 * bar - 0.01], out        # the muted call: no answer
@@ -508,9 +512,12 @@ def test_mute_and_panic_from_the_keyboard_through_jack_ports(jack):
         assert answer, out
         steps = on_grid(answer, session.first_key(), step, 2 * PERIOD + 0.001, out)
         assert 96 <= steps[0] < 112, steps                                 # in bar 7
-        assert not [t for t in ons if t > panic + 3 * PERIOD + 0.003], out  # nothing after the panic
+        assert not [t for t in ons if panic + 3 * PERIOD + 0.003 < t < t0 + 12 * bar - 0.01], out   # after the panic
+        third = [t for t in ons if t >= t0 + 12 * bar - 0.01]
+        assert third and 192 <= on_grid(third, session.first_key(), step, 2 * PERIOD + 0.001, out)[0] < 208, out
         assert not session.unmatched(), out
         assert "muted: listening" in out and "unmuted: answering again" in out and "panic: every note ended" in out
+        assert "model: folk (endecell) plays from this call on" in out and "answer 2: bars 13 to 16" in out, out
 
     twice(attempt)
 

@@ -89,7 +89,9 @@ def listen(
     in $LIVECOMP_CONFIG or config.toml in the user's config folder)."""
     from ..clock import parse_meter
     from ..controls import ControlsError, controls_from
+    from ..engine import Engine
     from ..live import LiveConfig
+    from ..models import find_model, shipped_models
     from ..ports import PortError, default_api
     from ..session import Session
     from ..settings import SettingsError, read_controls
@@ -119,8 +121,11 @@ def listen(
     engine = _engine(model, provider)
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
+    names = tuple(shipped_models()) + ((model,) if model and model not in shipped_models() else ())
+    live_cfg.models = names if controls else ()
     try:
-        session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo)
+        session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo,
+                          loader=lambda name: Engine(find_model(name), provider=Provider(provider).value))
     except PortError as exc:
         fail(str(exc))
     session.run()
