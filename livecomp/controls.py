@@ -16,7 +16,9 @@ Every change is said in one line by the live loop, which applies it between two 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 from . import midi
 
@@ -129,3 +131,23 @@ class Controls:
             live.log("mode: " + ("duet, playing along" if performer.cfg.mode == "duet" else "call and response"))
         else:
             live.log("panic: every note ended")
+
+
+def learn(take: Callable[[float], list[int] | None], ask: Callable[[str], None], wait_s: float = 10.0) -> dict[str, int]:
+    """``listen --learn``: ask for each control in turn and take the first controller moved
+    within ``wait_s`` seconds that no control took before it (a knob sends many values as it
+    turns) and that is not the sustain pedal; a control not moved keeps its mapping. ``take``
+    gives the next message heard (None when its wait ran out). Returns control -> number."""
+    learned: dict[str, int] = {}
+    for name, what in {**KNOBS, **BUTTONS}.items():
+        ask(f"learn: move the control for {name} ({what}), or wait {wait_s:g} s to keep it as it is")
+        deadline = time.monotonic() + wait_s
+        while (left := deadline - time.monotonic()) > 0:
+            message = take(left)
+            if message is None:
+                break
+            if midi.is_control(message) and message[1] != 64 and message[1] not in learned.values():
+                learned[name] = message[1]
+                break
+        ask(f"learn: {name} is controller {learned[name]}" if name in learned else f"learn: {name} kept")
+    return learned

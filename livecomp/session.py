@@ -13,6 +13,7 @@ of its clients is woken).
 from __future__ import annotations
 
 import gc
+import queue
 import signal
 import sys
 import threading
@@ -64,6 +65,29 @@ class Session:
         for port in (self.output, self.clicks, self.source):
             if port is not None:
                 port.close()
+
+    def learn(self, ask: Callable[[str], None], wait_s: float) -> dict[str, int]:
+        """``--learn``, on the session's own input before it listens (``controls.learn``): the
+        port stays open and connected for the session. Ctrl-C here closes the ports and ends."""
+        from .controls import learn
+
+        def take(timeout: float) -> list[int] | None:
+            try:
+                return self.live.clock.get(timeout)[1]
+            except queue.Empty:
+                return None
+
+        self._unblock()                 # the main thread takes Ctrl-C; the port threads still do not
+        try:
+            return learn(take, ask, wait_s)
+        except KeyboardInterrupt:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the ports of a session that will not run (safe to call more than once)."""
+        self._close_ports()
+        self._unblock()
 
     def run(self) -> None:
         """Listen and answer on a thread of its own until stopped; every note ends on the way

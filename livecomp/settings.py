@@ -91,3 +91,30 @@ def read_settings(preset: str | None = None, path: Path | None = None) -> dict:
             raise SettingsError(f"there is no preset {preset!r} in {path} (its presets: {have}).")
         settings.update(presets[preset])
     return settings
+
+
+def write_controls(controls: dict[str, object], path: Path | None = None) -> Path:
+    """Keep ``controls`` (control -> controller number or "off") as the config file's
+    ``[controls]`` table: the file's other lines, comments included, stay as they are; an older
+    ``[controls]`` table is replaced. Written atomically. Returns the file."""
+    from .files import atomic_write_bytes
+
+    path = path or config_path()
+    _tables(path)                                   # a file that is not TOML is not written over
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept, inside = [], False
+    for line in lines:
+        header = line.strip().startswith("[")
+        if header:
+            inside = line.strip().split("#")[0].strip() == "[controls]"
+        if not inside:
+            kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    table = ["[controls]"] + [f"{name} = {value}" if isinstance(value, int) else f'{name} = "{value}"'
+                              for name, value in controls.items()]
+    text = "\n".join(kept + ([""] if kept else []) + table) + "\n"
+    tomllib.loads(text)                             # what is written reads back
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path

@@ -147,3 +147,44 @@ def test_a_model_chosen_on_the_keyboard_plays_from_the_next_call():
     assert "model: no model has program 9 (there are 3: 0 to 2)" in said
     assert "model: echo (echo) plays from this call on" in said and loop.engine.name == "echo"
     assert loop.performer.answers == 3
+
+
+def test_learn_maps_each_control_by_moving_it_and_keeps_the_map_in_the_config_file(tmp_path):
+    """`listen --learn` on the session's own input (ports in memory): each control asked for in
+    turn takes the first new controller moved (a knob's later values and the pedal are passed
+    over); one not moved keeps its mapping. The file keeps its other lines and gets [controls];
+    the session then listens with the new map, and Ctrl-C ends it."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from livecomp.ports import open_port
+    from livecomp.settings import read_controls
+
+    config = tmp_path / "config.toml"
+    config.write_text('# my keyboard\n[listen]\nin = "loopback:learn-keys"\nout = "loopback:learn-synth"\n'
+                      '\n[controls]\nmute = "off"\n')
+    keys = open_port("loopback:learn-keys", "output", "jack")
+    moves = [[0xB0, 70, 10], [0xB0, 70, 11], [0xB0, 64, 127], [0xB0, 71, 5], [0xB0, 72, 5], [0xB0, 73, 127],
+             [0xB0, 74, 127], [0xB0, 75, 127]]                 # temperature, its knob again, the pedal, ...
+
+    def player():
+        time.sleep(1.0)                                         # the session opens, the engine loads
+        for message in moves:
+            keys.send(message)
+            time.sleep(0.1)
+        time.sleep(3.0)                                         # next and previous wait 1 s each and are kept
+        os.kill(os.getpid(), signal.SIGINT)
+
+    playing = threading.Thread(target=player)
+    playing.start()
+    result = CliRunner().invoke(app, ["listen", "--model", "basic", "--learn", "--learn-wait", "1"],
+                                env={"LIVECOMP_CONFIG": str(config)})
+    playing.join()
+    assert result.exit_code == 0, result.output
+    assert read_controls(config) == {"temperature": 70, "bars": 71, "silence": 72, "mode": 73, "mute": 74,
+                                     "panic": 75}
+    assert config.read_text().startswith("# my keyboard\n[listen]")
+    assert "learn: next kept" in result.output and "controls kept in" in result.output
+    assert "stopped: 0 answers" in result.output

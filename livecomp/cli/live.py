@@ -76,6 +76,8 @@ def listen(
     count_in: int = typer.Option(0, "--count-in", min=0, max=8, help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not your first note."),
     click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
     click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
+    learn: bool = typer.Option(False, "--learn", help="Before listening, map each control by moving it when asked; kept in the config file's [controls]."),
+    learn_wait: float = typer.Option(10.0, "--learn-wait", min=1.0, max=120.0, help="Seconds --learn waits for each control before keeping it as it is."),
     controls: bool = typer.Option(True, "--controls/--no-controls", help="Take controllers as controls: 16-18 temperature, answer bars, silence beats; buttons 80-82 mode, mute, panic (or as the config file's [controls] maps them)."),
     thru: bool = typer.Option(False, "--thru", help="Pass your notes and pedal to the output port as you play (a keyboard without a sound of its own)."),
     thru_channel: Optional[int] = typer.Option(None, "--thru-channel", min=1, max=16, help="The channel your notes pass thru on (default: the one they come on); implies --thru."),
@@ -88,13 +90,13 @@ def listen(
     Options may also come from the config file (livecomp.settings: [listen] and [presets.NAME]
     in $LIVECOMP_CONFIG or config.toml in the user's config folder)."""
     from ..clock import parse_meter
-    from ..controls import ControlsError, controls_from
+    from ..controls import Controls, ControlsError, controls_from
     from ..engine import Engine
     from ..live import LiveConfig
     from ..models import find_model, shipped_models
     from ..ports import PortError, default_api
     from ..session import Session
-    from ..settings import SettingsError, read_controls
+    from ..settings import SettingsError, read_controls, write_controls
 
     try:
         beats = parse_meter(meter)
@@ -108,6 +110,8 @@ def listen(
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode)
+    if learn and not controls:
+        fail("--learn maps the controls, which --no-controls turns off: give one of them.", 2)
     try:
         by_number = controls_from(read_controls(), end_cc) if controls else None
     except (ControlsError, SettingsError) as exc:
@@ -128,6 +132,18 @@ def listen(
                           loader=lambda name: Engine(find_model(name), provider=Provider(provider).value))
     except PortError as exc:
         fail(str(exc))
+    if learn:
+        try:
+            learned = session.learn(typer.echo, learn_wait)
+        except KeyboardInterrupt:
+            fail("--learn was stopped; the controls are as they were.", 130)
+        try:
+            table = {**read_controls(), **learned}
+            session.live.controls = Controls(controls_from(table, end_cc))
+            typer.echo(f"controls kept in {write_controls(table)}")
+        except (ControlsError, SettingsError, OSError) as exc:
+            session.close()
+            fail(f"the controls learned cannot be kept: {exc}")
     session.run()
     typer.echo("\n" + session.summary())
     recorded = session.live.recorded
