@@ -95,6 +95,7 @@ class Performer:
         self.planned: list[tuple[int, int]] = []           # (first step, step after the last) of each answer
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
         self.muted = False                                 # listen, fold in, but answer nothing
+        self.answer_notes = 0                              # notes planned for the latest answer so far
         self.frames: deque[np.ndarray] = deque(maxlen=4 * steps_per_bar)   # the last steps heard
         self.restart()
 
@@ -235,6 +236,7 @@ class Performer:
         self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
                               self.call_start, tracker=NoteTracker(self.heard.dynamics()))
         self.answers += 1
+        self.answer_notes = 0
         self.planned.append((start, self.answer.end))
         self.call_start = None
         return self._next_bar()
@@ -270,6 +272,7 @@ class Performer:
         a.frames.append(frames[best])
         a.state_after = after.take(best)
         events = a.tracker.feed(frames[best], first)
+        self.answer_notes += sum(e.kind == "on" for e in events)
         if first + self.steps_per_bar >= a.end:
             events += a.tracker.close(a.end)
         return events

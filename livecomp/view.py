@@ -13,7 +13,7 @@ def on_terminal() -> bool:
 def status_line(live, n: int) -> str:
     """Tempo and where it comes from, bar and beat of step ``n``, listening, answering or muted,
     the model, what the controls set (mode, temperature, answer bars, silence beats), the
-    answers so far and the sends' lateness."""
+    answers so far and the latest one's notes, and the sends' lateness."""
     spbar, spb = live.performer.steps_per_bar, live.engine.steps_per_beat
     bar, beat = n // spbar + 1, (n % spbar) // spb + 1
     late = live.scheduler.lateness_ms()
@@ -23,7 +23,7 @@ def status_line(live, n: int) -> str:
     cfg = performer.cfg
     setting = f"{cfg.mode}  t {cfg.temperature:.2f}  {cfg.bars or 'call'} bars  silence {cfg.silence_beats:g}"
     return (f"{live.bpm:.1f} bpm ({source})  {bar:>4}:{beat}  {what:<9}  {live.engine.name}  {setting}  "
-            f"{performer.answers} answers  sends p99 {late['p99']:.2f} ms")
+            f"{performer.answers} answers (last {performer.answer_notes} notes)  sends p99 {late['p99']:.2f} ms")
 
 
 def draw_status(live, n: int) -> None:

@@ -116,17 +116,16 @@ def listen(
         by_number = controls_from(read_controls(), end_cc) if controls else None
     except (ControlsError, SettingsError) as exc:
         fail(str(exc), 2)
-    live_cfg = _config(LiveConfig, controls=by_number, bpm=tempo, beats_per_bar=beats, channel=channel - 1,
-                       latency_ms=latency_ms, end_cc=end_cc, record=record, sync=Sync(sync).value, send_clock=send_clock,
-                       metronome=metronome, count_in=count_in, click_channel=click_channel - 1, realtime=rt,
-                       thru=thru or thru_channel is not None,
+    names = tuple(shipped_models()) + ((model,) if model and model not in shipped_models() else ())
+    live_cfg = _config(LiveConfig, controls=by_number, models=names if controls else (), bpm=tempo,
+                       beats_per_bar=beats, channel=channel - 1, latency_ms=latency_ms, end_cc=end_cc, record=record,
+                       sync=Sync(sync).value, send_clock=send_clock, metronome=metronome, count_in=count_in,
+                       click_channel=click_channel - 1, realtime=rt, thru=thru or thru_channel is not None,
                        thru_channel=thru_channel - 1 if thru_channel is not None else None)
     check_outputs(("--record", record), replace=False)
     engine = _engine(model, provider)
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
-    names = tuple(shipped_models()) + ((model,) if model and model not in shipped_models() else ())
-    live_cfg.models = names if controls else ()
     try:
         session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo,
                           loader=lambda name: Engine(find_model(name), provider=Provider(provider).value))
@@ -150,8 +149,6 @@ def listen(
     if record is not None and recorded != record:
         fail(f"the recording could not be written to {record}" +
              (f"; it is kept in {recorded}." if recorded else "."))
-
-
 
 
 @app.command()
