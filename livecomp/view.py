@@ -21,7 +21,8 @@ def status_line(live, n: int) -> str:
     what = "muted" if performer.muted else "answering" if performer.answering else "listening"
     source = "clock" if live.follower is not None else "estimated" if live.cfg.bpm is None else "fixed"
     cfg = performer.cfg
-    setting = f"{cfg.mode}  t {cfg.temperature:.2f}  {cfg.bars or 'call'} bars  silence {cfg.silence_beats:g}"
+    setting = (f"{cfg.mode}  temperature {cfg.temperature:.2f}  bars {cfg.bars or 'as the call'}  "
+               f"silence {cfg.silence_beats:g} beats")
     return (f"{live.bpm:.1f} bpm ({source})  {bar:>4}:{beat}  {what:<9}  {live.engine.name}  {setting}  "
             f"{performer.answers} answers (last {performer.answer_notes} notes)  sends p99 {late['p99']:.2f} ms")
 
