@@ -160,11 +160,16 @@ class Scheduler:
         self._send(message)
         sent = self._now()
         self.lateness.append(sent - due)
+        self._track(message, sent)
+
+    def _track(self, message: list[int], at: float) -> None:
+        """What sounds after ``message`` left at ``at``: each note started and not ended, by
+        channel and pitch, and every channel used."""
         if is_note(message):
             key = (channel_of(message), message[1])
             self.channels.add(key[0])
             if is_note_on(message):
-                self.sounding[key] = sent
+                self.sounding[key] = at
             else:
                 self.sounding.pop(key, None)
 
@@ -231,13 +236,7 @@ class OfflineScheduler(Scheduler):
     def _send_now(self, message: list[int], due: float) -> None:
         self._send(message)
         self.sent.append((due, message))
-        if is_note(message):
-            key = (channel_of(message), message[1])
-            self.channels.add(key[0])
-            if is_note_on(message):
-                self.sounding[key] = due
-            else:
-                self.sounding.pop(key, None)
+        self._track(message, due)
 
     def panic(self) -> None:
         t = self._now()
