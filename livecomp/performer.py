@@ -165,11 +165,6 @@ class Performer:
             self.answer, self.call_start = None, None
         self._duet_tracker = self._duet_next = None
 
-    def finish(self, n: int) -> list[Event]:
-        """The performance ends at step n: end whatever livecomp still sounds."""
-        tracker = self._duet_tracker or (self.answer.tracker if self.answer else None)
-        return tracker.close(n) if tracker is not None else []
-
     # -- one step ------------------------------------------------------------------------------
 
     def step(self, n: int) -> list[Event]:

@@ -307,11 +307,6 @@ class Rehearsal:
         """Do ``action`` once the time reaches ``t`` (a musician's Ctrl-C, in a test)."""
         self._calls.append((t, action))
 
-    @property
-    def last(self) -> float | None:
-        """The time of the last message still to come (None when none is left)."""
-        return self._messages[-1][0] if self._messages else None
-
     def background(self, work: Callable[[], object]) -> Future:
         """``work`` done at once: simulated time does not move while it runs."""
         future: Future = Future()

@@ -253,7 +253,7 @@ def test_duet_mode_plays_along_while_the_musician_plays(engine):
     performer = Performer(engine, 16, 4, PerformerConfig(mode="duet", seed=5, temperature=1.2))
     plays = phrase(8, bars=4)
     timeline = run(performer, 8 + 64, plays)
-    timeline.add(performer.finish(8 + 64))
+    timeline.stop(8 + 64)                                           # the performance ends there
     events = timeline.sorted()
     ons = [e for e in events if e.kind == "on"]
     assert ons and min(e.step for e in ons) >= 9                   # it joins after the musician's first step
