@@ -31,8 +31,8 @@ BUTTONS = {
     "mode": "switch between call and response and duet",
     "mute": "listen without answering, or answer again",
     "panic": "end every note livecomp plays, at once",
-    "next": "the next model, from the next call",
-    "previous": "the previous model, from the next call",
+    "next": "the next model, once it has loaded",
+    "previous": "the previous model, once it has loaded",
 }
 DEFAULTS = {"temperature": 16, "bars": 17, "silence": 18, "mode": 80, "mute": 81, "panic": 82, "next": 83,
             "previous": 85}

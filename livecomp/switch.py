@@ -1,6 +1,7 @@
 """Changing the model while playing: a model chosen on the keyboard (a program change, or the
-next or previous button) loads in the background and plays from the next call, the last bars
-heard folded into its state; listening never stops."""
+next or previous button) loads in the background (a few seconds: onnxruntime optimises its
+graphs) and answers from then on, the last bars heard (the call under way included) folded into
+its state; listening never stops, and an answer under way is finished by the model that began it."""
 
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ class ModelSwitch:
             return
         name = self.names[index]
         self.pending = (index, self.background(lambda: self.loader(name)))
-        log(f"model: loading {name}; it plays from the next call")
+        log(f"model: loading {name}; it answers once it has loaded")
 
     def ready(self, performer, log: Callable[[str], None]):
-        """The engine to play with from now on, once it has loaded and the performer is between
-        calls (None until then, or when it could not load or is on another grid)."""
-        if self.pending is None or not self.pending[1].done() or performer.answering or \
-                performer.call_start is not None:
+        """The engine to play with from now on, once it has loaded and the performer is not
+        answering (None until then, or when it could not load or is on another grid): a call
+        under way is answered by the new model, which has heard it (``Performer.use``)."""
+        if self.pending is None or not self.pending[1].done() or performer.answering:
             return None
         (index, future), self.pending = self.pending, None
         try:
@@ -52,5 +53,5 @@ class ModelSwitch:
                 f"{self.steps_per_beat}; the model playing stays")
             return None
         self.current = index
-        log(f"model: {engine.name} ({engine.architecture}) plays from this call on")
+        log(f"model: {engine.name} ({engine.architecture}) answers from now on")
         return engine

@@ -133,19 +133,22 @@ def test_a_bad_controls_table_in_the_config_file_ends_listen_in_one_sentence(tmp
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_a_model_chosen_on_the_keyboard_plays_from_the_next_call():
-    """The next button during a call: the model loads, the call is answered by the one playing,
-    and the next call by the new one; a program change with no model says so; program 0 goes
-    back to the first."""
+def test_a_model_chosen_on_the_keyboard_answers_once_it_has_loaded():
+    """The next button during a call: the model loads (at once, on simulated time) and answers
+    that call, having heard it; the button during an answer waits for the answer to end; a
+    program change with no model says so; program 0 goes back to the first."""
     bar = 16 * STEP
     messages = calls(1.0) + [(1.0 + 4 * STEP, midi.control(0, 83, 127)), (1.0 + 5 * STEP, midi.control(0, 83, 0))]
+    messages += [(1.0 + 2 * bar + 2 * STEP, midi.control(0, 83, 127)), (1.0 + 2 * bar + 3 * STEP, midi.control(0, 83, 0))]
     messages += calls(1.0 + 6 * bar) + [(1.0 + 5 * bar, [0xC0, 9])]
     messages += [(1.0 + 9 * bar, [0xC0, 0])] + calls(1.0 + 12 * bar)
     _, said, loop = rehearse(messages, 1.0 + 18 * bar)
-    assert said.index("model: loading echo2; it plays from the next call") < said.index("answer 1: bars 3 to 4")
-    assert said.index("model: echo2 (echo) plays from this call on") > said.index("answer 1: bars 3 to 4")
+    assert said[1:4] == ["model: loading echo2; it answers once it has loaded",
+                         "model: echo2 (echo) answers from now on", "answer 1: bars 3 to 4"], said
+    assert said.index("model: echo3 (echo) answers from now on") > said.index("answer 1: bars 3 to 4")
+    assert said.index("model: echo3 (echo) answers from now on") < said.index("answer 2: bars 9 to 10")
     assert "model: no model has program 9 (there are 3: 0 to 2)" in said
-    assert "model: echo (echo) plays from this call on" in said and loop.engine.name == "echo"
+    assert "model: echo (echo) answers from now on" in said and loop.engine.name == "echo"
     assert loop.performer.answers == 3
 
 
