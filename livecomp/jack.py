@@ -48,15 +48,23 @@ def load_system_jack() -> str | None:
     return name
 
 
-_JACK_SILENT = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda text: None)   # lives as long as the process
+def _silent() -> ctypes.c_void_p:
+    """A C function that takes libjack's line and does nothing with it: libc's ``strlen`` reads
+    it and returns, its result unused. Not a Python function: libjack calls it from its own
+    threads (the process thread included), where a Python function would wait for the
+    interpreter lock, while a thread of livecomp holding that lock inside a call into libjack
+    (python-rtmidi keeps it through a client's close, which waits for libjack's threads) would
+    wait for them in turn."""
+    return ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p)
 
 
 def _quiet_jack(library) -> None:
     """libjack prints its own lines on stderr (five of them when no server runs) before
     livecomp can say what went wrong in one sentence: they are left unsaid."""
+    silent = _silent()
     for setter in ("jack_set_error_function", "jack_set_info_function"):
         try:
-            getattr(library, setter)(_JACK_SILENT)
+            getattr(library, setter)(silent)
         except AttributeError:
             pass
 

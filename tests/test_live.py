@@ -84,7 +84,8 @@ class Session:
             args = (*args, "--record", self.record)
         self.proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack",
                                       "--in", inp or f"virtual:{name}-in", "--out", f"virtual:{name}-out", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**env, "PYTHONFAULTHANDLER": "1"})   # a hang's stacks, on SIGABRT
         self.lines: list[str] = []
         self._printer = threading.Thread(target=self._read_output, daemon=True)
         self._printer.start()
@@ -140,7 +141,17 @@ class Session:
     def stop(self, sig=signal.SIGTERM) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        self.proc.wait(timeout=20)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:           # hung: every thread's stack, then gone, so the
+            self.proc.send_signal(signal.SIGABRT)   # tests after this one get a server without it
+            try:
+                self.proc.wait(timeout=5)
+            finally:
+                self.proc.kill()
+                self.proc.wait()
+            self._printer.join(timeout=5)
+            raise AssertionError("livecomp listen did not stop within 20 s of the signal:\n" + "".join(self.lines))
         self._printer.join(timeout=5)
         time.sleep(0.2)                                 # what livecomp sent last is on its way
         self._polling = False
