@@ -187,6 +187,11 @@ class JackPatchbay:
                 return []
             return self._names(self._lib.jack_port_get_all_connections(self._client, handle))
 
+    def rate(self) -> int:
+        """JACK's sample rate (frames per second)."""
+        with self._calls:
+            return self._lib.jack_get_sample_rate(self._client)
+
     def period_s(self) -> float:
         """Seconds of one JACK period (its buffer size at its sample rate)."""
         with self._calls:

@@ -1,5 +1,9 @@
-"""A JACK port: an input read from JACK's queue and timed by JACK, and a client this process
-is sure JACK will wake (python-rtmidi over the machine's libjack: ``livecomp.jack``).
+"""A JACK port: messages timed by JACK, and a client this process is sure JACK will wake.
+
+Where livecomp's own JACK client was built (``jackclient``), the port is one: what is heard is
+timed by its frame, and what is sent is handed over ``lead_s`` ahead and written at its frame,
+so neither moves by the period JACK moves MIDI in. Elsewhere it is python-rtmidi over the
+machine's libjack (``livecomp.jack``), and what follows is about that client.
 
 A JACK input is read from rtmidi's queue by a thread of its own rather than through a
 callback: rtmidi calls back from JACK's process thread, which would then wait there for the
@@ -19,7 +23,7 @@ import itertools
 import math
 import time
 
-from . import midi
+from . import jackclient, midi
 from .jack import CLIENT, JackError, JackPatchbay, jack_wakeup_mapped, literal
 from .ports import PortError, Port, _client, _close
 
@@ -30,6 +34,7 @@ SETTLE_S = 0.1              # how long a new client waits before its wake-up is 
 GUARD_S = 3.0               # how long after opening a client livecomp keeps checking it ...
 GUARD_CHECK_S = 0.05        # ... and how often
 GUARD_TRIES = 10            # ... and how many times it opens a new client before giving up
+READ_WAIT_S = 0.02          # livecomp's client: the longest a read waits (closing waits for it)
 PING = [midi.SYSEX, 0x7D, 0x6C, 0x63]   # + 2 bytes of sequence number + end: SysEx (non-commercial id)
 _ping_numbers = itertools.count()
 
@@ -39,10 +44,14 @@ class JackPort(Port):
 
     def _open_patchbay(self):
         self._pings: dict[int, float] = {}              # ping number -> when it was sent
+        self._counted: dict[str, int] = {}              # livecomp's closed clients' counts
         try:
-            return JackPatchbay.shared()
+            patchbay = JackPatchbay.shared()
         except JackError:
-            return None                                 # ports still work; no guard, no restored connections
+            patchbay = None                             # ports still work; no guard, no restored connections
+        self._frames = patchbay is not None and jackclient.available()    # livecomp's own client
+        self.rate = patchbay.rate() if patchbay is not None else 0                 # frames per second
+        return patchbay
 
     def _opened(self) -> None:
         if self._patchbay is not None:
@@ -50,13 +59,15 @@ class JackPort(Port):
 
     def _start_threads(self) -> None:
         if self.direction == "input":
-            self._start(self._read, "read")
-            if self._patchbay is not None:
+            self._start(self._read_frames if self._frames else self._read, "read")
+            if self._patchbay is not None and not self._frames:
                 self._ping()        # now, before anyone plays: see ``_ping``
         if self._patchbay is not None:
             self._start(self._guard, "guard")
 
     def _new_client(self):
+        if self._frames:
+            return jackclient.FrameClient(self.client, self.direction, self._patchbay.ports)
         if self.direction == "output":
             return super()._new_client()
         # nothing ignored: rtmidi's time differences skip over the messages it drops
@@ -68,6 +79,75 @@ class JackPort(Port):
         if self._patchbay is not None:
             self._patchbay = None
             JackPatchbay.release()
+
+    # -- livecomp's own client ----------------------------------------------------------------
+
+    def _read_frames(self) -> None:
+        """JACK input through livecomp's client: each message comes with the time of its frame."""
+        while not self._closing.is_set():
+            client = self._midi
+            got = client.read(READ_WAIT_S) if client is not None else None
+            if got is not None:
+                self._deliver(*got)
+            elif client is None:
+                self._closing.wait(self.poll_s)
+
+    def send(self, message: list[int], at: float | None = None) -> None:
+        """Send ``message`` at once, or through livecomp's client at ``at`` (``perf_counter``
+        seconds), handed over ``lead_s`` before."""
+        with self._lock:
+            if self._midi is None:
+                return
+            if self._frames:
+                self._midi.send_message(message, at)
+            else:
+                self._midi.send_message(message)
+
+    @property
+    def lead_s(self) -> float:
+        client = self._midi
+        return client.lead_s if self._frames and client is not None else 0.0
+
+    def drop(self) -> None:
+        client = self._midi
+        if self._frames and client is not None:
+            client.drop()
+
+    def transport(self) -> str | None:
+        """JACK's period, and what it adds: nothing with livecomp's client, up to a period
+        with python-rtmidi."""
+        client = self._midi
+        if self._patchbay is None or client is None:
+            return None
+        period = self._patchbay.period_s()
+        frames = round(period * self._patchbay.rate())
+        text = f"JACK runs {frames}-frame periods ({period * 1e3:.1f} ms)"
+        if not self._frames:
+            return text + ("; python-rtmidi moves MIDI at a period's start, so a message can be off its "
+                           f"time by up to {period * 1e3:.1f} ms (livecomp's own JACK client was not built)")
+        latency = client.latency_s()
+        return text + (f"; each message leaves at its own frame, handed over {client.lead_s * 1e3:.1f} ms ahead"
+                       + (f"; the {self.direction} port's latency is {latency * 1e3:.1f} ms" if latency else ""))
+
+    def frame_stats(self) -> dict[str, int] | None:
+        """livecomp's clients' counts (``FrameClient.stats``) over the port's life, closed ones
+        too; None with python-rtmidi."""
+        if not self._frames:
+            return None
+        total = dict(self._counted)
+        client = self._midi
+        for key, value in (client.stats() if client is not None else {}).items():
+            total[key] = max(total.get(key, 0), value) if key.startswith("max") else total.get(key, 0) + value
+        return total
+
+    def _dispose(self, midi) -> None:
+        if self._frames:
+            for key, value in midi.stats().items():
+                self._counted[key] = (max(self._counted.get(key, 0), value) if key.startswith("max")
+                                      else self._counted.get(key, 0) + value)
+        super()._dispose(midi)
+
+    # -- python-rtmidi ------------------------------------------------------------------------
 
     def _read(self) -> None:
         """JACK input: read rtmidi's queue and time each message on JACK's clock.
@@ -131,7 +211,7 @@ class JackPort(Port):
                 misses = 0
                 self._closing.wait(0.5)
                 continue
-            if self.direction == "input" and pinged is not midi:
+            if self.direction == "input" and pinged is not midi and not self._frames:
                 pinged = midi
                 self._ping()
             if jack_wakeup_mapped(self.client) is not False:

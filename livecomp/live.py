@@ -81,12 +81,22 @@ LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed th
 PAUSE_GRACE_S = 0.05                    # MIDI clock: how long a seeming pause waits for ticks still on the way
 
 
+def _placing(output) -> dict:
+    """A scheduler's ``lead_s`` and ``drop`` for ``output``: those of a port that places messages
+    at their own times, none for one that sends at once (or a plain function)."""
+    if getattr(output, "lead_s", 0.0):
+        return {"lead_s": lambda: output.lead_s, "drop": output.drop}
+    return {}
+
+
 class Live:
     def __init__(self, engine: Engine, performer_cfg: PerformerConfig, cfg: LiveConfig, send, log=print,
                  click_send=None, clock=None, until=None, loader=None):
-        """``clock``: where time, what is heard and the schedulers come from (``WallClock`` live,
-        ``Rehearsal`` offline). ``until(n)``: asked as each step n begins; True ends the run.
-        ``loader(name)``: an engine for a model the keyboard chooses."""
+        """``send`` and ``click_send``: a function that sends a message at once, or a port that
+        may place messages at their own times (``send(message, at)``, ``lead_s``, ``drop()``:
+        livecomp's JACK client). ``clock``: where time, what is heard and the schedulers come
+        from (``WallClock`` live, ``Rehearsal`` offline). ``until(n)``: asked as each step n
+        begins; True ends the run. ``loader(name)``: an engine for a model the keyboard chooses."""
         self.engine = engine
         self.cfg = cfg
         self.performer = Performer(engine, engine.steps_per_beat * cfg.beats_per_bar, engine.steps_per_beat,
@@ -96,30 +106,37 @@ class Live:
         self.clock = clock or WallClock()
         self.now = self.clock.now
         self.until = until
-        self._send_port = send
+        self._send_port = send.send if hasattr(send, "send") else send
         priority = SEND_PRIORITY if cfg.realtime else None
-        self.scheduler = self.clock.scheduler(self._send, priority=priority)
+        self.scheduler = self.clock.scheduler(self._send, priority=priority, **_placing(send))
         self.grid: Grid | ClockFollower | None = None
         self.bpm: float | None = cfg.bpm
         self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
         self.stopping = threading.Event()
         self.log = log
-        self.clicks = self.clock.scheduler(click_send, priority=priority) if click_send is not None else self.scheduler
+        self.clicks = self.scheduler
+        if click_send is not None:
+            self.clicks = self.clock.scheduler(click_send.send if hasattr(click_send, "send") else click_send,
+                                               priority=priority, **_placing(click_send))
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
         self.told = 0                                 # answers logged so far (view.tell_answers)
-        self.thru = Thru(send, cfg.thru_channel) if cfg.thru else None
+        self.thru = Thru(self._send_port, cfg.thru_channel) if cfg.thru else None
         self.pulse = Pulse(self.scheduler, self.clicks, engine.steps_per_beat, self.performer.steps_per_bar, cfg)
         self.controls = Controls(cfg.controls) if cfg.controls else None
         self.models = ModelSwitch(list(cfg.models), engine.name, loader, self.clock.background, engine.steps_per_beat)
 
     # -- ports --------------------------------------------------------------------------------
 
-    def _send(self, message: list[int]) -> None:
-        self._send_port(message)
+    def _send(self, message: list[int], at: float | None = None) -> None:
+        """Send ``message`` now, or hand it to a port that places it at ``at``."""
+        if at is None:
+            self._send_port(message)
+        else:
+            self._send_port(message, at)
         if self.recorder is not None:
-            self.recorder.add("played", self.now(), message)
+            self.recorder.add("played", self.now() if at is None else at, message)
 
     def heard(self, message: list[int], t: float) -> None:
         """The input callback: timestamp and queue, never block. MIDI clock travels through the

@@ -249,10 +249,20 @@ class Port:
     def _new_probe(self):
         return _client("MidiIn" if self.direction == "input" else "MidiOut", self.api, f"{CLIENT}-probe")
 
-    def send(self, message: list[int]) -> None:
+    lead_s = 0.0                    # messages are sent at once (``JackPort`` may place them at their times)
+
+    def send(self, message: list[int], at: float | None = None) -> None:
+        """Send ``message`` now (``at`` is for ports with a ``lead_s``: ``JackPort``)."""
         with self._lock:
             if self._midi is not None:
                 self._midi.send_message(message)
+
+    def drop(self) -> None:
+        """Drop what was handed over ahead of its time and has not left (none here)."""
+
+    def transport(self) -> str | None:
+        """What the MIDI system adds to the timing, in a sentence, where livecomp can tell."""
+        return None
 
     def close(self, drain_s: float = 0.2) -> None:
         """Close the port; an output first waits ``drain_s`` so the last messages (the note-offs
@@ -303,7 +313,9 @@ class LoopbackPort:
             with self._lock:
                 self._inputs.setdefault(self.name, []).append(self)
 
-    def send(self, message: list[int]) -> None:
+    lead_s = 0.0
+
+    def send(self, message: list[int], at: float | None = None) -> None:
         if self.closed:
             return
         self.sent.append(list(message))
@@ -312,6 +324,12 @@ class LoopbackPort:
         for port in listeners:
             if port.on_message is not None:
                 port.on_message(list(message), time.perf_counter())
+
+    def drop(self) -> None:
+        pass
+
+    def transport(self) -> str | None:
+        return None
 
     def close(self, drain_s: float = 0.0) -> None:
         with self._lock:

@@ -64,11 +64,17 @@ def realtime(priority: int) -> bool:
 
 
 class Scheduler:
-    def __init__(self, send: Callable[[list[int]], None], spin_s: float = 0.0006, guard_s: float = 30.0,
-                 priority: int | None = None):
+    def __init__(self, send: Callable[..., None], spin_s: float = 0.0006, guard_s: float = 30.0,
+                 priority: int | None = None, lead_s: Callable[[], float] | None = None,
+                 drop: Callable[[], None] | None = None):
         """``priority``: ask for real-time priority for the sending thread (``realtime``);
-        ``self.realtime`` then says whether it was granted."""
+        ``self.realtime`` then says whether it was granted. ``lead_s``: for a port that places
+        each message at its own time (livecomp's JACK client, at its frame): how long before
+        its time a message is handed over, as ``send(message, t)``; ``drop()`` then drops what
+        was handed over and has not left (a panic)."""
         self._plan(send, now)
+        self._lead = lead_s
+        self._drop = drop
         self._priority = priority
         self._started = threading.Event()
         self.spin_s = spin_s
@@ -80,6 +86,8 @@ class Scheduler:
     def _plan(self, send: Callable[[list[int]], None], clock: Callable[[], float]) -> None:
         self._send = send
         self._now = clock
+        self._lead: Callable[[], float] | None = None
+        self._drop: Callable[[], None] | None = None
         self.realtime = False
         self._heap: list = []
         self._seq = itertools.count()
@@ -120,6 +128,8 @@ class Scheduler:
         """Now, with the thread running on: note-off for every note this scheduler has started
         and not ended, then ``midi.silence`` on each channel it used (the panic control)."""
         t = self._now()
+        if self._drop is not None:
+            self._drop()                    # what was handed over ahead of its time and not left
         self.release(t)
         for channel in sorted(self.channels):
             for message in silence(channel):
@@ -138,28 +148,33 @@ class Scheduler:
                     self._guard()
                 if self._stopped:
                     return
-                due = self._heap[0][0]
-                wait = due - now() - self.spin_s
+                lead = self._lead() if self._lead is not None else 0.0
+                wait = self._heap[0][0] - lead - now() - self.spin_s
                 if wait > 0:
                     self._cond.wait(timeout=min(wait, 0.05))   # woken early by new, sooner messages
                     self._guard()
                     continue
                 t, _, message, _ = heapq.heappop(self._heap)
-            while now() < t:                                       # the last fraction of a millisecond
+            while now() < t - lead:                                # the last fraction of a millisecond
                 time.sleep(0)                                      # spin, but let the MIDI input thread in
-            self._deliver(t, message)
+            self._deliver(t, message, lead)
 
-    def _deliver(self, t: float, message: list[int]) -> None:
+    def _deliver(self, t: float, message: list[int], lead: float = 0.0) -> None:
         if message is RELEASE:
             for channel, pitch in list(self.sounding):
-                self._send_now(note_off(channel, pitch), t)
+                self._send_now(note_off(channel, pitch), t, lead)
         else:
-            self._send_now(message, t)
+            self._send_now(message, t, lead)
 
-    def _send_now(self, message: list[int], due: float) -> None:
-        self._send(message)
+    def _send_now(self, message: list[int], due: float, lead: float = 0.0) -> None:
+        """Send ``message`` now, or with a lead hand it over now with its time ``due``. The
+        lateness kept is the send's (the hand-over's) against when it was meant."""
+        if lead > 0:
+            self._send(message, due)
+        else:
+            self._send(message)
         sent = self._now()
-        self.lateness.append(sent - due)
+        self.lateness.append(sent - (due - lead))
         self._track(message, sent)
 
     def _track(self, message: list[int], at: float) -> None:
@@ -193,6 +208,8 @@ class Scheduler:
             self._cond.notify()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=1.0)
+        if self._drop is not None:
+            self._safe(self._drop)
         for channel, pitch in list(self.sounding):
             self._safe_send(note_off(channel, pitch))
         self.sounding.clear()
@@ -204,8 +221,12 @@ class Scheduler:
                     self._safe_send(message)
 
     def _safe_send(self, message: list[int]) -> None:
+        self._safe(self._send, message)
+
+    @staticmethod
+    def _safe(action: Callable, *args) -> None:
         try:
-            self._send(message)
+            action(*args)
         except Exception:   # a lost port: nothing more can be released there
             pass
 
@@ -233,7 +254,7 @@ class OfflineScheduler(Scheduler):
             due, _, message, _ = heapq.heappop(self._heap)
             self._deliver(due, message)
 
-    def _send_now(self, message: list[int], due: float) -> None:
+    def _send_now(self, message: list[int], due: float, lead: float = 0.0) -> None:
         self._send(message)
         self.sent.append((due, message))
         self._track(message, due)
@@ -264,8 +285,8 @@ class WallClock:
         """The next message heard, waiting at most ``timeout`` seconds (else ``queue.Empty``)."""
         return self._queue.get(timeout=timeout)
 
-    def scheduler(self, send: Callable[[list[int]], None], priority: int | None = None) -> Scheduler:
-        return Scheduler(send, priority=priority)
+    def scheduler(self, send: Callable[..., None], priority: int | None = None, lead_s=None, drop=None) -> Scheduler:
+        return Scheduler(send, priority=priority, lead_s=lead_s, drop=drop)
 
     def background(self, work: Callable[[], object]) -> Future:
         """``work`` on a thread of its own (loading a model), its result a future."""
@@ -316,7 +337,9 @@ class Rehearsal:
             future.set_exception(exc)
         return future
 
-    def scheduler(self, send: Callable[[list[int]], None], priority: int | None = None) -> OfflineScheduler:
+    def scheduler(self, send: Callable[[list[int]], None], priority: int | None = None, lead_s=None,
+                  drop=None) -> OfflineScheduler:
+        """A scheduler that sends each message at its planned time exactly (a lead means nothing here)."""
         scheduler = OfflineScheduler(send, self.now)
         self._schedulers.append(scheduler)
         return scheduler

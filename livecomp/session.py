@@ -44,8 +44,7 @@ class Session:
             self.output = open_port(out, "output", api, on_change=log)
             if click_out is not None:
                 self.clicks = open_port(click_out, "output", api, on_change=log, client="livecomp-click")
-            self.live = Live(engine, performer, cfg, self.output.send, log=log,
-                             click_send=self.clicks.send if self.clicks is not None else None, loader=loader)
+            self.live = Live(engine, performer, cfg, self.output, log=log, click_send=self.clicks, loader=loader)
             # thru: the input is read every millisecond, not every POLL_S, as the musician hears it
             self.source = open_port(inp, "input", api, on_message=self.live.heard, on_change=log,
                                poll_s=THRU_POLL_S if cfg.thru else POLL_S)
@@ -106,6 +105,9 @@ class Session:
         gc.collect()
         gc.freeze()
         engine = live.engine
+        transport = self.output.transport()
+        if transport:
+            self.log(transport)
         self.log(f"listening on {self.source.connected_to!r} ({self.api}), answering on "
                  f"{self.output.connected_to!r} channel {live.cfg.channel + 1}; {engine.name} ({engine.architecture}) "
                  f"on {engine.provider_used}" + ("; real-time priority" if live.scheduler.realtime else "")
@@ -124,8 +126,12 @@ class Session:
     def summary(self) -> str:
         live = self.live
         late = live.scheduler.lateness_ms()
+        placed = getattr(self.output, "frame_stats", lambda: None)()
+        rate = self.output.rate if placed else 1
         return (f"stopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
                 f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"
+                + (f"; JACK: {placed['written']} written at their frames, {placed['late']} after theirs "
+                   f"(by {placed['max_late_frames'] / rate * 1e3:.2f} ms at most)" if placed else "")
                 + (f"; {live.follower.ticks} clock ticks, {live.follower.lost} found lost on the way"
                    if live.follower is not None else "")
                 + (f"; recorded {live.recorded}" if live.recorded else ""))
