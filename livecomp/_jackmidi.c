@@ -24,7 +24,6 @@
 #include <time.h>
 
 typedef uint32_t jack_nframes_t;
-typedef uint64_t jack_time_t;
 typedef struct { jack_nframes_t time; size_t size; unsigned char *buffer; } jack_midi_event_t;
 typedef struct { jack_nframes_t min, max; } jack_latency_range_t;
 typedef int (*jack_process_t)(jack_nframes_t, void *);
@@ -56,9 +55,7 @@ static struct {
     void (*midi_clear_buffer)(void *);
     int (*midi_event_write)(void *, jack_nframes_t, const unsigned char *, size_t);
     jack_nframes_t (*last_frame_time)(void *);
-    jack_time_t (*frames_to_time)(void *, jack_nframes_t);
-    jack_nframes_t (*time_to_frames)(void *, jack_time_t);
-    jack_time_t (*get_time)(void);
+    jack_nframes_t (*frame_time)(void *);
     jack_nframes_t (*get_buffer_size)(void *);
     jack_nframes_t (*get_sample_rate)(void *);
     void (*port_get_latency_range)(void *, int, jack_latency_range_t *);
@@ -72,8 +69,9 @@ static struct {
 } J;
 
 typedef struct {
-    jack_time_t usecs;        /* output: when it is due (0: at once); input: when it was heard */
+    uint32_t frame;           /* output: the frame it is due at; input: the frame it was heard at */
     uint32_t epoch;           /* output: messages of an older epoch were dropped (lcj_drop) */
+    uint8_t at_once;          /* output: due at once (the frame means nothing) */
     uint16_t size;
     uint8_t data[MAX_BYTES];
 } record_t;
@@ -90,8 +88,6 @@ typedef struct {
     jack_nframes_t offset[MAX_PENDING];   /* ... and their frames in it */
     /* what the callback saw, read by lcj_stats */
     volatile uint64_t written, late, dropped, max_late_frames;
-    volatile uint64_t cycle;          /* the latest period's first frame << 32 | its count */
-    volatile jack_time_t cycle_usecs; /* JACK's time of that frame */
 } lcj_t;
 
 #define LOAD(field, symbol) \
@@ -108,8 +104,8 @@ static int load(const char *path, char *err, int errlen) {
     LOAD(port_get_buffer, "jack_port_get_buffer") LOAD(midi_get_event_count, "jack_midi_get_event_count")
     LOAD(midi_event_get, "jack_midi_event_get") LOAD(midi_clear_buffer, "jack_midi_clear_buffer")
     LOAD(midi_event_write, "jack_midi_event_write") LOAD(last_frame_time, "jack_last_frame_time")
-    LOAD(frames_to_time, "jack_frames_to_time") LOAD(time_to_frames, "jack_time_to_frames")
-    LOAD(get_time, "jack_get_time") LOAD(get_buffer_size, "jack_get_buffer_size")
+    LOAD(frame_time, "jack_frame_time")
+    LOAD(get_buffer_size, "jack_get_buffer_size")
     LOAD(get_sample_rate, "jack_get_sample_rate") LOAD(port_get_latency_range, "jack_port_get_latency_range")
     LOAD(ringbuffer_create, "jack_ringbuffer_create") LOAD(ringbuffer_free, "jack_ringbuffer_free")
     LOAD(ringbuffer_read_space, "jack_ringbuffer_read_space")
@@ -131,7 +127,7 @@ static void read_cycle(lcj_t *c, void *buffer, jack_nframes_t start) {
         }
         record_t r;
         memset(&r, 0, sizeof r);
-        r.usecs = J.frames_to_time(c->client, start + event.time);
+        r.frame = start + event.time;
         r.size = (uint16_t)event.size;
         memcpy(r.data, event.buffer, event.size);
         J.ringbuffer_write(c->ring, (const char *)&r, sizeof r);
@@ -161,8 +157,8 @@ static void write_cycle(lcj_t *c, void *buffer, jack_nframes_t start, jack_nfram
         jack_nframes_t at = 0;
         if (r->epoch != epoch) {                              /* dropped: a note-off leaves at once */
             if (!is_note_off(r)) continue;
-        } else if (r->usecs != 0) {
-            int32_t d = (int32_t)(J.time_to_frames(c->client, r->usecs) - start);
+        } else if (!r->at_once) {
+            int32_t d = (int32_t)(r->frame - start);
             if (d >= (int32_t)nframes) {                      /* a later period's: kept, in order */
                 if (kept != i) c->pending[kept] = *r;
                 kept++;
@@ -190,8 +186,6 @@ static int process(jack_nframes_t nframes, void *arg) {
     void *buffer = J.port_get_buffer(c->port, nframes);
     if (!buffer) return 0;
     jack_nframes_t start = J.last_frame_time(c->client);
-    c->cycle_usecs = J.frames_to_time(c->client, start);
-    c->cycle = (uint64_t)start << 32 | (uint32_t)(c->cycle + 1);
     if (c->output) write_cycle(c, buffer, start, nframes);
     else read_cycle(c, buffer, start);
     return 0;
@@ -245,7 +239,6 @@ __attribute__((visibility("default"))) int lcj_connect(lcj_t *c, const char *sou
     int r = J.connect(c->client, source, destination);
     return r == 0 || r == EEXIST ? 0 : -1;
 }
-__attribute__((visibility("default"))) uint64_t lcj_now(void) { return J.get_time(); }
 __attribute__((visibility("default"))) uint32_t lcj_period(lcj_t *c) { return J.get_buffer_size(c->client); }
 __attribute__((visibility("default"))) uint32_t lcj_rate(lcj_t *c) { return J.get_sample_rate(c->client); }
 
@@ -257,26 +250,19 @@ __attribute__((visibility("default"))) void lcj_latency(lcj_t *c, uint32_t *low,
     *high = range.max;
 }
 
-/* The latest period's first frame and JACK's time of it (0 before the first period). */
-__attribute__((visibility("default"))) void lcj_cycle(lcj_t *c, uint32_t *frame, uint64_t *usecs) {
-    uint64_t cycle, again;
-    do {                                                  /* the callback may write between the reads */
-        cycle = c->cycle;
-        *usecs = c->cycle_usecs;
-        again = c->cycle;
-    } while (cycle != again);
-    *frame = (uint32_t)(cycle >> 32);
-}
+/* JACK's estimate of the frame now (its frame counter, wrapping at 2^32). */
+__attribute__((visibility("default"))) uint32_t lcj_frame_now(lcj_t *c) { return J.frame_time(c->client); }
 
-/* Output: hand ``size`` bytes over, due at JACK time ``usecs`` (0: at once). One thread at a
- * time (the Python side holds a lock). -1 when the ring is full. */
+/* Output: hand ``size`` bytes over, due at ``frame`` (or at once). One thread at a time (the
+ * Python side holds a lock). -1 when the ring is full. */
 __attribute__((visibility("default")))
-int lcj_send(lcj_t *c, uint64_t usecs, const unsigned char *data, int size) {
+int lcj_send(lcj_t *c, int at_once, uint32_t frame, const unsigned char *data, int size) {
     if (size <= 0 || size > MAX_BYTES) return -1;
     if (J.ringbuffer_write_space(c->ring) < sizeof(record_t)) return -1;
     record_t r;
     memset(&r, 0, sizeof r);
-    r.usecs = usecs;
+    r.frame = frame;
+    r.at_once = at_once != 0;
     r.epoch = c->epoch;
     r.size = (uint16_t)size;
     memcpy(r.data, data, size);
@@ -289,9 +275,9 @@ int lcj_send(lcj_t *c, uint64_t usecs, const unsigned char *data, int size) {
 __attribute__((visibility("default"))) void lcj_drop(lcj_t *c) { __atomic_add_fetch(&c->epoch, 1, __ATOMIC_SEQ_CST); }
 
 /* Input: the next message heard, waiting at most ``timeout_ms``: its size (0 on timeout), its
- * bytes in ``data`` (MAX_BYTES), its JACK time in ``usecs``. */
+ * bytes in ``data`` (MAX_BYTES), the frame it was heard at in ``frame``. */
 __attribute__((visibility("default")))
-int lcj_read(lcj_t *c, unsigned char *data, uint64_t *usecs, int timeout_ms) {
+int lcj_read(lcj_t *c, unsigned char *data, uint32_t *frame, int timeout_ms) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -303,7 +289,7 @@ int lcj_read(lcj_t *c, unsigned char *data, uint64_t *usecs, int timeout_ms) {
     record_t r;
     if (J.ringbuffer_read(c->ring, (char *)&r, sizeof r) != sizeof r) return 0;
     memcpy(data, r.data, r.size);
-    *usecs = r.usecs;
+    *frame = r.frame;
     return r.size;
 }
 

@@ -4,8 +4,7 @@ python-rtmidi writes every message at the start of a JACK period and stamps what
 its callback runs, so each message is off its time by up to a period: 21 ms at the 1024 frames
 PipeWire's JACK runs at by default. Here an output message is handed over ``lead_s`` before it is
 due, with its time, and written at its own frame inside its period; an input message is given the
-time of its own frame. Both are on ``time.perf_counter``, placed on JACK's clock (microseconds)
-as the client opens.
+frame it was heard at. Both are timed on ``CLOCK``, JACK's frames as seconds.
 
 ``FrameClient`` speaks the part of rtmidi's ``MidiIn`` / ``MidiOut`` that ``ports.Port`` uses, so
 a ``JackPort`` keeps its ways (reopening, the wake-up guard) on either. ``available()`` says
@@ -43,13 +42,13 @@ def _library():
         "lcj_client_name": (ctypes.c_char_p, [_P]),
         "lcj_port_name": (ctypes.c_char_p, [_P]),
         "lcj_connect": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p]),
-        "lcj_now": (u64, []),
+        "lcj_frame_now": (u32, [_P]),
         "lcj_period": (u32, [_P]),
         "lcj_rate": (u32, [_P]),
         "lcj_latency": (None, [_P, out32, out32]),
-        "lcj_send": (ctypes.c_int, [_P, u64, ctypes.c_char_p, ctypes.c_int]),
+        "lcj_send": (ctypes.c_int, [_P, ctypes.c_int, u32, ctypes.c_char_p, ctypes.c_int]),
         "lcj_drop": (None, [_P]),
-        "lcj_read": (ctypes.c_int, [_P, ctypes.c_char_p, out64, ctypes.c_int]),
+        "lcj_read": (ctypes.c_int, [_P, ctypes.c_char_p, out32, ctypes.c_int]),
         "lcj_stats": (None, [_P, out64, out64, out64, out64]),
     }
     for name, (restype, argtypes) in signatures.items():
@@ -70,18 +69,70 @@ def available() -> bool:
         return False
 
 
-def jack_offset() -> float:
-    """``perf_counter`` less JACK's clock, in seconds, from the closest of a few readings of both
-    (JACK2 and PipeWire read the monotonic clock, as ``perf_counter`` does: about 0)."""
-    lib = _library()
-    best = None
-    for _ in range(5):
-        before = time.perf_counter()
-        jack = lib.lcj_now() * 1e-6
-        after = time.perf_counter()
-        if best is None or after - before < best[0]:
-            best = (after - before, (before + after) / 2 - jack)
-    return best[1]
+class FrameTime:
+    """JACK's frame counter as seconds, the clock of a session on livecomp's JACK clients:
+    ``seconds = start + (frame - start frame) / rate``, one map for what is heard (stamped with
+    its frame) and what is sent (due at a frame). The distance between a note heard and one
+    answered is then exact in frames whether or not JACK's frames keep pace with the machine's
+    clock: on a sound card they do, to a few parts per million, but a dummy driver on a busy
+    machine runs some 0.4% slow, and a map through the machine's clock put an answer 15 ms
+    off its call's grid at 64-frame periods. ``now()`` is JACK's estimate of the frame now
+    (through any open client; ahead from the last one when none is), never going back. One per
+    process (``CLOCK``): JACK's frames are the server's."""
+
+    WRAP = 1 << 32
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._clients: list = []                 # open handles; the first tells the frame now
+        self.rate = 0
+        self._start = self._start_frame = 0
+        self._frame = 0                           # the latest frame seen, unwrapped
+        self._seen_at = 0.0                       # perf_counter when it was seen
+        self._last = 0.0                          # the latest now() given
+
+    def attach(self, handle, rate: int) -> None:
+        with self._lock:
+            if not self.rate:                     # the map is set once, by the first client
+                self.rate = rate
+                self._frame = self._start_frame = _library().lcj_frame_now(handle)
+                self._start = self._seen_at = self._last = time.perf_counter()
+            self._clients.append(handle)
+
+    def detach(self, handle) -> None:
+        with self._lock:
+            if handle in self._clients:
+                self._clients.remove(handle)
+
+    def _unwrap(self, frame: int) -> int:
+        """A 32-bit frame as the whole count nearest the latest one seen."""
+        step = (frame - self._frame) % self.WRAP
+        return self._frame + (step - self.WRAP if step >= self.WRAP // 2 else step)
+
+    def now(self) -> float:
+        with self._lock:
+            if not self.rate:                     # no client yet: the machine's clock, which the map starts from
+                return time.perf_counter()
+            if self._clients:
+                self._frame = max(self._frame, self._unwrap(_library().lcj_frame_now(self._clients[0])))
+                self._seen_at = time.perf_counter()
+                t = self._start + (self._frame - self._start_frame) / self.rate
+            else:
+                t = self._start + (self._frame - self._start_frame) / self.rate + time.perf_counter() - self._seen_at
+            self._last = max(self._last, t)
+            return self._last
+
+    def seconds(self, frame: int) -> float:
+        """The time of a (32-bit) frame."""
+        with self._lock:
+            return self._start + (self._unwrap(frame) - self._start_frame) / self.rate
+
+    def frame(self, seconds: float) -> int:
+        """The (32-bit) frame of a time."""
+        return (self._start_frame + round((seconds - self._start) * self.rate)) % self.WRAP
+
+
+CLOCK = FrameTime()
 
 
 class FrameClient:
@@ -96,10 +147,10 @@ class FrameClient:
         self._lib = _library()
         self.client_name, self.direction, self._ports = client, direction, ports
         self._handle = None
+        self._final = {"written": 0, "late": 0, "max_late_frames": 0, "dropped": 0}    # a closed client's counts
         self._lock = threading.Lock()            # one sender at a time; closing waits for it
         self._buffer = ctypes.create_string_buffer(MAX_BYTES)
-        self._usecs = ctypes.c_uint64()
-        self.offset = 0.0
+        self._frame = ctypes.c_uint32()
 
     # -- rtmidi's calls -----------------------------------------------------------------------
 
@@ -118,12 +169,12 @@ class FrameClient:
             raise PortError(f"JACK would not connect {pair[0]} to {pair[1]}.")
 
     def send_message(self, message: list[int], at: float | None = None) -> None:
-        """Hand ``message`` over, due at ``at`` (``perf_counter`` seconds; None: at once)."""
+        """Hand ``message`` over, due at ``at`` (``CLOCK`` seconds; None: at once)."""
         data = bytes(message)
-        usecs = 0 if at is None else max(1, round((at - self.offset) * 1e6))
+        frame = 0 if at is None else CLOCK.frame(at)
         with self._lock:
             if self._handle is not None and len(data) <= MAX_BYTES:
-                self._lib.lcj_send(self._handle, usecs, data, len(data))
+                self._lib.lcj_send(self._handle, int(at is None), frame, data, len(data))
 
     def drop(self) -> None:
         """What was handed over and has not left is dropped (a panic), but for note-offs, which
@@ -133,21 +184,23 @@ class FrameClient:
                 self._lib.lcj_drop(self._handle)
 
     def read(self, timeout_s: float) -> tuple[list[int], float] | None:
-        """The next message heard and the time of its frame, waiting at most ``timeout_s`` (one
-        reader thread). The wait is in C, without the interpreter lock."""
+        """The next message heard and the time of its frame (``CLOCK``), waiting at most
+        ``timeout_s`` (one reader thread). The wait is in C, without the interpreter lock."""
         with self._lock:                         # closing waits for the read
             if self._handle is None:
                 return None
-            size = self._lib.lcj_read(self._handle, self._buffer, ctypes.byref(self._usecs),
+            size = self._lib.lcj_read(self._handle, self._buffer, ctypes.byref(self._frame),
                                       max(1, round(timeout_s * 1e3)))
         if size <= 0:
             return None
-        return list(self._buffer.raw[:size]), self._usecs.value * 1e-6 + self.offset
+        return list(self._buffer.raw[:size]), CLOCK.seconds(self._frame.value)
 
     def close_port(self) -> None:
         with self._lock:
             handle, self._handle = self._handle, None
         if handle is not None:
+            CLOCK.detach(handle)
+            self._final = self._stats(handle)
             self._lib.lcj_close(handle)
 
     def delete(self) -> None:
@@ -165,7 +218,7 @@ class FrameClient:
         if not handle:
             raise PortError(f"{error.value.decode(errors='replace')}.")
         self._handle = handle
-        self.offset = jack_offset()
+        CLOCK.attach(handle, self._lib.lcj_rate(handle))
 
     @property
     def name(self) -> str:
@@ -193,7 +246,10 @@ class FrameClient:
     def stats(self) -> dict[str, int]:
         """Messages written (read), late (written at a period's start after their frame had
         passed) and by how many frames at most, dropped (too long, or no room)."""
+        handle = self._handle
+        return self._stats(handle) if handle is not None else dict(self._final)
+
+    def _stats(self, handle) -> dict[str, int]:
         values = [ctypes.c_uint64() for _ in range(4)]
-        if self._handle is not None:
-            self._lib.lcj_stats(self._handle, *(ctypes.byref(v) for v in values))
+        self._lib.lcj_stats(handle, *(ctypes.byref(v) for v in values))
         return dict(zip(("written", "late", "max_late_frames", "dropped"), (v.value for v in values)))

@@ -51,6 +51,8 @@ class JackPort(Port):
             patchbay = None                             # ports still work; no guard, no restored connections
         self._frames = patchbay is not None and jackclient.available()    # livecomp's own client
         self.rate = patchbay.rate() if patchbay is not None else 0                 # frames per second
+        if self._frames:
+            self.clock = jackclient.CLOCK.now     # what is heard and sent is timed in JACK's frames
         return patchbay
 
     def _opened(self) -> None:

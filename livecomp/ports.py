@@ -250,6 +250,7 @@ class Port:
         return _client("MidiIn" if self.direction == "input" else "MidiOut", self.api, f"{CLIENT}-probe")
 
     lead_s = 0.0                    # messages are sent at once (``JackPort`` may place them at their times)
+    clock = staticmethod(time.perf_counter)     # the time its messages are stamped and planned on
 
     def send(self, message: list[int], at: float | None = None) -> None:
         """Send ``message`` now (``at`` is for ports with a ``lead_s``: ``JackPort``)."""
@@ -314,6 +315,7 @@ class LoopbackPort:
                 self._inputs.setdefault(self.name, []).append(self)
 
     lead_s = 0.0
+    clock = staticmethod(time.perf_counter)
 
     def send(self, message: list[int], at: float | None = None) -> None:
         if self.closed:

@@ -66,13 +66,14 @@ def realtime(priority: int) -> bool:
 class Scheduler:
     def __init__(self, send: Callable[..., None], spin_s: float = 0.0006, guard_s: float = 30.0,
                  priority: int | None = None, lead_s: Callable[[], float] | None = None,
-                 drop: Callable[[], None] | None = None):
+                 drop: Callable[[], None] | None = None, clock: Callable[[], float] = now):
         """``priority``: ask for real-time priority for the sending thread (``realtime``);
         ``self.realtime`` then says whether it was granted. ``lead_s``: for a port that places
         each message at its own time (livecomp's JACK client, at its frame): how long before
         its time a message is handed over, as ``send(message, t)``; ``drop()`` then drops what
-        was handed over and has not left (a panic)."""
-        self._plan(send, now)
+        was handed over and has not left (a panic). ``clock``: the time messages are planned
+        on (JACK's frames for livecomp's JACK client: ``jackclient.CLOCK``)."""
+        self._plan(send, clock)
         self._lead = lead_s
         self._drop = drop
         self._priority = priority
@@ -149,13 +150,13 @@ class Scheduler:
                 if self._stopped:
                     return
                 lead = self._lead() if self._lead is not None else 0.0
-                wait = self._heap[0][0] - lead - now() - self.spin_s
+                wait = self._heap[0][0] - lead - self._now() - self.spin_s
                 if wait > 0:
                     self._cond.wait(timeout=min(wait, 0.05))   # woken early by new, sooner messages
                     self._guard()
                     continue
                 t, _, message, _ = heapq.heappop(self._heap)
-            while now() < t - lead:                                # the last fraction of a millisecond
+            while self._now() < t - lead:                                # the last fraction of a millisecond
                 time.sleep(0)                                      # spin, but let the MIDI input thread in
             self._deliver(t, message, lead)
 
@@ -190,10 +191,10 @@ class Scheduler:
 
     def _guard(self) -> None:
         """The stuck-note guard: end any note held far longer than any answer plans."""
-        limit = now() - self.guard_s
+        limit = self._now() - self.guard_s
         for (channel, pitch), since in list(self.sounding.items()):
             if since < limit:
-                self._send_now(note_off(channel, pitch), now())
+                self._send_now(note_off(channel, pitch), self._now())
 
     # -- the way out --------------------------------------------------------------------------
 
@@ -268,15 +269,13 @@ class OfflineScheduler(Scheduler):
 
 
 class WallClock:
-    """Live time: the monotonic clock, the queue the input port's thread fills, and schedulers
-    that send from threads of their own."""
+    """Live time: the monotonic clock (or ``now``: JACK's frames as seconds, for livecomp's
+    JACK client), the queue the input port's thread fills, and schedulers that send from threads
+    of their own."""
 
-    def __init__(self):
+    def __init__(self, now: Callable[[], float] = now):
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-
-    @staticmethod
-    def now() -> float:
-        return now()
+        self.now = now
 
     def put(self, item: tuple[float, list[int]]) -> None:
         self._queue.put(item)
@@ -286,7 +285,7 @@ class WallClock:
         return self._queue.get(timeout=timeout)
 
     def scheduler(self, send: Callable[..., None], priority: int | None = None, lead_s=None, drop=None) -> Scheduler:
-        return Scheduler(send, priority=priority, lead_s=lead_s, drop=drop)
+        return Scheduler(send, priority=priority, lead_s=lead_s, drop=drop, clock=self.now)
 
     def background(self, work: Callable[[], object]) -> Future:
         """``work`` on a thread of its own (loading a model), its result a future."""

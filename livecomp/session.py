@@ -23,6 +23,7 @@ from .engine import Engine
 from .live import Live, LiveConfig
 from .performer import PerformerConfig
 from .ports import POLL_S, open_port
+from .scheduler import WallClock
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
 THRU_POLL_S = 0.001
@@ -44,7 +45,8 @@ class Session:
             self.output = open_port(out, "output", api, on_change=log)
             if click_out is not None:
                 self.clicks = open_port(click_out, "output", api, on_change=log, client="livecomp-click")
-            self.live = Live(engine, performer, cfg, self.output, log=log, click_send=self.clicks, loader=loader)
+            self.live = Live(engine, performer, cfg, self.output, log=log, click_send=self.clicks, loader=loader,
+                             clock=WallClock(self.output.clock))
             # thru: the input is read every millisecond, not every POLL_S, as the musician hears it
             self.source = open_port(inp, "input", api, on_message=self.live.heard, on_change=log,
                                poll_s=THRU_POLL_S if cfg.thru else POLL_S)
