@@ -4,8 +4,11 @@ Starts a JACK server of its own (dummy driver, 48 kHz, 16-frame periods: 0.33 ms
 other core busy with a spinning process, and runs `livecomp listen` at 200 bpm: a musician
 plays quavers for --listen-s seconds (livecomp listens, encoding every step), then stops, and
 livecomp answers for --minutes minutes. Prints livecomp's own lateness figures for every
-scheduled send (p50, p99, max: how long after its grid time each message left) and its CPU use
-(user + system time over wall time, from /proc) while listening and while answering.
+scheduled send (p50, p99, max: how long after its time each message left livecomp, or with
+livecomp's JACK client was handed to it), where each message landed in JACK's frames against
+the call's 16th grid (read by a JACK client of the benchmark's own that hears the keyboard and
+livecomp and stamps each message with its frame), and livecomp's CPU use (user + system time
+over wall time, from /proc) while listening and while answering.
 
     python bench/timing.py                 # the README's figures: a 10-minute answer
     python bench/timing.py --minutes 1     # a quicker look
@@ -24,9 +27,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from jack_server import jack_virtual_port, start  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jack_server import jack_client, jack_virtual_port, start  # noqa: E402
+from livecomp import jackclient  # noqa: E402
 from livecomp.ports import load_rtmidi  # noqa: E402
-from livecomp.scheduler import wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
@@ -37,6 +42,19 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS          # utime + stime
+
+
+def now() -> float:
+    """The benchmark's clock: JACK's frames as seconds, as livecomp keeps time with its own JACK
+    client (``jackclient.CLOCK``); the machine's clock where that was not built."""
+    return jackclient.CLOCK.now() if jackclient.available() else time.perf_counter()
+
+
+def wait_until(when: float) -> None:
+    while (left := when - now()) > 0.002:
+        time.sleep(left - 0.002)
+    while now() < when:
+        time.sleep(0)
 
 
 def main() -> None:
@@ -63,19 +81,39 @@ def main() -> None:
                                    "--silence-beats", "1", "--seed", "0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         keys = jack_virtual_port(rtmidi.MidiOut, "bench-player", "keys")
-        synth = jack_virtual_port(rtmidi.MidiIn, "bench-synth", "sound")
+        framed = jackclient.available()
+        if framed:
+            def make():
+                client = jackclient.FrameClient("bench-synth", "input", patchbay.ports)
+                client.open_virtual_port("sound")
+                return client
+            synth = jack_client(make, "bench-synth")
+        else:
+            synth = jack_virtual_port(rtmidi.MidiIn, "bench-synth", "sound")
+        heard: list[tuple[float, list[int]]] = []           # (frame as seconds, message) at the synth
+
+        def drain(wait: float = 0.0) -> None:
+            if not framed:
+                while synth.get_message():
+                    pass
+                return
+            got = synth.read(wait or 0.001)
+            while got is not None:
+                heard.append((got[1], got[0]))
+                got = synth.read(0.001)
         for line in listen.stdout:                               # its ports are open and checked
             if line.startswith("listening on"):
                 break
         else:
             sys.exit("livecomp listen ended before it listened")
-        for a, b in (("bench-player:keys", "livecomp-in:bench-in"), ("livecomp-out:bench-out", "bench-synth:sound")):
+        for a, b in (("bench-player:keys", "livecomp-in:bench-in"), ("livecomp-out:bench-out", "bench-synth:sound"),
+                     ("bench-player:keys", "bench-synth:sound")):
             if not patchbay.connect(a, b):
                 sys.exit(f"cannot connect {a} to {b}")
         time.sleep(0.5)
 
         arpeggio = [60, 64, 67, 72, 67, 64]
-        t0 = time.perf_counter() + 0.05
+        t0 = now() + 0.05
         n = int(args.listen_s / (2 * step))
         cpu0 = None
         for i in range(n):                                       # quavers, a 16th long
@@ -85,21 +123,21 @@ def main() -> None:
                 cpu0, wall0 = cpu_seconds(listen.pid), time.perf_counter()
             wait_until(t0 + (2 * i + 1) * step)
             keys.send_message([0x80, arpeggio[i % len(arpeggio)], 0])
-            while synth.get_message():
-                pass
+            drain()
         listening = (cpu_seconds(listen.pid) - cpu0) / (time.perf_counter() - wall0)
         call_end = t0 + 2 * n * step
         answer_start = call_end + 4 * step + 16 * step        # a beat of silence, then the next bar line at most
         wait_until(answer_start)
         cpu1, wall1 = cpu_seconds(listen.pid), time.perf_counter()
         answer_end = answer_start + bars * 16 * step - 16 * step
-        while time.perf_counter() < answer_end:
-            time.sleep(0.5)
-            while synth.get_message():
-                pass
+        while now() < answer_end:
+            if not framed:
+                time.sleep(0.5)
+            drain(0.5)
         answering = (cpu_seconds(listen.pid) - cpu1) / (time.perf_counter() - wall1)
         listen.send_signal(15)
         out = listen.communicate(timeout=30)[0]
+        drain()
         keys.delete()
         synth.delete()
         patchbay.close()
@@ -116,8 +154,20 @@ def main() -> None:
     print(f"livecomp listen, model {args.model}, {args.bpm:g} bpm, JACK dummy 48 kHz / {args.frames} frames "
           f"({1000 * args.frames / 48000:.2f} ms), other core {load}")
     print(f"answer: {bars} bars ({args.minutes:g} min), {sent} messages sent")
-    print(f"lateness of scheduled sends: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms "
+    print(f"lateness of scheduled sends{' (hand-overs)' if framed else ''}: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms "
           f"(target p99 <= 0.5 ms, max <= 2 ms: {'met' if p99 <= 0.5 and worst <= 2 else 'MISSED'})")
+    if framed:
+        first = next(t for t, m in heard if m[0] == 0x90)                    # the keyboard's first note: beat 1
+        played = np.array([t for t, m in heard if len(m) == 3 and m[0] & 0xF0 in (0x80, 0x90) and m[0] & 0x0F == 0])
+        steps = (played - first) / step
+        off = np.abs(steps - np.round(steps)) * step * 1e3
+        placed = re.search(r"JACK: (\d+) written at their frames, (\d+) after theirs \(by ([\d.]+) ms", out)
+        print(f"in JACK's frames, {len(off)} note messages against the call's 16th grid: p50 {np.percentile(off, 50):.3f} "
+              f"ms, p99 {np.percentile(off, 99):.3f} ms, max {off.max():.3f} ms"
+              + (f"; livecomp's client wrote {placed[2]} of {placed[1]} after their frames (by {placed[3]} ms at most)"
+                 if placed else ""))
+    else:
+        print("JACK through python-rtmidi (livecomp's own client was not built): frames not read")
     print(f"CPU (one core = 100%): listening {100 * listening:.1f}%, answering {100 * answering:.1f}% "
           f"(target < 5%: {'met' if max(listening, answering) < 0.05 else 'MISSED'})")
 

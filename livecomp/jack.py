@@ -37,15 +37,18 @@ def load_system_jack() -> str | None:
     so no JACK server either)."""
     if not sys.platform.startswith("linux"):
         return None
-    name = ctypes.util.find_library("jack")
-    if name is None:
-        return None
-    try:
-        library = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
-    except OSError:
-        return None
-    _quiet_jack(library)
-    return name
+    # by its name first: the loader then looks in LD_LIBRARY_PATH, where pw-jack (or a user)
+    # puts PipeWire's libjack, which find_library does not search
+    for name in ("libjack.so.0", ctypes.util.find_library("jack")):
+        if name is None:
+            continue
+        try:
+            library = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        _quiet_jack(library)
+        return name
+    return None
 
 
 def _silent() -> ctypes.c_void_p:

@@ -78,7 +78,7 @@ class FrameTime:
     machine runs some 0.4% slow, and a map through the machine's clock put an answer 15 ms
     off its call's grid at 64-frame periods. ``now()`` is JACK's estimate of the frame now
     (through any open client; ahead from the last one when none is), never going back. One per
-    process (``CLOCK``): JACK's frames are the server's."""
+    process (``CLOCK``): JACK's frames are the server's, and livecomp's clients share one."""
 
     WRAP = 1 << 32
 
@@ -92,12 +92,22 @@ class FrameTime:
         self._last = 0.0                          # the latest now() given
 
     def attach(self, handle, rate: int) -> None:
+        """A client opened. The first of a process sets the map, starting at the machine's
+        clock; one that opens when none is open (JACK's server started again, or another
+        server) sets it again, going on from the time reached: frames of another run of the
+        server say nothing about this one's."""
         with self._lock:
-            if not self.rate:                     # the map is set once, by the first client
+            if not self._clients:
+                start = self._ahead() if self.rate else time.perf_counter()
                 self.rate = rate
                 self._frame = self._start_frame = _library().lcj_frame_now(handle)
-                self._start = self._seen_at = self._last = time.perf_counter()
+                self._start = self._last = max(start, self._last)
+                self._seen_at = time.perf_counter()
             self._clients.append(handle)
+
+    def _ahead(self) -> float:
+        """The time now from the latest frame seen and the machine's clock since (no client open)."""
+        return self._start + (self._frame - self._start_frame) / self.rate + time.perf_counter() - self._seen_at
 
     def detach(self, handle) -> None:
         with self._lock:
@@ -118,7 +128,7 @@ class FrameTime:
                 self._seen_at = time.perf_counter()
                 t = self._start + (self._frame - self._start_frame) / self.rate
             else:
-                t = self._start + (self._frame - self._start_frame) / self.rate + time.perf_counter() - self._seen_at
+                t = self._ahead()
             self._last = max(self._last, t)
             return self._last
 

@@ -150,13 +150,13 @@ class Scheduler:
                 if self._stopped:
                     return
                 lead = self._lead() if self._lead is not None else 0.0
-                wait = self._heap[0][0] - lead - self._now() - self.spin_s
+                wait = self._heap[0][0] - lead - self._now() - (0.0 if lead else self.spin_s)
                 if wait > 0:
                     self._cond.wait(timeout=min(wait, 0.05))   # woken early by new, sooner messages
                     self._guard()
                     continue
                 t, _, message, _ = heapq.heappop(self._heap)
-            while self._now() < t - lead:                                # the last fraction of a millisecond
+            while not lead and self._now() < t:                    # the last fraction of a millisecond
                 time.sleep(0)                                      # spin, but let the MIDI input thread in
             self._deliver(t, message, lead)
 

@@ -1,6 +1,6 @@
 """`livecomp listen` on real MIDI ports: a JACK server of the suite's own (dummy driver, 2.7 ms
-periods), another client playing into livecomp's input and listening to its output, timed on
-the test's clock."""
+periods; 64, 256 and 1024 frames for the test of each), another client playing into livecomp's
+input and listening to its output, timed on the test's clock (JACK's frames)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from livecomp.jack import JackPatchbay
 from livecomp.ports import load_rtmidi
 
 rtmidi = load_rtmidi()  # through the system libjack, as livecomp uses it
-from livecomp.scheduler import wait_until
+from livecomp.jackclient import CLOCK, FrameClient
 
 from conftest import _jack_server, still_sounding, twice
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
-from jack_server import jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
+from jack_server import jack_client, jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
 
@@ -52,17 +52,36 @@ def use(env: dict) -> None:
 
 
 KEYS = 1                                     # the test keyboard plays on channel 2; livecomp answers on 1
+FRAMES = jackclient.available()              # livecomp keeps time on JACK's frames: so does the test
+
+
+def now() -> float:
+    """The test's clock: JACK's frames as seconds, as livecomp's (``jackclient.CLOCK``), where
+    livecomp's JACK client was built. A dummy JACK driver on a busy VM runs some 0.4% slower
+    than the machine's clock, so a test timed on the machine's clock would see livecomp's
+    answers drift off the call by that much. Elsewhere the machine's clock, as livecomp's."""
+    return CLOCK.now() if FRAMES else time.perf_counter()
+
+
+def wait_until(when: float, spin_s: float = 0.002) -> None:
+    """Block until ``now() >= when``: sleep, then spin for the last ``spin_s``."""
+    left = when - now()
+    if left > spin_s:
+        time.sleep(left - spin_s)
+    while now() < when:
+        time.sleep(0)
 
 
 class Session:
     """A running `livecomp listen` with a keyboard client wired to its input and a synth client
     wired to its output (and to the keyboard), once livecomp says it is listening.
 
-    The synth client is polled, not called back: a Python callback runs in JACK's thread and
-    waits there for this process's interpreter lock, and a JACK client that overruns its period
-    loses what arrived in it. Its timestamps are JACK's (the time of the cycle a message arrived
-    in, on the monotonic clock, as differences from the message before), placed on the test's
-    clock by the keyboard's own notes, whose send times the test knows. Ports are wired through
+    The synth client is a client of livecomp's kind (``jackclient.FrameClient``) that stamps
+    each message with its frame, on the test's clock (``now``: JACK's frames, as livecomp keeps
+    time); where that was not built, a python-rtmidi client, polled, not called back (a Python
+    callback runs in JACK's thread and waits there for this process's interpreter lock, and a
+    JACK client that overruns its period loses what arrived in it), whose JACK times are placed
+    on the test's clock by the keyboard's own notes, whose send times the test knows. Ports are wired through
     one patchbay client rather than JACK's command-line tools, which open and close a client
     each time."""
 
@@ -74,8 +93,15 @@ class Session:
         self._arrived: list[tuple[float, float, list[int]]] = []    # (JACK time from the first, poll time, message)
         self._clock = 0.0
         self.keys = jack_virtual_port(rtmidi.MidiOut, f"{name}-player", "keys")
-        self.synth = jack_virtual_port(rtmidi.MidiIn, f"{name}-synth", "sound", queue_size_limit=65536)
-        self.synth.ignore_types(sysex=False, timing=False, active_sense=False)
+        if FRAMES:                                      # hears each message's frame, on the test's clock
+            def synth():
+                client = FrameClient(f"{name}-synth", "input", self.patchbay.ports)
+                client.open_virtual_port("sound")
+                return client
+            self.synth = jack_client(synth, f"{name}-synth")
+        else:
+            self.synth = jack_virtual_port(rtmidi.MidiIn, f"{name}-synth", "sound", queue_size_limit=65536)
+            self.synth.ignore_types(sysex=False, timing=False, active_sense=False)
         self._polling = True
         self._poller = threading.Thread(target=self._poll, daemon=True)
         self._poller.start()
@@ -115,13 +141,19 @@ class Session:
 
     def _poll_once(self) -> bool:
         """Read every message waiting in the synth's queue; False when there was none."""
+        if FRAMES:
+            got = self.synth.read(0.005)
+            while got is not None:
+                self._arrived.append((got[1], now(), got[0]))
+                got = self.synth.read(0.001)
+            return True                                 # the read waited
         got = self.synth.get_message()
         if got is None:
             return False
         while got is not None:
             message, delta = got
             self._clock += delta
-            self._arrived.append((self._clock, time.perf_counter(), message))
+            self._arrived.append((self._clock, now(), message))
             got = self.synth.get_message()
         return True
 
@@ -130,7 +162,7 @@ class Session:
 
     def send(self, message: list[int]) -> None:
         self.keys.send_message(message)
-        self.sent.append((time.perf_counter(), message))
+        self.sent.append((now(), message))
 
     def play(self, notes: list[tuple[float, float, int]], t0: float, step: float) -> None:
         """notes: (start step, length in steps, pitch), sent on the test's clock from t0."""
@@ -221,7 +253,7 @@ def test_a_phrase_is_answered_on_the_bar_line_and_on_the_16th_grid(jack):
     def attempt():
         session = Session(jack, "grid", "--model", "basic", "--bpm", str(bpm), "--bars", "2", "--seed", "2",
                           "--temperature", "1.2", "--candidates", "1")
-        t0 = time.perf_counter() + 0.05
+        t0 = now() + 0.05
         session.play(ARPEGGIO, t0, step)
         time.sleep((32 + 32 - 16) * step + 0.7)                 # the answer: bars 3 and 4
         wiring = f"\nlivecomp-in: {session.patchbay.connections('livecomp-in:grid-in')}, " \
@@ -246,7 +278,7 @@ def test_a_c_major_arpeggio_is_answered_in_c_major_through_jack_ports(jack):
     bpm = 120
     step = 60 / bpm / 4
     session = Session(jack, "cmaj", "--bpm", str(bpm), "--seed", "0")
-    t0 = time.perf_counter() + 0.05
+    t0 = now() + 0.05
     session.play([(4 * i, 4, p) for i, p in enumerate([60, 64, 67, 72])], t0, step)
     time.sleep((48 - 16) * step + 0.7)                      # the answer: bar 3, as long as the call
     out = session.stop()
@@ -294,10 +326,10 @@ def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack_relaxed
         session = Session(jack, f"sig{trial}", "--model", "basic", "--bpm", str(bpm), "--bars", "8",
                           "--temperature", "1.5", "--seed", str(trial), "--silence-beats", "1",
                           "--record", str(record))
-        t0 = time.perf_counter() + 0.05
+        t0 = now() + 0.05
         session.play(ARPEGGIO, t0, step)
         # the answer starts at step 32 (call to 15, a beat of silence, the next bar line)
-        time.sleep(max(t0 + (32 + 3 + trial * 5) * step - time.perf_counter(), 0))
+        time.sleep(max(t0 + (32 + 3 + trial * 5) * step - now(), 0))
         out = session.stop(sig)
         assert session.proc.returncode == 0, out
         parts = {t.name: t for t in mido.MidiFile(record).tracks}
@@ -337,9 +369,9 @@ def test_bpm_auto_locks_to_the_phrase_and_answers_on_its_grid(jack):
     def attempt():
         session = Session(jack, "auto", "--model", "basic", "--bpm", "auto", "--bars", "2", "--seed", "4",
                           "--temperature", "1.3", "--candidates", "1")
-        t0 = time.perf_counter() + 0.05
+        t0 = now() + 0.05
         session.play(phrase, t0, step)
-        time.sleep(t0 + 64 * step + 0.5 - time.perf_counter())
+        time.sleep(t0 + 64 * step + 0.5 - now())
         out = session.stop()
         found = float(out.split("tempo ")[1].split(" bpm")[0])
         assert abs(found - bpm) <= 1, out
@@ -360,7 +392,7 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
     def attempt():
         session = Session(jack, f"clk{bpm}", "--model", "basic", "--sync", "clock", "--bars", "2", "--seed", "4",
                           "--temperature", "1.3", "--candidates", "1", "--bpm", "60")   # --bpm is ignored under clock
-        t0 = time.perf_counter() + 0.2
+        t0 = now() + 0.2
         ticks = [(t0 + i * tick, [0xF8]) for i in range(int(8 * 16 * 6))]             # 8 bars of clock
         notes = [(t0 + (4 + s) * step, [0x90 | KEYS, p, 90]) for s, _, p in ARPEGGIO] + \
                 [(t0 + (5 + s) * step, [0x80 | KEYS, p, 0]) for s, _, p in ARPEGGIO]          # the call from beat 2
@@ -397,7 +429,7 @@ def test_a_daws_transport_restarted_moved_and_paused_gets_answers_on_its_bar_lin
         session = Session(jack, "daw", "--model", "basic", "--sync", "clock", "--bars", "1", "--seed", "4",
                           "--silence-beats", "1", "--candidates", "1")
         stream, lines, gaps = [], [], []
-        t = time.perf_counter() + 0.3
+        t = now() + 0.3
 
         def part(first: list[int], position: int, bpm: float, bars: int = 4) -> None:
             """``first``: the transport messages before the first tick; ``position`` its tick."""
@@ -469,9 +501,9 @@ def test_beat_1_is_placed_at_the_first_note_session_after_session_on_a_loaded_ma
             session = Session(jack, f"first{trial}", "--model", "basic", "--bpm", "240", "--bars", "1",
                               "--silence-beats", "1", "--seed", str(trial), "--candidates", "1",
                               "--temperature", "1.3")
-            t0 = time.perf_counter() + 0.05
+            t0 = now() + 0.05
             session.play(ARPEGGIO, t0, step)
-            time.sleep(max(t0 + 48 * step + 0.3 - time.perf_counter(), 0))
+            time.sleep(max(t0 + 48 * step + 0.3 - now(), 0))
             out = session.stop()
             ons = [t for t, _ in session.notes_on()]
             if not ons:
@@ -504,7 +536,7 @@ def test_mute_panic_and_a_model_switch_from_the_keyboard_through_jack_ports(jack
     def attempt():
         session = Session(jack, "ctl", "--model", "basic", "--bpm", "240", "--bars", "4", "--silence-beats", "1",
                           "--seed", "1", "--candidates", "1")
-        t0 = time.perf_counter() + 0.3
+        t0 = now() + 0.3
         wait_until(t0 - 0.2)
         press(session, 81)                                          # mute
         session.play(ARPEGGIO, t0, step)                            # bar 1: heard, not answered
@@ -516,12 +548,12 @@ def test_mute_panic_and_a_model_switch_from_the_keyboard_through_jack_ports(jack
         press(session, 82)
         wait_until(t0 + 8 * bar)
         session.send([0xC0 | KEYS, list(shipped_models()).index("folk")])
-        deadline = time.perf_counter() + 30                         # onnxruntime takes seconds to load a model
-        while not any("answers from now on" in line for line in session.lines) and time.perf_counter() < deadline:
+        deadline = now() + 30                         # onnxruntime takes seconds to load a model
+        while not any("answers from now on" in line for line in session.lines) and now() < deadline:
             time.sleep(0.05)
-        call = t0 + math.ceil((time.perf_counter() + 0.3 - t0) / bar) * bar   # the next bar line
+        call = t0 + math.ceil((now() + 0.3 - t0) / bar) * bar   # the next bar line
         session.play(ARPEGGIO, call, step)                          # the folk model answers two bars on
-        time.sleep(call + 4 * bar - time.perf_counter())
+        time.sleep(call + 4 * bar - now())
         out = session.stop()
         ons = [t for t, _ in session.notes_on()]
         assert not [t for t in ons if t < t0 + 6 * bar - 0.01], out        # the muted call: no answer
@@ -575,13 +607,13 @@ def test_a_keyboard_that_goes_away_and_comes_back_is_heard_again_without_a_resta
     kbd = keyboard()                                        # plugged in again
     assert until(wired), session.patchbay.ports(outputs=True)
     time.sleep(0.3)
-    t0 = time.perf_counter() + 0.05
+    t0 = now() + 0.05
     for when, message in sorted([(t0 + s * step, [0x90 | KEYS, p, 90]) for s, _, p in ARPEGGIO] +
                                 [(t0 + (s + 1) * step, [0x80 | KEYS, p, 0]) for s, _, p in ARPEGGIO]):
         wait_until(when)
         kbd.send_message(message)
-        session.sent.append((time.perf_counter(), message))
-    time.sleep(t0 + 48 * step + 0.3 - time.perf_counter())
+        session.sent.append((now(), message))
+    time.sleep(t0 + 48 * step + 0.3 - now())
     out = session.stop()
     kbd.delete()
     assert "went away" in out and "is back" in out, out
@@ -601,14 +633,14 @@ def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
         flood = jack_virtual_port(rtmidi.MidiOut, "flood-gen", "out")
         assert session.connect("flood-gen:out", "livecomp-in:flood-in")
         time.sleep(0.2)
-        t0 = time.perf_counter() + 0.05
+        t0 = now() + 0.05
         wait_until(t0)
         session.send([0x90 | KEYS, 60, 90])                      # beat 1 of bar 1
         session.send([0x80 | KEYS, 60, 0])
         kinds = [[0xF8], [0x90 | KEYS, 0, 64], [0x80 | KEYS, 0, 0], [0xF0, 0x7D, 0x01, 0x02, 0xF7], [0xFE]]
         sent, memory = 0, []
-        start = time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < 10:
+        start = now()
+        while (elapsed := now() - start) < 10:
             for _ in range(10):                                  # 10 messages a millisecond
                 message = list(kinds[sent % len(kinds)])
                 if len(message) == 3:
@@ -621,7 +653,7 @@ def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
         flood.delete()
         for pitch in range(36, 84):                              # the flood's keys let go
             session.send([0x80 | KEYS, pitch, 0])
-        end = time.perf_counter()
+        end = now()
         time.sleep(4.0)
         assert session.proc.poll() is None, session.stop()
         out = session.stop()
@@ -696,7 +728,7 @@ def test_thru_plays_the_keyboard_through_livecomps_output_within_a_few_periods(j
     def attempt():
         session = Session(jack, "thru", "--model", "basic", "--bpm", str(bpm), "--thru-channel", "3",
                           "--min-call-beats", "64")                 # listen only: no answer in the way
-        t0 = time.perf_counter() + 0.05
+        t0 = now() + 0.05
         session.play(ARPEGGIO, t0, step)
         session.send([0x90 | KEYS, 48, 70])                         # held when livecomp stops
         time.sleep(0.3)
@@ -770,9 +802,9 @@ def test_answers_leave_on_their_frames_at_64_256_and_1024_frame_periods(jack_per
                 assert time.monotonic() < deadline, "jack_midi_dump did not start"
                 time.sleep(0.1)
             time.sleep(0.3)
-            t0 = time.perf_counter() + 0.1
+            t0 = now() + 0.1
             session.play(ARPEGGIO, t0, step)
-            while time.perf_counter() < t0 + 52 * step:                 # the answer: steps 32 to 47
+            while now() < t0 + 52 * step:                 # the answer: steps 32 to 47
                 got = ear.read(0.05)
                 if got is not None:
                     heard.append((round(got[1] * 48000), got[0]))      # JACK's frames (the clock is frames / rate)
