@@ -35,7 +35,7 @@ def _library():
     if spec is None or spec.origin is None or load_system_jack() is None:
         return None
     lib = ctypes.CDLL(spec.origin)
-    u32, u64, out32, out64 = ctypes.c_uint32, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
+    u32, out32, out64 = ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
     signatures = {
         "lcj_open": (_P, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]),
         "lcj_close": (None, [_P]),

@@ -30,7 +30,7 @@ from .pulse import Pulse
 from .scheduler import SEND_PRIORITY, WallClock
 from .switch import ModelSwitch
 from .thru import Thru
-from .view import draw_status, tell_answers
+from .view import AREA, draw_status, tell_answers
 
 
 @dataclass
@@ -41,7 +41,7 @@ class LiveConfig:
     latency_ms: float = 0.0             # send this much earlier than the grid (a synth's delay)
     end_cc: int | None = None           # a controller that ends a call at once
     record: Path | None = None
-    status: bool = True                 # one status line on a terminal
+    status: bool = True                 # a status area on a terminal (view.py)
     sync: str = "internal"              # "clock": follow MIDI clock from the input port
     send_clock: bool = False            # send MIDI clock (and Start) on the output port
     metronome: bool = False             # a click on every beat, accented on beat 1
@@ -156,6 +156,8 @@ class Live:
             self._loop()
         finally:
             self.stopping.set()
+            if self.cfg.status:
+                AREA.close()                                      # the stop line goes where it was
             self.scheduler.panic()
             self.clicks.panic()
             if self.thru is not None:

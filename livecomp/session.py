@@ -130,7 +130,8 @@ class Session:
         late = live.scheduler.lateness_ms()
         placed = getattr(self.output, "frame_stats", lambda: None)()
         rate = self.output.rate if placed else 1
-        return (f"stopped: {live.performer.answers} answers, {late['sent']} messages sent, lateness p50 "
+        answers = live.performer.answers
+        return (f"stopped: {answers} answer{'s' * (answers != 1)}, {late['sent']} messages sent, lateness p50 "
                 f"{late['p50']:.3f} ms, p99 {late['p99']:.3f} ms, max {late['max']:.3f} ms"
                 + (f"; JACK: {placed['written']} written at their frames, {placed['late']} after theirs "
                    f"(by {placed['max_late_frames'] / rate * 1e3:.2f} ms at most)" if placed else "")

@@ -1,19 +1,84 @@
-"""What ``listen`` shows while it plays: on a terminal one status line redrawn in place, and a
-line for each answer as it is planned (plain log lines when the output is not a terminal)."""
+"""What ``listen`` shows while it plays: on a terminal a status area of a few lines at the
+bottom, redrawn in place each beat, with a line for each answer and each change written above
+it; plain log lines when the output is not a terminal.
+
+The area is drawn with ANSI cursor moves on stderr, and everything a session says goes
+through ``say``: a line said while the area is up is written above it (the area cleared, the
+line, the area again), under one lock, so the port threads, the step loop and the controls
+never write into each other's lines.
+"""
 
 from __future__ import annotations
 
 import sys
+import threading
+
+UP, CLEAR_LINE, CLEAR_BELOW = "\x1b[1A", "\x1b[K", "\x1b[J"
 
 
 def on_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def status_line(live, n: int) -> str:
-    """Tempo and where it comes from, bar and beat of step ``n``, listening, answering or muted,
-    the model, what the controls set (mode, temperature, answer bars, silence beats), the
-    answers so far and the latest one's notes, and the sends' lateness."""
+class StatusArea:
+    """The bottom lines of a terminal, redrawn in place; ``log`` writes a line above them."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lines: list[str] = []            # drawn now; the cursor is at the end of the last
+
+    @property
+    def up(self) -> bool:
+        return bool(self._lines)
+
+    def _clear(self, stream) -> None:
+        if self._lines:
+            stream.write("\r" + UP * (len(self._lines) - 1) + CLEAR_BELOW)
+
+    def _draw(self, stream, lines: list[str]) -> None:
+        stream.write("\n".join(line + CLEAR_LINE for line in lines))
+        self._lines = list(lines)
+
+    def draw(self, lines: list[str]) -> None:
+        stream = sys.stderr
+        with self._lock:
+            self._clear(stream)
+            self._draw(stream, lines)
+            stream.flush()
+
+    def log(self, text: str) -> None:
+        stream = sys.stderr
+        with self._lock:
+            lines = self._lines
+            self._clear(stream)
+            stream.write(text + "\n")
+            self._draw(stream, lines)
+            stream.flush()
+
+    def close(self) -> None:
+        """Take the area away (the stop line follows where it was)."""
+        stream = sys.stderr
+        with self._lock:
+            self._clear(stream)
+            self._lines = []
+            stream.flush()
+
+
+AREA = StatusArea()
+
+
+def say(text: str) -> None:
+    """A line of the session's: above the status area while it is up, else on stdout."""
+    if AREA.up:
+        AREA.log(text)
+    else:
+        print(text, flush=True)
+
+
+def status_lines(live, n: int) -> list[str]:
+    """Bar and beat of step ``n``; listening, answering or muted; tempo and where it comes from;
+    the model. What the controls set (mode, temperature, answer bars, silence beats). The
+    answers so far, the latest one's notes, and the sends' lateness."""
     spbar, spb = live.performer.steps_per_bar, live.engine.steps_per_beat
     bar, beat = n // spbar + 1, (n % spbar) // spb + 1
     late = live.scheduler.lateness_ms()
@@ -21,29 +86,28 @@ def status_line(live, n: int) -> str:
     what = "muted" if performer.muted else "answering" if performer.answering else "listening"
     source = "clock" if live.follower is not None else "estimated" if live.cfg.bpm is None else "fixed"
     cfg = performer.cfg
-    setting = (f"{cfg.mode}  temperature {cfg.temperature:.2f}  bars {cfg.bars or 'as the call'}  "
-               f"silence {cfg.silence_beats:g} beats")
-    return (f"{live.bpm:.1f} bpm ({source})  {bar:>4}:{beat}  {what:<9}  {live.engine.name}  {setting}  "
-            f"{performer.answers} answers (last {performer.answer_notes} notes)  sends p99 {late['p99']:.2f} ms")
+    controls = "keyboard controls on" if live.controls is not None else "keyboard controls off"
+    return [f"bar {bar:>4}:{beat}  {what:<9}  {live.bpm:.1f} bpm ({source})  model {live.engine.name}",
+            f"mode {cfg.mode}  temperature {cfg.temperature:.2f}  answer bars {cfg.bars or 'as the call'}  "
+            f"silence {cfg.silence_beats:g} beats  ({controls})",
+            f"{performer.answers} answer{'s' * (performer.answers != 1)}"
+            + (f", the last {performer.answer_notes} notes" if performer.answers else "")
+            + f"  sends p50 {late['p50']:.2f} ms, p99 {late['p99']:.2f} ms"]
 
 
 def draw_status(live, n: int) -> None:
     if on_terminal():
-        sys.stderr.write(f"\r{status_line(live, n)}\x1b[K")
-        sys.stderr.flush()
+        AREA.draw(status_lines(live, n))
 
 
-def answer_line(number: int, start: int, end: int, steps_per_bar: int, over_status: bool) -> str:
-    """"answer N: bar B" (or "bars B to C"), written over the status line where one is drawn."""
+def answer_line(number: int, start: int, end: int, steps_per_bar: int) -> str:
+    """"answer N: bar B" (or "bars B to C")."""
     first, last = start // steps_per_bar + 1, (end - 1) // steps_per_bar + 1
-    where = f"bar {first}" if first == last else f"bars {first} to {last}"
-    return ("\r\x1b[K" if over_status else "") + f"answer {number}: {where}"
+    return f"answer {number}: " + (f"bar {first}" if first == last else f"bars {first} to {last}")
 
 
 def tell_answers(live) -> None:
-    """One line for each answer ``live`` has planned since the last call: where it starts and
-    ends (over the status line, where one is drawn)."""
+    """One line for each answer ``live`` has planned since the last call: where it starts and ends."""
     for start, end in live.performer.planned[live.told:]:
         live.told += 1
-        live.log(answer_line(live.told, start, end, live.performer.steps_per_bar,
-                             over_status=live.cfg.status and on_terminal()))
+        live.log(answer_line(live.told, start, end, live.performer.steps_per_bar))

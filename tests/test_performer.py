@@ -415,15 +415,17 @@ def test_clock_out_after_a_count_in_gives_followers_start_on_bar_1(engine):
     twice(attempt)
 
 
-def test_on_a_terminal_one_status_line_is_redrawn_and_each_answer_is_told(engine, monkeypatch):
-    """The live view: on a terminal, a line redrawn in place each beat (tempo and its source, bar
-    and beat, listening or answering, the model, answers, lateness); each answer also gets a log
-    line of its own, drawn over the status line."""
+def test_on_a_terminal_a_status_area_is_redrawn_in_place_with_each_line_said_above_it(engine, monkeypatch):
+    """The live view: on a terminal, three lines redrawn in place each beat (bar and beat,
+    listening or answering, tempo and its source, the model; what the controls set; answers and
+    lateness), each answer told in a line of its own; a line said while the area is up goes
+    above it, and the area is taken away at the end."""
     import io
     import threading
     import time
 
     from livecomp.live import Live, LiveConfig
+    from livecomp.view import AREA, CLEAR_BELOW, CLEAR_LINE, UP, say
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -441,11 +443,19 @@ def test_on_a_terminal_one_status_line_is_redrawn_and_each_answer_is_told(engine
         time.sleep(max(t0 + i * 0.25 - time.perf_counter(), 0))
         live.heard([0x90, pitch, 90], time.perf_counter())
         live.heard([0x80, pitch, 0], time.perf_counter() + 0.1)
-    time.sleep(2.2)
+    time.sleep(1.0)
+    say("a port came back")                                        # said by another thread meanwhile
+    time.sleep(1.2)
     live.stopping.set()
     loop.join()
-    lines = [line for line in screen.getvalue().split("\r") if line]
-    assert lines and all(line.endswith("\x1b[K") for line in lines)
-    assert "240.0 bpm (fixed)" in lines[0] and "listening" in lines[0] and engine.name in lines[0]
-    assert any("answering" in line and "1 answers" in line for line in lines), lines
-    assert "\r\x1b[Kanswer 1: bar 3" in said, said
+    assert not AREA.up
+    redraws = screen.getvalue().split("\r" + UP * 2 + CLEAR_BELOW)  # each redraw: up over the area, cleared
+    areas = [chunk.split("\n") for chunk in redraws[1:]]
+    assert len(redraws) > 8 and all(len(lines) == 3 and all(line.endswith(CLEAR_LINE) for line in lines)
+                                    for lines in areas[:-1] if "a port came back" not in lines[0]), areas[:3]
+    first = redraws[0].split("\n")
+    assert "240.0 bpm (fixed)" in first[0] and "listening" in first[0] and engine.name in first[0], first
+    assert any("answering" in lines[0] and lines[2].startswith("1 answer, the last") for lines in areas), areas
+    above = next(lines for lines in areas if lines[0] == "a port came back")
+    assert len(above) == 4 and above[1].startswith("bar")       # the line, then the area again under it
+    assert "answer 1: bar 3" in said, said

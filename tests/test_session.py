@@ -81,7 +81,7 @@ def test_ctrl_c_in_the_middle_of_an_answer_ends_every_note_and_says_how_it_went(
     playing.join()
     synth.close()
     summary = session.summary()
-    assert summary.startswith("stopped: 1 answers"), (summary, lines)
+    assert summary.startswith("stopped: 1 answer,"), (summary, lines)
     answer = [t for t, m in received if m[0] == 0x90 and m[2] and m[0] & 0x0F == 0]
     assert answer
     steps = [(t - first[0]) / step for t in answer]

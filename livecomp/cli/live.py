@@ -97,6 +97,7 @@ def listen(
     from ..ports import PortError, default_api
     from ..session import Session
     from ..settings import SettingsError, read_controls, write_controls
+    from ..view import say
 
     try:
         beats = parse_meter(meter)
@@ -127,7 +128,7 @@ def listen(
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
     try:
-        session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=typer.echo,
+        session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=say,
                           loader=lambda name: Engine(find_model(name), provider=Provider(provider).value))
     except PortError as exc:
         fail(str(exc))
