@@ -29,6 +29,14 @@ PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
 DATASETS = ("jsb", "nottingham")
 
 
+def label(model: dict) -> str:
+    """A row's name: the architecture, and for EnDeCell the keys it reads and writes a step."""
+    if model["architecture"] == "endecell":
+        chunk = model.get("chunk", 1)
+        return f"endecell, {'key by key' if chunk == 1 else f'{chunk} keys a step'}"
+    return model["architecture"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=Path, default=Path(__file__).resolve().parent / "checkpoints")
@@ -43,30 +51,30 @@ def main() -> None:
         corpus = load_benchmark(data)
         seqs = corpus.sequences("test", meta["model"]["key_states"])
         scores = evaluate(model, seqs)
-        rows[(meta["model"]["architecture"], data)] = (scores, meta, run.name)
+        rows[(label(meta["model"]), data)] = (scores, meta, run.name)
 
     print(f"test NLL per frame, nats (first frame from the zero state; t > 0 in brackets); {os.cpu_count()} cores")
     print(f"{'model':40s} {'JSB':>16s} {'Nottingham':>16s}")
     for name, jsb, nott in PUBLISHED:
         print(f"{name:40s} {jsb:16.2f} {nott:16.2f}")
-    for arch in ("basic", "endecell"):
+    for name in sorted({name for name, _ in rows}):
         cells = []
         for data in DATASETS:
-            if (arch, data) in rows:
-                s = rows[(arch, data)][0]
+            if (name, data) in rows:
+                s = rows[(name, data)][0]
                 cells.append(f"{s.nll:.2f} ({s.nll_after_first:.2f})")
             else:
                 cells.append("-")
-        print(f"{'livecomp ' + arch:40s} {cells[0]:>16s} {cells[1]:>16s}")
+        print(f"{'livecomp ' + name:40s} {cells[0]:>16s} {cells[1]:>16s}")
     print()
     print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}")
-    for (arch, data), (s, meta, name) in sorted(rows.items()):
+    for _, (s, meta, name) in sorted(rows.items()):
         model, _ = load_model(args.checkpoints / name)
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:28s} {s.accuracy:9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}")
     print()
-    for (arch, data), (s, meta, name) in sorted(rows.items()):
+    for _, (s, meta, name) in sorted(rows.items()):
         print(f"{name}: {command_line(TrainConfig(**meta['train']), 'runs/' + name)}")
 
 
