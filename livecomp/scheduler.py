@@ -94,7 +94,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
-        self.sounding: dict[tuple[int, int], float] = {}   # (channel, pitch) -> time of its note-on
+        self.sounding: dict[tuple[int, int], float] = {}   # (channel, pitch) -> time of its note-on (sent or due)
         self.channels: set[int] = set()
         self.lateness: list[float] = []             # seconds, one per message sent
 
@@ -162,8 +162,9 @@ class Scheduler:
 
     def _deliver(self, t: float, message: list[int], lead: float = 0.0) -> None:
         if message is RELEASE:
-            for channel, pitch in list(self.sounding):
-                self._send_now(note_off(channel, pitch), t, lead)
+            # a note-on handed over ahead of its time may be due after ``t``: its note-off goes after it
+            for (channel, pitch), since in list(self.sounding.items()):
+                self._send_now(note_off(channel, pitch), max(t, since), lead)
         else:
             self._send_now(message, t, lead)
 
@@ -176,7 +177,7 @@ class Scheduler:
             self._send(message)
         sent = self._now()
         self.lateness.append(sent - (due - lead))
-        self._track(message, sent)
+        self._track(message, due if lead > 0 else sent)       # handed over: it sounds from its time
 
     def _track(self, message: list[int], at: float) -> None:
         """What sounds after ``message`` left at ``at``: each note started and not ended, by

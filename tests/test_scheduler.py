@@ -88,3 +88,33 @@ def test_a_note_held_past_the_guard_is_ended_by_the_scheduler_itself():
         time.sleep(0.05)
     scheduler.panic()
     assert sent[:2] == [[0x90, 60, 90], [0x80, 60, 0]], sent
+
+
+def test_with_a_lead_a_note_on_handed_over_ahead_is_released_after_its_own_time():
+    """A port that places messages at their times (livecomp's JACK client) is handed each one a
+    lead ahead, with its time. An answer stopped now (cancel + release) has note-ons already
+    handed over that are due after now: each one's note-off is due at or after it, never
+    before (which would leave it sounding). A panic control's drop takes back what has not
+    left."""
+    handed, dropped = [], threading.Event()
+
+    def port(message, at):
+        handed.append((at, message))
+
+    scheduler = Scheduler(port, lead_s=lambda: 0.2, drop=dropped.set)
+    t = now()
+    scheduler.at(t + 0.1, [0x90, 60, 90], tag=1)                 # within the lead: handed over at once
+    scheduler.at(t + 0.15, [0x90, 64, 90], tag=1)
+    scheduler.at(t + 0.5, [0x80, 60, 0], tag=1)                  # not yet
+    deadline = time.monotonic() + 1
+    while len(handed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    scheduler.cancel(1)
+    scheduler.release()
+    time.sleep(0.1)
+    offs = {m[1]: at for at, m in handed if m[0] & 0xF0 == 0x80}
+    ons = {m[1]: at for at, m in handed if m[0] & 0xF0 == 0x90}
+    assert set(offs) == {60, 64} and all(offs[p] >= ons[p] for p in ons), handed
+    scheduler.hush()
+    assert dropped.is_set()
+    scheduler.panic()
