@@ -39,6 +39,13 @@ PING = [midi.SYSEX, 0x7D, 0x6C, 0x63]   # + 2 bytes of sequence number + end: Sy
 _ping_numbers = itertools.count()
 
 
+def _add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` added into ``total`` (the largest kept of a ``max_`` one); returns ``total``."""
+    for key, value in counts.items():
+        total[key] = max(total.get(key, 0), value) if key.startswith("max") else total.get(key, 0) + value
+    return total
+
+
 class JackPort(Port):
     CALLBACK = False
 
@@ -95,7 +102,7 @@ class JackPort(Port):
                 self._closing.wait(self.poll_s)
 
     def send(self, message: list[int], at: float | None = None) -> None:
-        """Send ``message`` at once, or through livecomp's client at ``at`` (``perf_counter``
+        """Send ``message`` at once, or through livecomp's client at ``at`` (``jackclient.CLOCK``
         seconds), handed over ``lead_s`` before."""
         with self._lock:
             if self._midi is None:
@@ -136,17 +143,12 @@ class JackPort(Port):
         too; None with python-rtmidi."""
         if not self._frames:
             return None
-        total = dict(self._counted)
         client = self._midi
-        for key, value in (client.stats() if client is not None else {}).items():
-            total[key] = max(total.get(key, 0), value) if key.startswith("max") else total.get(key, 0) + value
-        return total
+        return _add_counts(dict(self._counted), client.stats() if client is not None else {})
 
     def _dispose(self, midi) -> None:
         if self._frames:
-            for key, value in midi.stats().items():
-                self._counted[key] = (max(self._counted.get(key, 0), value) if key.startswith("max")
-                                      else self._counted.get(key, 0) + value)
+            _add_counts(self._counted, midi.stats())
         super()._dispose(midi)
 
     # -- python-rtmidi ------------------------------------------------------------------------

@@ -81,12 +81,15 @@ LOOKAHEAD_S = 0.25                      # MIDI clock: planned notes are timed th
 PAUSE_GRACE_S = 0.05                    # MIDI clock: how long a seeming pause waits for ticks still on the way
 
 
-def _placing(output) -> dict:
-    """A scheduler's ``lead_s`` and ``drop`` for ``output``: those of a port that places messages
-    at their own times, none for one that sends at once (or a plain function)."""
-    if getattr(output, "lead_s", 0.0):
-        return {"lead_s": lambda: output.lead_s, "drop": output.drop}
-    return {}
+def _output(output) -> tuple:
+    """(the function that sends, a scheduler's ``lead_s`` and ``drop``) for ``output``: a plain
+    function, or a port, whose lead and drop come along where it places messages at their own
+    times."""
+    if not hasattr(output, "send"):
+        return output, {}
+    if output.lead_s:
+        return output.send, {"lead_s": lambda: output.lead_s, "drop": output.drop}
+    return output.send, {}
 
 
 class Live:
@@ -106,9 +109,9 @@ class Live:
         self.clock = clock or WallClock()
         self.now = self.clock.now
         self.until = until
-        self._send_port = send.send if hasattr(send, "send") else send
+        self._send_port, placing = _output(send)
         priority = SEND_PRIORITY if cfg.realtime else None
-        self.scheduler = self.clock.scheduler(self._send, priority=priority, **_placing(send))
+        self.scheduler = self.clock.scheduler(self._send, priority=priority, **placing)
         self.grid: Grid | ClockFollower | None = None
         self.bpm: float | None = cfg.bpm
         self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
@@ -116,8 +119,8 @@ class Live:
         self.log = log
         self.clicks = self.scheduler
         if click_send is not None:
-            self.clicks = self.clock.scheduler(click_send.send if hasattr(click_send, "send") else click_send,
-                                               priority=priority, **_placing(click_send))
+            click, placing = _output(click_send)
+            self.clicks = self.clock.scheduler(click, priority=priority, **placing)
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
