@@ -33,29 +33,20 @@ import numpy as np  # noqa: E402
 from jack_server import jack_client, jack_virtual_port, start  # noqa: E402
 from livecomp import jackclient  # noqa: E402
 from livecomp.ports import load_rtmidi  # noqa: E402
+from livecomp.scheduler import wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# the benchmark's clock: JACK's frames as seconds, as livecomp keeps time with its own JACK client
+# (the machine's clock until one of its clients opens, and where it was not built)
+now = jackclient.CLOCK.now
 
 
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS          # utime + stime
-
-
-def now() -> float:
-    """The benchmark's clock: JACK's frames as seconds, as livecomp keeps time with its own JACK
-    client (``jackclient.CLOCK``); the machine's clock where that was not built."""
-    return jackclient.CLOCK.now() if jackclient.available() else time.perf_counter()
-
-
-def wait_until(when: float) -> None:
-    while (left := when - now()) > 0.002:
-        time.sleep(left - 0.002)
-    while now() < when:
-        time.sleep(0)
 
 
 def main() -> None:
@@ -121,17 +112,17 @@ def main() -> None:
         n = int(args.listen_s / (2 * step))
         cpu0 = None
         for i in range(n):                                       # quavers, a 16th long
-            wait_until(t0 + 2 * i * step)
+            wait_until(t0 + 2 * i * step, clock=now)
             keys.send_message([0x90, arpeggio[i % len(arpeggio)], 80])
             if i == 0:
                 cpu0, wall0 = cpu_seconds(listen.pid), time.perf_counter()
-            wait_until(t0 + (2 * i + 1) * step)
+            wait_until(t0 + (2 * i + 1) * step, clock=now)
             keys.send_message([0x80, arpeggio[i % len(arpeggio)], 0])
             drain()
         listening = (cpu_seconds(listen.pid) - cpu0) / (time.perf_counter() - wall0)
         call_end = t0 + 2 * n * step
         answer_start = call_end + 4 * step + 16 * step        # a beat of silence, then the next bar line at most
-        wait_until(answer_start)
+        wait_until(answer_start, clock=now)
         cpu1, wall1 = cpu_seconds(listen.pid), time.perf_counter()
         answer_end = answer_start + bars * 16 * step - 16 * step
         while now() < answer_end:

@@ -31,14 +31,14 @@ from .midi import channel as channel_of, is_note, is_note_on, note_off, silence
 now = time.perf_counter           # monotonic, sub-microsecond
 
 
-def wait_until(when: float, spin_s: float = 0.002) -> None:
-    """Block until ``now() >= when``: sleep, then spin for the last ``spin_s`` seconds,
+def wait_until(when: float, spin_s: float = 0.002, clock: Callable[[], float] = now) -> None:
+    """Block until ``clock() >= when``: sleep, then spin for the last ``spin_s`` seconds,
     letting other threads run while spinning. For a caller that sends from its own thread (a
     test's keyboard, a benchmark); livecomp's own sends go through ``Scheduler``."""
-    left = when - now()
+    left = when - clock()
     if left > spin_s:
         time.sleep(left - spin_s)
-    while now() < when:
+    while clock() < when:
         time.sleep(0)
 
 

@@ -4,6 +4,7 @@ input and listening to its output, timed on the test's clock (JACK's frames)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -17,7 +18,7 @@ import time
 import mido
 import pytest
 
-from livecomp import jackclient
+from livecomp import jackclient, scheduler
 from livecomp.models import shipped_models
 from livecomp.jack import JackPatchbay
 from livecomp.ports import load_rtmidi
@@ -55,21 +56,12 @@ KEYS = 1                                     # the test keyboard plays on channe
 FRAMES = jackclient.available()              # livecomp keeps time on JACK's frames: so does the test
 
 
-def now() -> float:
-    """The test's clock: JACK's frames as seconds, as livecomp's (``jackclient.CLOCK``), where
-    livecomp's JACK client was built. A dummy JACK driver on a busy VM runs some 0.4% slower
-    than the machine's clock, so a test timed on the machine's clock would see livecomp's
-    answers drift off the call by that much. Elsewhere the machine's clock, as livecomp's."""
-    return CLOCK.now() if FRAMES else time.perf_counter()
-
-
-def wait_until(when: float, spin_s: float = 0.002) -> None:
-    """Block until ``now() >= when``: sleep, then spin for the last ``spin_s``."""
-    left = when - now()
-    if left > spin_s:
-        time.sleep(left - spin_s)
-    while now() < when:
-        time.sleep(0)
+# The test's clock: JACK's frames as seconds, as livecomp keeps time (``jackclient.CLOCK``; the
+# machine's clock until one of livecomp's clients opens, and where it was not built). A dummy
+# JACK driver on a busy VM runs some 0.4% slower than the machine's clock, so a test timed on the
+# machine's clock would see livecomp's answers drift off the call by that much.
+now = CLOCK.now
+wait_until = functools.partial(scheduler.wait_until, clock=now)
 
 
 class Session:
