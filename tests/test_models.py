@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import pytest
 import torch
 
@@ -93,3 +95,31 @@ def test_a_lookback_keeps_the_last_frames_and_starts_unused_from_a_model_without
     logits, state = looking(x)
     assert torch.equal(state[3], x[:, -4:])                       # the last 4 frames travel in the state
     assert torch.allclose(logits, plain(x)[0], atol=1e-6)          # zero lookback weights: the same model
+
+
+def test_endecell_encodes_each_distinct_frame_once_with_the_same_scores_and_gradients():
+    torch.manual_seed(0)
+    model = build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16,
+                                       encoder_skip=True)).train()
+    chords = frames_for(model, batch=2, steps=3)
+    x = chords[:, [0, 0, 1, 1, 1, 2, 0, 2]]            # held chords: 6 distinct frames in 16
+    seen = []
+    hook = model.encoder.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+
+    def loss_and_grads(encode):
+        model.zero_grad()
+        torch.manual_seed(5)                             # the same dropout masks both times
+        with patch.object(model, "encode_frames", encode):
+            logits, _ = model(x)
+        loss = -frame_log_likelihood(logits, x).sum()
+        loss.backward()
+        return loss.item(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    once, once_grads = loss_and_grads(model.encode_frames)
+    every, every_grads = loss_and_grads(model._encode)
+    hook.remove()
+    assert seen == [len(torch.unique(x.reshape(-1, 88), dim=0)), 16]
+    assert once == pytest.approx(every, rel=1e-6)
+    assert once_grads.keys() == every_grads.keys()
+    for name, grad in once_grads.items():
+        assert torch.allclose(grad, every_grads[name], atol=1e-5), name
