@@ -33,8 +33,9 @@ def final_valid_nll(run: Path) -> float:
     return json.loads(lines[-1])["valid_nll"]
 
 
-def test_a_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path):
-    args = ["train", "--model", "basic", "--data", "jsb", "--epochs", "4", *TINY]
+@pytest.mark.parametrize("averaging", [[], ["--ema", "0.999"]], ids=["raw", "ema"])
+def test_a_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path, averaging):
+    args = ["train", "--model", "basic", "--data", "jsb", "--epochs", "4", *TINY, *averaging]
     livecomp(*args, "--out", tmp_path / "whole", check=True)
 
     killed = tmp_path / "killed"
@@ -64,6 +65,24 @@ def test_two_process_torchrun_trains_a_checkpoint_that_evaluates(tmp_path):
     scored = livecomp("eval", run, "--data", "jsb", "--split", "valid", "--json", check=True)
     scores = json.loads(scored.stdout)
     assert scores["frames"] == 4602 and 0 < scores["nll"] < 61.0
+
+
+def test_with_ema_the_best_checkpoint_holds_the_averaged_weights_not_the_last_ones(tmp_path):
+    import torch
+
+    from training.checkpoint import read_checkpoint
+
+    run = tmp_path / "ema"
+    livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY, "--ema", "0.9", "--out", run,
+             check=True)
+    last, _ = read_checkpoint(run / "last.pt")
+    best, _ = read_checkpoint(run / "best.pt")
+    assert set(last["ema"]) == set(last["model"])
+    for name, raw in last["model"].items():
+        assert torch.equal(best["model"][name], last["ema"][name]), name
+    assert any(not torch.equal(raw, last["ema"][name]) for name, raw in last["model"].items())
+    scores = json.loads(livecomp("eval", run, "--data", "jsb", "--split", "valid", "--json", check=True).stdout)
+    assert scores["nll"] == pytest.approx(json.loads((run / "best.json").read_text())["valid"]["nll"], rel=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +186,7 @@ def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tm
 
 
 @pytest.mark.parametrize("model_args", [
-    ["--model", "basic", "--neighbour-keys", "0", "--transpose", "3"],
+    ["--model", "basic", "--neighbour-keys", "0", "--transpose", "3", "--ema", "0.99"],
     ["--model", "endecell", "--chunk", "8", "--no-encoder-skip", "--target-weight", "step", "--target-skip", "4"],
 ])
 def test_the_printed_recipe_of_a_run_starts_a_run_with_the_same_settings(tmp_path, model_args):

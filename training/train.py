@@ -10,6 +10,7 @@ seconds, and ``--resume`` continues from it exactly: same data order, optimizer 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -56,6 +57,9 @@ class TrainConfig:
     target_skip: int = 8
     scheduled_sampling: float = 0.0  # final probability of feeding back the model's own sample
     transpose: int = 0               # augmentation: shift windows by up to +-transpose semitones
+    # Weight averaging: an exponential moving average of the weights with this decay per step
+    # (0: none) is what is validated and kept as best.pt; training goes on from the raw weights.
+    ema: float = 0.0
     device: str = "auto"
     checkpoint_every_s: float = 300.0
     sample_png: bool = True
@@ -137,6 +141,7 @@ FLAGS = (
     Flag("--target-skip", "target_skip"),
     Flag("--scheduled-sampling", "scheduled_sampling", optional=True),
     Flag("--transpose", "transpose", optional=True),
+    Flag("--ema", "ema", optional=True),
     Flag("--init-from", "init_from", optional=True),
     Flag("--time-budget", "time_budget_s", optional=True),
     Flag("--epochs", "epochs"),
@@ -274,6 +279,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     if cfg.init_from and not resume:
         _init_from(model, cfg.init_from)
     model = model.to(device)
+    average = Average(model, cfg.ema) if cfg.ema else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_rank = len(windows) // dist.world
     batches_per_epoch = max(per_rank // cfg.batch_size, 1)
@@ -286,6 +292,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         tensors, meta = read_checkpoint(out / "last.pt")
         model.load_state_dict(tensors["model"])
         optimizer.load_state_dict(tensors["optimizer"])
+        if average is not None:
+            average.load_state_dict(tensors["ema"])
         torch.set_rng_state(tensors["torch_rng"])
         np_rng.bit_generator.state = meta["numpy_rng"][dist.rank]
         epoch, batch_in_epoch, step, trained_s = meta["epoch"], meta["batch"], meta["step"], meta["trained_s"]
@@ -316,29 +324,35 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             meta = {**meta_common(), "epoch": epoch, "batch": batch_in_epoch, "step": step,
                     "trained_s": trained_s, "frames_seen": frames_seen, "validating_s": validating_s,
                     "best": best, "numpy_rng": states}
-            save_checkpoint(out / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                              "torch_rng": torch.get_rng_state()}, meta)
+            tensors = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "torch_rng": torch.get_rng_state()}
+            if average is not None:
+                tensors["ema"] = average.state_dict()
+            save_checkpoint(out / "last.pt", tensors, meta)
 
     def validate() -> None:
+        """Score the validation split (with the averaged weights where kept), log it, and keep
+        best.pt when it is the best yet."""
         nonlocal best, validating_s
         t0 = time.perf_counter()
         if dist.main:
-            scores = evaluate(model, valid, device, accuracy=False)
-            record = {"epoch": epoch, "step": step, "trained_s": round(trained_s, 1),
-                      "valid_nll": scores.nll, "lr": optimizer.param_groups[0]["lr"]}
-            with open(out / "log.jsonl", "a") as log:
-                log.write(json.dumps(finite(record), allow_nan=False) + "\n")
-            improved = scores.nll < best["nll"]
-            if improved:
-                best = {"nll": scores.nll, "epoch": epoch, "step": step, "trained_s": trained_s}
-                meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
-                        "trained_s": trained_s, "frames_seen": frames_seen,
-                        "frames_per_s": frames_seen / max(trained_s, 1e-9),
-                        "wall_s": trained_s + validating_s}
-                save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
-                atomic_write_bytes(out / "best.json", json.dumps(finite(meta), indent=2, allow_nan=False).encode())
-                if cfg.sample_png and hasattr(model, "sample"):
-                    _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
+            with average.swapped_in() if average is not None else contextlib.nullcontext():
+                scores = evaluate(model, valid, device, accuracy=False)
+                record = {"epoch": epoch, "step": step, "trained_s": round(trained_s, 1),
+                          "valid_nll": scores.nll, "lr": optimizer.param_groups[0]["lr"]}
+                with open(out / "log.jsonl", "a") as log:
+                    log.write(json.dumps(finite(record), allow_nan=False) + "\n")
+                improved = scores.nll < best["nll"]
+                if improved:
+                    best = {"nll": scores.nll, "epoch": epoch, "step": step, "trained_s": trained_s}
+                    meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
+                            "trained_s": trained_s, "frames_seen": frames_seen,
+                            "frames_per_s": frames_seen / max(trained_s, 1e-9),
+                            "wall_s": trained_s + validating_s}
+                    save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
+                    atomic_write_bytes(out / "best.json", json.dumps(finite(meta), indent=2, allow_nan=False).encode())
+                    if cfg.sample_png and hasattr(model, "sample"):
+                        _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
             if progress:
                 print(f"epoch {epoch}: valid NLL {scores.nll:.4f} nats/frame"
                       f"{'  (best)' if improved else ''}  [{trained_s:.0f} s]", flush=True)
@@ -382,6 +396,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+            if average is not None:
+                average.update(step)
 
             step += 1
             batch_in_epoch += 1
@@ -407,6 +423,45 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         last_save = time.monotonic()
     dist.close()
     return best
+
+
+class Average:
+    """An exponential moving average of a model's weights, decay ``min(decay, (1 + n) / (10 + n))``
+    after n updates (so the first steps' random weights fade at once). ``swapped_in`` puts it in
+    the model's place for validation and for best.pt, and the raw weights back after."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise TrainingError(f"--ema takes a decay between 0 and 1 (like 0.999), not {decay:g}.")
+        self.model, self.decay = model, decay
+        self.weights = {k: p.detach().clone() for k, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, n: int) -> None:
+        d = min(self.decay, (1 + n) / (10 + n))
+        for k, p in self.model.named_parameters():
+            self.weights[k].lerp_(p.detach(), 1.0 - d)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        params = dict(self.model.named_parameters())
+        raw = {k: p.detach().clone() for k, p in params.items()}
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(self.weights[k])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, p in params.items():
+                    p.copy_(raw[k])
+
+    def state_dict(self) -> dict:
+        return dict(self.weights)
+
+    def load_state_dict(self, weights: dict) -> None:
+        for k, w in weights.items():
+            self.weights[k].copy_(w)
 
 
 def _init_from(model, run: str) -> None:

@@ -76,6 +76,9 @@ def train(
     target_skip: int = typer.Option(8, "--target-skip", min=0, help="With --target-weight step: steps at the start that carry no loss."),
     scheduled_sampling: float = typer.Option(0.0, "--scheduled-sampling", min=0.0, max=1.0, help="Final probability of feeding back the model's own sample."),
     transpose: int = typer.Option(0, "--transpose", min=0, max=12, help="Augment: shift each window by up to +-N semitones."),
+    ema: float = typer.Option(0.0, "--ema", min=0.0, max=0.99999,
+                              help="Validate and keep a moving average of the weights with this decay per step "
+                                   "(0: off; 0.999 averages over about 1000 steps)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
                                               help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
