@@ -52,6 +52,8 @@ def train(
     hidden: int = typer.Option(256, "--hidden", min=1, help="LSTM units per layer (basic) / time-LSTM units (endecell)."),
     layers: int = typer.Option(2, "--layers", min=1, help="LSTM layers (basic) / time-LSTM layers (endecell)."),
     dropout: float = typer.Option(0.3, "--dropout", min=0.0, max=0.9, help="Dropout probability, 0 to 0.9."),
+    input_dropout: float = typer.Option(0.0, "--input-dropout", min=0.0, max=0.9,
+                                        help="Basic: dropout of the keys of each frame the LSTM reads, 0 to 0.9."),
     neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
                                        help="Keys either side each key's classifier (basic) or decoder step (endecell) "
                                             "reads from the previous frame; basic 0 is the original form."),
