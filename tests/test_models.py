@@ -123,3 +123,25 @@ def test_endecell_encodes_each_distinct_frame_once_with_the_same_scores_and_grad
     assert once_grads.keys() == every_grads.keys()
     for name, grad in once_grads.items():
         assert torch.allclose(grad, every_grads[name], atol=1e-5), name
+
+
+def test_endecell_input_dropout_drops_keys_the_encoder_reads_and_nothing_else():
+    torch.manual_seed(0)
+    model = build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16,
+                                       input_dropout=0.5, dropout=0.0)).train()
+    x = frames_for(model, batch=4, steps=16)
+    read = []
+    hook = model.encoder.register_forward_hook(lambda m, args, out: read.append(args[0]))
+    with patch.object(model, "encode_frames", model._encode):
+        model(x)
+    heard = read[0][..., 0].reshape(x.shape).long()     # chunk 1: the first column codes the key
+    assert (heard <= x).all()                           # keys only ever dropped, never added
+    dropped = (x.sum() - heard.sum()).item() / x.sum().item()
+    assert 0.35 < dropped < 0.65
+    # The scores read the frames whole (the decoder's previous frame and the targets), and
+    # without training nothing is dropped: eval is deterministic and equals p = 0.
+    plain = build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16))
+    plain.load_state_dict(model.state_dict())
+    hook.remove()
+    model.eval(), plain.eval()
+    assert torch.equal(model(x)[0], plain(x)[0])

@@ -124,7 +124,7 @@ FLAGS = (
     Flag("--layers", "layers", model=True, families=("basic",)),
     Flag("--layers", "time_layers", model=True, families=ENDECELL),
     Flag("--dropout", "dropout", model=True),
-    Flag("--input-dropout", "input_dropout", model=True, families=("basic",), optional=True),
+    Flag("--input-dropout", "input_dropout", model=True, optional=True),
     Flag("--neighbour-keys", "neighbour_keys", model=True),
     Flag("--chunk", "chunk", model=True, families=ENDECELL),
     Flag("--enc-hidden", "enc_hidden", model=True, families=ENDECELL),

@@ -53,7 +53,8 @@ def train(
     layers: int = typer.Option(2, "--layers", min=1, help="LSTM layers (basic) / time-LSTM layers (endecell)."),
     dropout: float = typer.Option(0.3, "--dropout", min=0.0, max=0.9, help="Dropout probability, 0 to 0.9."),
     input_dropout: float = typer.Option(0.0, "--input-dropout", min=0.0, max=0.9,
-                                        help="Basic: dropout of the keys of each frame the LSTM reads, 0 to 0.9."),
+                                        help="Training: drop each sounding key of the frames the LSTM (basic) or encoder (endecell) "
+                                             "reads, 0 to 0.9; the scored frames stay whole."),
     neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
                                        help="Keys either side each key's classifier (basic) or decoder step (endecell) "
                                             "reads from the previous frame; basic 0 is the original form."),

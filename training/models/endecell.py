@@ -44,6 +44,7 @@ class EnDeCellConfig:
     encoder_skip: bool = False       # add a linear map of the frame to the encoder's vector
     lookback: int = 0                # steps back of the frame each decoder step also sees (0: none)
     dropout: float = 0.3
+    input_dropout: float = 0.0       # training: each sounding key of a frame the encoder reads dropped
     architecture: str = "endecell"
 
     @property
@@ -182,13 +183,24 @@ class EnDeCell(nn.Module):
 
     # -- the model ----------------------------------------------------------------------------
 
+    def _heard(self, frames: torch.Tensor) -> torch.Tensor:
+        """The frames as the encoder reads them: in training with ``input_dropout`` p, each
+        sounding key turned off with probability p (the time LSTM learns from a history with
+        notes missing, so it cannot lean on any one of them). The decoder's view of the
+        previous frame and the frames scored stay whole. The keys are dropped, not rescaled, so
+        a dropped frame is still a frame and encoding each distinct frame once still holds."""
+        p = self.cfg.input_dropout
+        if not self.training or p == 0:
+            return frames
+        return frames * (torch.rand(frames.shape, device=frames.device) >= p)
+
     def _history(self, frames: torch.Tensor, state):
         """Run the time LSTM over frames (B, T, 88): the context before each frame (B, T, Ht),
         the frame before each (B, T, 88), the frame L steps before each (B, T, 88; None without
         a lookback), and the state after all of them."""
         B, T, _ = frames.shape
         h, c, prev, *hist = state if state is not None else self.initial_state(B, frames.device)
-        vectors = self.encode_frames(frames.reshape(B * T, N_KEYS)).view(B, T, -1)
+        vectors = self.encode_frames(self._heard(frames).reshape(B * T, N_KEYS)).view(B, T, -1)
         out, (h2, c2) = self.time(self.drop(vectors), (h, c))                # (B, T, Ht)
         before = torch.cat([h[-1].unsqueeze(1), out[:, :-1]], 1)             # (B, T, Ht)
         previous = torch.cat([prev.unsqueeze(1), frames[:, :-1]], 1)         # (B, T, 88)
@@ -299,7 +311,7 @@ class EnDeCellAutoencoder(nn.Module):
         """frames (B, T, 88) -> (reconstruction logits (B, T, 88, K), None)."""
         B, T, _ = frames.shape
         flat = frames.reshape(B * T, N_KEYS)
-        code = torch.tanh(self.bridge(self.net.drop(self.net.encode_frames(flat))))
+        code = torch.tanh(self.bridge(self.net.drop(self.net.encode_frames(self.net._heard(flat)))))
         logits = self.net._decode(code, flat, torch.zeros_like(flat))
         return logits.view(B, T, N_KEYS, -1), None
 
