@@ -145,3 +145,27 @@ def test_endecell_input_dropout_drops_keys_the_encoder_reads_and_nothing_else():
     hook.remove()
     model.eval(), plain.eval()
     assert torch.equal(model(x)[0], plain(x)[0])
+
+
+@pytest.mark.parametrize("family", ["basic", "endecell"])
+def test_weight_drop_masks_recurrent_weights_in_training_only(family):
+    torch.manual_seed(0)
+    cfg = (BasicConfig(key_states=2, hidden=24, weight_drop=0.5) if family == "basic" else
+           EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, time_hidden=24, dec_hidden=16, weight_drop=0.5))
+    model = build_model(cfg).train()
+    lstm = model.lstm if family == "basic" else model.time
+    before = {k: v.clone() for k, v in lstm.state_dict().items()}
+    x = frames_for(model, batch=3, steps=10)
+    logits, _ = model(x)
+    (-frame_log_likelihood(logits, x).sum()).backward()
+    for name, weight in lstm.named_parameters():
+        dead = (weight.grad == 0).float().mean().item()
+        if name.startswith("weight_hh"):
+            assert 0.35 < dead < 0.65, name          # about half the recurrent weights masked
+        elif name.startswith("weight_ih"):
+            assert dead < 0.2, name                  # the input weights untouched
+    assert all(torch.equal(before[k], v) for k, v in lstm.state_dict().items())   # weights kept whole
+    plain = build_model(type(cfg)(**{**cfg.__dict__, "weight_drop": 0.0}))
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    assert torch.equal(model(x)[0], plain(x)[0])

@@ -186,9 +186,10 @@ def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tm
 
 
 @pytest.mark.parametrize("model_args", [
-    ["--model", "basic", "--neighbour-keys", "0", "--transpose", "3", "--ema", "0.99", "--input-dropout", "0.1"],
+    ["--model", "basic", "--neighbour-keys", "0", "--transpose", "3", "--ema", "0.99", "--input-dropout", "0.1",
+     "--weight-drop", "0.3"],
     ["--model", "endecell", "--chunk", "8", "--no-encoder-skip", "--target-weight", "step", "--target-skip", "4",
-     "--input-dropout", "0.1"],
+     "--input-dropout", "0.1", "--weight-drop", "0.2"],
 ])
 def test_the_printed_recipe_of_a_run_starts_a_run_with_the_same_settings(tmp_path, model_args):
     import shlex

@@ -125,6 +125,7 @@ FLAGS = (
     Flag("--layers", "time_layers", model=True, families=ENDECELL),
     Flag("--dropout", "dropout", model=True),
     Flag("--input-dropout", "input_dropout", model=True, optional=True),
+    Flag("--weight-drop", "weight_drop", model=True, optional=True),
     Flag("--neighbour-keys", "neighbour_keys", model=True),
     Flag("--chunk", "chunk", model=True, families=ENDECELL),
     Flag("--enc-hidden", "enc_hidden", model=True, families=ENDECELL),

@@ -55,6 +55,9 @@ def train(
     input_dropout: float = typer.Option(0.0, "--input-dropout", min=0.0, max=0.9,
                                         help="Training: drop each sounding key of the frames the LSTM (basic) or encoder (endecell) "
                                              "reads, 0 to 0.9; the scored frames stay whole."),
+    weight_drop: float = typer.Option(0.0, "--weight-drop", min=0.0, max=0.9,
+                                      help="Training: drop each recurrent weight of the LSTM (basic) or time LSTM (endecell), "
+                                           "0 to 0.9 (DropConnect, one mask per batch)."),
     neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
                                        help="Keys either side each key's classifier (basic) or decoder step (endecell) "
                                             "reads from the previous frame; basic 0 is the original form."),

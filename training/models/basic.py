@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .common import N_KEYS, one_hot_states, sample_states
+from .common import N_KEYS, one_hot_states, run_lstm, sample_states
 
 
 @dataclass
@@ -29,6 +29,7 @@ class BasicConfig:
     layers: int = 2
     dropout: float = 0.3
     input_dropout: float = 0.0
+    weight_drop: float = 0.0         # training: DropConnect on the LSTM's recurrent weights
     neighbour_keys: int = 0
     architecture: str = "basic"
 
@@ -77,7 +78,7 @@ class BasicRNN(nn.Module):
         if state is None:
             state = self.initial_state(B, frames.device)
         x = self.input_dropout(one_hot_states(frames, self.cfg.key_states))   # (B, T, F)
-        out, (h, c) = self.lstm(x, state[:2])                                 # (B, T, H)
+        out, (h, c) = run_lstm(self.lstm, x, state[:2], self.cfg.weight_drop)    # (B, T, H)
         before = torch.cat([state[0][-1].unsqueeze(1), out[:, :-1]], dim=1)   # output before frame t
         if self.neighbours is None:
             return self._scores(before, None), (h, c)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from livecomp.roll import N_KEYS  # noqa: F401  (one definition, the piano roll's)
 
@@ -17,6 +18,20 @@ def one_hot_states(frames: torch.Tensor, key_states: int) -> torch.Tensor:
         return frames.clamp(max=1).float()
     codes = F.one_hot(frames, key_states)[..., 1:].float()       # (..., keys, key_states - 1)
     return codes.flatten(-2)
+
+
+def run_lstm(lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], weight_drop: float = 0.0):
+    """``lstm(x, state)``; in training with ``weight_drop`` p > 0, with DropConnect on its
+    hidden-to-hidden weights (AWD-LSTM's weight drop, Merity et al. 2018): each recurrent weight
+    dropped with probability p (the rest scaled by 1 / (1 - p)), one mask per call, the same at
+    every step. It regularises the recurrence itself, which dropout between layers never
+    touches, and leaves the module and its weights as they are, so checkpoints and graphs do
+    not see it."""
+    if not lstm.training or weight_drop == 0:
+        return lstm(x, state)
+    params = {name: F.dropout(p, weight_drop) if name.startswith("weight_hh") else p
+              for name, p in lstm.named_parameters()}
+    return torch.func.functional_call(lstm, params, (x, state))
 
 
 def frame_log_likelihood(logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import N_KEYS, one_hot_states, sample_states
+from .common import N_KEYS, one_hot_states, run_lstm, sample_states
 
 
 @dataclass
@@ -45,6 +45,7 @@ class EnDeCellConfig:
     lookback: int = 0                # steps back of the frame each decoder step also sees (0: none)
     dropout: float = 0.3
     input_dropout: float = 0.0       # training: each sounding key of a frame the encoder reads dropped
+    weight_drop: float = 0.0         # training: DropConnect on the time LSTM's recurrent weights
     architecture: str = "endecell"
 
     @property
@@ -201,7 +202,7 @@ class EnDeCell(nn.Module):
         B, T, _ = frames.shape
         h, c, prev, *hist = state if state is not None else self.initial_state(B, frames.device)
         vectors = self.encode_frames(self._heard(frames).reshape(B * T, N_KEYS)).view(B, T, -1)
-        out, (h2, c2) = self.time(self.drop(vectors), (h, c))                # (B, T, Ht)
+        out, (h2, c2) = run_lstm(self.time, self.drop(vectors), (h, c), self.cfg.weight_drop)   # (B, T, Ht)
         before = torch.cat([h[-1].unsqueeze(1), out[:, :-1]], 1)             # (B, T, Ht)
         previous = torch.cat([prev.unsqueeze(1), frames[:, :-1]], 1)         # (B, T, 88)
         if not self.cfg.lookback:
