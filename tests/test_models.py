@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from unittest.mock import patch
 
 import pytest
@@ -127,8 +128,8 @@ def test_endecell_encodes_each_distinct_frame_once_with_the_same_scores_and_grad
 
 def test_endecell_input_dropout_drops_keys_the_encoder_reads_and_nothing_else():
     torch.manual_seed(0)
-    model = build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16,
-                                       input_dropout=0.5, dropout=0.0)).train()
+    cfg = EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, input_dropout=0.5, dropout=0.0)
+    model = build_model(cfg).train()
     x = frames_for(model, batch=4, steps=16)
     read = []
     hook = model.encoder.register_forward_hook(lambda m, args, out: read.append(args[0]))
@@ -140,7 +141,7 @@ def test_endecell_input_dropout_drops_keys_the_encoder_reads_and_nothing_else():
     assert 0.35 < dropped < 0.65
     # The scores read the frames whole (the decoder's previous frame and the targets), and
     # without training nothing is dropped: eval is deterministic and equals p = 0.
-    plain = build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16))
+    plain = build_model(replace(cfg, input_dropout=0.0))
     plain.load_state_dict(model.state_dict())
     hook.remove()
     model.eval(), plain.eval()
@@ -165,7 +166,7 @@ def test_weight_drop_masks_recurrent_weights_in_training_only(family):
         elif name.startswith("weight_ih"):
             assert dead < 0.2, name                  # the input weights untouched
     assert all(torch.equal(before[k], v) for k, v in lstm.state_dict().items())   # weights kept whole
-    plain = build_model(type(cfg)(**{**cfg.__dict__, "weight_drop": 0.0}))
+    plain = build_model(replace(cfg, weight_drop=0.0))
     plain.load_state_dict(model.state_dict())
     model.eval(), plain.eval()
     assert torch.equal(model(x)[0], plain(x)[0])
