@@ -148,6 +148,20 @@ def test_endecell_input_dropout_drops_keys_the_encoder_reads_and_nothing_else():
     assert torch.equal(model(x)[0], plain(x)[0])
 
 
+def test_endecell_decoder_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    cfg = EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, dropout=0.0,
+                         dec_dropout=0.5)
+    model = build_model(cfg).train()
+    plain = build_model(replace(cfg, dec_dropout=0.0)).train()
+    plain.load_state_dict(model.state_dict())            # the same weights: dropout adds none
+    x = frames_for(model, batch=2, steps=8)
+    assert not torch.allclose(model(x)[0], plain(x)[0])
+    assert torch.equal(plain(x)[0], plain(x)[0])         # nothing else in the model is random here
+    model.eval(), plain.eval()
+    assert torch.equal(model(x)[0], plain(x)[0])
+
+
 @pytest.mark.parametrize("family", ["basic", "endecell"])
 def test_weight_drop_masks_recurrent_weights_in_training_only(family):
     torch.manual_seed(0)

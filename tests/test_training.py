@@ -167,6 +167,34 @@ def test_endecell_starts_from_a_pretrained_autoencoder_or_another_endecell(tmp_p
         assert torch.allclose(looking(frames)[0], full(frames)[0], atol=1e-6)
 
 
+def test_a_basic_run_starts_from_another_basic_runs_kept_weights(basic_run, tmp_path):
+    """--init-from for the basic RNN: the new run's model starts as the other run's best.pt (so
+    it can train on at a new rate, or on other data); other sizes get one sentence."""
+    import torch
+
+    from training.checkpoint import load_model
+    from training.models import BasicConfig, build_model
+    from training.train import _init_from
+
+    source, meta = load_model(basic_run, "basic")
+    model = build_model(BasicConfig(**meta["model"]))
+    _init_from(model, str(basic_run))
+    for name, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    on = tmp_path / "on"
+    livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY, "--lr", "1e-4",
+             "--init-from", basic_run, "--out", on, check=True)
+    # the first validation of the new run scores about what the run it started from kept
+    first = json.loads((on / "log.jsonl").read_text().splitlines()[0])["valid_nll"]
+    assert abs(first - json.loads((basic_run / "best.json").read_text())["valid"]["nll"]) < 1.0
+    wider = livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY, "--hidden", "32",
+                     "--init-from", basic_run, "--out", tmp_path / "wider")
+    _one_sentence(wider, "does not fit this one")
+    missing = livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY,
+                       "--init-from", tmp_path / "nothing", "--out", tmp_path / "none")
+    _one_sentence(missing, "nothing")
+
+
 def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tmp_path, monkeypatch):
     import shutil
 
@@ -189,7 +217,7 @@ def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tm
     ["--model", "basic", "--neighbour-keys", "0", "--transpose", "3", "--ema", "0.99", "--input-dropout", "0.1",
      "--weight-drop", "0.3"],
     ["--model", "endecell", "--chunk", "8", "--no-encoder-skip", "--target-weight", "step", "--target-skip", "4",
-     "--input-dropout", "0.1", "--weight-drop", "0.2"],
+     "--input-dropout", "0.1", "--weight-drop", "0.2", "--dec-dropout", "0.2"],
 ])
 def test_the_printed_recipe_of_a_run_starts_a_run_with_the_same_settings(tmp_path, model_args):
     import shlex

@@ -63,7 +63,7 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every_s: float = 300.0
     sample_png: bool = True
-    init_from: str = ""              # EnDeCell: start encoder/decoder from a pre-trained autoencoder run
+    init_from: str = ""              # start from another run's weights (EnDeCell: also an autoencoder's)
     model: dict = field(default_factory=dict)
 
 
@@ -129,6 +129,7 @@ FLAGS = (
     Flag("--neighbour-keys", "neighbour_keys", model=True),
     Flag("--chunk", "chunk", model=True, families=ENDECELL),
     Flag("--enc-hidden", "enc_hidden", model=True, families=ENDECELL),
+    Flag("--dec-dropout", "dec_dropout", model=True, families=ENDECELL, optional=True),
     Flag("--dec-hidden", "dec_hidden", model=True, families=ENDECELL),
     Flag("--encoder-skip", "encoder_skip", model=True, families=ENDECELL),
     Flag("--lookback", "lookback", model=True, families=ENDECELL, optional=True),
@@ -467,14 +468,23 @@ class Average:
 
 
 def _init_from(model, run: str) -> None:
-    """Start a fresh EnDeCell from another run: a pre-trained autoencoder's encoder and decoder,
-    or a whole EnDeCell of the same sizes. A lookback the other model lacks starts unused (its
-    decoder input weights zero), so the new model begins as the old one and learns to use it."""
+    """Start a fresh run from another run's kept weights (its best.pt): a basic RNN from a basic
+    RNN of the same sizes (to train on with a new schedule, or on other data); an EnDeCell from a
+    pre-trained autoencoder's encoder and decoder, or from a whole EnDeCell of the same sizes. A
+    lookback the other EnDeCell lacks starts unused (its decoder input weights zero), so the new
+    model begins as the old one and learns to use it."""
     from .checkpoint import CheckpointError, load_model
     from .models import EnDeCell
 
     if not isinstance(model, EnDeCell):
-        raise TrainingError("--init-from takes an autoencoder or EnDeCell run and starts an endecell model from it.")
+        source, _ = load_model(run, model.cfg.architecture)
+        theirs, own = source.state_dict(), model.state_dict()
+        misfits = [k for k in own if k not in theirs or own[k].shape != theirs[k].shape]
+        if misfits:
+            raise TrainingError(f"the model in {run} does not fit this one ({misfits[0]}): pass the same "
+                                "--hidden, --layers, --neighbour-keys and --key-states.")
+        model.load_state_dict(theirs)
+        return
     try:
         source, _ = load_model(run, "autoencoder")
         pretrained = source.pretrained_state()

@@ -66,6 +66,8 @@ def train(
     encoder_skip: bool = typer.Option(True, "--encoder-skip/--no-encoder-skip",
                                       help="EnDeCell: add a linear map of the frame to the encoder's vector."),
     dec_hidden: int = typer.Option(128, "--dec-hidden", min=1, help="EnDeCell: decoder GRU units."),
+    dec_dropout: float = typer.Option(0.0, "--dec-dropout", min=0.0, max=0.9,
+                                      help="EnDeCell, training: dropout on the decoder's output at each key (chunk), 0 to 0.9."),
     lookback: int = typer.Option(0, "--lookback", min=0, max=96,
                                  help="EnDeCell: each decoder step also sees the frame this many steps back (16: a 4/4 bar of 16ths)."),
     window: int = typer.Option(64, "--window", min=2, help="Steps per training window (windows start on bar lines)."),
@@ -88,8 +90,9 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
                                               help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="EnDeCell: start from this pre-trained autoencoder run, "
-                                                                        "or from an EnDeCell run of the same sizes (a lookback added to it starts unused)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from the kept weights of this run, of the same model "
+                                                                        "and sizes; EnDeCell also from a pre-trained autoencoder run (a lookback "
+                                                                        "added starts unused)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a basic RNN or EnDeCell model on MIDI files or a piano-roll benchmark."""

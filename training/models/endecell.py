@@ -46,6 +46,7 @@ class EnDeCellConfig:
     dropout: float = 0.3
     input_dropout: float = 0.0       # training: each sounding key of a frame the encoder reads dropped
     weight_drop: float = 0.0         # training: DropConnect on the time LSTM's recurrent weights
+    dec_dropout: float = 0.0         # training: dropout on the decoder's output at each key (chunk)
     architecture: str = "endecell"
 
     @property
@@ -93,6 +94,7 @@ class EnDeCell(nn.Module):
         self.dec_context = nn.Linear(cfg.time_hidden, cfg.dec_hidden)
         dec_in = list(cfg.decoder_columns().values())[-1][0].stop
         self.decoder = nn.GRU(dec_in, cfg.dec_hidden, batch_first=True)
+        self.dec_drop = nn.Dropout(cfg.dec_dropout)
         self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
         starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
         self.register_buffer("below_index", starts + torch.arange(cfg.reach), persistent=False)
@@ -178,7 +180,7 @@ class EnDeCell(nn.Module):
         context = self.drop(context)
         h0 = torch.tanh(self.dec_init(context)).unsqueeze(0)                 # (1, N, Hd)
         out, _ = self.decoder(x, h0)                                         # (N, C, Hd)
-        logits = self.head(out + self.dec_context(context).unsqueeze(1))
+        logits = self.head(self.dec_drop(out) + self.dec_context(context).unsqueeze(1))
         logits = logits.view(frames.shape[0], self.cfg.padded_keys, self.cfg.key_states)
         return logits[:, :N_KEYS]
 
