@@ -37,6 +37,13 @@ def label(model: dict) -> str:
     return model["architecture"]
 
 
+def trained_on(meta: dict) -> str:
+    """Where a run trained: the GPU's name (runs record it), or for older runs the device asked for."""
+    if "trained_on" in meta:
+        return meta["trained_on"]
+    return "cuda" if meta["train"].get("device", "auto").startswith("cuda") else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=Path, default=Path(__file__).resolve().parent / "checkpoints")
@@ -67,12 +74,12 @@ def main() -> None:
                 cells.append("-")
         print(f"{'livecomp ' + name:40s} {cells[0]:>16s} {cells[1]:>16s}")
     print()
-    print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}")
+    print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
     for _, (s, meta, name) in sorted(rows.items()):
         model, _ = load_model(args.checkpoints / name)
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:28s} {s.accuracy:9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
-              f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}")
+              f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}  {trained_on(meta)}")
     print()
     for _, (s, meta, name) in sorted(rows.items()):
         print(f"{name}: {command_line(TrainConfig(**meta['train']), 'runs/' + name)}")

@@ -312,10 +312,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         net = torch.nn.parallel.DistributedDataParallel(
             model, find_unused_parameters=model_cfg.architecture == "autoencoder")
 
+    trained_on = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
     def meta_common() -> dict:
         return {"model": asdict(model_cfg), "train": asdict(cfg), "corpus": corpus.name,
                 "steps_per_beat": corpus.steps_per_beat, "frames": corpus.frames("train"),
-                "world_size": dist.world}
+                "world_size": dist.world, "trained_on": trained_on}
 
     def save_last() -> None:
         states = [np_rng.bit_generator.state]
