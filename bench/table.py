@@ -9,6 +9,7 @@ figures are recomputed here with the same code as `livecomp eval RUN --split tes
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,23 @@ def trained_on(meta: dict) -> str:
     if "trained_on" in meta:
         return meta["trained_on"]
     return "cuda" if meta["train"].get("device", "auto").startswith("cuda") else "cpu"
+
+
+def budget_never_bound(run: Path, cfg: TrainConfig) -> bool:
+    """True when a run's time budget never moved its schedule: at every validation in its log the
+    share of the budget used stayed below the share of its epochs done (the cosine schedule
+    follows the larger), and the run ended on its epochs. Such a budget is only a cap, and the
+    printed recipe leaves it out, so that it runs the same on a slower machine."""
+    log = run / "log.jsonl"
+    if not cfg.time_budget_s or not log.exists():
+        return False
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    ends = [r for r in records if r["epoch"] > 0]
+    if not ends or records[-1]["epoch"] < cfg.epochs:
+        return False
+    steps_per_epoch = min(r["step"] / r["epoch"] for r in ends)
+    total = cfg.epochs * steps_per_epoch
+    return all(r["trained_s"] / cfg.time_budget_s <= r["step"] / total for r in records)
 
 
 def main() -> None:
@@ -82,7 +100,10 @@ def main() -> None:
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}  {trained_on(meta)}")
     print()
     for _, (s, meta, name) in sorted(rows.items()):
-        print(f"{name}: {command_line(TrainConfig(**meta['train']), 'runs/' + name)}")
+        cfg = TrainConfig(**meta["train"])
+        if budget_never_bound(args.checkpoints / name, cfg):
+            cfg.time_budget_s = 0.0             # a cap its run never reached: the schedule ran on epochs
+        print(f"{name}: {command_line(cfg, 'runs/' + name)}")
 
 
 if __name__ == "__main__":
