@@ -6,9 +6,11 @@
 RECIPES.txt holds one run a line, ``NAME: <livecomp train options>`` (``#`` starts a comment);
 ``--extra`` options go after every line's own (the last of a repeated option counts). Each
 run goes to ``OUT/NAME`` with its own log (``OUT/NAME.log``), one process and ``--threads``
-threads each, at most ``--jobs`` at a time. A run whose folder already holds a finished
-best.json is not run again, so a sweep cut short can be started again as it was. The table
-ranks runs by validation NLL alone: the test split is never read here.
+threads each, at most ``--jobs`` at a time. A sweep cut short (Ctrl-C, SIGTERM: its runs are
+stopped, and the table printed) can be started again as it was: a run that ended
+(``OUT/NAME.done``) is not run again, one that was stopped goes on from its last checkpoint
+(``livecomp train --resume``). The table ranks runs by validation NLL alone: the test split is
+never read here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import argparse
 import json
 import os
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -70,29 +74,45 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    waiting = [(n, o) for n, o in recipes if not (args.out / n / "best.json").exists()]
+    waiting = [(n, o) for n, o in recipes if not (args.out / f"{n}.done").exists()]
     running: dict[str, subprocess.Popen] = {}
     failed = []
     t0 = time.monotonic()
-    while waiting or running:
-        while waiting and len(running) < args.jobs:
-            name, options = waiting.pop(0)
-            command = [sys.executable, "-m", "livecomp.cli", "train", *options, *shlex.split(args.extra), "--device", args.device,
-                       "--quiet", "--out", str(args.out / name)]
-            log = open(args.out / f"{name}.log", "w")
-            log.write(shlex.join(command) + "\n")
-            log.flush()
-            running[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-            print(f"[{time.monotonic() - t0:6.0f} s] started {name}", flush=True)
-        time.sleep(1.0)
-        for name, process in list(running.items()):
-            if process.poll() is not None:
-                del running[name]
-                s = summary(args.out / name)
-                if process.returncode:
-                    failed.append(name)
-                print(f"[{time.monotonic() - t0:6.0f} s] {name} ended ({process.returncode}): best valid "
-                      f"{s['nll']:.4f} at epoch {s['epoch']} of {s['epochs']}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
+    try:
+        while waiting or running:
+            while waiting and len(running) < args.jobs:
+                name, options = waiting.pop(0)
+                run = args.out / name
+                if (run / "last.pt").exists():          # stopped before: go on where it was
+                    options = ["--resume", str(run)]
+                else:
+                    shutil.rmtree(run, ignore_errors=True)   # stopped inside its first epoch: nothing kept
+                    options = [*options, *shlex.split(args.extra), "--out", str(run)]
+                command = [sys.executable, "-m", "livecomp.cli", "train", *options, "--device", args.device, "--quiet"]
+                with open(args.out / f"{name}.log", "a") as log:
+                    log.write(shlex.join(command) + "\n")
+                    log.flush()
+                    running[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+                print(f"[{time.monotonic() - t0:6.0f} s] started {name}", flush=True)
+            time.sleep(1.0)
+            for name, process in list(running.items()):
+                if process.poll() is not None:
+                    del running[name]
+                    s = summary(args.out / name)
+                    if process.returncode:
+                        failed.append(name)
+                    else:
+                        (args.out / f"{name}.done").touch()
+                    print(f"[{time.monotonic() - t0:6.0f} s] {name} ended ({process.returncode}): best valid "
+                          f"{s['nll']:.4f} at epoch {s['epoch']} of {s['epochs']}", flush=True)
+    except (KeyboardInterrupt, SystemExit):
+        for process in running.values():
+            process.terminate()
+        for process in running.values():
+            process.wait()
+        failed += [f"{name} (stopped)" for name in running]
+        print(f"\nstopped: {', '.join(running) or 'no run was going'}; the same command goes on from where they were")
 
     print(f"\nvalidation NLL per frame, best first ({args.out})")
     print(f"{'run':32s} {'valid':>8s} {'epoch':>6s} {'epochs':>6s} {'trained s':>9s}")

@@ -32,6 +32,12 @@ def test_a_sweep_ranks_its_runs_by_validation_and_does_not_rerun_finished_ones(t
     assert json.loads((tmp_path / "runs" / "wider" / "config.json").read_text())["model"]["hidden"] == 48
     again = sweep(recipes, tmp_path / "runs")
     assert again.returncode == 0 and "started" not in again.stdout   # both had finished
+    # a run that did not end (its .done missing, as after a stop) goes on from its last checkpoint
+    (tmp_path / "runs" / "small.done").unlink()
+    resumed = sweep(recipes, tmp_path / "runs")
+    assert resumed.returncode == 0 and "started small" in resumed.stdout and "started wider" not in resumed.stdout
+    commands = [line for line in (tmp_path / "runs" / "small.log").read_text().splitlines() if "livecomp.cli train" in line]
+    assert len(commands) == 2 and "--resume" not in commands[0] and "--resume" in commands[1]
 
 
 def test_a_line_without_a_name_is_one_sentence(tmp_path):
