@@ -120,7 +120,7 @@ def main() -> None:
     for s, name in rows:
         print(f"{name:32s} {s['nll']:8.4f} {s['epoch']:6d} {s['epochs']:6d} {s['trained_s']:9.0f}")
     if failed:
-        sys.exit(f"{len(failed)} run(s) failed: {', '.join(failed)} (their logs are in {args.out}).")
+        sys.exit(f"{len(failed)} run(s) did not end well: {', '.join(failed)} (their logs are in {args.out}).")
 
 
 if __name__ == "__main__":
