@@ -289,8 +289,10 @@ def tempered_log_prob(logits: np.ndarray, frames: np.ndarray, temperature: float
 def score(engine: Engine, sequences: list[np.ndarray], max_frames: int = 16384) -> dict:
     """NLL per frame (nats; with and without each sequence's first frame) and, for the basic
     RNN whose most likely frame is each key's most likely state, frame accuracy: ``scores``'
-    definitions, as ``livecomp eval`` on a checkpoint."""
-    tally = Tally(accuracy=engine.architecture == "basic")
+    definitions, as ``livecomp eval`` on a checkpoint. A mixture of transposed copies
+    (``mix_shifts`` in model.json) scores per-key conditionals, whose maxima are not its most
+    likely frame, so it gets no accuracy here."""
+    tally = Tally(accuracy=engine.architecture == "basic" and not engine.info.get("mix_shifts"))
     for frames, mask in batches(sequences, max_frames):
         _, logits = engine.encode(frames)
         tally.add(frame_log_likelihood(logits, frames), mask, frames,

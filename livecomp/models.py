@@ -83,6 +83,11 @@ def _check_values(info: dict, where: Path) -> None:
         raise ModelError(f"{where}: steps_per_bar {info['steps_per_bar']} is not steps_per_beat x beats_per_bar "
                          f"({spb * bpb}).")
     whole("bar_steps", 1, 96 * 32)
+    if "mix_shifts" in info:
+        whole("mix_shifts", 0, 12)
+        if "step" not in info["files"]:        # a bar cut short is written step by step: its tempered
+            raise ModelError(f"{where}: a mixture of transposed copies (mix_shifts) needs its step graph, "
+                             f"which model.json does not name.")   # log-probability is not encode's
     state = info["state"]
     if not isinstance(state, list) or not state or not all(
             isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("shape"), list)

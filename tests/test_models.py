@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from unittest.mock import patch
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from training.models import BasicConfig, EnDeCellConfig, build_model
 from training.models.common import frame_log_likelihood
@@ -15,11 +17,13 @@ CONFIGS = [
     BasicConfig(key_states=2, hidden=32, layers=2),
     BasicConfig(key_states=3, hidden=32, layers=1),
     BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=12),
+    BasicConfig(key_states=2, hidden=32, layers=2, mix_shifts=2),
+    BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=12, mix_shifts=1),
     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
     EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True),
     EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True, lookback=3),
 ]
-IDS = ["basic-2", "basic-3", "basic-3-neighbours", "endecell-2-chunk1", "endecell-3-chunk12", "endecell-3-lookback"]
+IDS = ["basic-2", "basic-3", "basic-3-neighbours", "basic-2-mixture", "basic-3-neighbours-mixture", "endecell-2-chunk1", "endecell-3-chunk12", "endecell-3-lookback"]
 
 
 @pytest.fixture(params=CONFIGS, ids=IDS)
@@ -67,6 +71,56 @@ def test_a_frame_is_scored_only_from_what_came_before_it(model):
     changed[:, 7] = (changed[:, 7] + 1) % model.cfg.key_states
     logits2, _ = model(changed)
     assert torch.allclose(logits[:, :7], logits2[:, :7], atol=1e-6)
+
+
+@torch.no_grad()
+def test_a_mixture_gives_each_frame_the_mean_of_its_transposed_copies_probabilities():
+    """Scored the plain model's way on transposed input (the same weights), each copy gives a
+    frame a probability; the mixture's per-key conditionals multiply out to their mean."""
+    torch.manual_seed(0)
+    plain = build_model(BasicConfig(key_states=3, hidden=32, layers=2, neighbour_keys=6)).eval()
+    mixture = build_model(replace(plain.cfg, mix_shifts=2)).eval()
+    mixture.load_state_dict(plain.state_dict())
+    x = torch.zeros(2, 10, 88, dtype=torch.long)
+    x[:, :, 30:50] = torch.randint(0, 3, (2, 10, 20), generator=torch.Generator().manual_seed(4))  # away from the ends
+    per_copy = []
+    for s in (-2, -1, 0, 1, 2):                 # copy key j is key j - s; keys off the keyboard are not scored
+        heard = torch.roll(x, s, -1)
+        logits, _ = plain(heard)
+        logp = F.log_softmax(logits, -1).gather(-1, heard.unsqueeze(-1)).squeeze(-1)   # (B, T, 88)
+        on_keyboard = ((torch.arange(88) - s >= 0) & (torch.arange(88) - s < 88)).float()
+        per_copy.append((logp * on_keyboard).sum(-1))
+    expected = torch.logsumexp(torch.stack(per_copy), 0) - math.log(5)
+    logits, _ = mixture(x)
+    assert torch.allclose(frame_log_likelihood(logits, x), expected, atol=1e-4)
+    assert torch.allclose(F.softmax(logits, -1).sum(-1), torch.ones(2, 10, 88))
+    changed = x.clone()
+    changed[:, -1, 60:] = 1 - changed[:, -1, 60:].clamp(max=1)          # the last frame's keys from 60 up
+    logits2, _ = mixture(changed)
+    assert torch.allclose(logits2[:, -1, :61], logits[:, -1, :61], atol=1e-5)   # key k reads keys below it only
+    mixture0 = build_model(replace(plain.cfg, mix_shifts=0)).eval()
+    mixture0.load_state_dict(plain.state_dict())
+    assert torch.equal(mixture0(x)[0], plain(x)[0])
+
+
+@torch.no_grad()
+def test_a_mixture_draws_each_frame_from_one_copy_chosen_by_the_first_keys_noise():
+    """A model sure of one key (MIDI 61) and nothing else: copy s, which hears everything s
+    semitones up, writes it s semitones down; the first key's uniform picks the copy."""
+    mixture = build_model(BasicConfig(key_states=2, hidden=8, layers=1, mix_shifts=1)).eval()
+    mixture.head.weight.zero_()
+    bias = mixture.head.bias.view(88, 2)
+    bias.zero_()
+    bias[:, 1] = -30.0
+    bias[61 - 21, 1] = 30.0
+    noise = torch.full((1, 1, 88), 0.5)
+    written = []
+    for u in (0.1, 0.5, 0.9):                                  # copies -1, 0, +1
+        noise[0, 0, 0] = u
+        frames, logp, _ = mixture.sample(mixture.initial_state(1), noise, 1.0)
+        written.append(frames[0, 0].nonzero().flatten().tolist())
+        assert abs(logp.item() - math.log(1 / 3)) < 1e-3       # each frame is one copy's sure frame
+    assert written == [[61 - 21 + 1], [61 - 21], [61 - 21 - 1]]
 
 
 @torch.no_grad()

@@ -56,8 +56,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     return blob, meta
 
 
-def load_model(path: str | Path, architecture: str | None = None):
+def load_model(path: str | Path, architecture: str | None = None, mix_shifts: int | None = None):
     """Rebuild the model of a checkpoint from its metadata alone: (model in eval mode, metadata).
+    ``mix_shifts`` (basic RNN): run its weights as the mixture of copies transposed by that many
+    semitones either way (``BasicConfig.mix_shifts``) instead of as trained; the metadata says so.
 
     Raises:
         CheckpointError: as ``read_checkpoint``; of another architecture than ``architecture``;
@@ -67,6 +69,13 @@ def load_model(path: str | Path, architecture: str | None = None):
     arch = meta["model"]["architecture"]
     if architecture is not None and arch != architecture:
         raise CheckpointError(f"{checkpoint_file(path)} holds an {arch!r} model, not the {architecture!r} model asked for.")
+    if mix_shifts is not None:
+        if arch != "basic":
+            raise CheckpointError(f"{checkpoint_file(path)} holds an {arch!r} model: a mixture of transposed "
+                                  "copies is a basic RNN's.")
+        if mix_shifts < 0:
+            raise CheckpointError(f"a mixture of copies transposed by {mix_shifts} semitones either way: give 0 or more.")
+        meta = {**meta, "model": {**meta["model"], "mix_shifts": mix_shifts}}
     model = build_model(config_from_dict(meta["model"]))
     try:
         model.load_state_dict(tensors["model"])

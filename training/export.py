@@ -181,21 +181,35 @@ def check_sampler(model, engine: Engine, primers: list[np.ndarray], temperature:
 
 
 def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature: float) -> bool:
-    """Whether any draw of the bar had its noise within TIE_MARGIN of a CDF boundary."""
-    logits, _ = model(frames, _torch_state(state, model))          # the sampling distributions
+    """Whether any draw of the bar had its noise within TIE_MARGIN of a CDF boundary (for a
+    mixture of transposed copies, also of a boundary between copies)."""
+    noise = torch.from_numpy(noise)
+    n = len(getattr(model, "shifts", [0]))
+    if n > 1:                                                      # the chosen copy's distributions
+        logp, _ = model.copy_log_probs(frames, _torch_state(state, model))          # (B, n, T, 88, K)
+        u = noise[..., 0] * n
+        if (u - u.round()).abs().min() < TIE_MARGIN * n:
+            return True
+        copy = u.floor().clamp(max=n - 1)
+        noise = torch.cat([(u - copy).unsqueeze(-1), noise[..., 1:]], -1)
+        index = copy.long()[:, None, :, None, None].expand(-1, 1, -1, N_KEYS, logp.shape[-1])
+        logits = logp.gather(1, index).squeeze(1)
+    else:
+        logits, _ = model(frames, _torch_state(state, model))      # the sampling distributions
     cdf = torch.softmax(logits / temperature, -1).cumsum(-1)[..., :-1]
-    margin = (cdf - torch.from_numpy(noise).unsqueeze(-1)).abs().min()
+    margin = (cdf - noise.unsqueeze(-1)).abs().min()
     return bool(margin < TIE_MARGIN)
 
 
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print,
-           corpus_licence: str | None = None, data: str | None = None) -> dict:
+           corpus_licence: str | None = None, data: str | None = None, mix_shifts: int | None = None) -> dict:
     """Export ``checkpoint`` (run folder or .pt file) to the model folder ``out``; returns model.json.
     ``corpus_licence`` names the training data's licence on the model's card; ``data`` is where
-    the training corpus is now, when the run was trained with a relative path elsewhere."""
+    the training corpus is now, when the run was trained with a relative path elsewhere;
+    ``mix_shifts`` exports a basic RNN's weights as that mixture of transposed copies."""
     out = Path(out)
     check_out(out)
-    model, meta = load_model(checkpoint)
+    model, meta = load_model(checkpoint, mix_shifts=mix_shifts)
     if meta["model"]["architecture"] not in ("basic", "endecell"):
         raise ExportError(f"{checkpoint} holds a {meta['model']['architecture']} model; export takes basic or endecell.")
     spb = int(meta.get("steps_per_beat", 4))
@@ -228,6 +242,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
             "files": files,
             "parameters": parameters,
         }
+        if meta["model"].get("mix_shifts"):
+            info["mix_shifts"] = int(meta["model"]["mix_shifts"])    # frames are drawn from transposed copies
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
         engine = Engine(tmp, provider="cpu")
 

@@ -359,9 +359,45 @@ class EnDeCellBar(nn.Module):
         return (frames, logp) + state
 
 
+class ModelAdvance(nn.Module):
+    """The model's own ``advance`` as the advance graph (a basic RNN's mixture of transposed copies)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.eval()
+
+    def forward(self, frames: torch.Tensor, *state: torch.Tensor):
+        return _graph_state(self.model.advance(frames, _torch_state(self.model, state)))
+
+
+class ModelBar(nn.Module):
+    """The model's own ``sample`` as the bar graph, unrolled by the exporter: what a basic RNN's
+    mixture of transposed copies uses, whose draws first pick a copy (``BasicRNN.sample``)."""
+
+    def __init__(self, model: nn.Module, steps: int):
+        super().__init__()
+        self.model = model
+        self.steps = steps
+        self.eval()
+
+    def forward(self, *inputs: torch.Tensor):
+        *state, temperature, noise = inputs
+        frames, logp, after = self.model.sample(_torch_state(self.model, tuple(state)), noise, temperature)
+        return (frames, logp) + _graph_state(after)
+
+
+def _mixture(model: nn.Module) -> bool:
+    return isinstance(model, BasicRNN) and model.cfg.mix_shifts > 0
+
+
 def advance_module(model: nn.Module) -> nn.Module:
+    if _mixture(model):
+        return ModelAdvance(model)
     return EnDeCellAdvance(model) if isinstance(model, EnDeCell) else BasicAdvance(model)
 
 
 def bar_module(model: nn.Module, steps: int) -> nn.Module:
+    if _mixture(model):
+        return ModelBar(model, steps)
     return EnDeCellBar(model, steps) if isinstance(model, EnDeCell) else BasicBar(model, steps)

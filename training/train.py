@@ -127,6 +127,7 @@ FLAGS = (
     Flag("--input-dropout", "input_dropout", model=True, optional=True),
     Flag("--weight-drop", "weight_drop", model=True, optional=True),
     Flag("--neighbour-keys", "neighbour_keys", model=True),
+    Flag("--mix-shifts", "mix_shifts", model=True, families=("basic",), optional=True),
     Flag("--chunk", "chunk", model=True, families=ENDECELL),
     Flag("--enc-hidden", "enc_hidden", model=True, families=ENDECELL),
     Flag("--dec-hidden", "dec_hidden", model=True, families=ENDECELL),

@@ -61,6 +61,9 @@ def train(
     neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
                                        help="Keys either side each key's classifier (basic) or decoder step (endecell) "
                                             "reads from the previous frame; basic 0 is the original form."),
+    mix_shifts: int = typer.Option(0, "--mix-shifts", min=0, max=12,
+                                   help="Basic: a mixture of the model's copies transposed by -N..N semitones, "
+                                        "each frame from one copy (0: the plain model). Costs 2N + 1 times the compute."),
     chunk: int = typer.Option(4, "--chunk", min=1, max=88, help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
     enc_hidden: int = typer.Option(128, "--enc-hidden", min=1, help="EnDeCell: encoder GRU units."),
     encoder_skip: bool = typer.Option(True, "--encoder-skip/--no-encoder-skip",
@@ -156,14 +159,20 @@ def evaluate(
     model: Optional[str] = typer.Option(None, "--model", help="Expect this architecture (basic | endecell)."),
     device: str = typer.Option("auto", "--device", help="Checkpoints: auto | cpu | cuda. Exported folders: auto | cpu | cuda (the onnxruntime provider)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
+                                             help="Basic checkpoints: score the weights as a mixture of copies transposed "
+                                                  "by -N..N semitones (default: as trained)."),
 ) -> None:
     """Score a checkpoint or an exported model: NLL per frame (nats) and frame accuracy on a split."""
     if split not in ("train", "valid", "test"):
         fail(f"--split must be train, valid or test, not {split!r}.")
     if (checkpoint / "model.json").is_file():
+        if mix_shifts is not None:
+            fail(f"{checkpoint} is an exported model, whose mixture was fixed when it was exported: "
+                 "--mix-shifts takes a checkpoint.")
         result = _eval_exported(checkpoint, data, split, model, device)
     else:
-        result = _eval_checkpoint(checkpoint, data, split, model, device)
+        result = _eval_checkpoint(checkpoint, data, split, model, device, mix_shifts)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -186,7 +195,7 @@ def _same_grid(corpus, data, steps_per_beat: int, key_states: int, model) -> Non
                    f"held, so the struck/held split of this 3-state model is scored on inferred attacks.", err=True)
 
 
-def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str) -> dict:
+def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str, mix_shifts: Optional[int] = None) -> dict:
     _need_training_extra()
     from training.checkpoint import CheckpointError, load_model
     from training.data import CorpusError, load_corpus
@@ -194,7 +203,7 @@ def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str) -> 
     from training.train import TrainingError, pick_device
 
     try:
-        net, meta = load_model(checkpoint, model)
+        net, meta = load_model(checkpoint, model, mix_shifts)
         dev = pick_device(device)
         data = data or meta["train"]["data"]
         corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
@@ -245,6 +254,9 @@ def export(
     corpus_licence: Optional[str] = typer.Option(None, "--corpus-licence", help="The training data's licence, for the model's card."),
     data: Optional[str] = typer.Option(None, "--data", help="Where the training corpus is now (default: the path the run "
                                                             "was trained with)."),
+    mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
+                                             help="Basic: export the weights as a mixture of copies transposed by -N..N "
+                                                  "semitones (default: as trained)."),
 ) -> None:
     """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
     _need_training_extra()
@@ -254,7 +266,8 @@ def export(
     from training.export import export as run_export
 
     try:
-        info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence, data=data)
+        info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence, data=data,
+                          mix_shifts=mix_shifts)
     except (CheckpointError, CorpusError, ExportError) as exc:
         fail(str(exc))
     except OSError as exc:
