@@ -3,7 +3,9 @@
     python bench/table.py [--checkpoints bench/checkpoints]
 
 Each kept run folder holds best.pt/best.json of one model (architecture x dataset). The
-figures are recomputed here with the same code as `livecomp eval RUN --split test`.
+figures are recomputed here with the same code as `livecomp eval RUN --split test`. The basic
+runs are also scored as mixtures of their copies transposed by -m..m semitones (`livecomp eval
+RUN --mix-shifts m`), with the m that `bench/mixture.py` chose on the validation split.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
     ("RNN-NADE (Boulanger-Lewandowski 2012)", 5.56, 2.31),
 ]
 DATASETS = ("jsb", "nottingham")
+MIXTURES = {"basic-jsb": 5, "basic-nottingham": 4}   # run -> m, chosen on validation by bench/mixture.py
 
 
 def label(model: dict) -> str:
@@ -77,6 +80,10 @@ def main() -> None:
         seqs = corpus.sequences("test", meta["model"]["key_states"])
         scores = evaluate(model, seqs)
         rows[(label(meta["model"]), data)] = (scores, meta, run.name)
+        if run.name in MIXTURES:
+            m = MIXTURES[run.name]
+            mixed = evaluate(load_model(run, mix_shifts=m)[0], seqs, accuracy=False)
+            rows[(f"basic, mixture of {2 * m + 1} transpositions", data)] = (mixed, meta, None)
 
     print(f"test NLL per frame, nats (first frame from the zero state; t > 0 in brackets); {os.cpu_count()} cores")
     print(f"{'model':40s} {'JSB':>16s} {'Nottingham':>16s}")
@@ -94,12 +101,16 @@ def main() -> None:
     print()
     print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
     for _, (s, meta, name) in sorted(rows.items()):
+        if name is None:                    # a mixture: the weights of the run above
+            continue
         model, _ = load_model(args.checkpoints / name)
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:28s} {s.accuracy:9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}  {trained_on(meta)}")
     print()
     for _, (s, meta, name) in sorted(rows.items()):
+        if name is None:
+            continue
         cfg = TrainConfig(**meta["train"])
         if budget_never_bound(args.checkpoints / name, cfg):
             cfg.time_budget_s = 0.0             # a cap its run never reached: the schedule ran on epochs
