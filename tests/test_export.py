@@ -159,6 +159,29 @@ def test_eval_of_the_exported_folder_gives_the_checkpoint_figures(exported, tune
         assert from_onnx["accuracy"] == pytest.approx(from_checkpoint["accuracy"], abs=1e-4)
 
 
+def test_a_run_exported_as_a_mixture_scores_what_eval_gives_it(exported, tmp_path):
+    """`--mix-shifts` runs a basic checkpoint's weights as a mixture of transposed copies, the same
+    through eval (torch) and an export (onnxruntime); elsewhere it is refused in one sentence."""
+    run, out = exported
+    refused = livecomp("eval", out, "--mix-shifts", "1")
+    assert refused.returncode != 0 and "fixed when it was exported" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    if json.loads((out / "model.json").read_text())["architecture"] != "basic":
+        result = livecomp("export", run, "--out", tmp_path / "mixed", "--mix-shifts", "1")
+        assert result.returncode != 0 and "is a basic RNN's" in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "mixed").exists()
+        return
+    from_checkpoint = json.loads(livecomp("eval", run, "--mix-shifts", "2", "--split", "valid", "--json",
+                                          check=True).stdout)
+    livecomp("export", run, "--out", tmp_path / "mixed", "--mix-shifts", "2", check=True)
+    info = json.loads((tmp_path / "mixed" / "model.json").read_text())
+    assert info["mix_shifts"] == 2 and info["state"][0]["shape"][1] == 5 * info["training"]["model"]["hidden"]
+    from_onnx = json.loads(livecomp("eval", tmp_path / "mixed", "--split", "valid", "--json", check=True).stdout)
+    assert abs(from_onnx["nll"] - from_checkpoint["nll"]) <= 1e-4
+    as_trained = json.loads(livecomp("eval", run, "--split", "valid", "--json", check=True).stdout)
+    assert from_checkpoint["nll"] != as_trained["nll"]
+
+
 @pytest.mark.parametrize("damage", ["truncated onnx", "edited model.json", "missing file", "other format"])
 def test_a_damaged_model_folder_is_refused_with_one_sentence(exported, tmp_path, damage):
     _, out = exported
