@@ -102,8 +102,8 @@ class BasicRNN(nn.Module):
         heard keys: copy s's key k + s scores key k; a key the copy cannot reach is off for certain."""
         n = len(self.shifts)
         logits = logits.unflatten(0, (-1, n))
-        certain = torch.full((self.cfg.key_states,), OFF_FOR_CERTAIN, device=logits.device)
-        off = logits[..., :1, :] * 0 + torch.cat([certain[:1] * 0, certain[1:]])    # (..., 1, K): off
+        off = logits.new_tensor([0.0] + [OFF_FOR_CERTAIN] * (self.cfg.key_states - 1))
+        off = off.expand_as(logits[..., :1, :])                                 # (B, n, ..., 1, K)
         out = []
         for i, s in enumerate(self.shifts):
             copy = logits[:, i]
