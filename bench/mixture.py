@@ -13,6 +13,9 @@ Two ways to combine the copies, both exact distributions over frames:
   independent given the state, the form of the published independent-key models.
 
     python bench/mixture.py [--max-shift 4] [--runs basic-jsb,basic-nottingham]
+
+With --ensemble RUN RUN ... it scores instead the mixture of whole runs (each frame from one
+run, equal weights) on the validation and test splits of the first run's data, beside each run.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from livecomp.scores import Tally, batches  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
 from training.data import BENCHMARKS, load_benchmark  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
-from training.models.common import N_KEYS  # noqa: E402
+from training.models.common import N_KEYS, frame_log_likelihood  # noqa: E402
 
 
 def transposed(frames: torch.Tensor, s: int) -> torch.Tensor:
@@ -65,13 +68,40 @@ def copies_nll(model, sequences, m: int) -> tuple[float, float]:
     return mixture.result()["nll"], average.result()["nll"]
 
 
+@torch.no_grad()
+def ensemble_nll(models, sequences) -> float:
+    """NLL per frame of the mixture of ``models``: each frame from one of them, equal weights."""
+    tally = Tally(accuracy=False)
+    for frames, mask in batches(sequences, 16384):
+        x = torch.from_numpy(frames)
+        each = torch.stack([frame_log_likelihood(m(x)[0], x).double() for m in models])
+        tally.add((torch.logsumexp(each, 0) - math.log(len(models))).numpy(), mask, frames)
+    return tally.result()["nll"]
+
+
+def ensemble(runs: list[Path]) -> None:
+    loaded = [load_model(run) for run in runs]
+    meta = loaded[0][1]
+    corpus = load_benchmark(meta["train"]["data"])
+    print(f"mixture of {len(runs)} runs on {meta['train']['data']}, NLL per frame (nats)")
+    for split in ("valid", "test"):
+        sequences = corpus.sequences(split, meta["model"]["key_states"])
+        for run, (model, _) in zip(runs, loaded):
+            print(f"{split:5s} {str(run):50s} {evaluate(model, sequences, accuracy=False).nll:.4f}", flush=True)
+        print(f"{split:5s} {'the mixture':50s} {ensemble_nll([m for m, _ in loaded], sequences):.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=Path, default=Path(__file__).resolve().parent / "checkpoints")
     parser.add_argument("--max-shift", type=int, default=4)
     parser.add_argument("--runs", default="", help="comma-separated run names (default: every benchmark run)")
+    parser.add_argument("--ensemble", type=Path, nargs="+", help="score the mixture of these runs instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.ensemble:
+        ensemble(args.ensemble)
+        return
     wanted = {r for r in args.runs.split(",") if r}
     print(f"validation NLL per frame (nats) of the mean of copies transposed by -m..m; 1 thread of {os.cpu_count()}")
     for run in sorted(p for p in args.checkpoints.iterdir() if (p / "best.pt").exists()):
