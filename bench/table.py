@@ -83,7 +83,7 @@ def main() -> None:
         if run.name in MIXTURES:
             m = MIXTURES[run.name]
             mixed = evaluate(load_model(run, mix_shifts=m)[0], seqs, accuracy=False)
-            rows[(f"basic, mixture of {2 * m + 1} transpositions", data)] = (mixed, meta, None)
+            rows[("basic, mixture of transposed copies", data)] = (mixed, meta, None)
 
     print(f"test NLL per frame, nats (first frame from the zero state; t > 0 in brackets); {os.cpu_count()} cores")
     print(f"{'model':40s} {'JSB':>16s} {'Nottingham':>16s}")
@@ -98,6 +98,7 @@ def main() -> None:
             else:
                 cells.append("-")
         print(f"{'livecomp ' + name:40s} {cells[0]:>16s} {cells[1]:>16s}")
+    print("mixtures of transposed copies: " + ", ".join(f"{run} {2 * m + 1} copies (m = {m})" for run, m in MIXTURES.items()))
     print()
     print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
     for _, (s, meta, name) in sorted(rows.items()):
