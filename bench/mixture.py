@@ -35,14 +35,7 @@ from livecomp.scores import Tally, batches  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
 from training.data import BENCHMARKS, load_benchmark  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
-from training.models.common import N_KEYS, frame_log_likelihood  # noqa: E402
-
-
-def transposed(frames: torch.Tensor, s: int) -> torch.Tensor:
-    """Frames (..., 88) moved up s semitones (down for s < 0); keys pushed off are dropped."""
-    if s >= 0:
-        return F.pad(frames[..., :N_KEYS - s], (s, 0))
-    return F.pad(frames[..., -s:], (0, -s))
+from training.models.common import N_KEYS, frame_log_likelihood, transposed  # noqa: E402
 
 
 @torch.no_grad()
@@ -125,11 +118,11 @@ def main() -> None:
             print(f"{m:3d} {2 * m + 1:6d} {mixed:9.4f} {average:12.4f}", flush=True)
         test = corpus.sequences("test", meta["model"]["key_states"])
         for way, (nll, m) in best.items():
-            mixed, average = copies_nll(model, test, m)
             if basic and way == "mixture":
-                mixed = evaluate(load_model(run, mix_shifts=m)[0], test, accuracy=False).nll
-            print(f"chosen {way}: m = {m} ({2 * m + 1} copies), validation {nll:.4f}, "
-                  f"test {mixed if way == 'mixture' else average:.4f}")
+                figure = evaluate(load_model(run, mix_shifts=m)[0], test, accuracy=False).nll
+            else:
+                figure = copies_nll(model, test, m)[way == "key average"]
+            print(f"chosen {way}: m = {m} ({2 * m + 1} copies), validation {nll:.4f}, test {figure:.4f}")
 
 
 if __name__ == "__main__":

@@ -190,9 +190,8 @@ def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature
         u = noise[..., 0] * n
         if (u - u.round()).abs().min() < TIE_MARGIN * n:
             return True
-        copy = u.floor().clamp(max=n - 1)
-        noise = torch.cat([(u - copy).unsqueeze(-1), noise[..., 1:]], -1)
-        index = copy.long()[:, None, :, None, None].expand(-1, 1, -1, N_KEYS, logp.shape[-1])
+        copy, noise = model.choose_copy(noise)
+        index = copy[:, None, :, None, None].expand(-1, 1, -1, N_KEYS, logp.shape[-1])
         logits = logp.gather(1, index).squeeze(1)
     else:
         logits, _ = model(frames, _torch_state(state, model))      # the sampling distributions

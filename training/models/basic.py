@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import N_KEYS, one_hot_states, run_lstm, sample_states, tempered_log_prob
+from .common import N_KEYS, one_hot_states, run_lstm, sample_states, tempered_log_prob, transposed
 
 OFF_FOR_CERTAIN = -1e4      # a copy's score for "on" at a key it cannot reach
 
@@ -89,13 +89,7 @@ class BasicRNN(nn.Module):
         transposed up by s semitones, keys pushed off the keyboard dropped."""
         if len(self.shifts) == 1:
             return frames
-        out = []
-        for s in self.shifts:
-            if s >= 0:
-                out.append(F.pad(frames[..., :N_KEYS - s], (s, 0)))
-            else:
-                out.append(F.pad(frames[..., -s:], (0, -s)))
-        return torch.stack(out, 1).flatten(0, 1)
+        return torch.stack([transposed(frames, s) for s in self.shifts], 1).flatten(0, 1)
 
     def _originals(self, logits: torch.Tensor) -> torch.Tensor:
         """The copies' scores (B n, ..., 88, K) on their own keys -> (B, n, ..., 88, K) on the
@@ -130,23 +124,28 @@ class BasicRNN(nn.Module):
             logits = logits + self.neighbours(x).transpose(1, 2).reshape(B, T, N_KEYS, -1)
         return logits
 
-    def copy_log_probs(self, frames: torch.Tensor, state):
-        """Each copy's log-probabilities of every key state, on the heard keys, scoring
-        frames[:, t] from the state before it: frames (B, T, 88) -> ((B, n, T, 88, K), state after)."""
+    def _copy_scores(self, frames: torch.Tensor, state):
+        """The copies' scores on their own keys, scoring frames[:, t] from the state before it:
+        frames (B, T, 88) -> (logits (B n, T, 88, K), state after); for the plain model (n = 1)
+        these are its scores."""
         B, T, _ = frames.shape
         if state is None:
             state = self.initial_state(B, frames.device)
-        heard = self._copies(frames)
-        x = self.input_dropout(one_hot_states(heard, self.cfg.key_states))    # (B n, T, F)
+        x = self.input_dropout(one_hot_states(self._copies(frames), self.cfg.key_states))   # (B n, T, F)
         h0, c0 = self._lstm_state(state)
         out, (h, c) = run_lstm(self.lstm, x, (h0, c0), self.cfg.weight_drop)   # (B n, T, H)
         before = torch.cat([h0[-1].unsqueeze(1), out[:, :-1]], dim=1)           # output before frame t
-        previous = None
-        if self.neighbours is not None:
-            previous = self._copies(torch.cat([state[2].unsqueeze(1), frames[:, :-1]], dim=1))
-        logp = F.log_softmax(self._originals(self._scores(before, previous)).float(), -1)
         after = self._merged(h, c)
-        return logp, (after if self.neighbours is None else after + (frames[:, -1],))
+        if self.neighbours is None:
+            return self._scores(before, None), after
+        previous = torch.cat([state[2].unsqueeze(1), frames[:, :-1]], dim=1)  # frame before frame t
+        return self._scores(before, self._copies(previous)), after + (frames[:, -1],)
+
+    def copy_log_probs(self, frames: torch.Tensor, state):
+        """Each copy's log-probabilities of every key state, on the heard keys, scoring
+        frames[:, t] from the state before it: frames (B, T, 88) -> ((B, n, T, 88, K), state after)."""
+        logits, after = self._copy_scores(frames, state)
+        return F.log_softmax(self._originals(logits).float(), -1), after
 
     def forward(self, frames: torch.Tensor, state=None, targets: torch.Tensor | None = None):
         """frames (B, T, 88) int64 -> (logits (B, T, 88, K) scoring frames[:, t] from the
@@ -154,16 +153,7 @@ class BasicRNN(nn.Module):
         the state, so its scores do not depend on ``targets`` (accepted for the same call as
         EnDeCell); a mixture's are its per-key conditionals, key k given frames[:, t]'s keys below k."""
         if len(self.shifts) == 1:
-            B, T, _ = frames.shape
-            if state is None:
-                state = self.initial_state(B, frames.device)
-            x = self.input_dropout(one_hot_states(frames, self.cfg.key_states))   # (B, T, F)
-            out, (h, c) = run_lstm(self.lstm, x, state[:2], self.cfg.weight_drop)    # (B, T, H)
-            before = torch.cat([state[0][-1].unsqueeze(1), out[:, :-1]], dim=1)   # output before frame t
-            if self.neighbours is None:
-                return self._scores(before, None), (h, c)
-            previous = torch.cat([state[2].unsqueeze(1), frames[:, :-1]], dim=1)  # frame before frame t
-            return self._scores(before, previous), (h, c, frames[:, -1])
+            return self._copy_scores(frames, state)
         logp, after = self.copy_log_probs(frames, state)                     # (B, n, T, 88, K)
         n = logp.shape[1]
         true = logp.gather(-1, frames.unsqueeze(1).expand(-1, n, -1, -1).unsqueeze(-1)).squeeze(-1)
@@ -195,11 +185,20 @@ class BasicRNN(nn.Module):
             keys.append(best)
         return torch.stack(keys, -1)
 
+    def choose_copy(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A mixture's draw of its copy from a frame's noise (..., 88): the first key's uniform u
+        picks copy floor(u n) (an index into ``shifts``), and that key's own draw takes
+        u n - floor(u n), uniform again and independent of the choice. -> (copy (...) int64,
+        noise for the keys (..., 88))."""
+        n = len(self.shifts)
+        u = noise[..., 0] * n
+        copy = u.floor().clamp(max=n - 1)
+        return copy.long(), torch.cat([(u - copy).unsqueeze(-1), noise[..., 1:]], -1)
+
     def sample(self, state, noise: torch.Tensor, temperature=1.0):
         """Sample S frames autoregressively: noise (B, S, 88) uniform -> (frames (B, S, 88),
-        logp (B,), state after them). A mixture draws each frame from one copy, chosen by the
-        first key's uniform u (copy floor(u n)); that key's own draw takes u n - floor(u n),
-        uniform again and independent of the choice. Temperature divides each copy's scores."""
+        logp (B,), state after them). A mixture draws each frame from one copy (``choose_copy``);
+        temperature divides each copy's scores."""
         frames, total = [], 0.0
         n = len(self.shifts)
         for s in range(noise.shape[1]):
@@ -211,10 +210,8 @@ class BasicRNN(nn.Module):
                 step, logp = sample_states(logits, step_noise, temperature)
             else:
                 logits = self._originals(logits)                                    # (B, n, 88, K)
-                u = step_noise[:, 0] * n
-                copy = u.floor().clamp(max=n - 1)
-                step_noise = torch.cat([(u - copy).unsqueeze(1), step_noise[:, 1:]], 1)
-                chosen = (F.one_hot(copy.long(), n).to(logits.dtype)[..., None, None] * logits).sum(1)
+                copy, step_noise = self.choose_copy(step_noise)
+                chosen = (F.one_hot(copy, n).to(logits.dtype)[..., None, None] * logits).sum(1)
                 step, _ = sample_states(chosen, step_noise, temperature)
                 each = tempered_log_prob(logits, step.unsqueeze(1).expand(-1, n, -1), temperature)
                 logp = torch.logsumexp(each, 1) - math.log(n)

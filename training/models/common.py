@@ -34,6 +34,14 @@ def run_lstm(lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Te
     return torch.func.functional_call(lstm, params, (x, state))
 
 
+def transposed(frames: torch.Tensor, s: int) -> torch.Tensor:
+    """Key states (..., 88) moved up s semitones (down for s < 0); keys pushed off the keyboard
+    are dropped and the keys left empty are off."""
+    if s >= 0:
+        return F.pad(frames[..., :N_KEYS - s], (s, 0))
+    return F.pad(frames[..., -s:], (0, -s))
+
+
 def frame_log_likelihood(logits: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     """log p(frame) summed over keys: logits (..., 88, K), frames (..., 88) -> (...) in nats."""
     logp = F.log_softmax(logits.float(), dim=-1)
