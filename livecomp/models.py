@@ -88,6 +88,8 @@ def _check_values(info: dict, where: Path) -> None:
         if "step" not in info["files"]:        # a bar cut short is written step by step: its tempered
             raise ModelError(f"{where}: a mixture of transposed copies (mix_shifts) needs its step graph, "
                              f"which model.json does not name.")   # log-probability is not encode's
+    if "ensemble" in info:
+        whole("ensemble", 2, 64)               # runs whose per-key conditionals are averaged
     state = info["state"]
     if not isinstance(state, list) or not state or not all(
             isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("shape"), list)
@@ -130,6 +132,7 @@ def card(folder: Path) -> list[str]:
     spb, bpb = info["steps_per_beat"], info["beats_per_bar"]
     lines = [f"{info['name']}: {info['architecture']}, {spb} step{'s' * (spb != 1)} a beat, "
              f"{bpb} beat{'s' * (bpb != 1)} a bar"
+             + (f", the mean of {info['ensemble']} runs" if isinstance(info.get("ensemble"), int) else "")
              + (f", {info['parameters']:,} parameters" if isinstance(info.get("parameters"), int) else "")
              + f" ({folder})"]
     if training.get("corpus"):

@@ -182,6 +182,37 @@ def test_a_run_exported_as_a_mixture_scores_what_eval_gives_it(exported, tmp_pat
     assert from_checkpoint["nll"] != as_trained["nll"]
 
 
+def test_runs_exported_as_an_ensemble_score_what_eval_gives_them(exported, tmp_path):
+    """`--with RUN` averages EnDeCell runs' per-key conditionals, the same through eval (torch) and
+    an export (onnxruntime), whose bar graph the export checked against torch; the ensemble scores
+    no worse than its runs' mean. Elsewhere it is refused in one sentence."""
+    run, out = exported
+    refused = livecomp("eval", out, "--with", run)
+    assert refused.returncode != 0 and "fixed when it was exported" in refused.stderr
+    if json.loads((out / "model.json").read_text())["architecture"] != "endecell":
+        result = livecomp("export", run, "--out", tmp_path / "ensemble", "--with", run)
+        assert result.returncode != 0 and "an ensemble averages EnDeCell runs" in result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "ensemble").exists()
+        return
+    from training.checkpoint import read_checkpoint, save_checkpoint
+    tensors, meta = read_checkpoint(run)                       # a second run: the weights moved at random
+    generator = torch.Generator().manual_seed(7)
+    tensors["model"] = {k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+                        for k, v in tensors["model"].items()}
+    other = tmp_path / "other"
+    other.mkdir()
+    save_checkpoint(other / "best.pt", tensors, meta)
+    scores = [json.loads(livecomp("eval", r, "--split", "valid", "--json", check=True).stdout)["nll"] for r in (run, other)]
+    both = json.loads(livecomp("eval", run, "--with", other, "--split", "valid", "--json", check=True).stdout)
+    assert both["runs"] == 2 and both["nll"] <= sum(scores) / 2 and both["nll"] not in scores
+    result = livecomp("export", run, "--with", other, "--out", tmp_path / "ensemble", check=True)
+    assert "sampled bars equal to torch's" in result.stdout
+    info = json.loads((tmp_path / "ensemble" / "model.json").read_text())
+    assert info["ensemble"] == 2 and info["state"][0]["shape"][1] == 2 * info["training"]["model"]["time_hidden"]
+    from_onnx = json.loads(livecomp("eval", tmp_path / "ensemble", "--split", "valid", "--json", check=True).stdout)
+    assert abs(from_onnx["nll"] - both["nll"]) <= 1e-4
+
+
 @pytest.mark.parametrize("damage", ["truncated onnx", "edited model.json", "missing file", "other format"])
 def test_a_damaged_model_folder_is_refused_with_one_sentence(exported, tmp_path, damage):
     _, out = exported

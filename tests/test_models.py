@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from training.models import BasicConfig, EnDeCellConfig, build_model
 from training.models.common import frame_log_likelihood
+from training.models.ensemble import Ensemble
 
 CONFIGS = [
     BasicConfig(key_states=2, hidden=32, layers=2),
@@ -22,14 +23,26 @@ CONFIGS = [
     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
     EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True),
     EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True, lookback=3),
+    # ensembles of runs (a list: each run built with its own weights), of different sizes
+    [EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
+     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=8, time_hidden=24, dec_hidden=12, neighbour_keys=4)],
+    [EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3)] * 3,
 ]
-IDS = ["basic-2", "basic-3", "basic-3-neighbours", "basic-2-mixture", "basic-3-neighbours-mixture", "endecell-2-chunk1", "endecell-3-chunk12", "endecell-3-lookback"]
+IDS = ["basic-2", "basic-3", "basic-3-neighbours", "basic-2-mixture", "basic-3-neighbours-mixture", "endecell-2-chunk1",
+       "endecell-3-chunk12", "endecell-3-lookback", "ensemble-2-chunk1", "ensemble-3-lookback"]
+
+
+def built(cfg):
+    """A model of a config, or the ensemble of a list of EnDeCell configs."""
+    if isinstance(cfg, list):
+        return Ensemble([build_model(c) for c in cfg]).eval()
+    return build_model(cfg).eval()
 
 
 @pytest.fixture(params=CONFIGS, ids=IDS)
 def model(request):
     torch.manual_seed(0)
-    return build_model(request.param).eval()
+    return built(request.param)
 
 
 def frames_for(model, batch=2, steps=12):
@@ -238,3 +251,41 @@ def test_weight_drop_masks_recurrent_weights_in_training_only(family):
     plain.load_state_dict(model.state_dict())
     model.eval(), plain.eval()
     assert torch.equal(model(x)[0], plain(x)[0])
+
+
+@torch.no_grad()
+def test_an_ensemble_gives_each_key_the_mean_of_its_runs_conditionals():
+    """Each key's probability given the keys below it and the history is the mean of the runs'
+    for the same keys below and history, so the ensemble's NLL is at most the mean of theirs."""
+    torch.manual_seed(0)
+    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=h, dec_hidden=16)).eval()
+            for h in (32, 24, 16)]
+    ensemble = Ensemble(runs).eval()
+    x = (torch.rand(2, 10, 88, generator=torch.Generator().manual_seed(4)) < 0.08).long()
+    logits, state = ensemble(x)
+    each = torch.stack([F.softmax(run(x)[0], -1) for run in runs])
+    assert torch.allclose(F.softmax(logits, -1), each.mean(0), atol=1e-6)
+    assert [tuple(t.shape) for t in state[:2]] == [(2, 2, 72)] * 2      # layers, batch, 32 + 24 + 16
+    nll = -frame_log_likelihood(logits, x).mean()
+    assert nll <= torch.stack([-frame_log_likelihood(run(x)[0], x).mean() for run in runs]).mean()
+    with pytest.raises(ValueError, match="must share key_states"):
+        Ensemble([runs[0], build_model(EnDeCellConfig(key_states=3, chunk=1, enc_hidden=16, time_hidden=32,
+                                                      dec_hidden=16))])
+
+
+@torch.no_grad()
+def test_an_ensemble_draws_each_key_once_and_tells_every_run_the_draw():
+    """The frames drawn are the ensemble's own (not the first run's for the same noise), and each
+    run's state afterwards is the state it reaches by hearing those frames."""
+    torch.manual_seed(0)
+    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16)).eval()
+            for _ in range(2)]
+    ensemble = Ensemble(runs).eval()
+    noise = torch.rand((2, 4, 88), generator=torch.Generator().manual_seed(5))
+    frames, logp, after = ensemble.sample(ensemble.initial_state(2), noise, 1.0)
+    for run, h, c in zip(runs, after[0].split(32, -1), after[1].split(32, -1)):
+        _, own = run(frames)
+        assert torch.allclose(own[0], h, atol=1e-6) and torch.allclose(own[1], c, atol=1e-6)
+    assert torch.equal(after[2], frames[:, -1])
+    alone, _, _ = runs[0].sample(runs[0].initial_state(2), noise, 1.0)
+    assert not torch.equal(alone, frames)           # the second run's conditionals moved some draws

@@ -19,7 +19,7 @@ from livecomp.files import atomic_write_bytes
 
 from .models import build_model, config_from_dict
 
-__all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_model", "checkpoint_file"]
+__all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_model", "load_ensemble", "checkpoint_file"]
 
 
 class CheckpointError(ValueError):
@@ -82,4 +82,37 @@ def load_model(path: str | Path, architecture: str | None = None, mix_shifts: in
     except (RuntimeError, KeyError):
         raise CheckpointError(f"the weights in {checkpoint_file(path)} do not fit the {arch} model "
                               "its metadata describes.") from None
+    return model.eval(), meta
+
+
+def load_ensemble(paths: list[str | Path], architecture: str | None = None):
+    """Several EnDeCell runs as one model (``models.ensemble.Ensemble``: each key's conditional
+    the mean of theirs): (model in eval mode, the first run's metadata with ``ensemble``, the
+    runs, added). One path is that run alone, as ``load_model`` gives it.
+
+    Raises:
+        CheckpointError: as ``load_model``; a run that is not EnDeCell, or runs that differ in
+            key states, chunk, lookback, time layers or training data.
+    """
+    from .models.ensemble import Ensemble
+
+    loaded = [load_model(path, architecture) for path in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    for path, (_, meta) in zip(paths, loaded):
+        if meta["model"]["architecture"] != "endecell":
+            raise CheckpointError(f"{checkpoint_file(path)} holds a {meta['model']['architecture']!r} model: an "
+                                  "ensemble averages EnDeCell runs.")
+        if (meta["train"]["data"], meta.get("steps_per_beat", 4)) != \
+                (loaded[0][1]["train"]["data"], loaded[0][1].get("steps_per_beat", 4)):
+            raise CheckpointError(f"{checkpoint_file(path)} was trained on {meta['train']['data']}, "
+                                  f"{checkpoint_file(paths[0])} on {loaded[0][1]['train']['data']}: an ensemble's runs "
+                                  "learn from the same data on the same grid.")
+    try:
+        model = Ensemble([m for m, _ in loaded])
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    runs = [{"checkpoint": str(checkpoint_file(p)), "seed": m["train"].get("seed"), "epoch": m.get("epoch"),
+             "seconds": m.get("wall_s") or m.get("trained_s")} for p, (_, m) in zip(paths, loaded)]
+    meta = {**loaded[0][1], "ensemble": runs}
     return model.eval(), meta

@@ -38,7 +38,7 @@ from livecomp.engine import Engine, score, tempered_log_prob
 from livecomp.models import FORMAT, ModelError, sha256_file
 from livecomp.files import atomic_write_bytes
 
-from .checkpoint import load_model
+from .checkpoint import load_ensemble, load_model
 from .data import load_corpus
 from .evaluate import evaluate
 from .graphs import Encode, advance_module, bar_module
@@ -201,14 +201,22 @@ def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature
 
 
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print,
-           corpus_licence: str | None = None, data: str | None = None, mix_shifts: int | None = None) -> dict:
+           corpus_licence: str | None = None, data: str | None = None, mix_shifts: int | None = None,
+           ensemble: list[str | Path] = ()) -> dict:
     """Export ``checkpoint`` (run folder or .pt file) to the model folder ``out``; returns model.json.
     ``corpus_licence`` names the training data's licence on the model's card; ``data`` is where
     the training corpus is now, when the run was trained with a relative path elsewhere;
-    ``mix_shifts`` exports a basic RNN's weights as that mixture of transposed copies."""
+    ``mix_shifts`` exports a basic RNN's weights as that mixture of transposed copies;
+    ``ensemble`` names further EnDeCell runs whose conditionals are averaged with the
+    checkpoint's key by key (``models.ensemble``)."""
     out = Path(out)
     check_out(out)
-    model, meta = load_model(checkpoint, mix_shifts=mix_shifts)
+    if ensemble:
+        if mix_shifts is not None:
+            raise ExportError("--mix-shifts is a basic RNN's and an ensemble averages EnDeCell runs: give one of them.")
+        model, meta = load_ensemble([checkpoint, *ensemble])
+    else:
+        model, meta = load_model(checkpoint, mix_shifts=mix_shifts)
     if meta["model"]["architecture"] not in ("basic", "endecell"):
         raise ExportError(f"{checkpoint} holds a {meta['model']['architecture']} model; export takes basic or endecell.")
     spb = int(meta.get("steps_per_beat", 4))
@@ -243,6 +251,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
         }
         if meta["model"].get("mix_shifts"):
             info["mix_shifts"] = int(meta["model"]["mix_shifts"])    # frames are drawn from transposed copies
+        if meta.get("ensemble"):
+            info["ensemble"] = len(meta["ensemble"])                  # runs whose conditionals are averaged
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
         engine = Engine(tmp, provider="cpu")
 
@@ -271,6 +281,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
                          "frames": corpus.frames("train"),
                          "epochs": meta.get("epoch"), "seconds": round(meta.get("wall_s") or meta.get("trained_s") or 0, 1),
                          "seed": train_cfg.get("seed"), "valid_nll": round(torch_scores.nll, 4),
+                         **({"ensemble": meta["ensemble"]} if meta.get("ensemble") else {}),
                          "model": meta["model"]},
             "metrics": metrics,
             "checks": {"valid_nll_torch": round(torch_scores.nll, 6), "valid_nll_onnx": round(onnx_valid["nll"], 6),

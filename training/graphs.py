@@ -27,6 +27,7 @@ from torch import nn
 from .models.basic import BasicRNN
 from .models.common import N_KEYS, tempered_log_prob
 from .models.endecell import EnDeCell
+from .models.ensemble import Ensemble
 
 
 def _torch_state(model, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -360,7 +361,8 @@ class EnDeCellBar(nn.Module):
 
 
 class ModelAdvance(nn.Module):
-    """The model's own ``advance`` as the advance graph (a basic RNN's mixture of transposed copies)."""
+    """The model's own ``advance`` as the advance graph (a basic RNN's mixture of transposed
+    copies, an ensemble of EnDeCell runs)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -373,7 +375,9 @@ class ModelAdvance(nn.Module):
 
 class ModelBar(nn.Module):
     """The model's own ``sample`` as the bar graph, unrolled by the exporter: what a basic RNN's
-    mixture of transposed copies uses, whose draws first pick a copy (``BasicRNN.sample``)."""
+    mixture of transposed copies uses, whose draws first pick a copy (``BasicRNN.sample``), and
+    an ensemble of EnDeCell runs, whose decoders write each key in lockstep
+    (``models.ensemble``)."""
 
     def __init__(self, model: nn.Module, steps: int):
         super().__init__()
@@ -388,7 +392,9 @@ class ModelBar(nn.Module):
 
 
 def _mixture(model: nn.Module) -> bool:
-    return isinstance(model, BasicRNN) and model.cfg.mix_shifts > 0
+    """Models exported through their own advance and sample: a basic RNN's mixture of
+    transposed copies, an ensemble of runs."""
+    return isinstance(model, Ensemble) or (isinstance(model, BasicRNN) and model.cfg.mix_shifts > 0)
 
 
 def advance_module(model: nn.Module) -> nn.Module:

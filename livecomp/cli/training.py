@@ -6,7 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -21,6 +21,10 @@ def _need_training_extra():
         fail("this command needs the training extra: pip install 'livecomp[train]'.")
     import training
     return training
+
+
+WITH_HELP = ("EnDeCell: another run (folder or checkpoint file) whose per-key conditionals are averaged with the "
+             "checkpoint's; repeat for more runs.")
 
 
 def _parse_seconds(text: Optional[str]) -> Optional[float]:
@@ -162,21 +166,23 @@ def evaluate(
     mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
                                              help="Basic checkpoints: score the weights as a mixture of copies transposed "
                                                   "by -N..N semitones (default: as trained)."),
+    ensemble: Optional[List[Path]] = typer.Option(None, "--with", help=WITH_HELP),
 ) -> None:
     """Score a checkpoint or an exported model: NLL per frame (nats) and frame accuracy on a split."""
     if split not in ("train", "valid", "test"):
         fail(f"--split must be train, valid or test, not {split!r}.")
     if (checkpoint / "model.json").is_file():
-        if mix_shifts is not None:
+        if mix_shifts is not None or ensemble:
             fail(f"{checkpoint} is an exported model, whose mixture was fixed when it was exported: "
-                 "--mix-shifts takes a checkpoint.")
+                 f"{'--with' if ensemble else '--mix-shifts'} takes a checkpoint.")
         result = _eval_exported(checkpoint, data, split, model, device)
     else:
-        result = _eval_checkpoint(checkpoint, data, split, model, device, mix_shifts)
+        result = _eval_checkpoint(checkpoint, data, split, model, device, mix_shifts, ensemble or [])
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(f"{result['architecture']} on {result['data']} {split}: {result['sequences']} sequences, "
+    typer.echo(f"{result['architecture']}" + (f" (mean of {result['runs']} runs)" if "runs" in result else "")
+               + f" on {result['data']} {split}: {result['sequences']} sequences, "
                f"{result['frames']} frames" + (f" (onnxruntime, {result['provider']})" if "provider" in result else ""))
     typer.echo(f"NLL per frame          {result['nll']:.4f} nats (every frame; the first from the zero state)")
     typer.echo(f"NLL per frame, t > 0   {result['nll_after_first']:.4f} nats (first frame of each sequence left out)")
@@ -195,15 +201,21 @@ def _same_grid(corpus, data, steps_per_beat: int, key_states: int, model) -> Non
                    f"held, so the struck/held split of this 3-state model is scored on inferred attacks.", err=True)
 
 
-def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str, mix_shifts: Optional[int] = None) -> dict:
+def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str, mix_shifts: Optional[int] = None,
+                     ensemble: list[Path] = ()) -> dict:
     _need_training_extra()
-    from training.checkpoint import CheckpointError, load_model
+    from training.checkpoint import CheckpointError, load_ensemble, load_model
     from training.data import CorpusError, load_corpus
     from training.evaluate import evaluate as score
     from training.train import TrainingError, pick_device
 
     try:
-        net, meta = load_model(checkpoint, model, mix_shifts)
+        if ensemble and mix_shifts is not None:
+            fail("--mix-shifts is a basic RNN's and --with averages EnDeCell runs: give one of them.")
+        if ensemble:
+            net, meta = load_ensemble([checkpoint, *ensemble], model)
+        else:
+            net, meta = load_model(checkpoint, model, mix_shifts)
         dev = pick_device(device)
         data = data or meta["train"]["data"]
         corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
@@ -215,7 +227,7 @@ def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str, mix
     except (CheckpointError, CorpusError, TrainingError) as exc:
         fail(str(exc))
     return {"checkpoint": str(checkpoint), "architecture": meta["model"]["architecture"], "data": data,
-            "split": split, **scores}
+            "split": split, **({"runs": len(meta["ensemble"])} if meta.get("ensemble") else {}), **scores}
 
 
 def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
@@ -257,6 +269,7 @@ def export(
     mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
                                              help="Basic: export the weights as a mixture of copies transposed by -N..N "
                                                   "semitones (default: as trained)."),
+    ensemble: Optional[List[Path]] = typer.Option(None, "--with", help=WITH_HELP),
 ) -> None:
     """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
     _need_training_extra()
@@ -267,7 +280,7 @@ def export(
 
     try:
         info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence, data=data,
-                          mix_shifts=mix_shifts)
+                          mix_shifts=mix_shifts, ensemble=ensemble or [])
     except (CheckpointError, CorpusError, ExportError) as exc:
         fail(str(exc))
     except OSError as exc:

@@ -230,10 +230,12 @@ class EnDeCell(nn.Module):
         """The state after frames (B, T, 88), without scoring them (all a listener needs)."""
         return self._history(frames, state)[3]
 
-    def _write_frame(self, context: torch.Tensor, prev: torch.Tensor, choose, back: torch.Tensor | None = None):
-        """Write one frame per row chunk by chunk. context (N, Ht), prev and the frame L steps
-        back (N, 88); ``choose(logits (N, keys, K), first_key) -> (states (N, keys), logp (N,))``.
-        Returns (frame (N, 88), logp (N,))."""
+    def _chunk_writer(self, context: torch.Tensor, prev: torch.Tensor, back: torch.Tensor | None = None):
+        """Write one frame per row chunk by chunk, as a generator: for each chunk it yields
+        (first key, logits (N, keys, K)) and takes the chosen states (N, keys) by ``send``; the
+        frame (N, 88) is its return value. context (N, Ht), prev and the frame L steps back
+        (N, 88). A caller that mixes several models' conditionals (``Ensemble``) runs their
+        writers in lockstep, each told the same choice."""
         cfg = self.cfg
         r, c = cfg.reach, cfg.chunk
         N = context.shape[0]
@@ -242,7 +244,6 @@ class EnDeCell(nn.Module):
         _, around = self._windows(prev)                                      # (N, C, 2r + c)
         back = self._windows(back)[1] if back is not None else None         # (N, C, 2r + c)
         written = torch.zeros(N, r + cfg.padded_keys, dtype=torch.long, device=context.device)
-        total = torch.zeros(N, device=context.device)
         for j in range(cfg.n_chunks):
             lo = j * c
             x = self._decoder_input(written[:, lo:lo + r], around[:, j], self.position.weight[j].expand(N, -1),
@@ -250,45 +251,40 @@ class EnDeCell(nn.Module):
             out, dec_h = self.decoder(x.unsqueeze(1), dec_h)
             logits = self.head(out[:, 0] + ctx).view(N, c, cfg.key_states)
             real = min(c, N_KEYS - lo)
-            states, logp = choose(logits[:, :real], lo)
+            states = yield lo, logits[:, :real]
             written = torch.cat([written[:, :r + lo], states, written[:, r + lo + real:]], 1)
-            total = total + logp
-        return written[:, r:r + N_KEYS], total
+        return written[:, r:r + N_KEYS]
 
     def predict(self, frames: torch.Tensor, state=None) -> torch.Tensor:
         """The most likely frame at each step given the true history, written greedily chunk by
         chunk on its own choices: frames (B, T, 88) -> (B, T, 88)."""
-        B, T, _ = frames.shape
-        before, previous, back, _ = self._history(frames, state)
-
-        def greedy(logits, first_key):
-            logp = F.log_softmax(logits, -1)
-            best = logp.max(-1)
-            return best.indices, best.values.sum(-1)
-
-        out, _ = self._write_frame(before.reshape(B * T, -1), previous.reshape(B * T, N_KEYS), greedy,
-                                   back.reshape(B * T, N_KEYS) if back is not None else None)
-        return out.view(B, T, N_KEYS)
+        return predict_lockstep([self], [state], frames, _alone)
 
     def sample(self, state, noise: torch.Tensor, temperature=1.0):
         """Sample S frames, each chunk by chunk: noise (B, S, 88) uniform -> (frames (B, S, 88),
         logp (B,), state after them)."""
-        h, c, prev, *hist = state
-        frames, total = [], 0.0
-        for s in range(noise.shape[1]):
-            step_noise = noise[:, s]
+        frames, logp, (after,) = sample_lockstep([self], [state], noise, temperature, _alone)
+        return frames, logp, after
 
-            def draw(logits, first_key):
-                return sample_states(logits, step_noise[:, first_key:first_key + logits.shape[1]], temperature)
 
-            frame, logp = self._write_frame(h[-1], prev, draw, hist[0][:, 0] if hist else None)
-            frames.append(frame)
-            total = total + logp
-            _, (h, c) = self.time(self.encode_frames(frame).unsqueeze(1), (h, c))
-            prev = frame
-            if hist:
-                hist = [torch.cat([hist[0][:, 1:], frame.unsqueeze(1)], 1)]
-        return torch.stack(frames, 1), total, (h, c, prev, *hist)
+def _alone(logits: list[torch.Tensor]) -> torch.Tensor:
+    return logits[0]
+
+
+def write_frame(writers: list, mix, choose):
+    """Drive chunk writers (``EnDeCell._chunk_writer``) in lockstep: at each chunk ``mix`` turns
+    their logits into one distribution's logits, ``choose(logits, first_key) -> (states, logp)``
+    picks the states, and every writer is told them. Returns (frame (N, 88), total logp (N,))."""
+    steps = [next(w) for w in writers]
+    total = 0.0
+    while True:
+        lo = steps[0][0]
+        states, logp = choose(mix([logits for _, logits in steps]), lo)
+        total = total + logp
+        try:
+            steps = [w.send(states) for w in writers]
+        except StopIteration as done:
+            return done.value, total
 
 
 @dataclass
@@ -321,3 +317,49 @@ class EnDeCellAutoencoder(nn.Module):
     def pretrained_state(self) -> dict:
         """The parameters the full EnDeCell takes over (everything but the time LSTM)."""
         return {k: v for k, v in self.net.state_dict().items() if not k.startswith("time.")}
+
+
+def _greedy(logits: torch.Tensor, first_key: int):
+    logp = F.log_softmax(logits, -1)
+    best = logp.max(-1)
+    return best.indices, best.values.sum(-1)
+
+
+def predict_lockstep(models: list[EnDeCell], states: list, frames: torch.Tensor, mix) -> torch.Tensor:
+    """``EnDeCell.predict`` of the distribution ``mix`` makes of the models' conditionals (one
+    state each, None for the zero state): frames (B, T, 88) -> (B, T, 88)."""
+    B, T, _ = frames.shape
+    writers = []
+    for model, state in zip(models, states):
+        before, previous, back, _ = model._history(frames, state)
+        writers.append(model._chunk_writer(before.reshape(B * T, -1), previous.reshape(B * T, N_KEYS),
+                                           back.reshape(B * T, N_KEYS) if back is not None else None))
+    out, _ = write_frame(writers, mix, _greedy)
+    return out.view(B, T, N_KEYS)
+
+
+def sample_lockstep(models: list[EnDeCell], states: list, noise: torch.Tensor, temperature, mix):
+    """``EnDeCell.sample`` of the distribution ``mix`` makes of the models' conditionals: each
+    key drawn once from the mixed conditional and every model told the draw. ``states``: one
+    per model, (h, c, prev, *hist) as ``initial_state``; the models share key states, chunk and
+    lookback. Returns (frames (B, S, 88), logp (B,), the models' states after them)."""
+    states = [tuple(state) for state in states]
+    frames, total = [], 0.0
+    for s in range(noise.shape[1]):
+        step_noise = noise[:, s]
+
+        def draw(logits, first_key):
+            return sample_states(logits, step_noise[:, first_key:first_key + logits.shape[1]], temperature)
+
+        writers = [model._chunk_writer(h[-1], prev, hist[0][:, 0] if hist else None)
+                   for model, (h, c, prev, *hist) in zip(models, states)]
+        frame, logp = write_frame(writers, mix, draw)
+        frames.append(frame)
+        total = total + logp
+        after = []
+        for model, (h, c, prev, *hist) in zip(models, states):
+            _, (h, c) = model.time(model.encode_frames(frame).unsqueeze(1), (h, c))
+            hist = [torch.cat([hist[0][:, 1:], frame.unsqueeze(1)], 1)] if hist else []
+            after.append((h, c, frame, *hist))
+        states = after
+    return torch.stack(frames, 1), total, states
