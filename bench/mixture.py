@@ -14,8 +14,11 @@ Two ways to combine the copies, both exact distributions over frames:
 
     python bench/mixture.py [--max-shift 4] [--runs basic-jsb,basic-nottingham]
 
-With --ensemble RUN RUN ... it scores instead the mixture of whole runs (each frame from one
-run, equal weights) on the validation and test splits of the first run's data, beside each run.
+With --ensemble RUN RUN ... it scores instead whole runs together on the validation and test
+splits of the first run's data, for the first k runs, k = 1..n, beside run k alone: their
+mixture (each frame from one run, equal weights) and, for EnDeCell runs, their key mean (each
+key's conditional the mean of the runs', the model ``livecomp eval|export RUN --with RUN ...``
+runs).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from livecomp.scores import Tally, batches  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
 from training.data import BENCHMARKS, load_benchmark  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
-from training.models.common import N_KEYS, frame_log_likelihood, transposed  # noqa: E402
+from training.models.common import N_KEYS, transposed  # noqa: E402
 
 
 @torch.no_grad()
@@ -62,26 +65,40 @@ def copies_nll(model, sequences, m: int) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def ensemble_nll(models, sequences) -> float:
-    """NLL per frame of the mixture of ``models``: each frame from one of them, equal weights."""
-    tally = Tally(accuracy=False)
+def runs_together(models, sequences, key_mean: bool) -> list[tuple[float, float]]:
+    """For the first k of ``models``, k = 1..n: (NLL per frame of their mixture, each frame from
+    one run with equal weights; of their key mean, each key's conditional the mean of theirs, as
+    ``models.ensemble.Ensemble``; NaN unless ``key_mean``). Each run scores each batch once."""
+    tallies = [(Tally(accuracy=False), Tally(accuracy=False)) for _ in models]
     for frames, mask in batches(sequences, 16384):
         x = torch.from_numpy(frames)
-        each = torch.stack([frame_log_likelihood(m(x)[0], x).double() for m in models])
-        tally.add((torch.logsumexp(each, 0) - math.log(len(models))).numpy(), mask, frames)
-    return tally.result()["nll"]
+        keys = torch.stack([F.log_softmax(m(x)[0].double(), -1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+                            for m in models])                           # (n, B, T, 88): log p of each key's state
+        frame = keys.sum(-1)
+        for k, (mixture, mean) in enumerate(tallies, 1):
+            mixture.add((torch.logsumexp(frame[:k], 0) - math.log(k)).numpy(), mask, frames)
+            if key_mean:
+                mean.add((torch.logsumexp(keys[:k], 0) - math.log(k)).sum(-1).numpy(), mask, frames)
+    return [(a.result()["nll"], b.result()["nll"] if key_mean else math.nan) for a, b in tallies]
 
 
 def ensemble(runs: list[Path]) -> None:
     loaded = [load_model(run) for run in runs]
     meta = loaded[0][1]
+    key_mean = all(m["model"]["architecture"] == "endecell" for _, m in loaded)
     corpus = load_benchmark(meta["train"]["data"])
-    print(f"mixture of {len(runs)} runs on {meta['train']['data']}, NLL per frame (nats)")
+    print(f"{len(runs)} runs on {meta['train']['data']}, NLL per frame (nats)")
+    for i, run in enumerate(runs, 1):
+        print(f"  {i}: {run}")
+    print(f"{'runs':>4s} {'split':>5s} {'run k alone':>12s} {'mixture of 1..k':>16s} {'key mean of 1..k':>17s}")
     for split in ("valid", "test"):
         sequences = corpus.sequences(split, meta["model"]["key_states"])
-        for run, (model, _) in zip(runs, loaded):
-            print(f"{split:5s} {str(run):50s} {evaluate(model, sequences, accuracy=False).nll:.4f}", flush=True)
-        print(f"{split:5s} {'the mixture':50s} {ensemble_nll([m for m, _ in loaded], sequences):.4f}", flush=True)
+        together = runs_together([m for m, _ in loaded], sequences, key_mean)
+        for k, ((model, _), (mixed, mean)) in enumerate(zip(loaded, together), 1):
+            alone = evaluate(model, sequences, accuracy=False).nll
+            print(f"{k:4d} {split:>5s} {alone:12.4f} {mixed:16.4f} {mean:17.4f}", flush=True)
+    if key_mean:
+        print("key mean: the model `livecomp eval RUN --with RUN ...` scores")
 
 
 def main() -> None:
@@ -89,7 +106,7 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=Path, default=Path(__file__).resolve().parent / "checkpoints")
     parser.add_argument("--max-shift", type=int, default=4)
     parser.add_argument("--runs", default="", help="comma-separated run names (default: every benchmark run)")
-    parser.add_argument("--ensemble", type=Path, nargs="+", help="score the mixture of these runs instead")
+    parser.add_argument("--ensemble", type=Path, nargs="+", help="score these runs together instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.ensemble:

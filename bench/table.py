@@ -5,7 +5,10 @@
 Each kept run folder holds best.pt/best.json of one model (architecture x dataset). The
 figures are recomputed here with the same code as `livecomp eval RUN --split test`. The basic
 runs are also scored as mixtures of their copies transposed by -m..m semitones (`livecomp eval
-RUN --mix-shifts m`), with the m that `bench/mixture.py` chose on the validation split.
+RUN --mix-shifts m`), with the m that `bench/mixture.py` chose on the validation split. The
+key-by-key EnDeCell JSB run is also scored with the further runs of its recipe (other seeds),
+each key's conditional the mean of the runs' (`livecomp eval RUN --with RUN2 --with RUN3 ...`);
+those runs are kept beside it and listed below the table, not as rows of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.checkpoint import load_model  # noqa: E402
+from training.checkpoint import load_ensemble, load_model  # noqa: E402
 from training.data import load_benchmark  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
 from training.train import TrainConfig, command_line  # noqa: E402
@@ -31,6 +34,8 @@ PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
 ]
 DATASETS = ("jsb", "nottingham")
 MIXTURES = {"basic-jsb": 5, "basic-nottingham": 4}   # run -> m, chosen on validation by bench/mixture.py
+ENSEMBLES = {"endecell-jsb-chunk1": ["endecell-jsb-chunk1-s1", "endecell-jsb-chunk1-s2", "endecell-jsb-chunk1-s3"]}
+MEMBERS = {run for runs in ENSEMBLES.values() for run in runs}   # scored with their ensemble, not alone
 
 
 def label(model: dict) -> str:
@@ -72,6 +77,8 @@ def main() -> None:
 
     rows = {}
     for run in sorted(p for p in args.checkpoints.iterdir() if (p / "best.pt").exists()):
+        if run.name in MEMBERS:
+            continue
         model, meta = load_model(run)
         data = meta["train"]["data"]
         if data not in DATASETS:                   # the shipped models, trained on MIDI files: not a benchmark row
@@ -84,6 +91,10 @@ def main() -> None:
             m = MIXTURES[run.name]
             mixed = evaluate(load_model(run, mix_shifts=m)[0], seqs, accuracy=False)
             rows[("basic, mixture of transposed copies", data)] = (mixed, meta, None)
+        if run.name in ENSEMBLES:
+            runs = [run] + [args.checkpoints / other for other in ENSEMBLES[run.name]]
+            mean = evaluate(load_ensemble(runs)[0], seqs, accuracy=False)
+            rows[(f"{label(meta['model'])}, mean of {len(runs)} runs", data)] = (mean, meta, None)
 
     print(f"test NLL per frame, nats (first frame from the zero state; t > 0 in brackets); {os.cpu_count()} cores")
     print(f"{'model':40s} {'JSB':>16s} {'Nottingham':>16s}")
@@ -99,23 +110,27 @@ def main() -> None:
                 cells.append("-")
         print(f"{'livecomp ' + name:40s} {cells[0]:>16s} {cells[1]:>16s}")
     print("mixtures of transposed copies: " + ", ".join(f"{run} {2 * m + 1} copies (m = {m})" for run, m in MIXTURES.items()))
+    print("means of runs: " + ", ".join(f"{run} with {', '.join(others)}" for run, others in ENSEMBLES.items()))
     print()
     print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
-    for _, (s, meta, name) in sorted(rows.items()):
-        if name is None:                    # a mixture: the weights of the run above
-            continue
-        model, _ = load_model(args.checkpoints / name)
+    kept = [name for _, (_, _, name) in sorted(rows.items()) if name is not None]   # None: a mixture, an ensemble
+    kept += [other for name in kept for other in ENSEMBLES.get(name, [])]
+    accuracy = {name: s.accuracy for _, (s, _, name) in rows.items() if name is not None}
+    for name in kept:
+        model, meta = load_model(args.checkpoints / name)
         params = sum(p.numel() for p in model.parameters())
-        print(f"{name:28s} {s.accuracy:9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
+        print(f"{name:28s} {accuracy.get(name, float('nan')):9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}  {trained_on(meta)}")
     print()
-    for _, (s, meta, name) in sorted(rows.items()):
-        if name is None:
-            continue
+    for name in kept:
+        meta = load_model(args.checkpoints / name)[1]
         cfg = TrainConfig(**meta["train"])
         if budget_never_bound(args.checkpoints / name, cfg):
             cfg.time_budget_s = 0.0             # a cap its run never reached: the schedule ran on epochs
         print(f"{name}: {command_line(cfg, 'runs/' + name)}")
+    for name, others in ENSEMBLES.items():
+        print(f"{name}, mean of {len(others) + 1} runs: livecomp eval runs/{name} "
+              + " ".join(f"--with runs/{other}" for other in others))
 
 
 if __name__ == "__main__":
