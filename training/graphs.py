@@ -13,12 +13,16 @@ the model's weights rearranged so that each sequential step does as little as po
 
 They compute the same function as ``model.sample`` (same weights, same inverse-CDF draw), so
 for the same noise they return the same frames; ``training/export.py`` checks that.
+``EnsembleBar`` and ``EnsembleAdvance`` are the same pieces for an ensemble of EnDeCell runs,
+the runs' decoders stepping chunk by chunk in lockstep on the draws from their mean.
 
 State tensors are batch-first here (``[B] + shape`` as in model.json), float32; the previous
 frame travels as float key states.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -304,14 +308,14 @@ class EnDeCellBar(nn.Module):
         """Codes of a frame (1, B, 88 (K-1)) -> the codes around each chunk (C, B, n_around)."""
         return F.pad(codes[0], self.pad_codes)[:, self.around_codes].transpose(0, 1)
 
-    def _write(self, context, prev_codes, noise, w_head, inv_t, back_codes=None):
-        """One frame per row, chunk by chunk. context (1, B, Ht), prev_codes and the codes of the
-        frame L steps back (1, B, 88 (K-1)), noise (B, 88 (K-1)) as ``_expand_noise`` gives it ->
-        (codes (1, B, 88 (K-1)), tempered scores (B, 88, K))."""
+    def _chunk_scores(self, context, prev_codes, w_head, inv_t, back_codes=None):
+        """One frame per row, chunk by chunk, as a generator: yields each chunk's scores
+        (B, c, K), scaled by ``inv_t`` (``w_head`` already scaled), and takes the codes drawn
+        for the chunk (1, B, c (K-1)) by ``send``. context (1, B, Ht), prev_codes and the codes
+        of the frame L steps back (1, B, 88 (K-1))."""
         m, cfg = self.model, self.model.cfg
         K, c, C = self.K, cfg.chunk, cfg.n_chunks
-        k1 = K - 1
-        n_below = cfg.reach * k1
+        n_below = cfg.reach * (K - 1)
         dec_h = torch.tanh(m.dec_init(context))                                          # (1, B, Hd)
         head_bias = (m.dec_context(context) @ self.w_head + self.b_head) * inv_t        # (1, B, c K)
         around = self._around(prev_codes)                                                # (C, B, n_around)
@@ -319,50 +323,102 @@ class EnDeCellBar(nn.Module):
         if back_codes is not None:
             known.append(self._around(back_codes))
         known = torch.cat(known, -1).split(1, 0)
-        noise = F.pad(noise, (0, (cfg.padded_keys - N_KEYS) * k1)).split(c * k1, 1)
         below = torch.zeros_like(prev_codes[..., :n_below])
-        codes, scores = [], []
         for j in range(C):
             _, dec_h = self.decoder(torch.cat([below, known[j]], -1), dec_h)
-            chunk_scores = (dec_h @ w_head + head_bias).reshape(-1, c, K)
-            chunk_codes = self.sampler(chunk_scores, noise[j])
-            codes.append(chunk_codes)
-            scores.append(chunk_scores)
+            chunk_codes = yield (dec_h @ w_head + head_bias).reshape(-1, c, K)
             if j + 1 < C:
                 below = torch.cat([below, chunk_codes], -1)[..., -n_below:]
-        return torch.cat(codes, -1)[..., :N_KEYS * k1], torch.cat(scores, 1)[:, :N_KEYS]
 
     def forward(self, h, c, prev, *rest):
         """rest: (hist,) with a lookback, then temperature and noise."""
-        *hist, temperature, noise = rest
-        K, layers = self.K, h.shape[1]
-        hs = [h[:, i].unsqueeze(0) for i in range(layers)]
-        cs = [c[:, i].unsqueeze(0) for i in range(layers)]
-        codes = _codes_of(prev, K).unsqueeze(0)
-        past = [_codes_of(hist[0][:, i], K).unsqueeze(0) for i in range(hist[0].shape[1])] if hist else []
-        inv_t = 1.0 / temperature
-        w_head = self.w_head * inv_t
-        noise = _expand_noise(noise, K).unbind(1)
-        all_codes, all_scores = [], []
-        for s in range(self.steps):
-            codes, scores = self._write(hs[-1], codes, noise[s], w_head, inv_t, past[s] if past else None)
-            all_codes.append(codes)
-            all_scores.append(scores)
-            if hist:
-                past.append(codes)
-            hs, cs = self.time(self._encode(codes), hs, cs)
-        frames = _states_of(torch.cat(all_codes, 0).transpose(0, 1), K).long()
-        logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
-        state = (torch.cat(hs, 0).transpose(0, 1), torch.cat(cs, 0).transpose(0, 1), frames[:, -1].float())
+        return _lockstep_bar([self], [h.shape[-1]], h, c, prev, *rest)
+
+
+def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
+    """The bar of one EnDeCell (one bar) or of an ensemble of runs (``models.ensemble``), each
+    run's state ``sizes`` wide in h and c: at every chunk each run scores the chunk, the scores
+    are mixed (one run: its own; several: the log of the mean of their probabilities), one draw
+    is made and every run's decoder reads it. One run has its temperature folded into its output
+    weights once per bar; an ensemble tempers the mixed scores."""
+    *hist, temperature, noise = rest
+    first = bars[0]
+    K, cfg, layers = first.K, first.model.cfg, h.shape[1]
+    k1 = K - 1
+    states = [([hm[:, i].unsqueeze(0) for i in range(layers)], [cm[:, i].unsqueeze(0) for i in range(layers)])
+              for hm, cm in zip(h.split(sizes, -1), c.split(sizes, -1))]
+    codes = _codes_of(prev, K).unsqueeze(0)
+    past = [_codes_of(hist[0][:, i], K).unsqueeze(0) for i in range(hist[0].shape[1])] if hist else []
+    inv_t = 1.0 / temperature
+    if len(bars) == 1:
+        heads, scale = [(first.w_head * inv_t, inv_t)], None
+    else:
+        heads, scale = [(bar.w_head, 1.0) for bar in bars], inv_t
+    noise = _expand_noise(noise, K).unbind(1)
+    all_codes, all_scores = [], []
+    for s in range(first.steps):
+        writers = [bar._chunk_scores(hs[-1], codes, w_head, t, past[s] if past else None)
+                   for bar, (hs, _), (w_head, t) in zip(bars, states, heads)]
+        chunk_noise = F.pad(noise[s], (0, (cfg.padded_keys - N_KEYS) * k1)).split(cfg.chunk * k1, 1)
+        step_codes, step_scores = [], []
+        scores = [next(w) for w in writers]
+        for j in range(cfg.n_chunks):
+            if scale is not None:                        # the runs' mean probabilities, tempered
+                logp = torch.stack([F.log_softmax(x, -1) for x in scores])
+                scores = [(torch.logsumexp(logp, 0) - math.log(len(bars))) * scale]
+            chunk_codes = first.sampler(scores[0], chunk_noise[j])
+            step_codes.append(chunk_codes)
+            step_scores.append(scores[0])
+            if j + 1 < cfg.n_chunks:
+                scores = [w.send(chunk_codes) for w in writers]
+        codes = torch.cat(step_codes, -1)[..., :N_KEYS * k1]
+        all_codes.append(codes)
+        all_scores.append(torch.cat(step_scores, 1)[:, :N_KEYS])
         if hist:
-            lookback = hist[0].shape[1]
-            state += (_states_of(torch.cat(past[-lookback:], 0).transpose(0, 1), K).float(),)
-        return (frames, logp) + state
+            past.append(codes)
+        states = [bar.time(bar._encode(codes), hs, cs) for bar, (hs, cs) in zip(bars, states)]
+    frames = _states_of(torch.cat(all_codes, 0).transpose(0, 1), K).long()
+    logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
+    state = (torch.cat([torch.cat(hs, 0).transpose(0, 1) for hs, _ in states], -1),
+             torch.cat([torch.cat(cs, 0).transpose(0, 1) for _, cs in states], -1), frames[:, -1].float())
+    if hist:
+        lookback = hist[0].shape[1]
+        state += (_states_of(torch.cat(past[-lookback:], 0).transpose(0, 1), K).float(),)
+    return (frames, logp) + state
+
+
+class EnsembleBar(nn.Module):
+    """An ensemble of EnDeCell runs' bar (``_lockstep_bar``): each run's fused graph pieces as
+    ``EnDeCellBar`` builds them, their decoders stepping key by key in lockstep."""
+
+    def __init__(self, model: Ensemble, steps: int):
+        super().__init__()
+        self.bars = nn.ModuleList(EnDeCellBar(member, steps) for member in model.members)
+        self.sizes = list(model.sizes)
+        self.eval()
+
+    def forward(self, h, c, prev, *rest):
+        return _lockstep_bar(list(self.bars), self.sizes, h, c, prev, *rest)
+
+
+class EnsembleAdvance(nn.Module):
+    """An ensemble of EnDeCell runs' advance graph: each run's ``EnDeCellAdvance``, their time
+    LSTMs' states side by side."""
+
+    def __init__(self, model: Ensemble):
+        super().__init__()
+        self.runs = nn.ModuleList(EnDeCellAdvance(member) for member in model.members)
+        self.sizes = list(model.sizes)
+        self.eval()
+
+    def forward(self, frames, h, c, prev=None, hist=None):
+        after = [run(frames, hm, cm, prev, hist) for run, hm, cm in zip(self.runs, h.split(self.sizes, -1),
+                                                                         c.split(self.sizes, -1))]
+        return (torch.cat([a[0] for a in after], -1), torch.cat([a[1] for a in after], -1)) + tuple(after[0][2:])
 
 
 class ModelAdvance(nn.Module):
-    """The model's own ``advance`` as the advance graph (a basic RNN's mixture of transposed
-    copies, an ensemble of EnDeCell runs)."""
+    """The model's own ``advance`` as the advance graph (a basic RNN's mixture of transposed copies)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -375,9 +431,7 @@ class ModelAdvance(nn.Module):
 
 class ModelBar(nn.Module):
     """The model's own ``sample`` as the bar graph, unrolled by the exporter: what a basic RNN's
-    mixture of transposed copies uses, whose draws first pick a copy (``BasicRNN.sample``), and
-    an ensemble of EnDeCell runs, whose decoders write each key in lockstep
-    (``models.ensemble``)."""
+    mixture of transposed copies uses, whose draws first pick a copy (``BasicRNN.sample``)."""
 
     def __init__(self, model: nn.Module, steps: int):
         super().__init__()
@@ -392,18 +446,20 @@ class ModelBar(nn.Module):
 
 
 def _mixture(model: nn.Module) -> bool:
-    """Models exported through their own advance and sample: a basic RNN's mixture of
-    transposed copies, an ensemble of runs."""
-    return isinstance(model, Ensemble) or (isinstance(model, BasicRNN) and model.cfg.mix_shifts > 0)
+    return isinstance(model, BasicRNN) and model.cfg.mix_shifts > 0
 
 
 def advance_module(model: nn.Module) -> nn.Module:
+    if isinstance(model, Ensemble):
+        return EnsembleAdvance(model)
     if _mixture(model):
         return ModelAdvance(model)
     return EnDeCellAdvance(model) if isinstance(model, EnDeCell) else BasicAdvance(model)
 
 
 def bar_module(model: nn.Module, steps: int) -> nn.Module:
+    if isinstance(model, Ensemble):
+        return EnsembleBar(model, steps)
     if _mixture(model):
         return ModelBar(model, steps)
     return EnDeCellBar(model, steps) if isinstance(model, EnDeCell) else BasicBar(model, steps)
