@@ -116,15 +116,15 @@ def main() -> None:
     kept = [name for _, (_, _, name) in sorted(rows.items()) if name is not None]   # None: a mixture, an ensemble
     kept += [other for name in kept for other in ENSEMBLES.get(name, [])]
     accuracy = {name: s.accuracy for _, (s, _, name) in rows.items() if name is not None}
+    metas = {}
     for name in kept:
-        model, meta = load_model(args.checkpoints / name)
+        model, meta = metas[name] = load_model(args.checkpoints / name)
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:28s} {accuracy.get(name, float('nan')):9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}  {trained_on(meta)}")
     print()
     for name in kept:
-        meta = load_model(args.checkpoints / name)[1]
-        cfg = TrainConfig(**meta["train"])
+        cfg = TrainConfig(**metas[name][1]["train"])
         if budget_never_bound(args.checkpoints / name, cfg):
             cfg.time_budget_s = 0.0             # a cap its run never reached: the schedule ran on epochs
         print(f"{name}: {command_line(cfg, 'runs/' + name)}")

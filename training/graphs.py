@@ -22,15 +22,13 @@ frame travels as float key states.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .models.basic import BasicRNN
 from .models.common import N_KEYS, tempered_log_prob
-from .models.endecell import EnDeCell
+from .models.endecell import EnDeCell, mean_conditional
 from .models.ensemble import Ensemble
 
 
@@ -364,8 +362,7 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
         scores = [next(w) for w in writers]
         for j in range(cfg.n_chunks):
             if scale is not None:                        # the runs' mean probabilities, tempered
-                logp = torch.stack([F.log_softmax(x, -1) for x in scores])
-                scores = [(torch.logsumexp(logp, 0) - math.log(len(bars))) * scale]
+                scores = [mean_conditional(scores) * scale]
             chunk_codes = first.sampler(scores[0], chunk_noise[j])
             step_codes.append(chunk_codes)
             step_scores.append(scores[0])

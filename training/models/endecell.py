@@ -258,17 +258,22 @@ class EnDeCell(nn.Module):
     def predict(self, frames: torch.Tensor, state=None) -> torch.Tensor:
         """The most likely frame at each step given the true history, written greedily chunk by
         chunk on its own choices: frames (B, T, 88) -> (B, T, 88)."""
-        return predict_lockstep([self], [state], frames, _alone)
+        return predict_lockstep([self], [state], frames, mean_conditional)
 
     def sample(self, state, noise: torch.Tensor, temperature=1.0):
         """Sample S frames, each chunk by chunk: noise (B, S, 88) uniform -> (frames (B, S, 88),
         logp (B,), state after them)."""
-        frames, logp, (after,) = sample_lockstep([self], [state], noise, temperature, _alone)
+        frames, logp, (after,) = sample_lockstep([self], [state], noise, temperature, mean_conditional)
         return frames, logp, after
 
 
-def _alone(logits: list[torch.Tensor]) -> torch.Tensor:
-    return logits[0]
+def mean_conditional(logits: list[torch.Tensor]) -> torch.Tensor:
+    """Several runs' logits (..., K) for the same keys -> the log of their mean probabilities,
+    as logits (one run: its own logits). How chunk writers driven in lockstep mix their scores."""
+    if len(logits) == 1:
+        return logits[0]
+    logp = torch.stack([F.log_softmax(x.float(), -1) for x in logits])
+    return torch.logsumexp(logp, 0) - math.log(len(logits))
 
 
 def write_frame(writers: list, mix, choose):

@@ -10,7 +10,7 @@ over frames:
 It is sampled the same way: each key drawn once from the mean conditional, and every run's
 decoder told the draw (``sample_lockstep``). Independently trained runs disagree most where
 each is unsure, and the mean there is better calibrated than either run: on JSB Chorales two
-key-by-key runs of the same recipe average 0.12 nats a frame below either
+key-by-key runs of the same recipe average 0.12 nats a frame below either on validation
 (``bench/mixture.py --ensemble``). Averaging per key beats mixing whole frames (each frame from
 one run), because the runs may take turns within a frame.
 
@@ -22,23 +22,12 @@ the state tensors of one EnDeCell, and its exported folder is read like any othe
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .endecell import EnDeCell, predict_lockstep, sample_lockstep
+from .endecell import EnDeCell, mean_conditional, predict_lockstep, sample_lockstep
 
 SHARED = ("key_states", "chunk", "lookback", "time_layers")   # what the runs must agree on
-
-
-def mean_conditional(logits: list[torch.Tensor]) -> torch.Tensor:
-    """The runs' logits (..., K) -> the log of their mean probabilities, as logits."""
-    if len(logits) == 1:
-        return logits[0]
-    logp = torch.stack([F.log_softmax(x.float(), -1) for x in logits])
-    return torch.logsumexp(logp, 0) - math.log(len(logits))
 
 
 class Ensemble(nn.Module):
