@@ -85,6 +85,23 @@ def test_with_ema_the_best_checkpoint_holds_the_averaged_weights_not_the_last_on
     assert scores["nll"] == pytest.approx(json.loads((run / "best.json").read_text())["valid"]["nll"], rel=1e-5)
 
 
+def test_snapshots_keep_each_nth_epochs_validated_weights_and_score_together_with_with(tmp_path):
+    run = tmp_path / "snapshots"
+    livecomp("train", "--model", "endecell", "--data", "jsb", "--epochs", "3", "--chunk", "8", "--enc-hidden", "16",
+             "--dec-hidden", "16", *TINY, "--ema", "0.9", "--snapshots", "2", "--out", run, check=True)
+    assert sorted(p.name for p in run.glob("snapshot-*")) == ["snapshot-0002.pt"]
+    logged = {json.loads(line)["epoch"]: json.loads(line)["valid_nll"] for line in (run / "log.jsonl").read_text().splitlines()}
+
+    def nll(*args) -> float:
+        return json.loads(livecomp("eval", *args, "--data", "jsb", "--split", "valid", "--json", check=True).stdout)["nll"]
+
+    snapshot, best = nll(run / "snapshot-0002.pt"), nll(run)
+    assert snapshot == pytest.approx(logged[2], rel=1e-5)
+    assert json.loads((run / "best.json").read_text())["train"]["snapshots"] == 2
+    together = nll(run, "--with", run / "snapshot-0002.pt")     # each key's conditional the mean of the two
+    assert together <= (snapshot + best) / 2 + 1e-6
+
+
 @pytest.fixture(scope="module")
 def basic_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "basic"

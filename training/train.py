@@ -60,6 +60,9 @@ class TrainConfig:
     # Weight averaging: an exponential moving average of the weights with this decay per step
     # (0: none) is what is validated and kept as best.pt; training goes on from the raw weights.
     ema: float = 0.0
+    # > 0: also keep the validated weights (the average where --ema) of every snapshots-th epoch as
+    # snapshot-EEEE.pt, members for a mean of one run's epochs (``livecomp eval RUN --with RUN/snapshot-...``)
+    snapshots: int = 0
     device: str = "auto"
     checkpoint_every_s: float = 300.0
     sample_png: bool = True
@@ -146,6 +149,7 @@ FLAGS = (
     Flag("--scheduled-sampling", "scheduled_sampling", optional=True),
     Flag("--transpose", "transpose", optional=True),
     Flag("--ema", "ema", optional=True),
+    Flag("--snapshots", "snapshots", optional=True),
     Flag("--init-from", "init_from", optional=True),
     Flag("--time-budget", "time_budget_s", optional=True),
     Flag("--epochs", "epochs"),
@@ -359,6 +363,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                     atomic_write_bytes(out / "best.json", json.dumps(finite(meta), indent=2, allow_nan=False).encode())
                     if cfg.sample_png and hasattr(model, "sample"):
                         _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
+                if cfg.snapshots and epoch and batch_in_epoch == 0 and epoch % cfg.snapshots == 0:
+                    meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
+                            "trained_s": trained_s, "frames_seen": frames_seen,
+                            "frames_per_s": frames_seen / max(trained_s, 1e-9),
+                            "wall_s": trained_s + validating_s}
+                    save_checkpoint(out / f"snapshot-{epoch:04d}.pt", {"model": model.state_dict()}, meta)
             if progress:
                 print(f"epoch {epoch}: valid NLL {scores.nll:.4f} nats/frame"
                       f"{'  (best)' if improved else ''}  [{trained_s:.0f} s]", flush=True)

@@ -94,6 +94,9 @@ def train(
     ema: float = typer.Option(0.0, "--ema", min=0.0, max=0.99999,
                               help="Validate and keep a moving average of the weights with this decay per step "
                                    "(0: off; 0.999 averages over about 1000 steps)."),
+    snapshots: int = typer.Option(0, "--snapshots", min=0,
+                                  help="Also keep the validated weights of every Nth epoch as snapshot-EEEE.pt "
+                                       "(0: off), to be scored together with --with."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
                                               help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
