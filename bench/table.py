@@ -6,15 +6,17 @@ Each kept run folder holds best.pt/best.json of one model (architecture x datase
 figures are recomputed here with the same code as `livecomp eval RUN --split test`. The basic
 runs are also scored as mixtures of their copies transposed by -m..m semitones (`livecomp eval
 RUN --mix-shifts m`), with the m that `bench/mixture.py` chose on the validation split. The
-key-by-key EnDeCell JSB run is also scored with the further runs of its recipe (other seeds),
-each key's conditional the mean of the runs' (`livecomp eval RUN --with RUN2 --with RUN3 ...`);
-those runs are kept beside it and listed below the table, not as rows of their own.
+key-by-key EnDeCell JSB run is also scored with further checkpoints of its recipe (other seeds'
+best.pt, and snapshots of later epochs, RUN/snapshot-EEEE.pt from `livecomp train --snapshots`),
+each key's conditional the mean of theirs (`livecomp eval RUN --with RUN2 --with RUN2/snapshot-0150.pt
+...`); those runs are kept beside it and listed below the table, not as rows of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -34,8 +36,28 @@ PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
 ]
 DATASETS = ("jsb", "nottingham")
 MIXTURES = {"basic-jsb": 5, "basic-nottingham": 4}   # run -> m, chosen on validation by bench/mixture.py
-ENSEMBLES = {"endecell-jsb-chunk1": ["endecell-jsb-chunk1-s1", "endecell-jsb-chunk1-s2", "endecell-jsb-chunk1-s3"]}
-MEMBERS = {run for runs in ENSEMBLES.values() for run in runs}   # scored with their ensemble, not alone
+# run -> the other checkpoints of its mean (each key's conditional the mean of theirs): a run folder
+# means its best.pt, RUN/snapshot-EEEE.pt that run's validated weights at epoch EEEE (--snapshots)
+ENSEMBLES = {"endecell-jsb-chunk1": [  # each run's best.pt and its epoch-150 snapshot (chosen on validation)
+    f"endecell-jsb-chunk1-s{seed}{member}" for seed in (1, 2, 3, 6, 7, 8, 9) for member in ("", "/snapshot-0150.pt")]}
+MEMBERS = {Path(m).parts[0] for ms in ENSEMBLES.values() for m in ms}   # scored with their mean, not alone
+
+
+def runs_of(name: str) -> list[str]:
+    """The run folders a row's checkpoints come from, each once: the run's own, then its mean's."""
+    return list(dict.fromkeys([name] + [Path(m).parts[0] for m in ENSEMBLES.get(name, [])]))
+
+
+def snapshot_epochs(run: str) -> list[int]:
+    """The epochs of the run's snapshots (RUN/snapshot-EEEE.pt) that a mean uses."""
+    return [int(Path(m).stem.split("-")[1]) for ms in ENSEMBLES.values() for m in ms
+            if Path(m).parts[0] == run and Path(m).name.startswith("snapshot-")]
+
+
+def mean_label(name: str) -> str:
+    """How many checkpoints a mean averages, and from how many runs."""
+    n, runs = len(ENSEMBLES[name]) + 1, len(runs_of(name))
+    return f"mean of {n} runs" if n == runs else f"mean of {n} checkpoints of {runs} runs"
 
 
 def label(model: dict) -> str:
@@ -92,9 +114,9 @@ def main() -> None:
             mixed = evaluate(load_model(run, mix_shifts=m)[0], seqs, accuracy=False)
             rows[("basic, mixture of transposed copies", data)] = (mixed, meta, None)
         if run.name in ENSEMBLES:
-            runs = [run] + [args.checkpoints / other for other in ENSEMBLES[run.name]]
-            mean = evaluate(load_ensemble(runs)[0], seqs, accuracy=False)
-            rows[(f"{label(meta['model'])}, mean of {len(runs)} runs", data)] = (mean, meta, None)
+            members = [run] + [args.checkpoints / other for other in ENSEMBLES[run.name]]
+            mean = evaluate(load_ensemble(members)[0], seqs, accuracy=False)
+            rows[(f"{label(meta['model'])}, {mean_label(run.name)}", data)] = (mean, meta, None)
 
     print(f"test NLL per frame, nats (first frame from the zero state; t > 0 in brackets); {os.cpu_count()} cores")
     print(f"{'model':40s} {'JSB':>16s} {'Nottingham':>16s}")
@@ -110,11 +132,11 @@ def main() -> None:
                 cells.append("-")
         print(f"{'livecomp ' + name:40s} {cells[0]:>16s} {cells[1]:>16s}")
     print("mixtures of transposed copies: " + ", ".join(f"{run} {2 * m + 1} copies (m = {m})" for run, m in MIXTURES.items()))
-    print("means of runs: " + ", ".join(f"{run} with {', '.join(others)}" for run, others in ENSEMBLES.items()))
+    print("means (each key's conditional the mean of the checkpoints'): " + ", ".join(f"{run} with {', '.join(others)}" for run, others in ENSEMBLES.items()))
     print()
     print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
     kept = [name for _, (_, _, name) in sorted(rows.items()) if name is not None]   # None: a mixture, an ensemble
-    kept += [other for name in kept for other in ENSEMBLES.get(name, [])]
+    kept = list(dict.fromkeys(run for name in kept for run in runs_of(name)))
     accuracy = {name: s.accuracy for _, (s, _, name) in rows.items() if name is not None}
     metas = {}
     for name in kept:
@@ -127,9 +149,12 @@ def main() -> None:
         cfg = TrainConfig(**metas[name][1]["train"])
         if budget_never_bound(args.checkpoints / name, cfg):
             cfg.time_budget_s = 0.0             # a cap its run never reached: the schedule ran on epochs
+        used = snapshot_epochs(name)
+        if used and not cfg.snapshots:          # kept from its last.pt: --snapshots only saves, it trains the same
+            cfg.snapshots = math.gcd(*used)
         print(f"{name}: {command_line(cfg, 'runs/' + name)}")
     for name, others in ENSEMBLES.items():
-        print(f"{name}, mean of {len(others) + 1} runs: livecomp eval runs/{name} "
+        print(f"{name}, {mean_label(name)}: livecomp eval runs/{name} "
               + " ".join(f"--with runs/{other}" for other in others))
 
 
