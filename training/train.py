@@ -353,21 +353,17 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                 with open(out / "log.jsonl", "a") as log:
                     log.write(json.dumps(finite(record), allow_nan=False) + "\n")
                 improved = scores.nll < best["nll"]
+                meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
+                        "trained_s": trained_s, "frames_seen": frames_seen,
+                        "frames_per_s": frames_seen / max(trained_s, 1e-9),
+                        "wall_s": trained_s + validating_s}
                 if improved:
                     best = {"nll": scores.nll, "epoch": epoch, "step": step, "trained_s": trained_s}
-                    meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
-                            "trained_s": trained_s, "frames_seen": frames_seen,
-                            "frames_per_s": frames_seen / max(trained_s, 1e-9),
-                            "wall_s": trained_s + validating_s}
                     save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
                     atomic_write_bytes(out / "best.json", json.dumps(finite(meta), indent=2, allow_nan=False).encode())
                     if cfg.sample_png and hasattr(model, "sample"):
                         _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
                 if cfg.snapshots and epoch and batch_in_epoch == 0 and epoch % cfg.snapshots == 0:
-                    meta = {**meta_common(), "valid": scores.as_dict(), "epoch": epoch, "step": step,
-                            "trained_s": trained_s, "frames_seen": frames_seen,
-                            "frames_per_s": frames_seen / max(trained_s, 1e-9),
-                            "wall_s": trained_s + validating_s}
                     save_checkpoint(out / f"snapshot-{epoch:04d}.pt", {"model": model.state_dict()}, meta)
             if progress:
                 print(f"epoch {epoch}: valid NLL {scores.nll:.4f} nats/frame"
