@@ -6,9 +6,9 @@ Each kept run folder holds best.pt/best.json of one model (architecture x datase
 figures are recomputed here with the same code as `livecomp eval RUN --split test`. The basic
 runs are also scored as mixtures of their copies transposed by -m..m semitones (`livecomp eval
 RUN --mix-shifts m`), with the m that `bench/mixture.py` chose on the validation split. The
-key-by-key EnDeCell JSB run is also scored with further checkpoints of its recipe (other seeds'
-best.pt, and snapshots of later epochs, RUN/snapshot-EEEE.pt from `livecomp train --snapshots`),
-each key's conditional the mean of theirs (`livecomp eval RUN --with RUN2 --with RUN2/snapshot-0150.pt
+key-by-key EnDeCell JSB run is also scored with further checkpoints of its recipe (a run folder
+for its best.pt, or RUN/snapshot-EEEE.pt, the weights `livecomp train --snapshots` kept at epoch
+EEEE), each key's conditional the mean of theirs (`livecomp eval RUN --with RUN2/snapshot-0150.pt
 ...`); those runs are kept beside it and listed below the table, not as rows of their own.
 """
 
@@ -38,8 +38,8 @@ DATASETS = ("jsb", "nottingham")
 MIXTURES = {"basic-jsb": 5, "basic-nottingham": 4}   # run -> m, chosen on validation by bench/mixture.py
 # run -> the other checkpoints of its mean (each key's conditional the mean of theirs): a run folder
 # means its best.pt, RUN/snapshot-EEEE.pt that run's validated weights at epoch EEEE (--snapshots)
-ENSEMBLES = {"endecell-jsb-chunk1": [  # each run's best.pt and its epoch-150 snapshot (chosen on validation)
-    f"endecell-jsb-chunk1-s{seed}{member}" for seed in (1, 2, 3, 6, 7, 8, 9) for member in ("", "/snapshot-0150.pt")]}
+ENSEMBLES = {"endecell-jsb-chunk1": [  # each 150-epoch run's weights at the end of its schedule (chosen on validation)
+    f"endecell-jsb-chunk1-s{seed}/snapshot-0150.pt" for seed in (1, 2, 3, 6, 7, 8, 9)]}
 MEMBERS = {Path(m).parts[0] for ms in ENSEMBLES.values() for m in ms}   # scored with their mean, not alone
 
 
@@ -54,10 +54,21 @@ def snapshot_epochs(run: str) -> list[int]:
             if Path(m).parts[0] == run and Path(m).name.startswith("snapshot-")]
 
 
+def cost_checkpoint(run: str) -> str:
+    """The checkpoint a run's cost row describes: its best.pt where the table scores that (a row of its
+    own, or a bare run folder in a mean), else the latest of its snapshots a mean uses."""
+    members = [m for ms in ENSEMBLES.values() for m in ms]
+    epochs = snapshot_epochs(run)
+    if run not in MEMBERS or run in members or not epochs:
+        return run
+    return f"{run}/snapshot-{max(epochs):04d}.pt"
+
+
 def mean_label(name: str) -> str:
     """How many checkpoints a mean averages, and from how many runs."""
     n, runs = len(ENSEMBLES[name]) + 1, len(runs_of(name))
-    return f"mean of {n} runs" if n == runs else f"mean of {n} checkpoints of {runs} runs"
+    bests = n == runs and not any(Path(m).name.startswith("snapshot-") for m in ENSEMBLES[name])
+    return f"mean of {n} runs" if bests else f"mean of {n} checkpoints of {runs} runs"
 
 
 def label(model: dict) -> str:
@@ -134,15 +145,15 @@ def main() -> None:
     print("mixtures of transposed copies: " + ", ".join(f"{run} {2 * m + 1} copies (m = {m})" for run, m in MIXTURES.items()))
     print("means (each key's conditional the mean of the checkpoints'): " + ", ".join(f"{run} with {', '.join(others)}" for run, others in ENSEMBLES.items()))
     print()
-    print(f"{'run':28s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
+    print(f"{'run (checkpoint)':40s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
     kept = [name for _, (_, _, name) in sorted(rows.items()) if name is not None]   # None: a mixture, an ensemble
     kept = list(dict.fromkeys(run for name in kept for run in runs_of(name)))
     accuracy = {name: s.accuracy for _, (s, _, name) in rows.items() if name is not None}
     metas = {}
     for name in kept:
-        model, meta = metas[name] = load_model(args.checkpoints / name)
+        model, meta = metas[name] = load_model(args.checkpoints / cost_checkpoint(name))
         params = sum(p.numel() for p in model.parameters())
-        print(f"{name:28s} {accuracy.get(name, float('nan')):9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
+        print(f"{cost_checkpoint(name):40s} {accuracy.get(name, float('nan')):9.4f} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}  {trained_on(meta)}")
     print()
     for name in kept:

@@ -42,3 +42,16 @@ def test_a_time_budget_is_left_out_of_the_recipe_only_where_it_never_moved_the_s
 def test_a_run_without_a_budget_prints_as_it_ran(tmp_path):
     write_log(tmp_path / "run", [1.0] * 20)
     assert not table.budget_never_bound(tmp_path / "run", TrainConfig(epochs=20, time_budget_s=0.0))
+
+
+def test_a_mean_member_is_costed_and_counted_as_the_checkpoint_the_mean_scores(monkeypatch):
+    ensembles = {"a": ["b/snapshot-0150.pt", "c", "c/snapshot-0100.pt", "d/snapshot-0100.pt", "d/snapshot-0150.pt"]}
+    monkeypatch.setattr(table, "ENSEMBLES", ensembles)
+    monkeypatch.setattr(table, "MEMBERS", {"b", "c", "d"})
+    assert [table.cost_checkpoint(run) for run in table.runs_of("a")] == [
+        "a", "b/snapshot-0150.pt", "c", "d/snapshot-0150.pt"]
+    assert table.mean_label("a") == "mean of 6 checkpoints of 4 runs"
+    monkeypatch.setattr(table, "ENSEMBLES", {"a": ["b/snapshot-0150.pt"]})
+    assert table.mean_label("a") == "mean of 2 checkpoints of 2 runs"
+    monkeypatch.setattr(table, "ENSEMBLES", {"a": ["b", "c"]})
+    assert table.mean_label("a") == "mean of 3 runs"
