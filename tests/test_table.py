@@ -52,6 +52,6 @@ def test_a_mean_member_is_costed_and_counted_as_the_checkpoint_the_mean_scores(m
         "a", "b/snapshot-0150.pt", "c", "d/snapshot-0150.pt"]
     assert table.mean_label("a") == "mean of 6 checkpoints of 4 runs"
     monkeypatch.setattr(table, "ENSEMBLES", {"a": ["b/snapshot-0150.pt"]})
-    assert table.mean_label("a") == "mean of 2 checkpoints of 2 runs"
+    assert table.mean_label("a") == "mean of 2 runs"
     monkeypatch.setattr(table, "ENSEMBLES", {"a": ["b", "c"]})
     assert table.mean_label("a") == "mean of 3 runs"
