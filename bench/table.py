@@ -57,9 +57,8 @@ def snapshot_epochs(run: str) -> list[int]:
 def cost_checkpoint(run: str) -> str:
     """The checkpoint a run's cost row describes: its best.pt where the table scores that (a row of its
     own, or a bare run folder in a mean), else the latest of its snapshots a mean uses."""
-    members = [m for ms in ENSEMBLES.values() for m in ms]
-    epochs = snapshot_epochs(run)
-    if run not in MEMBERS or run in members or not epochs:
+    epochs = snapshot_epochs(run)                 # none for a run that is not a mean's member
+    if not epochs or any(run in ms for ms in ENSEMBLES.values()):
         return run
     return f"{run}/snapshot-{max(epochs):04d}.pt"
 
