@@ -149,10 +149,11 @@ def main() -> None:
     accuracy = {name: s.accuracy for _, (s, _, name) in rows.items() if name is not None}
     metas = {}
     for name in kept:
-        model, meta = metas[name] = load_model(args.checkpoints / cost_checkpoint(name))
+        checkpoint = cost_checkpoint(name)
+        model, meta = metas[name] = load_model(args.checkpoints / checkpoint)
         params = sum(p.numel() for p in model.parameters())
         acc = f"{accuracy[name]:.4f}" if name in accuracy else "-"    # a mean's member: scored in the mean
-        print(f"{cost_checkpoint(name):40s} {acc:>9s} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
+        print(f"{checkpoint:40s} {acc:>9s} {params:9d} {meta.get('wall_s', float('nan')):12.0f} "
               f"{meta.get('frames_per_s', float('nan')):9.0f} {meta['epoch']:6d}  {trained_on(meta)}")
     print()
     for name in kept:

@@ -47,7 +47,6 @@ def test_a_run_without_a_budget_prints_as_it_ran(tmp_path):
 def test_a_mean_member_is_costed_and_counted_as_the_checkpoint_the_mean_scores(monkeypatch):
     ensembles = {"a": ["b/snapshot-0150.pt", "c", "c/snapshot-0100.pt", "d/snapshot-0100.pt", "d/snapshot-0150.pt"]}
     monkeypatch.setattr(table, "ENSEMBLES", ensembles)
-    monkeypatch.setattr(table, "MEMBERS", {"b", "c", "d"})
     assert [table.cost_checkpoint(run) for run in table.runs_of("a")] == [
         "a", "b/snapshot-0150.pt", "c", "d/snapshot-0150.pt"]
     assert table.mean_label("a") == "mean of 6 checkpoints of 4 runs"
