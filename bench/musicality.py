@@ -54,14 +54,15 @@ CALL_BARS, REAL_BARS, MIN_CALL_NOTES = 4, 2, 4
 CALL_AT = (0, 8)                     # calls start at bar 1 and bar 9 (0-based bar indices)
 
 
-def calls_of(roll: PianoRoll, spb_model: int) -> tuple[list[dict], list[str]]:
-    """The calls a piece gives: frames (with an upbeat padded to a full bar), meter, real
-    continuation. Also the reasons calls were left out."""
+def calls_of(roll: PianoRoll, spb_model: int, starts_at: tuple[int, ...] = CALL_AT) -> tuple[list[dict], list[str]]:
+    """The calls a piece gives, starting at the 0-based bars ``starts_at``: frames (with an upbeat
+    padded to a full bar), meter, real continuation, first bar. Also the reasons calls were
+    left out."""
     frames = roll.to_states(3)
     starts = roll.bar_starts() + [roll.n_steps]
     out, skipped = [], []
     upbeat = 1 if len(starts) > 2 and starts[1] - starts[0] < roll.steps_per_bar(starts[1]) else 0
-    for at in CALL_AT:
+    for at in starts_at:
         b0 = at + upbeat
         if b0 + CALL_BARS + REAL_BARS >= len(starts):
             if at == 0:
@@ -81,7 +82,7 @@ def calls_of(roll: PianoRoll, spb_model: int) -> tuple[list[dict], list[str]]:
             skipped.append(f"fewer than {MIN_CALL_NOTES} notes in the call")
             continue
         out.append({"call": call, "meter": (num, den), "bar": bar,
-                    "real": frames[end:end + REAL_BARS * bar], "spb": roll.steps_per_beat})
+                    "real": frames[end:end + REAL_BARS * bar], "spb": roll.steps_per_beat, "bar_index": b0})
     return out, skipped
 
 

@@ -9,11 +9,16 @@ step). ``step`` returns the events to play, on grid steps; the caller turns step
 Call and response: every heard step is folded into the model's state at once. When the musician
 has been silent for ``silence_beats`` (a held key or a held pedal is not silence) after a call of
 at least ``min_call_beats``, or sends the end-of-call controller, the answer is planned to start
-on the next bar (or beat) line; its first bar is sampled right away and each further bar as the
-previous one starts, so every bar is ready a bar before it is due. The answer continues the
-call, not the silence that ended it (``answer_from``), and of the ``candidates`` bars sampled at
-once the one kept is the most likely once its agreement with the call is added (``CallStyle``). Playing during an answer
-stops it (``barge_in="stop"``) or is heard alongside it (``"continue"``).
+on the next bar (or beat) line. A call that reaches a phrase boundary (``phrase_bars`` bars from
+the bar line it began at, or as many bars as the call before it), plays into the last of those
+bars and strikes nothing on the step before its end (nothing for a beat, for 2-bar phrases) is
+answered on the bar line after it, with no empty bar; if the musician plays on across that line,
+the answer stops after its first step and the call goes on. The answer's first bar is sampled
+right away and each further bar as the previous one starts, so every bar is ready a bar before
+it is due. The answer continues the call, not the silence that ended it (``answer_from``), and
+of the ``candidates`` bars sampled at once the one kept is the most likely once its agreement
+with the call is added (``CallStyle``). Playing during an answer stops it (``barge_in="stop"``)
+or is heard alongside it (``"continue"``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from .engine import Engine, State
 from .frames import Event, FrameBuilder, NoteTracker
 from .midi import SUSTAIN, is_control, is_note, is_note_on
 from .musicality import FIT_WEIGHT_NATS, CallStyle
-from .roll import N_KEYS, OFF, STRUCK
+from .roll import N_KEYS, OFF, STRUCK, onsets_of
 
 
 @dataclass
@@ -36,6 +41,7 @@ class PerformerConfig:
     silence_beats: float = 2.0         # silence that ends a call
     min_call_beats: float = 1.0        # shorter calls are not answered
     max_call_bars: int = 8             # a call this long is answered even without silence
+    phrase_bars: tuple[int, ...] = (4, 8)  # calls of these many bars (and of the last call's) end on their bar line
     bars: int | None = None            # answer length; None: as long as the call (at most max_call_bars)
     align: str = "bar"                 # the answer starts on the next "bar" or "beat" line
     temperature: float = 1.0
@@ -63,6 +69,8 @@ class PerformerConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a number of 0 or more, not {value!r}")
+        if not (isinstance(self.phrase_bars, tuple) and all(isinstance(b, int) and b >= 1 for b in self.phrase_bars)):
+            raise ValueError(f"phrase_bars must be whole numbers of bars, 1 or more, not {self.phrase_bars!r}")
         for name in ("max_call_bars", "bars", "candidates"):
             value = getattr(self, name)
             if not (value is None and name == "bars") and not (isinstance(value, int) and value >= 1):
@@ -76,6 +84,7 @@ class _Answer:
     state_before: State                # the model's state at ``start``
     style: CallStyle                   # what the call sounded like: candidates are chosen to fit it
     call_start: int                    # first step of the call it answers
+    at_phrase_end: bool = False        # planned on a phrase boundary, with the musician maybe playing on
     frames: list = field(default_factory=list)      # planned frames, bar by bar
     heard: dict = field(default_factory=dict)       # step -> frame heard during the answer
     state_after: State | None = None   # state after the planned frames
@@ -96,6 +105,7 @@ class Performer:
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
         self.muted = False                                 # listen, fold in, but answer nothing
         self.answer_notes = 0                              # notes planned for the latest answer so far
+        self.last_call_bars: int | None = None             # bars of the last call answered (2 or more)
         self.frames: deque[np.ndarray] = deque(maxlen=4 * steps_per_bar)   # the last steps heard
         self.restart()
 
@@ -212,24 +222,45 @@ class Performer:
         call_steps = self.last_sound - self.call_start + 1
         silence = n - self.last_sound
         long_enough = call_steps >= self.cfg.min_call_beats * self.steps_per_beat
+        phrase = self._phrase_end(n)
         ended = (silence >= self.cfg.silence_beats * self.steps_per_beat or self.end_requested
-                 or n - self.call_start + 1 >= self.cfg.max_call_bars * self.steps_per_bar)
+                 or n - self.call_start + 1 >= self.cfg.max_call_bars * self.steps_per_bar or phrase is not None)
         if not (long_enough and ended):
             return []
         self.end_requested = False
         if self.muted:                                      # heard, not answered
             self.call_start = None
             return []
-        return self._plan_answer(n, call_steps)
+        return self._plan_answer(n, call_steps, phrase)
 
-    def _plan_answer(self, n: int, call_steps: int) -> list[Event]:
+    def _phrase_end(self, n: int) -> int | None:
+        """The call's length in bars when step n is the last of a phrase that comes to rest on the
+        bar line after it (see the module's docstring), else None."""
+        line = n + 1
+        if line % self.steps_per_bar or self.cfg.align != "bar":
+            return None
+        first = (self.call_start + self.steps_per_bar // 2) // self.steps_per_bar * self.steps_per_bar
+        bars = (line - first) // self.steps_per_bar     # from the bar line nearest the call's first sound
+        lengths = set(self.cfg.phrase_bars) | ({self.last_call_bars} if self.last_call_bars else set())
+        if bars < 1 or bars not in lengths:
+            return None
+        rest = self.steps_per_beat if bars <= 2 else 1  # steps before the line with nothing struck
+        tail = onsets_of(np.stack(self.call[-self.steps_per_bar - 1:])).any(1)[1:]   # the phrase's last bar
+        if len(tail) < self.steps_per_bar or tail[-rest:].any() or not tail.any():
+            return None                                 # played on to the line, or not played into its last bar
+        return bars
+
+    def _plan_answer(self, n: int, call_steps: int, phrase: int | None = None) -> list[Event]:
         unit = self.steps_per_bar if self.cfg.align == "bar" else self.steps_per_beat
         start = -(-(n + 1) // unit) * unit
-        bars = self.cfg.bars or min(max(math.ceil(call_steps / self.steps_per_bar), 1), self.cfg.max_call_bars)
+        call_bars = phrase or max(math.ceil(call_steps / self.steps_per_bar), 1)
+        bars = self.cfg.bars or min(call_bars, self.cfg.max_call_bars)
+        self.last_call_bars = call_bars if call_bars >= 2 else None
         call = np.stack(self.call[:self.last_sound - self.call_start + 1])
         style = CallStyle.of(call, self.steps_per_bar, self.call_start)
         self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
-                              self.call_start, tracker=NoteTracker(self.heard.dynamics()))
+                              self.call_start, at_phrase_end=phrase is not None,
+                              tracker=NoteTracker(self.heard.dynamics()))
         self.answers += 1
         self.answer_notes = 0
         self.planned.append((start, self.answer.end))
@@ -287,6 +318,12 @@ class Performer:
             return []
         if frame.any():
             a.heard[n] = frame
+        if attacked and a.at_phrase_end and n == a.start:   # the musician plays on across the phrase's end
+            self._finish(n)                               # (what was heard is folded in with the first step)
+            self.recent.append((n + 1, self.state))
+            self.last_sound, self.call_start, self.last_call_bars = n, a.call_start, None
+            self.call.append(frame)
+            return [Event(n + 1, "stop")]
         if attacked and self.cfg.barge_in == "stop":
             self._finish(n)
             self.state = self.engine.advance(frame[None, None], self.state)

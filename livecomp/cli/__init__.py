@@ -54,6 +54,9 @@ PROVIDER = typer.Option(Provider.auto, "--provider", help="Where onnxruntime run
 SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence).")
 MIN_CALL_BEATS = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered.")
 MAX_CALL_BARS = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence.")
+PHRASE_BARS = typer.Option("4,8", "--phrase-bars", help="Calls of these many bars (and as long as the call before) that "
+                           "strike nothing on their last 16th are answered on the next bar line, with no wait; "
+                           "'none': only silence ends a call.")
 END_CC = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64).")
 BARS = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call).")
 ALIGN = typer.Option(Align.bar, "--align", help="Where an answer starts.")
@@ -112,14 +115,27 @@ def _check_temperature(temperature: float) -> None:
         fail(f"--temperature must be a number from 0.05 to 5, not {temperature}.")
 
 
+def _phrase_bars(text: str) -> tuple[int, ...]:
+    """--phrase-bars: "4,8" -> (4, 8); "none" (or nothing) -> ()."""
+    if text.strip().lower() in ("", "none", "0"):
+        return ()
+    try:
+        bars = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        bars = ()
+    if not bars or min(bars) < 1:
+        fail(f"--phrase-bars takes whole numbers of bars separated by commas (4,8), or none, not {text!r}.")
+    return bars
+
+
 def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                      barge_in, sustain, mode="call"):
+                      barge_in, sustain, mode="call", phrase_bars="4,8"):
     from ..performer import PerformerConfig
 
     return _config(PerformerConfig, silence_beats=silence_beats, min_call_beats=min_call_beats,
                    max_call_bars=max_call_bars, bars=bars, align=Align(align).value, temperature=temperature,
                    candidates=candidates, seed=seed, barge_in=BargeIn(barge_in).value, sustain=sustain,
-                   mode=Mode(mode).value)
+                   mode=Mode(mode).value, phrase_bars=_phrase_bars(phrase_bars))
 
 
 def _config(cls, **fields):

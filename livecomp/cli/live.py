@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL,
+from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL, PHRASE_BARS,
                PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, Sync, _config,
                _engine, _performer_config, app, check_outputs, fail)
 
@@ -60,6 +60,7 @@ def listen(
     silence_beats: float = SILENCE_BEATS,
     min_call_beats: float = MIN_CALL_BEATS,
     max_call_bars: int = MAX_CALL_BARS,
+    phrase_bars: str = PHRASE_BARS,
     end_cc: Optional[int] = END_CC,
     bars: Optional[int] = BARS,
     align: Align = ALIGN,
@@ -110,7 +111,7 @@ def listen(
     if tempo is not None and not 20 <= tempo <= 400:
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain, mode)
+                            barge_in, sustain, mode, phrase_bars)
     if learn and not controls:
         fail("--learn maps the controls, which --no-controls turns off: give one of them.", 2)
     try:

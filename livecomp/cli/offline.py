@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE,
+from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, PHRASE_BARS,
                MODEL, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, _check_temperature,
                _engine, _performer_config, app, check_outputs, example_path, fail)
 
@@ -146,6 +146,7 @@ def duet(
     silence_beats: float = SILENCE_BEATS,
     min_call_beats: float = MIN_CALL_BEATS,
     max_call_bars: int = MAX_CALL_BARS,
+    phrase_bars: str = PHRASE_BARS,
     end_cc: Optional[int] = END_CC,
     bars: Optional[int] = BARS,
     align: Align = ALIGN,
@@ -168,7 +169,7 @@ def duet(
     from ..score import MidiFileError
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain, mode)
+                            barge_in, sustain, mode, phrase_bars)
     check_outputs(("--out", out), ("--png", png), ("--wav", wav))
     engine = _engine(model, provider)
     performance = performance or example_path(EXAMPLE_PHRASE)
