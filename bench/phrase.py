@@ -99,7 +99,8 @@ def main() -> None:
     os.chdir(ROOT)
     cfg = PerformerConfig(seed=args.seed)
     if args.phrase_bars is not None:
-        cfg = replace(cfg, phrase_bars=tuple(int(b) for b in args.phrase_bars.split(",") if b.strip().isdigit() and int(b)))
+        bars = [b.strip() for b in args.phrase_bars.split(",")]
+        cfg = replace(cfg, phrase_bars=tuple(int(b) for b in bars if b.isdigit() and int(b)))
     engine = Engine(find_model(args.model), provider="cpu")
     print(f"model {engine.name}; phrase bars {cfg.phrase_bars}, silence {cfg.silence_beats:g} beats")
     print(f"{'corpus':<12}{'4-bar calls':>12}{'at bar 5':>10}{'8-bar calls':>13}{'cut at 5':>10}"

@@ -206,6 +206,23 @@ class CallStyle:
             out[[transposition_free(bar) in self.bars for bar in candidates]] = -np.inf   # an echo of the call
         return out
 
+    def choose_step(self, candidates: np.ndarray, sounding: np.ndarray) -> int:
+        """Index of the candidate step (K, 88), sampled independently, to play along with keys
+        ``sounding`` (88,) bool: the first whose onsets all lie in the call's key and that sounds
+        no 3 adjacent semitones together with ``sounding`` (one of them its own); else the first
+        without such a cluster; else the first. Rejection sampling: the model's distribution
+        given those conditions, so a likely silence is not preferred to a likely note."""
+        hits = onsets_of(candidates[:, None])[:, 0]                            # (K, 88)
+        in_key = ~(hits & ~self.scale.astype(bool)[_PITCH_CLASS.argmax(1)][None]).any(1)
+        own = candidates > 0
+        both = own | np.asarray(sounding, bool)[None]
+        runs = both[:, :-2] & both[:, 1:-1] & both[:, 2:]                       # (K, 86): keys k, k+1, k+2
+        clear = ~(runs & (own[:, :-2] | own[:, 1:-1] | own[:, 2:])).any(1)
+        for ok in (clear & in_key, clear):
+            if ok.any():
+                return int(np.argmax(ok))
+        return 0
+
     def choose(self, candidates: np.ndarray, logp: np.ndarray, weight: float = FIT_WEIGHT_NATS,
                before: np.ndarray | None = None) -> int:
         """Index of the candidate with the best log-probability + ``weight`` x fit (after ``before``)."""

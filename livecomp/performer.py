@@ -10,15 +10,15 @@ Call and response: every heard step is folded into the model's state at once. Wh
 has been silent for ``silence_beats`` (a held key or a held pedal is not silence) after a call of
 at least ``min_call_beats``, or sends the end-of-call controller, the answer is planned to start
 on the next bar (or beat) line. A call that reaches a phrase boundary (``phrase_bars`` bars from
-the bar line it began at, or as many bars as the call before it), plays into the last of those
-bars and strikes nothing on the step before its end (nothing for a beat, for 2-bar phrases) is
-answered on the bar line after it, with no empty bar; if the musician plays on across that line,
-the answer stops after its first step and the call goes on. The answer's first bar is sampled
-right away and each further bar as the previous one starts, so every bar is ready a bar before
-it is due. The answer continues the call, not the silence that ended it (``answer_from``), and
-of the ``candidates`` bars sampled at once the one kept is the most likely once its agreement
-with the call is added (``CallStyle``). Playing during an answer stops it (``barge_in="stop"``)
-or is heard alongside it (``"continue"``).
+the bar line it began at; once a call has been answered, as many bars as that call), plays into
+the last of those bars and strikes nothing on the step before its end (nothing for a beat, for
+2-bar phrases) is answered on the bar line after it, with no empty bar; if the musician plays on
+across that line, the answer stops after its first step and the call goes on. The answer's first
+bar is sampled right away and each further bar as the previous one starts, so every bar is ready
+a bar before it is due. The answer continues the call, not the silence that ended it
+(``answer_from``), and of the ``candidates`` bars sampled at once the one kept is the most likely
+once its agreement with the call is added (``CallStyle``). Playing during an answer stops it
+(``barge_in="stop"``) or is heard alongside it (``"continue"``).
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class Performer:
         self.recent.clear()
         self._duet_tracker: NoteTracker | None = None
         self._duet_next: np.ndarray | None = None
+        self._duet_style: CallStyle | None = None
 
     # -- what the musician played (already on grid steps) ------------------------------------
 
@@ -188,7 +189,9 @@ class Performer:
         return self._step_listening(n, frame)
 
     def _step_duet(self, n: int, frame: np.ndarray) -> list[Event]:
-        """Duet: the model hears both parts and writes its own next step as each step closes."""
+        """Duet: the model hears both parts and writes its own next step as each step closes: of
+        ``candidates`` steps sampled at once, the first in the key of the musician's last bars
+        that makes no cluster of 3 semitones (``CallStyle.choose_step``)."""
         if self._duet_tracker is None:
             if not frame.any():
                 return []                                   # it joins when the musician starts
@@ -201,10 +204,14 @@ class Performer:
         both = np.maximum(frame, mine)
         self.state = self.engine.advance(both[None, None], self.state)
         self._duet_tracker.velocity = self.heard.dynamics()
-        frames, _, _ = self.engine.bar(self.state, candidates=1, temperature=self.cfg.temperature, seed=self.rng,
-                                       steps=1)
-        nxt = frames[0, 0].astype(np.uint8)
-        nxt[frame > OFF] = OFF                              # leave the musician's keys to the musician
+        frames, _, _ = self.engine.bar(self.state, candidates=self.cfg.candidates,
+                                       temperature=self.cfg.temperature, seed=self.rng, steps=1)
+        steps = frames[:, 0].astype(np.uint8)                  # (K, 88)
+        steps[:, frame > OFF] = OFF                            # leave the musician's keys to the musician
+        if (n + 1) % self.steps_per_bar == 0 or self._duet_style is None:   # the musician's last bars, once a bar
+            heard = np.stack(self.frames)
+            self._duet_style = CallStyle.of(heard, self.steps_per_bar, n + 1 - len(heard))
+        nxt = steps[self._duet_style.choose_step(steps, frame > OFF)]
         self._duet_next = nxt
         return self._duet_tracker.feed(nxt[None], n + 1)
 
@@ -241,7 +248,9 @@ class Performer:
             return None
         first = (self.call_start + self.steps_per_bar // 2) // self.steps_per_bar * self.steps_per_bar
         bars = (line - first) // self.steps_per_bar     # from the bar line nearest the call's first sound
-        lengths = set(self.cfg.phrase_bars) | ({self.last_call_bars} if self.last_call_bars else set())
+        lengths = {self.last_call_bars} if self.last_call_bars else set(self.cfg.phrase_bars)   # the form, once heard
+        if not self.cfg.phrase_bars:
+            return None
         if bars < 1 or bars not in lengths:
             return None
         rest = self.steps_per_beat if bars <= 2 else 1  # steps before the line with nothing struck

@@ -262,6 +262,26 @@ def test_duet_mode_plays_along_while_the_musician_plays(engine):
     assert balanced(events)
 
 
+def test_duet_mode_plays_no_cluster_of_three_semitones_against_a_diatonic_call(tmp_path):
+    """The shipped default model, as a musician gets it, under a G major I-vi-IV-V in crotchets."""
+    from livecomp.duet import duet
+    from livecomp.frames import played_frames
+
+    if "piano" not in shipped_models():
+        pytest.skip("needs the shipped piano model")
+    engine = Engine(shipped_models()["piano"], provider="cpu")
+    chords = [[55, 59, 62, 67], [52, 55, 59, 64], [48, 52, 55, 60], [50, 54, 57, 62]] * 2
+    events = [e for bar, chord in enumerate(chords) for beat in range(4) for p in chord
+              for e in note(p, (bar * 4 + beat) * 480, (bar * 4 + beat) * 480 + 440, velocity=70)]
+    path = make_midi(tmp_path / "g.mid", [(0, mido.MetaMessage("set_tempo", tempo=500_000))] + events)
+    for seed in range(3):
+        played = duet(engine, path, PerformerConfig(mode="duet", seed=seed)).events
+        assert played
+        sounding = played_frames(played, 0, max(e.step for e in played) + 1) > 0
+        clusters = sounding[:, :-2] & sounding[:, 1:-1] & sounding[:, 2:]
+        assert not clusters.any(), f"seed {seed}: 3 adjacent semitones at steps {np.flatnonzero(clusters.any(1))}"
+
+
 def test_a_count_in_clicks_one_bar_and_sets_bar_1_after_it(engine):
     """The live loop with a count-in, on a fake port: four clicks a beat apart (the first
     accented), then bar 1 starts a beat after the last click; a note played a little early for

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL, PHRASE_BARS,
-               PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, Sync, _config,
+from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL,
+               PHRASE_BARS, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, Sync, _config,
                _engine, _performer_config, app, check_outputs, fail)
 
 

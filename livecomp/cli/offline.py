@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, PHRASE_BARS,
-               MODEL, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, _check_temperature,
+from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE,
+               MODEL, PHRASE_BARS, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, _check_temperature,
                _engine, _performer_config, app, check_outputs, example_path, fail)
 
 
