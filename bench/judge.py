@@ -105,7 +105,7 @@ def statistics(frames: np.ndarray, steps_per_bar: int, steps_per_beat: int) -> d
     - onsets_per_bar: notes struck per bar.
     - top_leaps / top_steps: share of the top line's intervals of 5-8 / 1-2 semitones.
     - bass_repeats: share of the bass line's intervals that repeat the note.
-    - bar_repetition: share of consecutive bar pairs with the same frames at some transposition.
+    - bar_repetition: share of consecutive bar pairs with the same onsets at some transposition.
     """
     frames = np.asarray(frames)
     steps = len(frames)
@@ -122,9 +122,9 @@ def statistics(frames: np.ndarray, steps_per_bar: int, steps_per_beat: int) -> d
     keys = np.flatnonzero(sounding.any(0))
     top = np.abs(np.diff(_line(hits, top=True)))
     bass = np.abs(np.diff(_line(hits, top=False)))
-    bar_frames = [frames[b * steps_per_bar:(b + 1) * steps_per_bar] for b in range(bars)]
-    repeats = [transposition_free(a) is not None and transposition_free(a) == transposition_free(b)
-               for a, b in zip(bar_frames, bar_frames[1:])]
+    bar_onsets = [transposition_free(hits[b * steps_per_bar:(b + 1) * steps_per_bar].astype(np.uint8))
+                  for b in range(bars)]
+    repeats = [a is not None and a == b for a, b in zip(bar_onsets, bar_onsets[1:])]
     return {
         "pitch_class_entropy": _entropy(classes),
         "scale_consistency": float((_DIATONIC @ classes).max() / notes) if notes else 0.0,
@@ -453,7 +453,8 @@ def main() -> None:
           f"silence {cfg.silence_beats:g} beats; {FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}
     jobs = []
-    for model in args.models.split(","):
+    models = args.models.split(",")
+    for model in sorted(models, key=lambda m: m != DEFAULT_MODEL):          # the default model first
         if args.corpora == "own":
             corpora = list(CORPORA) if model == DEFAULT_MODEL else [own.get(model, "piano")]
         else:

@@ -1,0 +1,84 @@
+"""bench/judge.py's parts: the ROC AUC, folds that never split a piece, the statistics of known
+music, and bench/listening.py's score."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from livecomp.roll import HELD, LOW_KEY, STRUCK
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+judge = _load("judge")
+listening = _load("listening")
+
+
+def test_roc_auc_is_the_share_of_positive_negative_pairs_ranked_right_ties_half():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 60).astype(float)                  # many ties
+    labels = rng.random(60) < 0.4
+    pos, neg = scores[labels], scores[~labels]
+    pairs = (pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()
+    assert math.isclose(judge.roc_auc(scores, labels), pairs / (len(pos) * len(neg)))
+    assert judge.roc_auc(np.r_[1.0, 2.0], np.r_[False, True]) == 1.0
+
+
+def test_the_folds_hold_each_piece_once_and_together():
+    pieces = np.repeat(np.arange(23), 3)
+    folds = judge.folds_by_piece(pieces, 5, seed=1)
+    assert sorted(np.concatenate(folds)) == list(range(len(pieces)))
+    for fold in folds:
+        others = np.setdiff1d(np.arange(len(pieces)), fold)
+        assert not set(pieces[fold]) & set(pieces[others])
+
+
+def scale_run(bars: int = 2) -> np.ndarray:
+    """C major up in 16ths from C4, one bar repeated ``bars`` times, each note struck then held a step."""
+    bar = np.zeros((16, 88), np.uint8)
+    for i, pitch in enumerate([60, 62, 64, 65, 67, 69, 71, 72]):
+        bar[2 * i, pitch - LOW_KEY] = STRUCK
+        bar[2 * i + 1, pitch - LOW_KEY] = HELD
+    return np.concatenate([bar] * bars)
+
+
+def test_the_statistics_of_a_repeated_scale_are_those_of_the_definitions():
+    s = judge.statistics(scale_run(), steps_per_bar=16, steps_per_beat=4)
+    assert s["scale_consistency"] == 1.0
+    assert math.isclose(s["pitch_class_entropy"], -(6 * (1 / 8) * math.log2(1 / 8) + (2 / 8) * math.log2(2 / 8)))
+    assert s["groove_consistency"] == 1.0 and s["bar_repetition"] == 1.0
+    assert s["polyphony"] == 1.0 and s["silent_steps"] == 0.0 and s["empty_beat_rate"] == 0.0
+    assert s["pitch_range"] == 12 and s["onsets_per_bar"] == 8
+    assert s["top_steps"] == 14 / 15 and s["top_leaps"] == 0.0             # the 12-semitone fall is neither
+
+
+def test_a_chromatic_cluster_off_the_beat_is_told_by_its_statistics():
+    frames = np.zeros((32, 88), np.uint8)
+    frames[[3, 7, 19, 23], 60 - LOW_KEY:66 - LOW_KEY] = STRUCK           # 6 adjacent semitones, off the beat
+    s = judge.statistics(frames, steps_per_bar=16, steps_per_beat=4)
+    assert s["scale_consistency"] < 0.7 and s["polyphony"] == 6 and s["silent_steps"] == 28 / 32
+    assert s["bar_repetition"] == 1.0 and s["bass_repeats"] == 1.0
+
+
+def test_a_listener_who_tells_every_pair_is_unlikely_to_be_guessing(tmp_path):
+    out = tmp_path / "pack"
+    out.mkdir()
+    listening.key_path(out).write_text('{"livecomp": {"01": "A", "02": "B", "03": "B", "04": "A"}}')
+    (tmp_path / "said.txt").write_text("1 A\n2 b\n3 B\n4 A\n")
+    assert listening.score(out, tmp_path / "said.txt") == (4, 4, 1 / 16)
+    (tmp_path / "said.txt").write_text("1 B\n2 A\n")
+    right, total, p = listening.score(out, tmp_path / "said.txt")
+    assert (right, total, p) == (0, 2, 1.0)
