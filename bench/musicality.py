@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import replace
@@ -217,7 +218,7 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
     info = json.loads(path.read_text())
     info["musicality"] = {
         "bench": "bench/musicality.py", "split": results[0]["split"],
-        "options": {"candidates": cfg.candidates, "temperature": cfg.temperature, "fit_weight": cfg.fit_weight,
+        "options": {"candidates": cfg.candidates, "temperature": cfg.temperature, "fit_weight": cfg.fit_weight if math.isfinite(cfg.fit_weight) else "inf",
                     "fit_terms": dict(FIT_TERMS), "answer_from": cfg.answer_from},
         **{r["corpus"]: {**{m: round(r["livecomp"][m], 3) for m in MEASURES}, "copied_max": r["copied_max"],
                          "calls": r["calls"], "real": {m: round(r["real"][m], 3) for m in MEASURES}}

@@ -16,8 +16,8 @@ the last of those bars and strikes nothing on the step before its end (nothing f
 across that line, the answer stops after its first step and the call goes on. The answer's first
 bar is sampled right away and each further bar as the previous one starts, so every bar is ready
 a bar before it is due. The answer continues the call, not the silence that ended it
-(``answer_from``), and of the ``candidates`` bars sampled at once the one kept is the most likely
-once its agreement with the call is added (``CallStyle``). Playing during an answer stops it
+(``answer_from``), and of the ``candidates`` bars sampled at once the one kept agrees best with the
+call (``CallStyle``; with a finite ``fit_weight``, its log-probability counts too). Playing during an answer stops it
 (``barge_in="stop"``) or is heard alongside it (``"continue"``).
 """
 
@@ -41,12 +41,13 @@ class PerformerConfig:
     silence_beats: float = 2.0         # silence that ends a call
     min_call_beats: float = 1.0        # shorter calls are not answered
     max_call_bars: int = 8             # a call this long is answered even without silence
-    phrase_bars: tuple[int, ...] = (4, 8)  # calls of these many bars (and of the last call's) end on their bar line
+    phrase_bars: tuple[int, ...] = (4, 8)  # calls this long end on their bar line (once one is answered: its length)
     bars: int | None = None            # answer length; None: as long as the call (at most max_call_bars)
     align: str = "bar"                 # the answer starts on the next "bar" or "beat" line
     temperature: float = 1.0
     candidates: int = 16               # bars sampled at once for each answer bar
-    fit_weight: float = FIT_WEIGHT_NATS  # nats per unit of agreement with the call (0: the most likely bar)
+    fit_weight: float = FIT_WEIGHT_NATS  # nats per unit of agreement with the call (inf: agreement alone;
+                                         # 0: the most likely bar)
     answer_from: str = "call"          # "call": the state at the first line after the call's last sound
                                        # "heard": everything heard, the silence that ended the call included
     seed: int | None = None
@@ -67,7 +68,7 @@ class PerformerConfig:
                 raise ValueError(f"{name} must be a positive number, not {value!r}")
         for name in ("min_call_beats", "fit_weight"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if not (isinstance(value, (int, float)) and value >= 0 and (math.isfinite(value) or name == "fit_weight")):
                 raise ValueError(f"{name} must be a number of 0 or more, not {value!r}")
         if not (isinstance(self.phrase_bars, tuple) and all(isinstance(b, int) and b >= 1 for b in self.phrase_bars)):
             raise ValueError(f"phrase_bars must be whole numbers of bars, 1 or more, not {self.phrase_bars!r}")

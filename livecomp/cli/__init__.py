@@ -54,8 +54,8 @@ PROVIDER = typer.Option(Provider.auto, "--provider", help="Where onnxruntime run
 SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence).")
 MIN_CALL_BEATS = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered.")
 MAX_CALL_BARS = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence.")
-PHRASE_BARS = typer.Option("4,8", "--phrase-bars", help="Calls of these many bars (and as long as the call before) that "
-                           "strike nothing on their last 16th are answered on the next bar line, with no wait; "
+PHRASE_BARS = typer.Option("4,8", "--phrase-bars", help="Calls of these many bars (once one is answered: as long as it) "
+                           "that strike nothing on their last 16th are answered on the next bar line, with no wait; "
                            "'none': only silence ends a call.")
 END_CC = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64).")
 BARS = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call).")
