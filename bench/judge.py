@@ -444,11 +444,13 @@ def main() -> None:
     defaults = PerformerConfig()
     parser.add_argument("--candidates", type=int, default=defaults.candidates)
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight,
+                        help="nats per unit of agreement with the call (inf, the default: agreement alone)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--png-dir", type=Path, help="write rolls of 5 calls with answer and real continuation here")
     args = parser.parse_args()
     os.chdir(ROOT)
-    cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature)
+    cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight)
     print(f"options: candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g}, "
           f"silence {cfg.silence_beats:g} beats; {FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}

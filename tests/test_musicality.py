@@ -70,6 +70,17 @@ def test_the_call_style_prefers_a_bar_in_the_calls_key_and_never_an_echo():
     assert style.choose(candidates, np.array([0.0, -1.0, 0.0]), weight=0) == 0   # weight 0: likelihood alone
 
 
+def test_by_default_agreement_alone_chooses_and_likelihood_only_breaks_ties():
+    call = phrase(ARPEGGIO * 1 + [(16 + s, n, p) for s, n, p in ARPEGGIO], 32)
+    style = CallStyle.of(call, 16)
+    in_key = phrase([(0, 4, 67), (4, 4, 64), (8, 4, 60), (12, 4, 64)], 16)
+    sparse = phrase([(0, 16, 60)], 16)                                    # one long note: far likelier, fits worse
+    candidates = np.stack([sparse, in_key, in_key])
+    assert style.fit(candidates)[1] > style.fit(candidates)[0]
+    assert style.choose(candidates, np.array([0.0, -500.0, -400.0])) == 2   # the likelier of the two equal fits
+    assert style.choose(candidates, np.array([0.0, -500.0, -400.0]), weight=1.0) == 0
+
+
 @pytest.fixture(scope="module")
 def basic():
     if "basic" not in shipped_models():
