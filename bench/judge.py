@@ -3,6 +3,8 @@ on pieces no shipped model trained on.
 
     python bench/judge.py [--models piano,pop,folk,basic] [--corpora own|piano,pop909,nottingham]
                           [--per-piece 4] [--seed 0] [--json F] [--png-dir D]
+                          [--candidates K] [--temperature T] [--fit-weight W]
+                          [--split valid --statistics-only]     (to try a change on other pieces)
 
 For each piece of a corpus's test split, calls of 4 bars start at bars 1, 9, 17, ... (up to
 ``--per-piece`` calls; bench/musicality.py's ``calls_of``). Each call is played into the
@@ -50,7 +52,8 @@ from musicality import REAL_BARS, answer, calls_of  # noqa: E402
 from livecomp.engine import Engine  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.models import find_model, shipped_models  # noqa: E402
-from livecomp.musicality import overlap, pitch_class_profile, position_profile, scale_of, transposition_free  # noqa: E402
+from livecomp.musicality import (overlap, pitch_class_profile, position_profile, scale_of,  # noqa: E402
+                                 transposition_free)
 from livecomp.performer import PerformerConfig  # noqa: E402
 from livecomp.roll import LOW_KEY, N_KEYS, OFF, onsets_of  # noqa: E402
 
@@ -157,7 +160,7 @@ def features(call: np.ndarray, cont: np.ndarray, steps_per_bar: int, steps_per_b
     relation = [
         overlap(call_classes, cont_classes),
         float(cont_classes[scale].sum() / n_cont) if n_cont else 0.0,
-        overlap(position_profile(call, steps_per_bar, (-len(call)) % steps_per_bar), position_profile(cont, steps_per_bar)),
+        overlap(position_profile(call, steps_per_bar), position_profile(cont, steps_per_bar)),   # both from bar lines
         np.log2((n_cont / max(len(cont), 1) + 1e-3) / (n_call / max(len(call), 1) + 1e-3)),
         (cont_keys.mean() - call_keys.mean()) / 12 if cont_keys.size and call_keys.size else 0.0,
         (cont_keys.std() - call_keys.std()) / 12 if cont_keys.size and call_keys.size else 0.0,
@@ -317,7 +320,7 @@ def gather_calls(corpus_path: str, steps_per_beat: int, per_piece: int, split: s
     calls = []
     for i, roll in enumerate(rolls):
         got, _ = calls_of(roll, steps_per_beat, tuple(range(0, CALLS_EVERY_BARS * per_piece, CALLS_EVERY_BARS)))
-        calls += [dict(c, key=i, frames=roll.to_states(3)) for c in got]
+        calls += [dict(c, key=i, frames=roll.to_states(3), split=split) for c in got]
     return calls, len(rolls)
 
 
@@ -370,12 +373,18 @@ def stats_table(calls: list[dict], sets: dict[str, list[np.ndarray]], seed: int)
     return {"means": means, "tolerance": tolerance}
 
 
+def _judged(calls: list[dict], fakes: list[np.ndarray], seed: int, judged: bool) -> dict:
+    """``judge``, or NaN for each classifier where only the statistics are asked for."""
+    return judge(calls, fakes, seed) if judged else dict.fromkeys((*CLASSIFIERS, "judge"), float("nan"))
+
+
 def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerConfig, seed: int,
-        controls: dict) -> dict:
+        controls: dict, judged: bool = True) -> dict:
     fakes, unanswered, seconds = answers(model, calls, cfg, seed)
     started = time.perf_counter()
     result = {"model": model, "corpus": corpus, "calls": len(calls), "pieces": pieces, "unanswered": unanswered,
-              "answer_seconds": round(seconds, 1), "livecomp": judge(calls, fakes, seed), "controls": controls}
+              "answer_seconds": round(seconds, 1), "livecomp": _judged(calls, fakes, seed, judged),
+              "controls": controls}
     table = stats_table(calls, {"livecomp": fakes, "real": [c["real"] for c in calls]}, seed)
     result["statistics"] = table
     result["judge_seconds"] = round(time.perf_counter() - started, 1)
@@ -383,16 +392,17 @@ def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerC
     result["targets"] = {"judge": result["livecomp"]["judge"] <= AUC_TARGET,
                          **{k: abs(live[k] - real[k]) <= tol[k] for k in STATISTICS}}
     result["fakes"] = fakes
+    result["split"] = calls[0]["split"] if calls else "test"
     return result
 
 
-def control_results(calls: list[dict], seed: int) -> tuple[dict, dict]:
+def control_results(calls: list[dict], seed: int, judged: bool = True) -> tuple[dict, dict]:
     """The judge on the two controls, and their statistics."""
     rng = np.random.default_rng(seed)
     other = [other_bars(calls, i, rng) for i in range(len(calls))]
     copy = [c["call"][-REAL_BARS * c["bar"]:] for c in calls]
     table = stats_table(calls, {"real": [c["real"] for c in calls], "other": other, "copy": copy}, seed)
-    return {"other": judge(calls, other, seed), "copy": judge(calls, copy, seed)}, table["means"]
+    return {"other": _judged(calls, other, seed, judged), "copy": _judged(calls, copy, seed, judged)}, table["means"]
 
 
 def save_pngs(folder: Path, result: dict, calls: list[dict], count: int, seed: int) -> None:
@@ -417,7 +427,7 @@ def save_pngs(folder: Path, result: dict, calls: list[dict], count: int, seed: i
 
 
 def print_result(r: dict) -> None:
-    print(f"\n{r['model']} on {r['corpus']} (test): {r['calls']} calls from {r['pieces']} pieces, "
+    print(f"\n{r['model']} on {r['corpus']} ({r['split']}): {r['calls']} calls from {r['pieces']} pieces, "
           f"{r['unanswered']} unanswered; answers {r['answer_seconds']} s, judge {r['judge_seconds']} s")
     fmt = "{:<12}" + "{:>16}" * (len(CLASSIFIERS) + 1)
     print(fmt.format("ROC AUC", *CLASSIFIERS, "judge (max)"))
@@ -441,6 +451,9 @@ def main() -> None:
                              "or a list of " + ", ".join(CORPORA))
     parser.add_argument("--per-piece", type=int, default=4, help="calls per piece at most (every 8 bars from bar 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="test", choices=("test", "valid"),
+                        help="valid: to try a change without looking at the pieces the figures are reported on")
+    parser.add_argument("--statistics-only", action="store_true", help="the statistics alone, no classifiers")
     defaults = PerformerConfig()
     parser.add_argument("--candidates", type=int, default=defaults.candidates)
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
@@ -465,10 +478,10 @@ def main() -> None:
     cache, results = {}, []
     for model, corpus in jobs:
         if corpus not in cache:
-            calls, pieces = gather_calls(CORPORA[corpus], 4, args.per_piece)
-            cache[corpus] = (calls, pieces, *control_results(calls, args.seed))
+            calls, pieces = gather_calls(CORPORA[corpus], 4, args.per_piece, args.split)
+            cache[corpus] = (calls, pieces, *control_results(calls, args.seed, not args.statistics_only))
         calls, pieces, controls, control_means = cache[corpus]
-        r = run(model, corpus, calls, pieces, cfg, args.seed, controls)
+        r = run(model, corpus, calls, pieces, cfg, args.seed, controls, not args.statistics_only)
         r["control_means"] = control_means
         print_result(r)
         if args.png_dir:

@@ -4,8 +4,8 @@ For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<na
 
 - advance 1 step (what a listener runs every step: the state, no scores), encode 1 step and
   encode a 64-step phrase (state and scores), bar of one model bar with 1, 8 and the default
-  number of candidates (what `listen` samples for each answer bar), and one step sampled (what
-  `--mode duet` runs every step; step.onnx, and without it): p50 and p99 over --calls calls,
+  number of candidates (what `listen` samples for each answer bar), and one step sampled for the
+  default number of candidates (what `--mode duet` runs every step; step.onnx, and without it): p50 and p99 over --calls calls,
   for onnxruntime and for the same work in torch eager, and the ratio;
 - an int8 variant (onnxruntime dynamic quantisation of every weight): its advance and bar
   latency and the validation NLL it keeps next to the float model's;
@@ -148,7 +148,7 @@ def torch_calls(model, engine: Engine):
         "bar, 1 candidate": lambda: run(lambda: model.sample(state0, noise1, temp)),
         "bar, 8 candidates": lambda: run(lambda: model.sample(state8, noise8, temp)),
         f"bar, {DEFAULT_K} candidates": lambda: run(lambda: model.sample(stateK, noiseK, temp)),
-        "duet step": lambda: run(lambda: model.sample(state0, noise1[:, :1], temp)),
+        "duet step": lambda: run(lambda: model.sample(stateK, noiseK[:, :1], temp)),
     }
 
 
@@ -163,7 +163,7 @@ def onnx_calls(engine: Engine):
         "bar, 1 candidate": lambda: engine.bar(state, 1, 1.0, 0),
         "bar, 8 candidates": lambda: engine.bar(state, 8, 1.0, 0),
         f"bar, {DEFAULT_K} candidates": lambda: engine.bar(state, DEFAULT_K, 1.0, 0),
-        "duet step": lambda: engine.bar(state, 1, 1.0, 0, steps=1),
+        "duet step": lambda: engine.bar(state, DEFAULT_K, 1.0, 0, steps=1),
     }
 
 
