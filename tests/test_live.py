@@ -270,6 +270,27 @@ def test_a_phrase_is_answered_on_the_bar_line_and_on_the_16th_grid(jack, client)
     twice(attempt)
 
 
+def test_a_four_bar_call_is_answered_on_bar_5_through_jack_ports(jack):
+    """Trading fours: four bars of quavers, nothing struck on the last 16th, answered with no empty bar."""
+    bpm = 120
+    step = 60 / bpm / 4
+
+    def attempt():
+        session = Session(jack, "fours", "--model", "basic", "--bpm", str(bpm), "--bars", "1", "--seed", "2",
+                          "--temperature", "1.2", "--candidates", "1")
+        t0 = now() + 0.05
+        session.play([(16 * bar + s, n, p) for bar in range(4) for s, n, p in ARPEGGIO], t0, step)
+        time.sleep((64 + 16) * step + 0.7)                  # the call, then the answer: bar 5
+        out = session.stop()
+        ons = session.notes_on()
+        assert ons, out
+        steps = on_grid([t for t, _ in ons], session.first_key(), step, 2 * PERIOD + 0.001, out)
+        assert steps[0] == 64 and all(64 <= k < 80 for k in steps), steps
+        assert ended(session.played()), out
+
+    twice(attempt)
+
+
 C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 
 
