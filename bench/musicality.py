@@ -15,7 +15,8 @@ transposition, in the model's training split (bars without an onset never count)
 
 Prints, per model and corpus, the mean of each measure for livecomp, real and other, and
 whether the targets hold (key and rhythm >= 0.95 x real, register <= 1.25 x real, density in
-0.8-1.25 x real, silent and echo <= real + 0.05, copied <= 2 bars for every answer).
+0.8-1.25 x real, silent <= real + 0.05, echo within 0.05 of real from either side, copied <= 2
+bars for every answer).
 `--write-cards` stores the figures in each model's model.json ("musicality").
 """
 
@@ -141,7 +142,7 @@ def verdict(live: dict, real: dict, copied_max: int) -> dict:
         "density": 0.8 * real["density"] <= live["density"] <= 1.25 * real["density"],
         "register": live["register"] <= 1.25 * real["register"],
         "silent": live["silent"] <= real["silent"] + 0.05,
-        "echo": live["echo"] <= real["echo"] + 0.05,
+        "echo": abs(live["echo"] - real["echo"]) <= 0.05,      # from either side: real music repeats
         "copied": copied_max <= 2,
     }
 
