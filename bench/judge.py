@@ -320,7 +320,8 @@ def gather_calls(corpus_path: str, steps_per_beat: int, per_piece: int, split: s
     calls = []
     for i, roll in enumerate(rolls):
         got, _ = calls_of(roll, steps_per_beat, tuple(range(0, CALLS_EVERY_BARS * per_piece, CALLS_EVERY_BARS)))
-        calls += [dict(c, key=i, frames=roll.to_states(3), split=split) for c in got]
+        whole = roll.to_states(3) if got else None     # the piece, once, for the "other" control
+        calls += [dict(c, key=i, frames=whole, split=split) for c in got]
     return calls, len(rolls)
 
 
