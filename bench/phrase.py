@@ -9,8 +9,8 @@ upbeat):
 - 4-bar calls: the share answered on the bar line right after the call (bar 5, no empty bar);
 - 8-bar calls: the share that got an answer before their end (at bar 5: the musician played
   on, and the answer stopped after its first step) -- the price of answering on phrase ends;
-- free calls: each 4-bar call cut at a random step of its last bar (not on a bar line): the
-  share answered within one bar of the call's end.
+- free calls: each 4-bar call cut at a random step of its third bar (not on a bar line, so no
+  phrase length): the share answered within one bar of the call's last sound.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def measure(engine: Engine, corpus: str, cfg: PerformerConfig, seed: int) -> dic
     for roll in rolls:
         for frames, meter, bar in slices(roll, 4):
             at_bar_5.append(first_answer(engine, frames, meter, cfg) == len(frames))
-            cut = len(frames) - bar + int(rng.integers(1, bar))          # inside the last bar, not on its line
+            cut = 2 * bar + int(rng.integers(1, bar))                    # inside the third bar, not on its line
             free = frames[:cut].copy()
             ends = np.flatnonzero(free.any(1))
             if not ends.size:
