@@ -9,16 +9,18 @@ step). ``step`` returns the events to play, on grid steps; the caller turns step
 Call and response: every heard step is folded into the model's state at once. When the musician
 has been silent for ``silence_beats`` (a held key or a held pedal is not silence) after a call of
 at least ``min_call_beats``, or sends the end-of-call controller, the answer is planned to start
-on the next bar (or beat) line. A call that reaches a phrase boundary (``phrase_bars`` bars from
-the bar line it began at; once a call has been answered, as many bars as that call), plays into
-the last of those bars and strikes nothing on the step before its end (nothing for a beat, for
-2-bar phrases) is answered on the bar line after it, with no empty bar; if the musician plays on
-across that line, the answer stops after its first step and the call goes on. The answer's first
-bar is sampled right away and each further bar as the previous one starts, so every bar is ready
-a bar before it is due. The answer continues the call, not the silence that ended it
-(``answer_from``), and of the ``candidates`` bars sampled at once the one kept agrees best with the
-call (``CallStyle``; with a finite ``fit_weight``, its log-probability counts too). Playing during an answer stops it
-(``barge_in="stop"``) or is heard alongside it (``"continue"``).
+on the next bar (or beat) line; half that silence right before a bar line is enough. A call that
+reaches a phrase boundary (``phrase_bars`` bars from the bar line it began at; once a call has
+been answered, as many bars as that call), plays into the last of those bars and strikes nothing
+on the step before its end (nothing for a beat, for 2-bar phrases) is answered on the bar line
+after it, with no empty bar. If the musician plays on across the line of such an answer (or of
+one that half the silence brought), it stops after its first step and the call goes on. The
+answer's first bar is sampled right away and each further bar as the previous one starts, so
+every bar is ready a bar before it is due. The answer continues the call, not the silence that
+ended it (``answer_from``), and of the ``candidates`` bars sampled at once the one kept agrees
+best with the call (``CallStyle``; with a finite ``fit_weight``, its log-probability counts
+too). Playing during an answer stops it (``barge_in="stop"``) or is heard alongside it
+(``"continue"``).
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class _Answer:
     state_before: State                # the model's state at ``start``
     style: CallStyle                   # what the call sounded like: candidates are chosen to fit it
     call_start: int                    # first step of the call it answers
-    at_phrase_end: bool = False        # planned on a phrase boundary, with the musician maybe playing on
+    tentative: bool = False            # planned on the bar line a call reached (a phrase's end, or half
+                                       # the silence): the musician may play on across it
     frames: list = field(default_factory=list)      # planned frames, bar by bar
     heard: dict = field(default_factory=dict)       # step -> frame heard during the answer
     state_after: State | None = None   # state after the planned frames
@@ -231,15 +234,18 @@ class Performer:
         silence = n - self.last_sound
         long_enough = call_steps >= self.cfg.min_call_beats * self.steps_per_beat
         phrase = self._phrase_end(n)
-        ended = (silence >= self.cfg.silence_beats * self.steps_per_beat or self.end_requested
-                 or n - self.call_start + 1 >= self.cfg.max_call_bars * self.steps_per_bar or phrase is not None)
+        full = self.cfg.silence_beats * self.steps_per_beat
+        at_line = (n + 1) % self.steps_per_bar == 0 and self.cfg.align == "bar"
+        early = phrase is not None or (at_line and full / 2 <= silence < full)   # on this line, the call may go on
+        ended = (silence >= full or self.end_requested or early
+                 or n - self.call_start + 1 >= self.cfg.max_call_bars * self.steps_per_bar)
         if not (long_enough and ended):
             return []
         self.end_requested = False
         if self.muted:                                      # heard, not answered
             self.call_start = None
             return []
-        return self._plan_answer(n, call_steps, phrase)
+        return self._plan_answer(n, call_steps, phrase, early)
 
     def _phrase_end(self, n: int) -> int | None:
         """The call's length in bars when step n is the last of a phrase that comes to rest on the
@@ -260,7 +266,7 @@ class Performer:
             return None                                 # played on to the line, or not played into its last bar
         return bars
 
-    def _plan_answer(self, n: int, call_steps: int, phrase: int | None = None) -> list[Event]:
+    def _plan_answer(self, n: int, call_steps: int, phrase: int | None = None, early: bool = False) -> list[Event]:
         unit = self.steps_per_bar if self.cfg.align == "bar" else self.steps_per_beat
         start = -(-(n + 1) // unit) * unit
         call_bars = phrase or max(math.ceil(call_steps / self.steps_per_bar), 1)
@@ -269,7 +275,7 @@ class Performer:
         call = np.stack(self.call[:self.last_sound - self.call_start + 1])
         style = CallStyle.of(call, self.steps_per_bar, self.call_start)
         self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
-                              self.call_start, at_phrase_end=phrase is not None,
+                              self.call_start, tentative=early,
                               tracker=NoteTracker(self.heard.dynamics()))
         self.answers += 1
         self.answer_notes = 0
@@ -328,7 +334,7 @@ class Performer:
             return []
         if frame.any():
             a.heard[n] = frame
-        if attacked and a.at_phrase_end and n == a.start:   # the musician plays on across the phrase's end
+        if attacked and a.tentative and n == a.start:     # the musician plays on across the bar line
             self._finish(n)                               # (what was heard is folded in with the first step)
             self.recent.append((n + 1, self.state))
             self.last_sound, self.call_start, self.last_call_bars = n, a.call_start, None

@@ -140,11 +140,11 @@ def test_playing_during_an_answer_stops_it(any_engine):
     timeline = run(performer, 16 * 12, plays)
     events = timeline.sorted()
     assert balanced(events)
-    # the answer stops after the barge-in step; the musician's note is a new call, answered after
-    # its 2 beats of silence (60 -> 68) on the next bar line, 80
-    assert not [e for e in events if e.kind == "on" and 57 <= e.step < 80]
+    # the answer stops after the barge-in step; the musician's note is a new call, answered on the
+    # next bar line, 64, which a beat of silence (60 -> 64), half of silence_beats, comes before
+    assert not [e for e in events if e.kind == "on" and 57 <= e.step < 64]
     assert [e for e in events if e.kind == "on" and 48 <= e.step < 57]
-    assert performer.answers == 2
+    assert performer.answers == 2 and performer.planned[1][0] == 64
 
 
 def test_a_held_key_or_pedal_is_not_silence(any_engine):
@@ -154,7 +154,74 @@ def test_a_held_key_or_pedal_is_not_silence(any_engine):
     plays.setdefault(60, []).append(("pedal", False))                  # silence counts from here
     timeline = run(performer, 16 * 8, plays)
     ons = [e for e in timeline.sorted() if e.kind == "on"]
-    assert ons and min(e.step for e in ons) >= 80                      # 60 + 8 steps -> next bar line 80
+    # silence from 60: a beat of it (half of silence_beats) before the bar line 64; without the
+    # pedal the call would have ended on 32
+    assert ons and min(e.step for e in ons) >= 64 and performer.planned[0][0] == 64
+
+
+def test_a_call_that_rests_half_the_silence_before_a_bar_line_is_answered_on_it(any_engine):
+    for last, start in ((38, 48), (40, 48), (44, 64)):                # the last quaver, struck and let go a step later
+        performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2))
+        run(performer, 16 * 8, {s: a for s, a in phrase(0, bars=3).items() if s <= last + 1})
+        # 9 or 7 steps of silence before 48: 48; 3 (less than a beat): 2 beats, then the next line
+        assert performer.planned[0][0] == start, (last, performer.planned)
+
+
+def test_a_musician_who_plays_on_after_a_beats_rest_at_a_bar_line_keeps_the_call(any_engine):
+    performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2, temperature=1.5))
+    plays = {s: a for s, a in phrase(0, bars=2).items() if s < 26}     # rests from step 25
+    plays.update(phrase(32, bars=2))                                   # and plays on from the bar line
+    timeline = run(performer, 16 * 10, plays)
+    # an answer planned on 32 stops after its first step; the call goes on, a 4-bar phrase: bar 5
+    assert [start for start, _ in performer.planned] == [32, 64]
+    assert not [e for e in timeline.sorted() if e.kind == "on" and 33 <= e.step < 64]
+
+
+def test_a_four_bar_call_that_comes_to_rest_is_answered_on_bar_5(any_engine):
+    performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2))
+    timeline = run(performer, 16 * 10, phrase(0, bars=4))             # quavers; nothing struck on step 63
+    assert performer.planned == [(64, 128)]                            # bar 5, as long as the call
+    ons = [e for e in timeline.sorted() if e.kind == "on"]
+    assert ons and min(e.step for e in ons) >= 64 and balanced(timeline.sorted())
+
+
+def test_a_call_that_plays_on_across_a_phrase_end_goes_on_and_is_answered_where_it_ends(any_engine):
+    performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2, temperature=1.5, bars=1))
+    timeline = run(performer, 16 * 10, phrase(0, bars=8))
+    events = timeline.sorted()
+    # an answer is planned on bar 5; the musician plays on there, so it stops after that one step,
+    # and the 8-bar call is answered on bar 9
+    assert [start for start, _ in performer.planned] == [64, 128]
+    assert not [e for e in events if e.kind == "on" and 65 <= e.step < 128]
+    assert balanced(events)
+
+
+def test_without_phrase_lengths_a_call_ends_on_silence_alone(any_engine):
+    performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2, phrase_bars=()))
+    run(performer, 16 * 10, phrase(0, bars=4))
+    assert performer.planned[0][0] == 80                               # last quaver 62: 2 beats -> 70 -> bar 6
+
+
+def test_a_phrase_of_the_last_calls_length_ends_on_its_bar_line(any_engine):
+    performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2, bars=1))
+    plays = phrase(0, bars=3)                                          # 3 bars, ended by silence: answered at 64
+    plays.update(phrase(96, bars=3))                                   # the next call is 3 bars too, from bar 7
+    run(performer, 16 * 14, plays)
+    assert [start for start, _ in performer.planned] == [64, 144]      # bar 10: no wait for silence
+
+
+def test_a_two_bar_phrase_ends_only_after_a_beat_with_nothing_struck(any_engine):
+    performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2, phrase_bars=(2,)))
+    plays = phrase(0, bars=2)
+    assert 30 in plays                                                 # a quaver on the last beat: not a phrase end
+    run(performer, 16 * 6, plays)
+    assert performer.planned[0][0] == 48
+    rest = {s: a for s, a in phrase(0, bars=2).items() if s < 28}     # the last beat left silent
+    rest[26] = [("on", 60, 70)]                                        # a note held over the bar line
+    rest[40] = [("off", 60)]
+    performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2, phrase_bars=(2,)))
+    run(performer, 16 * 6, rest)
+    assert performer.planned[0][0] == 32
 
 
 @needs_models
@@ -478,4 +545,4 @@ def test_on_a_terminal_a_status_area_is_redrawn_in_place_with_each_line_said_abo
     assert any("answering" in lines[0] and lines[2].startswith("1 answer, the last") for lines in areas), areas
     above = next(lines for lines in areas if lines[0] == "a port came back")
     assert len(above) == 4 and above[1].startswith("bar")       # the line, then the area again under it
-    assert "answer 1: bar 3" in said, said
+    assert "answer 1: bar 2" in said, said                       # half a beat of rest (silence_beats 1) before bar 2

@@ -51,7 +51,7 @@ Provider = _choice("Provider", "auto", "cpu", "cuda")
 # Options that `duet` and `listen` (and some of them `generate`) share, declared once.
 MODEL = typer.Option(None, "--model", help="A shipped model's name or a model folder.")
 PROVIDER = typer.Option(Provider.auto, "--provider", help="Where onnxruntime runs.")
-SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence).")
+SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence); half of it right before a bar line.")
 MIN_CALL_BEATS = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered.")
 MAX_CALL_BARS = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence.")
 PHRASE_BARS = typer.Option("4,8", "--phrase-bars", help="Calls of these many bars (once one is answered: as long as it) "
