@@ -251,13 +251,11 @@ class Performer:
         """The call's length in bars when step n is the last of a phrase that comes to rest on the
         bar line after it (see the module's docstring), else None."""
         line = n + 1
-        if line % self.steps_per_bar or self.cfg.align != "bar":
+        if line % self.steps_per_bar or self.cfg.align != "bar" or not self.cfg.phrase_bars:
             return None
         first = (self.call_start + self.steps_per_bar // 2) // self.steps_per_bar * self.steps_per_bar
         bars = (line - first) // self.steps_per_bar     # from the bar line nearest the call's first sound
         lengths = {self.last_call_bars} if self.last_call_bars else set(self.cfg.phrase_bars)   # the form, once heard
-        if not self.cfg.phrase_bars:
-            return None
         if bars < 1 or bars not in lengths:
             return None
         rest = self.steps_per_beat if bars <= 2 else 1  # steps before the line with nothing struck
