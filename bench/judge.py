@@ -67,8 +67,6 @@ STAT_TOLERANCE = 0.10
 
 # The 12 diatonic scales (major, and the same notes as its relative natural minor).
 _DIATONIC = np.array([np.isin(np.arange(12), (np.array([0, 2, 4, 5, 7, 9, 11]) + t) % 12) for t in range(12)])
-_PITCH = np.arange(N_KEYS) + LOW_KEY
-_CLASS = _PITCH % 12
 
 # The statistics printed side by side with real, each of one continuation (frames, 2 bars).
 STATISTICS = ("pitch_class_entropy", "scale_consistency", "groove_consistency", "polyphony", "empty_beat_rate",
@@ -116,7 +114,7 @@ def statistics(frames: np.ndarray, steps_per_bar: int, steps_per_beat: int) -> d
     hits = onsets_of(frames)
     sounding = frames > OFF
     per_step = sounding.sum(1)
-    classes = np.bincount(_CLASS, weights=hits.sum(0), minlength=12)
+    classes = pitch_class_profile(frames)
     notes = hits.sum()
     positions = hits[:bars * steps_per_bar].reshape(bars, steps_per_bar, N_KEYS).any(2)
     groove = (1 - np.mean([np.mean(positions[b] != positions[b + 1]) for b in range(bars - 1)])) if bars > 1 else 1.0

@@ -89,12 +89,15 @@ def calls_of(roll: PianoRoll, spb_model: int, starts_at: tuple[int, ...] = CALL_
 
 
 def answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray | None:
-    """The performer's first answer to a call: frames of the whole answer, or None."""
+    """The performer's answer to a call, the first planned after the call's end (one planned on a
+    bar line inside the call stopped after a step, the call going on): frames of the whole
+    answer, or None."""
     roll = PianoRoll(call["call"], call["spb"], [(0, 500_000)], [(0, *call["meter"])])
     result = duet(engine, roll_to_midi(roll), cfg)
-    if not result.answers:
+    after = [(start, end) for start, end in result.answers if start >= len(call["call"])]
+    if not after:
         return None
-    start, end = result.answers[0]
+    start, end = after[0]
     return played_frames(result.events, start, end)
 
 

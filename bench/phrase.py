@@ -22,18 +22,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import typer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
+from judge import CORPORA  # noqa: E402
+
+from livecomp.cli import _phrase_bars  # noqa: E402
 from livecomp.duet import duet  # noqa: E402
 from livecomp.engine import Engine  # noqa: E402
 from livecomp.models import find_model  # noqa: E402
 from livecomp.performer import PerformerConfig  # noqa: E402
 from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
-
-CORPORA = {"piano": "../shared/midi/piano-midi-de,../shared/midi/mutopia", "pop909": "../shared/midi/pop909",
-           "nottingham": "../shared/midi/nottingham"}
 STARTS = (0, 8, 16, 24)
 
 
@@ -99,8 +102,10 @@ def main() -> None:
     os.chdir(ROOT)
     cfg = PerformerConfig(seed=args.seed)
     if args.phrase_bars is not None:
-        bars = [b.strip() for b in args.phrase_bars.split(",")]
-        cfg = replace(cfg, phrase_bars=tuple(int(b) for b in bars if b.isdigit() and int(b)))
+        try:
+            cfg = replace(cfg, phrase_bars=_phrase_bars(args.phrase_bars))  # as the CLI reads it
+        except typer.Exit as exc:                                            # its sentence is said
+            sys.exit(exc.exit_code)
     engine = Engine(find_model(args.model), provider="cpu")
     print(f"model {engine.name}; phrase bars {cfg.phrase_bars}, silence {cfg.silence_beats:g} beats")
     print(f"{'corpus':<12}{'4-bar calls':>12}{'at bar 5':>10}{'8-bar calls':>13}{'cut at 5':>10}"
