@@ -170,7 +170,8 @@ class Live:
             if self.recorder is not None:
                 bpm = self.follower.bpm if self.follower is not None and self.follower.ready else self.bpm
                 self.recorded = self.recorder.save_somewhere(Path(self.cfg.record), bpm or 120.0,
-                                                             self.grid.origin if self.grid else None, self.log)
+                                                             self.grid.origin if self.grid else None, self.log,
+                                                             end=self.now())
 
     def _loop(self) -> None:
         if self.cfg.origin is not None:

@@ -91,6 +91,31 @@ def track(timed: list[tuple[int, mido.Message | mido.MetaMessage]], name: str | 
     return out
 
 
+def ended(timed: list[tuple[float, list[int]]], end: float) -> list[tuple[float, list[int]]]:
+    """Timed raw messages with a note-off at ``end`` for each note still sounding after them
+    (as many as were struck and not ended, per channel and pitch) and the sustain pedal raised
+    on each channel that left it down: a take cut off mid-chord is still a performance."""
+    sounding: dict[tuple[int, int], int] = {}
+    pedal: set[int] = set()
+    for _, raw in timed:
+        if len(raw) < 3 or any(not 0 <= b < 128 for b in raw[1:3]):
+            continue                                            # not a note a file can hold: left out there too
+        if is_note(raw):
+            key = (channel(raw), raw[1])
+            if is_note_on(raw):
+                sounding[key] = sounding.get(key, 0) + 1
+            elif sounding.get(key):
+                sounding[key] -= 1
+        elif is_control(raw, SUSTAIN):
+            (pedal.add if raw[2] >= 64 else pedal.discard)(channel(raw))
+        elif is_control(raw, ALL_NOTES_OFF) or is_control(raw, ALL_SOUND_OFF):
+            for key in [k for k in sounding if k[0] == channel(raw)]:
+                del sounding[key]
+    closing = [(end, note_off(c, p)) for (c, p), n in sorted(sounding.items()) for _ in range(n)]
+    closing += [(end, control(c, SUSTAIN, 0)) for c in sorted(pedal)]
+    return list(timed) + closing
+
+
 class Recorder:
     """What was heard and what was played, with their times: written as a two-part MIDI file
     (``--record``). Clock and system messages are not kept."""
@@ -106,16 +131,20 @@ class Recorder:
         with self._lock:
             (self.heard if part == "heard" else self.played).append((t, list(message)))
 
-    def save(self, path: Path, bpm: float, origin: float | None) -> None:
+    def save(self, path: Path, bpm: float, origin: float | None, end: float | None = None) -> None:
+        """Write both parts; a note still held (or a pedal still down) when the session stopped
+        ends at ``end`` (default: the last message kept), so every note of the take ends."""
         tpb = 480
         with self._lock:
             parts = (("musician", list(self.heard)), ("livecomp", list(self.played)))
-        zero = origin if origin is not None else min([t for _, p in parts for t, _ in p], default=0.0)
+        times = [t for _, p in parts for t, _ in p]
+        zero = origin if origin is not None else min(times, default=0.0)
+        end = max(times + ([end] if end is not None else []), default=0.0)
         mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
         mid.tracks.append(track([(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))], "tempo"))
         for name, part in parts:
             timed = []
-            for t, raw in sorted(part, key=lambda e: e[0]):
+            for t, raw in ended(sorted(part, key=lambda e: e[0]), end):
                 try:
                     timed.append((max(int(round((t - zero) * tpb * bpm / 60.0)), 0), mido.Message.from_bytes(raw)))
                 except ValueError:
@@ -124,7 +153,7 @@ class Recorder:
         save_midi(path, mid)
 
     def save_somewhere(self, wanted: Path, bpm: float, origin: float | None,
-                       log: Callable[[str], None]) -> Path | None:
+                       log: Callable[[str], None], end: float | None = None) -> Path | None:
         """Write the recording to ``wanted``; where that fails (the disk filled, the folder went),
         to the temporary folder or the home folder instead, and ``log`` says where. Returns the
         file written, None only when no place would take it."""
@@ -132,7 +161,7 @@ class Recorder:
         first_error = None
         for path in (wanted, Path(tempfile.gettempdir()) / stamp, Path.home() / stamp):
             try:
-                self.save(path, bpm, origin)
+                self.save(path, bpm, origin, end)
             except OSError as exc:
                 first_error = first_error or exc
                 continue

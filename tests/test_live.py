@@ -373,6 +373,26 @@ def test_a_signal_in_the_middle_of_an_answer_leaves_no_note_hanging(jack_relaxed
         "\n".join(hanging) + "\n(" + "; ".join(dropped) + ")"
 
 
+def test_a_chord_held_through_ctrl_c_ends_in_the_recording(jack_relaxed, tmp_path):
+    """A musician holds a chord with the pedal down and presses Ctrl-C: the --record file's
+    musician track ends every note and raises the pedal, at the moment the session stopped."""
+    record = tmp_path / "take.mid"
+    session = Session(jack_relaxed, "held", "--model", "basic", "--bpm", "120", "--record", str(record))
+    session.send([0xB0 | KEYS, 64, 127])
+    for pitch in (60, 64, 67):
+        session.send([0x90 | KEYS, pitch, 80])
+    time.sleep(0.5)
+    out = session.stop(signal.SIGINT)
+    assert session.proc.returncode == 0, out
+    musician = next(t for t in mido.MidiFile(record).tracks if t.name == "musician")
+    notes = [m.bytes() for m in musician if m.type in ("note_on", "note_off")]
+    assert sorted(m[1] for m in notes if m[0] & 0xF0 == 0x90 and m[2]) == [60, 64, 67], (notes, out)
+    assert ended(notes), (notes, out)
+    pedal = [m.value for m in musician if m.type == "control_change" and m.control == 64]
+    assert pedal[-1] == 0, (pedal, out)
+    assert sum(m.time for m in musician) >= 0.4 * 2 * mido.MidiFile(record).ticks_per_beat, out
+
+
 def test_an_unknown_port_is_one_sentence_listing_the_ports(jack_relaxed):
     jack = jack_relaxed
     result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack", "--in", "no such keyboard",
