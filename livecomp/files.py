@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mido
 
-__all__ = ["atomic_write_bytes", "finite", "output_problem", "save_midi"]
+__all__ = ["atomic_write_bytes", "finite", "output_problem", "same_file", "save_midi"]
 
 
 def finite(value):
@@ -56,6 +56,18 @@ def output_problem(path: str | Path, flag: str, replace: bool = True) -> str | N
     except OSError as exc:
         return f"{flag} {path}: cannot write in {folder} ({exc.strerror or exc})."
     return None
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: the same file where both exist (links included), the
+    same resolved path where either is yet to be written."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -65,6 +65,12 @@ def user_folder(folder: Path) -> None:
     (folder / "mine" / "notes.txt").write_text("a folder of the user's own\n")
 
 
+def users_configs(folder: Path) -> None:
+    (folder / "mine").mkdir()
+    (folder / "mine" / "config.json").write_text('{"the user": "own settings"}\n')
+    (folder / "mine" / "best.json").write_text('{"the user": "own results"}\n')
+
+
 def a_run(folder: Path) -> None:
     shutil.copytree(CHECKPOINT, folder / "run")
 
@@ -105,6 +111,16 @@ CASES = [
      "already exists", []),
     ("record-under-a-file", [a_file], ["listen", "--in", "x", "--out", "y", "--record", "file.txt/take.mid"], 1,
      "is a file", []),
+    ("train-over-a-users-configs", [users_configs], ["train", "--data", "jsb", "--epochs", "1", "--out", "mine"], 1,
+     "already holds files (best.json, config.json)", []),
+    ("roll-png-and-midi-out-one-file", [a_take], ["roll", "take.mid", "--png", "o", "--midi-out", "o"], 1,
+     "--png and --midi-out both name o", []),
+    ("roll-midi-out-over-its-input", [a_take], ["roll", "take.mid", "--midi-out", "take.mid"], 1,
+     "being read", []),
+    ("generate-out-and-png-one-file", [], ["generate", "--out", "g.mid", "--png", "g.mid"], 1,
+     "--out and --png both name g.mid", []),
+    ("duet-out-over-its-performance", [a_take], ["duet", "take.mid", "--model", "basic", "--out", "take.mid"], 1,
+     "being read", []),
     # hangs and crashes on odd files
     ("roll-zero-beats", [zero_beats], ["roll", "zero-beats.mid"], 0, "", []),
     ("roll-zero-tempo", [zero_tempo], ["roll", "zero-tempo.mid"], 0, "", []),

@@ -248,6 +248,8 @@ def test_a_failed_check_leaves_no_folder(exported, tmp_path, monkeypatch):
 
 
 def test_an_older_export_is_replaced_and_nothing_else_is(exported, tmp_path):
+    """Re-exporting replaces the older export's model.json and graphs and keeps the files its
+    owner put beside them; a folder whose model.json only looks like one is not taken."""
     import training.export as export_module
 
     run, out = exported
@@ -256,8 +258,18 @@ def test_an_older_export_is_replaced_and_nothing_else_is(exported, tmp_path):
     older = tmp_path / "model"
     shutil.copytree(out, older)
     (older / "notes.txt").write_text("left by the older export's owner")
+    before = (older / "model.json").read_text()
     export_module.export(run, older, progress=lambda *_: None)
-    assert not (older / "notes.txt").exists() and (older / "model.json").is_file()
+    assert (older / "notes.txt").read_text() == "left by the older export's owner"
+    assert (older / "model.json").read_text() != before
+    assert not list(tmp_path.glob(".model*"))
+    lookalike = tmp_path / "lookalike"
+    lookalike.mkdir()
+    (lookalike / "model.json").write_text('{"format": 1, "architecture": "basic"}')
+    (lookalike / "song.mid").write_bytes(b"MThd")
+    with pytest.raises(export_module.ExportError, match="not an exported model"):
+        export_module.export(run, lookalike, progress=lambda *_: None)
+    assert sorted(p.name for p in lookalike.iterdir()) == ["model.json", "song.mid"]
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "song.mid").write_bytes(b"MThd")

@@ -210,7 +210,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
     ``ensemble`` names further EnDeCell runs whose conditionals are averaged with the
     checkpoint's key by key (``models.ensemble``)."""
     out = Path(out)
-    check_out(out)
+    check_out(out)                                      # before the work: a refusal costs nothing
     if ensemble:
         if mix_shifts is not None:
             raise ExportError("--mix-shifts is a basic RNN's and an ensemble averages EnDeCell runs: give one of them.")
@@ -291,8 +291,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
         })
         atomic_write_bytes(tmp / "model.json", (json.dumps(info, indent=2) + "\n").encode())
         Engine(tmp, provider="cpu")                     # the final folder loads as the runtime will load it
-        check_out(out)                                  # nothing else appeared there meanwhile
-        _replace_folder(tmp, out)
+        own = check_out(out)                            # nothing else appeared there meanwhile
+        _replace_folder(tmp, out, own)
     except ModelError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ExportError(f"the exported graphs do not load: {exc}") from None
@@ -302,12 +302,14 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
     return info
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path) -> set[str]:
     """An export writes a new folder or replaces an older export of a model (a folder whose
-    model.json has this format); an empty folder is taken too. Anything else there (a file, a
-    run folder, a folder of the user's own) is refused: nothing a user made is deleted."""
+    model.json has this format and names its graphs); an empty folder is taken too. Anything
+    else there (a file, a run folder, a folder of the user's own) is refused: nothing a user
+    made is deleted. Returns the older export's own files (model.json and its graphs): any
+    other file the user put beside them is carried into the new export."""
     if not out.exists() and not out.is_symlink():
-        return
+        return set()
     if not out.is_dir() or out.is_symlink():
         raise ExportError(f"--out {out} is a file, not a model folder; give a new folder's path.")
     try:
@@ -315,24 +317,61 @@ def check_out(out: Path) -> None:
     except OSError as exc:
         raise ExportError(f"cannot read --out {out} ({exc.strerror or exc}).") from None
     if not entries:
-        return
-    try:
-        info = json.loads((out / "model.json").read_text())
-        ours = isinstance(info, dict) and "format" in info and "architecture" in info
-    except (OSError, ValueError):
-        ours = False
-    if not ours:
+        return set()
+    own = _export_files(out)
+    if own is None:
         raise ExportError(f"--out {out} already holds files that are not an exported model; export replaces only "
                           f"an older export (a folder with its model.json): give a new folder's path.")
+    return own
 
 
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move the finished folder into place; an older export there is removed only after."""
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
+def _export_files(folder: Path) -> set[str] | None:
+    """The files an export wrote in ``folder`` (model.json and the graphs it lists), or None
+    where its model.json is not an export's: a format number, an architecture livecomp runs,
+    and graphs named by plain file names that are there."""
+    try:
+        info = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("architecture") not in ("basic", "endecell"):
+        return None
+    files = info.get("files")
+    if not isinstance(files, dict) or not files:
+        return None
+    names = {"model.json"}
+    for entry in files.values():
+        name = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or Path(name).name != name or not (folder / name).is_file():
+            return None
+        names.add(name)
+    return names
+
+
+def _replace_folder(tmp: Path, out: Path, own: set[str] = frozenset()) -> None:
+    """Move the finished folder into place. The user's own files in an older export there (any
+    but ``own``, its model.json and graphs) move into the new one first; one whose name the new
+    export writes is refused. The older export is removed only after."""
     if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+        extra = [entry for entry in out.iterdir() if entry.name not in own]
+        clash = [entry.name for entry in extra if (tmp / entry.name).exists()]
+        if clash:
+            raise ExportError(f"--out {out} holds {', '.join(sorted(clash))} of your own, a name the export writes: "
+                              f"move it away or give a new folder's path.")
+        moved = []
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        try:
+            for entry in extra:
+                entry.rename(tmp / entry.name)
+                moved.append(entry.name)
+            out.rename(old)
+        except BaseException:
+            for name in moved:                          # back where they were: the export fails, nothing is lost
+                (tmp / name).rename(out / name)
+            raise
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
 
 
 def quantize_int8(folder: str | Path, out: str | Path) -> dict:

@@ -68,12 +68,22 @@ SUSTAIN = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain 
 CHANNEL = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on.")
 
 
-def check_outputs(*outputs: tuple[str, Optional[Path]], replace: bool = True) -> None:
-    """End the command before its work when an output it was asked for cannot be written."""
-    from ..files import output_problem
+def check_outputs(*outputs: tuple[str, Optional[Path]], replace: bool = True,
+                  inputs: tuple[tuple[str, Optional[Path]], ...] = ()) -> None:
+    """End the command before its work when an output it was asked for cannot be written, when
+    two outputs name one file (one would be lost), or when an output names an input file."""
+    from ..files import output_problem, same_file
 
-    for flag, path in outputs:
-        problem = output_problem(path, flag, replace=replace) if path is not None else None
+    given = [(flag, path) for flag, path in outputs if path is not None]
+    for i, (flag, path) in enumerate(given):
+        for other, earlier in given[:i]:
+            if same_file(path, earlier):
+                fail(f"{other} and {flag} both name {path}; give each its own file (one would be lost).")
+        for other, source in inputs:
+            if source is not None and same_file(path, source):
+                fail(f"{flag} {path} is the {other} file being read; give the output another name.")
+    for flag, path in given:
+        problem = output_problem(path, flag, replace=replace)
         if problem:
             fail(problem)
 

@@ -30,7 +30,7 @@ def roll(
     from ..score import MidiFileError
 
     path = file if file is not None else example_path()
-    check_outputs(("--png", png), ("--midi-out", midi_out))
+    check_outputs(("--png", png), ("--midi-out", midi_out), inputs=(("MIDI", path),))
     try:
         piano_roll = midi_to_roll(path, steps_per_beat=steps_per_beat, sustain=sustain)
     except MidiFileError as exc:
@@ -103,7 +103,8 @@ def generate(
     _check_temperature(temperature)
     if primer_bars is not None and primer is None:
         fail("--primer-bars cuts a primer: give the file with --primer.")
-    check_outputs(("--out", out), ("--png", png), ("--wav", wav))
+    check_outputs(("--out", out), ("--png", png), ("--wav", wav),
+                  inputs=(("--primer", primer), ("--soundfont", soundfont)))
     engine = _engine(model, provider)
     heard = None
     if primer is not None:
@@ -170,9 +171,10 @@ def duet(
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode, phrase_bars)
-    check_outputs(("--out", out), ("--png", png), ("--wav", wav))
-    engine = _engine(model, provider)
     performance = performance or example_path(EXAMPLE_PHRASE)
+    check_outputs(("--out", out), ("--png", png), ("--wav", wav),
+                  inputs=(("performance", performance),))
+    engine = _engine(model, provider)
     try:
         result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc)
     except MidiFileError as exc:

@@ -44,6 +44,17 @@ def _parse_seconds(text: Optional[str]) -> Optional[float]:
 RESUME_MAY_CHANGE = {"resume", "epochs", "time_budget", "quiet", "device"}
 
 
+def _held_files(folder: Path) -> str:
+    """What a folder already holds, named (a few), or "" where it is empty or not there yet."""
+    try:
+        names = sorted(entry.name for entry in folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    except OSError as exc:
+        fail(f"cannot read --out {folder} ({exc.strerror or exc}).")
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -148,6 +159,10 @@ def train(
             run_dir = out or Path("runs") / f"{mcfg.architecture}-{Path(data).name}"
             if (run_dir / "last.pt").exists():
                 fail(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it, or another --out.")
+            held = _held_files(run_dir) if os.environ.get("RANK", "0") == "0" else ""   # rank 0 writes first
+            if held:
+                fail(f"--out {run_dir} already holds files ({held}); a new run writes its config.json, best.json "
+                     f"and checkpoints into a new or empty folder: give another --out.")
         best = run_training(cfg, run_dir, resume=resume is not None, progress=not quiet)
     except (CorpusError, TrainingError, CheckpointError) as exc:
         fail(str(exc))
