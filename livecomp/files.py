@@ -74,7 +74,11 @@ def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())               # as open() would create it, not mkstemp's 0600
+        try:                                            # a file replaced keeps its mode
+            mode = path.stat().st_mode & 0o7777
+        except OSError:                                 # a new one as open() would create it, not mkstemp's 0600
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

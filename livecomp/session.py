@@ -17,6 +17,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from typing import Callable
 
 from .engine import Engine
@@ -27,6 +28,7 @@ from .scheduler import WallClock
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
 THRU_POLL_S = 0.001
+LEARN_SETTLE_S = 0.5           # after --learn's last question, what arrives is still learning's
 
 
 class Session:
@@ -80,7 +82,13 @@ class Session:
 
         self._unblock()                 # the main thread takes Ctrl-C; the port threads still do not
         try:
-            return learn(take, ask, wait_s)
+            learned = learn(take, ask, wait_s)
+            settle = time.monotonic() + LEARN_SETTLE_S    # what the last control sent on (a second press,
+            while (left := settle - time.monotonic()) > 0:  # a knob still turning) is learning's, not the session's
+                take(left)
+            while take(0.0) is not None:
+                pass
+            return learned
         except KeyboardInterrupt:
             self.close()
             raise

@@ -22,6 +22,7 @@ user configuration (``$XDG_CONFIG_HOME/livecomp`` or ``~/.config/livecomp`` on L
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -46,14 +47,36 @@ def config_path() -> Path:
 TABLES = ("listen", "presets", "controls")
 
 
+MAX_BYTES = 1 << 20                                 # a config file is a page of settings, not a disk
+
+
+def _text(path: Path) -> str | None:
+    """The config file's text (None where there is none): a regular file of at most MAX_BYTES
+    of UTF-8, a byte-order mark allowed. A FIFO or a device is refused, not read for ever."""
+    try:
+        if not path.exists():
+            return None
+        if not path.is_file():
+            raise SettingsError(f"the config file {path} is not a regular file; give a TOML file's path.")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError(f"cannot read the config file {path} ({exc.strerror or exc}).") from None
+    if len(raw) > MAX_BYTES:
+        raise SettingsError(f"the config file {path} is larger than {MAX_BYTES >> 20} MiB; a config file holds a "
+                            f"few settings.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"cannot read the config file {path} (not UTF-8 text: {exc.reason} at byte "
+                            f"{exc.start}).") from None
+
+
 def _tables(path: Path) -> dict | None:
     """The config file's tables (None where there is no file), each checked to be a table."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = _text(path)
+    if text is None:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"cannot read the config file {path} ({getattr(exc, 'strerror', None) or exc}).") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -93,28 +116,94 @@ def read_settings(preset: str | None = None, path: Path | None = None) -> dict:
     return settings
 
 
+def controls_table(controls: dict[str, object]) -> str:
+    """``controls`` as the lines of a ``[controls]`` table."""
+    return "\n".join(["[controls]"] + [f"{name} = {value}" if isinstance(value, int) else f'{name} = "{value}"'
+                                       for name, value in controls.items()])
+
+
+def controls_problem(path: Path | None = None) -> str | None:
+    """Why ``write_controls`` could not keep a map in the config file, or None: asked before
+    ``--learn``'s round, so no musician learns a map that cannot be kept."""
+    from .files import output_problem
+
+    path = path or config_path()
+    try:
+        current = dict(read_controls(path))
+    except SettingsError as exc:
+        return str(exc)
+    try:
+        _edited(path, {**current, "learned": 0})      # a control added where the table is
+    except SettingsError:
+        return (f"the config file {path} holds its controls in a form livecomp does not rewrite (an inline or "
+                f"dotted table): write them as a [controls] table, one control a line.")
+    return output_problem(_target(path), "the config file")
+
+
 def write_controls(controls: dict[str, object], path: Path | None = None) -> Path:
     """Keep ``controls`` (control -> controller number or "off") as the config file's
-    ``[controls]`` table: the file's other lines, comments included, stay as they are; an older
-    ``[controls]`` table is replaced. Written atomically. Returns the file."""
+    ``[controls]`` table: the file's other lines stay as they are, and in its ``[controls]``
+    table each value is changed in its own line (comments stay) and new ones are added after
+    the last. A link is written through (the link stays) and the file keeps its mode; the write
+    is atomic. Where the file holds controls in a form this cannot edit line by line (an inline
+    or dotted table, a header inside a string), or the result would not read back as the same
+    settings with the new map, nothing is written: a SettingsError gives the lines to add."""
     from .files import atomic_write_bytes
 
     path = path or config_path()
-    _tables(path)                                   # a file that is not TOML is not written over
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    kept, inside = [], False
-    for line in lines:
-        header = line.strip().startswith("[")
-        if header:
-            inside = line.strip().split("#")[0].strip() == "[controls]"
-        if not inside:
-            kept.append(line)
-    while kept and not kept[-1].strip():
-        kept.pop()
-    table = ["[controls]"] + [f"{name} = {value}" if isinstance(value, int) else f'{name} = "{value}"'
-                              for name, value in controls.items()]
-    text = "\n".join(kept + ([""] if kept else []) + table) + "\n"
-    tomllib.loads(text)                             # what is written reads back
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, text.encode("utf-8"))
+    target, text = _edited(path, controls)
+    atomic_write_bytes(target, text.encode("utf-8"))
     return path
+
+
+def _edited(path: Path, controls: dict[str, object]) -> tuple[Path, str]:
+    """The file to write and its new text, checked to read back as the file's settings with
+    ``controls`` as its [controls]."""
+    target = _target(path)
+    document = _tables(target) or {}                # a file that is not TOML is not written over
+    edited = _edit_controls(_text(target) or "", controls, "controls" in document)
+    try:
+        same = edited is not None and tomllib.loads(edited) == {**document, "controls": dict(controls)}
+    except tomllib.TOMLDecodeError:
+        same = False
+    if not same:
+        raise SettingsError(f"the config file {path} holds its controls in a form livecomp does not rewrite; put "
+                            f"these lines in place of them yourself:\n{controls_table(controls)}")
+    return target, edited
+
+
+def _target(path: Path) -> Path:
+    """The file a config path names, through any links (so that writing keeps the link)."""
+    return path.resolve() if path.is_symlink() else path
+
+
+_HEADER = re.compile(r"^\s*\[\s*controls\s*\]\s*(#.*)?$")
+_ENTRY = re.compile(r"^(\s*)([A-Za-z0-9_-]+)(\s*=\s*)(\d+|\"[^\"#]*\"|'[^'#]*')(\s*(#.*)?)$")
+
+
+def _edit_controls(text: str, controls: dict[str, object], has_table: bool) -> str | None:
+    """``text`` with its ``[controls]`` table set to ``controls`` line by line, or with one
+    added at the end where it has none; None where its header is not one line of its own."""
+    lines = text.splitlines()
+    headers = [i for i, line in enumerate(lines) if _HEADER.match(line)] if has_table else []
+    rendered = {name: (str(value) if isinstance(value, int) else f'"{value}"') for name, value in controls.items()}
+    if not has_table:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return "\n".join(lines + ([""] if lines else []) + controls_table(controls).splitlines()) + "\n"
+    if len(headers) != 1:
+        return None
+    start = headers[0] + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    done, last = set(), headers[0]
+    for i in range(start, end):
+        entry = _ENTRY.match(lines[i])
+        if entry and entry.group(2) in rendered:
+            indent, name, equals, _, comment = entry.group(1, 2, 3, 4, 5)
+            lines[i] = f"{indent}{name}{equals}{rendered[name]}{comment}"
+            done.add(name)
+        if lines[i].strip():
+            last = i
+    added = [f"{name} = {value}" for name, value in rendered.items() if name not in done]
+    lines[last + 1:last + 1] = added
+    return "\n".join(lines) + "\n"

@@ -177,7 +177,15 @@ def test_learn_maps_each_control_by_moving_it_and_keeps_the_map_in_the_config_fi
         for message in moves:
             keys.send(message)
             time.sleep(0.1)
-        time.sleep(3.0)                                         # next and previous wait 1 s each and are kept
+        time.sleep(1.5)                                         # next waits 1 s and is kept
+        for _ in range(2):                                      # previous: pressed twice, the second press
+            keys.send([0xB0, 77, 127])                          # still learning's, not a model switch
+            time.sleep(0.05)
+        time.sleep(1.5)
+        keys.send([0x90, 60, 90])                               # a note: the session acts on what it heard
+        time.sleep(0.2)
+        keys.send([0x80, 60, 0])
+        time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGINT)
 
     playing = threading.Thread(target=player)
@@ -187,7 +195,8 @@ def test_learn_maps_each_control_by_moving_it_and_keeps_the_map_in_the_config_fi
     playing.join()
     assert result.exit_code == 0, result.output
     assert read_controls(config) == {"temperature": 70, "bars": 71, "silence": 72, "mode": 73, "mute": 74,
-                                     "panic": 75}
+                                     "panic": 75, "previous": 77}
     assert config.read_text().startswith("# my keyboard\n[listen]")
     assert "learn: next kept" in result.output and "controls kept in" in result.output
+    assert "model:" not in result.output, result.output
     assert "stopped: 0 answers" in result.output

@@ -80,3 +80,81 @@ def test_ports_marks_the_ports_the_config_file_names(tmp_path, jack_relaxed):
     marked = [line for line in result.output.splitlines() if "(config file)" in line]
     assert len(marked) == 2 and "Keystation-49:keys" in marked[0] and "--in" in marked[0], result.output
     assert "FLUID-Synth:sound" in marked[1] and "--out" in marked[1], result.output
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda path: os.mkfifo(path), "is not a regular file"),
+    (lambda path: path.write_text("# " + "x" * (2 << 20) + "\n"), "is larger than 1 MiB"),
+    (lambda path: path.mkdir(), "is not a regular file"),
+], ids=["fifo", "huge", "folder"])
+def test_a_config_file_that_is_not_a_page_of_settings_is_refused_without_reading_it_all(tmp_path, make, words):
+    """A FIFO would block the read for ever and /dev/zero would fill the memory: refused at once."""
+    import subprocess
+
+    config = tmp_path / "config.toml"
+    make(config)
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "LIVECOMP_CONFIG": str(config)})
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and str(config) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    (tmp_path / "config.toml").write_text("\ufeff" + PORTS + 'bpm = "999"\n', encoding="utf-8")
+    result = runner.invoke(app, ["listen"], env={"LIVECOMP_CONFIG": str(tmp_path / "config.toml")})
+    assert result.exit_code == 1 and "--bpm must be between 20 and 400, not 999" in result.output
+
+
+LEARNED = {"temperature": 20, "bars": 21}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('# mine\n[listen]\nin = "x"\n\n[controls]\n# my knobs\ntemperature = 16  # the big one\nmute = "off"\n\n'
+     '[presets.folk]\nmodel = "folk"\n',
+     '# mine\n[listen]\nin = "x"\n\n[controls]\n# my knobs\ntemperature = 20  # the big one\nmute = "off"\n'
+     'bars = 21\n\n[presets.folk]\nmodel = "folk"\n'),
+    ('[ controls ]  # spaced\ntemperature = 16\n', '[ controls ]  # spaced\ntemperature = 20\nbars = 21\n'),
+    ('[listen]\nin = """\n[controls]\n"""\n', '[listen]\nin = """\n[controls]\n"""\n\n[controls]\ntemperature = 20\nbars = 21\n'),
+    ('controls = {temperature = 16}\n', None),
+    ('controls.temperature = 16\n', None),
+], ids=["comments-kept", "spaced-header", "header-in-a-string", "inline-table", "dotted-keys"])
+def test_learned_controls_are_written_line_by_line_or_not_at_all(tmp_path, text, expected):
+    """Every TOML form of a [controls] table: edited in its own lines, comments kept, or, where
+    that cannot be done, the file left as it was and the lines to write given."""
+    from livecomp.settings import SettingsError, controls_problem, read_controls, write_controls
+
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    if expected is None:
+        assert "inline or dotted" in controls_problem(config)
+        with pytest.raises(SettingsError, match="temperature = 20"):
+            write_controls({**read_controls(config), **LEARNED}, config)
+        assert config.read_text() == text
+    else:
+        assert controls_problem(config) is None
+        write_controls({**read_controls(config), **LEARNED}, config)
+        assert config.read_text() == expected
+
+
+def test_learned_controls_are_written_through_a_link_and_keep_the_files_mode(tmp_path):
+    from livecomp.settings import read_controls, write_controls
+
+    real = tmp_path / "dotfiles" / "livecomp.toml"
+    real.parent.mkdir()
+    real.write_text('[listen]\nin = "x"\n')
+    real.chmod(0o640)
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    write_controls(LEARNED, link)
+    assert link.is_symlink() and read_controls(real) == LEARNED
+    assert real.stat().st_mode & 0o777 == 0o640
+
+
+def test_learn_with_a_config_file_that_cannot_be_written_stops_before_the_round(tmp_path):
+    """Found before the musician moves a control, not after the whole round."""
+    (tmp_path / "file.txt").write_text("a file of the user's own\n")
+    result = runner.invoke(app, ["listen", "--in", "x", "--out", "y", "--learn"],
+                           env={"LIVECOMP_CONFIG": str(tmp_path / "file.txt" / "config.toml")})
+    assert result.exit_code == 1, result.output
+    assert "--learn keeps the map in the config file, which cannot be written" in result.output
+    assert "is a file, not a folder" in result.output and "learn: move" not in result.output

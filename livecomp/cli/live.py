@@ -97,7 +97,7 @@ def listen(
     from ..models import find_model, shipped_models
     from ..ports import PortError, default_api
     from ..session import Session
-    from ..settings import SettingsError, read_controls, write_controls
+    from ..settings import SettingsError, controls_problem, controls_table, read_controls, write_controls
     from ..view import say
 
     try:
@@ -125,6 +125,8 @@ def listen(
                        click_channel=click_channel - 1, realtime=rt, thru=thru or thru_channel is not None,
                        thru_channel=thru_channel - 1 if thru_channel is not None else None)
     check_outputs(("--record", record), replace=False)
+    if learn and controls_problem():
+        fail(f"--learn keeps the map in the config file, which cannot be written: {controls_problem()}")
     engine = _engine(model, provider)
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
@@ -141,10 +143,16 @@ def listen(
         try:
             table = {**read_controls(), **learned}
             session.live.controls = Controls(controls_from(table, end_cc))
-            typer.echo(f"controls kept in {write_controls(table)}")
-        except (ControlsError, SettingsError, OSError) as exc:
+        except (ControlsError, SettingsError) as exc:
             session.close()
-            fail(f"the controls learned cannot be kept: {exc}")
+            fail(f"the controls learned cannot be used: {exc}")
+        try:
+            typer.echo(f"controls kept in {write_controls(table)}")
+        except (SettingsError, OSError) as exc:                # played with all the same, and shown to keep
+            reason = str(exc) if isinstance(exc, SettingsError) else f"cannot write the config file ({exc.strerror or exc})"
+            typer.echo(f"the controls learned are used in this session but not kept: {reason}"
+                       + ("" if "\n[controls]" in reason else f"; its [controls] would be:\n{controls_table(table)}"),
+                       err=True)
     session.run()
     typer.echo("\n" + session.summary())
     recorded = session.live.recorded
