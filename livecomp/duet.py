@@ -19,7 +19,7 @@ from .engine import Engine
 from .frames import Event
 from .midi import is_note, is_note_on, track
 from .performer import PerformerConfig
-from .roll import LOW_KEY, N_KEYS
+from .roll import LOW_KEY, MAX_STEPS, N_KEYS
 from .scheduler import Rehearsal
 from .score import DEFAULT_TEMPO_US, MidiFileError, open_midi, usable
 
@@ -37,30 +37,44 @@ def read_performance(path: str | Path | mido.MidiFile) -> tuple[list[tuple[float
         MidiFileError: the file cannot be read, or has no note on the piano to answer."""
     mid = path if isinstance(path, mido.MidiFile) else open_midi(Path(path))
     path = getattr(mid, "filename", None) or path
+    if mid.ticks_per_beat < 0:
+        raise MidiFileError(f"{path} uses SMPTE time division, which livecomp does not read.")
+    if mid.ticks_per_beat == 0:
+        raise MidiFileError(f"{path} says a beat has 0 ticks: its header is damaged.")
+    events = []                                         # (tick, track, index, message): every type of file,
+    for track_no, messages in enumerate(mid.tracks):    # in read_midi's order
+        tick = 0
+        for index, msg in enumerate(messages):
+            tick += msg.time
+            events.append((tick, track_no, index, msg))
+    events.sort(key=lambda e: e[:3])
+    last_tick = events[-1][0] if events else 0
+    if last_tick > MAX_STEPS // 4 * mid.ticks_per_beat:
+        raise MidiFileError(f"{path} lasts {last_tick / mid.ticks_per_beat:,.0f} beats, more than "
+                            f"{MAX_STEPS // 4:,}: its timing is damaged.")
     tempo, meter = None, None
-    timed, meters, now = [], [], 0.0
+    timed, meters, now, at, us = [], [], 0.0, 0, DEFAULT_TEMPO_US
     later_meters, later_tempos = [], []
-    try:
-        for msg in mid:                                 # mido turns ticks into seconds with the tempo map
-            now += msg.time
-            if msg.type in ("set_tempo", "time_signature") and not usable(msg):
-                continue
-            if msg.type == "set_tempo":
-                if tempo is None:
-                    tempo = msg.tempo
-                elif msg.tempo != tempo and now > 0:
-                    later_tempos.append(now)
-            elif msg.type == "time_signature":
-                if meter is None:
-                    meter = (msg.numerator, msg.denominator)
-                elif (msg.numerator, msg.denominator) != meter and now > 0:
-                    later_meters.append((now, f"{msg.numerator}/{msg.denominator}"))
-                meters.append((now, msg))
-            elif not msg.is_meta and msg.type in ("note_on", "note_off", "control_change") and \
-                    getattr(msg, "channel", 0) != 9:
-                timed.append((now, msg))
-    except (ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
-        raise MidiFileError(f"{path} is not a readable MIDI file ({exc}).") from None
+    for tick, _, _, msg in events:                      # ticks into seconds with the usable tempos only
+        now += (tick - at) * us / 1e6 / mid.ticks_per_beat
+        at = tick
+        if msg.type in ("set_tempo", "time_signature") and not usable(msg):
+            continue
+        if msg.type == "set_tempo":
+            us = msg.tempo
+            if tempo is None:
+                tempo = msg.tempo
+            elif msg.tempo != tempo and now > 0:
+                later_tempos.append(now)
+        elif msg.type == "time_signature":
+            if meter is None:
+                meter = (msg.numerator, msg.denominator)
+            elif (msg.numerator, msg.denominator) != meter and now > 0:
+                later_meters.append((now, f"{msg.numerator}/{msg.denominator}"))
+            meters.append((now, msg))
+        elif not msg.is_meta and msg.type in ("note_on", "note_off", "control_change") and \
+                getattr(msg, "channel", 0) != 9:
+            timed.append((now, msg))
     onsets = [m for _, m in timed if m.type == "note_on" and m.velocity > 0]
     if not onsets:
         raise MidiFileError(f"{path} has no notes to answer.")

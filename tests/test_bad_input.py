@@ -42,6 +42,26 @@ def zero_tempo(folder: Path) -> None:
     meta_midi(folder / "zero-tempo.mid", mido.MetaMessage("set_tempo", tempo=0))
 
 
+def smpte(folder: Path) -> None:
+    raw = bytearray((NOTTINGHAM / "ashover1.mid").read_bytes())
+    raw[12:14] = b"\xe7\x28"                             # 25 frames a second, 40 ticks a frame
+    (folder / "smpte.mid").write_bytes(bytes(raw))
+
+
+def endless_note(folder: Path) -> None:
+    """1 tick a beat, one note of 0x0FFFFFFF ticks: 268 million beats."""
+    make_midi(folder / "endless.mid", note(60, 0, 0x0FFFFFFF), ticks_per_beat=1)
+
+
+def type_2(folder: Path) -> None:
+    mid = mido.MidiFile(type=2, ticks_per_beat=480)
+    for first in (60, 67):
+        events = [e for i in range(4) for e in note(first + i, i * 480, i * 480 + 400)]
+        mid.tracks.append(mido.MidiTrack(m.copy(time=t - prev) for (t, m), prev in
+                                         zip(events, [0] + [t for t, _ in events[:-1]])))
+    mid.save(folder / "type2.mid")
+
+
 def meter_change(folder: Path) -> None:
     events = [(0, mido.MetaMessage("time_signature", numerator=4, denominator=4)),
               (480 * 8, mido.MetaMessage("time_signature", numerator=7, denominator=8))]
@@ -131,6 +151,11 @@ CASES = [
      ["d.mid"]),
     ("duet-zero-tempo", [zero_tempo], ["duet", "zero-tempo.mid", "--model", "basic", "--out", "d.mid"], 0, "",
      ["d.mid"]),
+    ("duet-smpte", [smpte], ["duet", "smpte.mid", "--model", "basic", "--out", "d.mid"], 1, "SMPTE", []),
+    ("roll-smpte", [smpte], ["roll", "smpte.mid"], 1, "SMPTE", []),
+    ("duet-endless-note", [endless_note], ["duet", "endless.mid", "--model", "basic", "--out", "d.mid"], 1,
+     "its timing is damaged", []),
+    ("duet-type-2", [type_2], ["duet", "type2.mid", "--model", "basic", "--out", "d.mid"], 0, "", ["d.mid"]),
     ("duet-meter-change", [meter_change], ["duet", "meters.mid", "--model", "basic", "--out", "d.mid"], 0,
      "meter changes", ["d.mid"]),
     ("duet-outside-the-piano", [outside_piano], ["duet", "outside.mid", "--model", "basic", "--out", "d.mid"], 1,
@@ -198,3 +223,14 @@ def test_bad_input_is_one_sentence_and_costs_nothing(tmp_path, case):
         assert len(lines) == 1, result.stderr                   # one sentence of livecomp's own
     after = tree(tmp_path)
     assert {k: v for k, v in after.items() if k not in outputs} == before
+
+
+def test_duet_reads_a_file_with_a_tempo_of_0_as_roll_does(tmp_path):
+    """The event no music can have is left out before the times are worked out: the call keeps
+    its 120 bpm and is answered."""
+    zero_tempo(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "duet", "zero-tempo.mid", "--model", "basic",
+                             "--out", "d.mid", "--silence-beats", "1"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "1 answer," in result.stdout and "at 120 bpm" in result.stdout, result.stdout

@@ -191,7 +191,9 @@ def duet(
     for line in result.told:
         typer.echo(f"note: {line}.", err=True)
     notes = sum(e.kind == "on" for e in result.events)
-    typer.echo(f"{engine.name} ({engine.architecture}): {len(result.answers)} answers, {notes} notes, at "
+    answers = len(result.answers)
+    typer.echo(f"{engine.name} ({engine.architecture}): {answers} answer{'s' * (answers != 1)}, "
+               f"{notes} note{'s' * (notes != 1)}, at "
                f"{result.grid.bpm:g} bpm in {result.grid.beats_per_bar} beats a bar")
     typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
     if wav is not None:
