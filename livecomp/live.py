@@ -145,8 +145,8 @@ class Live:
         """The input callback: timestamp and queue, never block. MIDI clock travels through the
         same queue, so only the step loop touches the clock follower. With ``thru`` a note or the
         pedal also goes straight to the output, ahead of the step loop."""
-        if midi.is_system(message) and self.follower is None:
-            return
+        if midi.is_system(message) and self.follower is None or not midi.well_formed(message):
+            return                                        # a broken message is not passed on either
         if self.thru is not None:
             self.thru.pass_on(message)
         self.clock.put((t, message))
@@ -335,6 +335,8 @@ class Live:
                 t, message = self.clock.get(max(deadline - self.now(), 0.0))
             except queue.Empty:
                 return None
+            if not midi.well_formed(message):
+                continue                                  # a broken message holds nothing down
             if midi.is_system(message):
                 moved = self.follower.feed(message, t) if self.follower is not None else None
                 if moved is not None:

@@ -38,6 +38,17 @@ def is_system(message: list[int]) -> bool:
     return bool(message) and message[0] >= SYSEX
 
 
+def well_formed(message: list[int]) -> bool:
+    """Whether a message is one MIDI can carry: a system message, or a channel message of its
+    length whose data bytes are below 128 (``B0 40 C8``, a pedal "at 200", is not)."""
+    if not message or not 0x80 <= message[0] <= 0xFF:
+        return False
+    if is_system(message):
+        return True
+    size = 2 if kind(message) in (PROGRAM, 0xD0) else 3
+    return len(message) == size and all(0 <= b < 0x80 for b in message[1:])
+
+
 def is_note_on(message: list[int]) -> bool:
     """A note-on with a velocity (velocity 0 is a note-off)."""
     return kind(message) == NOTE_ON and len(message) > 2 and message[2] > 0

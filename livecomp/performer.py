@@ -33,7 +33,7 @@ import numpy as np
 
 from .engine import Engine, State
 from .frames import Event, FrameBuilder, NoteTracker
-from .midi import SUSTAIN, is_control, is_note, is_note_on
+from .midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
 from .musicality import FIT_WEIGHT_NATS, CallStyle
 from .roll import N_KEYS, OFF, STRUCK, onsets_of
 
@@ -146,7 +146,9 @@ class Performer:
     def hear(self, step: int, message: list[int], end_cc: int | None = None) -> None:
         """One message the musician sent (raw bytes) on ``step``: a note, the sustain pedal, or
         ``end_cc`` (``--end-cc``: a controller at 64 or more ends the call at once). Anything
-        else is not for the performer."""
+        else is not for the performer, nor are drum notes (channel 10), which the rolls leave out."""
+        if is_note(message) and channel(message) == DRUMS:
+            return
         if is_note_on(message):
             self.note_on(step, message[1], message[2])
         elif is_note(message):

@@ -11,6 +11,7 @@ from pathlib import Path
 import mido
 import pytest
 
+from livecomp.duet import read_performance
 from livecomp.roll import midi_to_roll
 from livecomp.score import MidiFileError
 
@@ -82,6 +83,7 @@ def test_random_and_damaged_midi_files_are_read_or_refused_in_one_sentence(tmp_p
                 roll.summary()
                 roll.bar_starts()
                 read += 1
+                read_performance(path)                  # duet's reader takes what roll's does
             except MidiFileError as exc:
                 message = str(exc)
                 assert str(path) in message and "\n" not in message, message
@@ -105,3 +107,46 @@ def test_a_meter_of_no_beats_or_a_tempo_of_zero_is_ignored_and_counted(tmp_path:
     assert roll.report.ignored_meta == (numerator == 0) + (tempo == 0)
     assert roll.meter_at(0)[0] > 0 and roll.tempos[0][1] > 0
     assert len(roll.bar_starts()) == 2                                 # 8 beats of 4/4
+
+
+def junk(rng: random.Random) -> list[int]:
+    """What a broken cable, a cheap interface or a confused program sends: data bytes over 127,
+    messages cut short or too long, lone data bytes, SysEx, active sensing, drum notes."""
+    status = rng.choice([0x80, 0x90, 0xB0, 0xC0, 0xD0, 0xE0]) | rng.randrange(16)
+    return rng.choice([
+        [status, rng.randrange(128, 256), rng.randrange(256)],
+        [status, rng.randrange(128), rng.randrange(128, 256)],
+        [status], [status, rng.randrange(128)] if status < 0xC0 or status >= 0xE0 else [status],
+        [rng.randrange(128) for _ in range(rng.randint(0, 3))],
+        [0xF0, *(rng.randrange(128) for _ in range(rng.randint(0, 40))), 0xF7],
+        [0xFE], [0xF4], [0xFF],
+        [0x99, rng.randrange(128), rng.randrange(1, 128)],
+    ])
+
+
+def test_junk_on_the_input_holds_no_call_open_and_raises_nothing():
+    """Thirty sessions of the live loop on simulated time, each a bar's arpeggio with 200 junk
+    messages strewn through it and after it: each call is answered on bar 3, as without them."""
+    from livecomp import midi
+    from livecomp.engine import Engine
+    from livecomp.live import Live, LiveConfig
+    from livecomp.models import shipped_models
+    from livecomp.performer import PerformerConfig
+    from livecomp.scheduler import Rehearsal
+
+    if "basic" not in shipped_models():
+        pytest.skip("needs the shipped basic model")
+    engine = Engine(shipped_models()["basic"], provider="cpu")
+    rng = random.Random(20261206)
+    step = 60 / 240 / 4
+    for trial in range(30):
+        call = [(1.0 + 2 * i * step, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]
+        messages = [(t, midi.note_on(0, p, 90)) for t, p in call] + [(t + step, midi.note_off(0, p)) for t, p in call]
+        messages += [(1.0 + rng.uniform(-0.1, 48 * step), junk(rng)) for _ in range(200)]
+        rehearsal = Rehearsal(sorted(messages, key=lambda m: m[0]))
+        loop = Live(engine, PerformerConfig(seed=trial, bars=1, silence_beats=1, candidates=1),
+                    LiveConfig(bpm=240.0, status=False, realtime=False, origin=1.0), send=lambda m: None,
+                    log=lambda s: None, clock=rehearsal)
+        rehearsal.call_at(1.0 + 64 * step, loop.stopping.set)
+        loop.run()
+        assert loop.performer.planned[:1] == [(32, 48)], (trial, loop.performer.planned)

@@ -249,3 +249,20 @@ def test_a_loop_held_up_for_a_second_still_hears_the_call_on_its_own_steps(engin
     loop.run()
     assert [n for n, _ in heard] == sorted(n for n, _ in heard) and heard[-1] == (15, 55), heard
     assert loop.performer.planned[0] == (32, 48)
+
+
+@pytest.mark.parametrize("junk", [[0xB0, 64, 200], [0x99, 36, 100]], ids=["sustain-at-200", "drum-note-held"])
+def test_a_broken_pedal_or_a_held_drum_note_does_not_silence_livecomp(engine, junk):
+    """A sustain message with a data byte over 127 is no pedal, and a drum note (channel 10,
+    left out of every roll) holds no call open: the arpeggio is still answered on bar 3."""
+    step = 60 / 240 / 4
+    call = [(1.0 + s * step, p) for s, p in ARPEGGIO]
+    messages = [(0.99, junk)] + [(t, midi.note_on(0, p, 90)) for t, p in call] + \
+        [(t + step, midi.note_off(0, p)) for t, p in call]
+    rehearsal = Rehearsal(messages)
+    loop = Live(engine, PerformerConfig(seed=1, bars=1, silence_beats=1, candidates=1),
+                LiveConfig(bpm=240.0, status=False, realtime=False, origin=1.0), send=lambda m: None,
+                log=lambda s: None, clock=rehearsal)
+    rehearsal.call_at(1.0 + 64 * step, loop.stopping.set)
+    loop.run()
+    assert loop.performer.planned and loop.performer.planned[0] == (32, 48), loop.performer.planned
