@@ -112,6 +112,10 @@ def model_with(**changes):
     return make
 
 
+def deep_json(folder: Path) -> None:
+    (folder / "corpus.json").write_text("[" * 100000 + "]" * 100000)
+
+
 def corpus_with(sequences):
     def make(folder: Path) -> None:
         (folder / "corpus.json").write_text(json.dumps({"train": sequences, "valid": sequences, "test": []}))
@@ -195,6 +199,12 @@ CASES = [
      "not a MIDI pitch", []),
     ("train-corpus-pitch-fraction", [corpus_with([[[60.5]] * 80])], ["train", "--data", "corpus.json", "--out", "r"],
      1, "not a MIDI pitch", []),
+    ("train-corpus-pitch-nan", [corpus_with([[[60, float("nan")]] * 80])],
+     ["train", "--data", "corpus.json", "--out", "r"], 1, "nan is not a MIDI pitch", []),
+    ("eval-corpus-pitch-infinity", [corpus_with([[[60, float("inf")]] * 80])],
+     ["eval", str(MODEL), "--data", "corpus.json"], 1, "inf is not a MIDI pitch", []),
+    ("train-corpus-nested-deep", [deep_json], ["train", "--data", "corpus.json", "--out", "r"], 1,
+     "nests its lists deeper", []),
     ("eval-other-grid", [], ["eval", str(ROOT / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
 ]
 

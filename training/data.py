@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -112,7 +113,8 @@ def rolls_from_pitch_lists(sequences: list, steps_per_beat: int) -> list[PianoRo
         on = np.zeros((len(seq), N_KEYS), bool)
         for t, step in enumerate(seq):
             for pitch in step:
-                if isinstance(pitch, bool) or not isinstance(pitch, (int, float)) or pitch != int(pitch):
+                if isinstance(pitch, bool) or not isinstance(pitch, (int, float)) or not math.isfinite(pitch) \
+                        or pitch != int(pitch):
                     raise CorpusError(f"sequence {n}, step {t}: {pitch!r} is not a MIDI pitch (a whole number).")
                 key = int(pitch) - LOW_KEY
                 if not 0 <= key < N_KEYS:
@@ -150,6 +152,8 @@ def load_benchmark(source: str | Path, steps_per_beat: int | None = None) -> Cor
         raise CorpusError(f"{path} does not exist.") from None
     except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise CorpusError(f"{path} is not a piano-roll JSON file ({exc}).") from None
+    except RecursionError:
+        raise CorpusError(f"{path} nests its lists deeper than a piano roll does (train, sequence, step, pitch).") from None
     if not isinstance(data, dict) or not data.get("train"):
         raise CorpusError(f"{path} has no 'train' split: expected {{\"train\": [...], \"valid\": [...], \"test\": [...]}}.")
     splits = {}
