@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ModelError, read_model_json
+from .models import ModelError, plain, read_model_json
 from .roll import N_KEYS
 from .scores import Tally, batches
 
@@ -88,7 +88,7 @@ class Engine:
     def __init__(self, folder: str | Path, provider: str = "auto", threads: int = 1, job: str = "live"):
         self.folder = Path(folder)
         self.info = read_model_json(self.folder)
-        self.name = self.info["name"]
+        self.name = plain(self.info["name"])      # untrusted text: no escape codes
         self.architecture = self.info["architecture"]
         self.key_states = int(self.info["key_states"])
         self.steps_per_beat = int(self.info["steps_per_beat"])

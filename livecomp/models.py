@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import unicodedata
 from pathlib import Path
 
 FORMAT = 1
@@ -53,6 +55,9 @@ def read_model_json(folder: Path) -> dict:
                 not isinstance(entry.get("sha256"), str):
             raise ModelError(f"{folder / 'model.json'} names no {role} graph.")
         path = folder / entry["path"]
+        if Path(entry["path"]).is_absolute() or not path.resolve().is_relative_to(folder.resolve()):
+            raise ModelError(f"{folder / 'model.json'}: the {role} graph's path {plain(entry['path'])!r} leads out of "
+                             f"the model folder; a model's files lie in its folder.")
         if not path.is_file():
             raise ModelError(f"{path} is missing.")
         try:
@@ -78,6 +83,9 @@ def _check_values(info: dict, where: Path) -> None:
     if not isinstance(info["name"], str):
         raise ModelError(f"{where}: name must be text, not {info['name']!r}.")
     whole("key_states", 2, 3)
+    if info.get("low_key", 21) != 21 or info.get("n_keys", 88) != 88:
+        raise ModelError(f"{where}: low_key {info.get('low_key')!r} and n_keys {info.get('n_keys')!r} must be 21 "
+                         f"and 88: livecomp plays the piano's 88 keys from A0.")
     spb, bpb = whole("steps_per_beat", 1, 96), whole("beats_per_bar", 1, 32)
     if whole("steps_per_bar", 1, 96 * 32) != spb * bpb:
         raise ModelError(f"{where}: steps_per_bar {info['steps_per_bar']} is not steps_per_beat x beats_per_bar "
@@ -124,32 +132,55 @@ def find_model(name_or_path: str | Path | None = None) -> Path:
     raise ModelError(f"no model folder or shipped model named {name!r} (shipped: {known}).")
 
 
+def plain(value) -> str:
+    """Text from a model folder (untrusted) as it may reach a terminal: control characters, and
+    with them any escape sequence, shown as "?"."""
+    return "".join("?" if unicodedata.category(c)[0] == "C" else c for c in str(value))
+
+
+def _table(info: dict, key: str) -> dict:
+    value = info.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def card(folder: Path) -> list[str]:
     """What a musician choosing a model wants to know, from its model.json, a line each: what it
-    is, what it learnt from (and the data's licence), its grid, its size, and its figures."""
+    is, what it learnt from (and the data's licence), its grid, its size, and its figures. The
+    descriptive fields are taken only where they have the type they should, and shown plain."""
     info = read_model_json(folder)
-    training = info.get("training") or {}
+    training = _table(info, "training")
     spb, bpb = info["steps_per_beat"], info["beats_per_bar"]
-    lines = [f"{info['name']}: {info['architecture']}, {spb} step{'s' * (spb != 1)} a beat, "
+    lines = [f"{plain(info['name'])}: {info['architecture']}, {spb} step{'s' * (spb != 1)} a beat, "
              f"{bpb} beat{'s' * (bpb != 1)} a bar"
              + (f", the mean of {info['ensemble']} runs" if isinstance(info.get("ensemble"), int) else "")
-             + (f", {info['parameters']:,} parameters" if isinstance(info.get("parameters"), int) else "")
-             + f" ({folder})"]
-    if training.get("corpus"):
-        lines.append(f"  learnt from {training['corpus']}"
-                     + (f" ({training['corpus_licence']})" if training.get("corpus_licence") else ""))
-    for corpus, figures in (info.get("metrics") or {}).items():
-        if isinstance(figures, dict) and "nll" in figures:
-            lines.append(f"  test NLL {figures['nll']:.3f} nats a frame on {corpus} ({figures.get('frames', '?')} frames)")
-    musicality = info.get("musicality") or {}
-    answers = {k: v for k, v in musicality.items() if isinstance(v, dict) and "key" in v and "real" in v}
+             + (f", {info['parameters']:,} parameters" if isinstance(info.get("parameters"), int)
+                and not isinstance(info.get("parameters"), bool) else "")
+             + f" ({plain(folder)})"]
+    if isinstance(training.get("corpus"), str) and training["corpus"]:
+        licence = training.get("corpus_licence")
+        lines.append(f"  learnt from {plain(training['corpus'])}"
+                     + (f" ({plain(licence)})" if isinstance(licence, str) and licence else ""))
+    for corpus, figures in _table(info, "metrics").items():
+        if isinstance(figures, dict) and _number(figures.get("nll")):
+            frames = figures.get("frames")
+            lines.append(f"  test NLL {figures['nll']:.3f} nats a frame on {plain(corpus)} "
+                         f"({frames if isinstance(frames, int) else '?'} frames)")
+    musicality = _table(info, "musicality")
+    measures = ("key", "rhythm", "density", "register")
+    answers = {k: v for k, v in musicality.items() if isinstance(v, dict) and isinstance(v.get("real"), dict)
+               and all(_number(v.get(m)) and _number(v["real"].get(m)) for m in measures)}
     if answers:
-        lines.append(f"  its answers to calls from each corpus ({musicality.get('bench', 'bench/musicality.py')}), the "
+        bench = musicality.get("bench")
+        lines.append(f"  its answers to calls from each corpus ({plain(bench) if isinstance(bench, str) else 'bench/musicality.py'}), the "
                      f"composers' own next bars in brackets: key and rhythm agree with the call (1: the same), "
                      f"density in the call's notes a bar, register in semitones from the call's")
         for corpus, m in answers.items():
             real = m["real"]
-            lines.append(f"    {corpus:<14} key {m['key']:.2f} ({real['key']:.2f})  rhythm {m['rhythm']:.2f} "
+            lines.append(f"    {plain(corpus):<14} key {m['key']:.2f} ({real['key']:.2f})  rhythm {m['rhythm']:.2f} "
                          f"({real['rhythm']:.2f})  density {m['density']:.2f} ({real['density']:.2f})  "
                          f"register {m['register']:.1f} ({real['register']:.1f})")
     return lines

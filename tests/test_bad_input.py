@@ -116,6 +116,18 @@ def deep_json(folder: Path) -> None:
     (folder / "corpus.json").write_text("[" * 100000 + "]" * 100000)
 
 
+def graph_at(path: str):
+    """A model folder whose encode graph's path leads elsewhere, with that file's sha256."""
+    def make(folder: Path) -> None:
+        import hashlib
+        shutil.copytree(MODEL, folder / "model")
+        info = json.loads((folder / "model" / "model.json").read_text())
+        target = (folder / "model" / path) if not Path(path).is_absolute() else Path(path)
+        info["files"]["encode"] = {"path": path, "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
+        (folder / "model" / "model.json").write_text(json.dumps(info))
+    return make
+
+
 def corpus_with(sequences):
     def make(folder: Path) -> None:
         (folder / "corpus.json").write_text(json.dumps({"train": sequences, "valid": sequences, "test": []}))
@@ -183,6 +195,14 @@ CASES = [
      "state", []),
     ("model-unknown-architecture", [model_with(architecture="transformer")],
      ["generate", "--model", "model", "--out", "g.mid"], 1, "transformer", []),
+    ("model-graph-outside-absolute", [graph_at("/etc/hostname")], ["models", "model"], 1,
+     "leads out of the model folder", []),
+    ("model-graph-outside-relative", [a_file, graph_at("../file.txt")], ["models", "model"], 1,
+     "leads out of the model folder", []),
+    ("model-low-key", [model_with(low_key=0)], ["generate", "--model", "model", "--out", "g.mid"], 1,
+     "low_key", []),
+    ("models-card-of-wrong-types", [model_with(musicality=3, training="x", metrics={"x": {"nll": "a"}},
+                                               parameters=True)], ["models", "model"], 0, "", []),
     # training
     ("train-hidden-0", [], ["train", "--hidden", "0", "--out", "r"], 2, "--hidden", []),
     ("train-layers-0", [], ["train", "--layers", "0", "--out", "r"], 2, "--layers", []),
@@ -244,3 +264,12 @@ def test_duet_reads_a_file_with_a_tempo_of_0_as_roll_does(tmp_path):
                             text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert "1 answer," in result.stdout and "at 120 bpm" in result.stdout, result.stdout
+
+
+def test_a_model_name_with_terminal_escape_codes_is_shown_plain(tmp_path):
+    model_with(name="\x1b]0;owned\x07\x1b[2Jred", training={"corpus": "\x1b[31mx", "corpus_licence": "\x9b2J"})(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "models", "model"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\x9b" not in result.stdout
+    assert "?]0;owned??[2Jred" in result.stdout, result.stdout
