@@ -249,3 +249,36 @@ def test_the_printed_recipe_of_a_run_starts_a_run_with_the_same_settings(tmp_pat
     assert recipe[:2] == ["livecomp", "train"]
     livecomp(*recipe[1:], "--quiet", check=True)
     assert json.loads((again / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+
+
+@pytest.mark.parametrize("full_at, kept", [("config.json", None), ("best.pt", None), ("last.pt", "best.pt")],
+                         ids=["at-start", "first-checkpoint", "mid-run"])
+def test_a_disk_that_fills_is_one_sentence_saying_what_is_kept(tmp_path, monkeypatch, full_at, kept):
+    """The disk fills when the run writes ``full_at``: one sentence naming the file; a run that
+    kept no checkpoint leaves no folder behind (a new run may take the same --out), one that
+    kept its best says where it is."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    import livecomp.files as files
+    from livecomp.cli import app
+
+    write = files._write
+
+    def filling(path, data):
+        if path.name == full_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(path, data)
+
+    monkeypatch.setattr(files, "_write", filling)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY,
+                                      "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot write {out / full_at} (No space left on device)" in result.output, result.output
+    assert "Traceback" not in result.output
+    if kept is None:
+        assert not out.exists() and "nothing of it is left" in result.output
+    else:
+        assert (out / kept).is_file() and f"{out / kept}, is kept" in result.output

@@ -55,6 +55,25 @@ def _held_files(folder: Path) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
+def _unwritten(run_dir: Path, exc: OSError, created: bool) -> str:
+    """The sentence for a run that could not write its files, after making sure what it leaves
+    is of use: a run that kept no checkpoint leaves nothing (its folder too, where it made it)."""
+    reason = f"cannot write {exc.filename or run_dir} ({exc.strerror or exc})"
+    kept = [name for name in ("last.pt", "best.pt") if (run_dir / name).is_file()]
+    if not kept:
+        for name in ("config.json", "log.jsonl", "best.json", "best.png"):
+            (run_dir / name).unlink(missing_ok=True)
+        if created:
+            try:
+                run_dir.rmdir()
+            except OSError:
+                pass
+        return f"{reason}; the run kept no checkpoint, so nothing of it is left."
+    if "last.pt" in kept:
+        return f"{reason}; {run_dir / 'last.pt'} is kept: pass --resume {run_dir} once there is room."
+    return f"{reason}; its best checkpoint so far, {run_dir / 'best.pt'}, is kept (it can be exported)."
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -163,9 +182,12 @@ def train(
             if held:
                 fail(f"--out {run_dir} already holds files ({held}); a new run writes its config.json, best.json "
                      f"and checkpoints into a new or empty folder: give another --out.")
+        created = not run_dir.exists()
         best = run_training(cfg, run_dir, resume=resume is not None, progress=not quiet)
     except (CorpusError, TrainingError, CheckpointError) as exc:
         fail(str(exc))
+    except OSError as exc:                      # the disk filled, the folder went: say what is kept
+        fail(_unwritten(run_dir, exc, created))
     if os.environ.get("RANK", "0") == "0":   # under torchrun, one process reports
         if not (run_dir / "best.pt").is_file() or not math.isfinite(best["nll"]):
             fail(f"no validation in {run_dir} reached a finite NLL, so there is no best checkpoint; its last.pt "
