@@ -225,6 +225,8 @@ CASES = [
      ["eval", str(MODEL), "--data", "corpus.json"], 1, "inf is not a MIDI pitch", []),
     ("train-corpus-nested-deep", [deep_json], ["train", "--data", "corpus.json", "--out", "r"], 1,
      "nests its lists deeper", []),
+    ("export-data-of-another-grid", [a_run], ["export", "run", "--data", "jsb", "--out", "m"], 1,
+     "on a grid of 1 step(s) per beat", []),
     ("eval-other-grid", [], ["eval", str(ROOT / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
 ]
 

@@ -258,6 +258,9 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
 
         progress(f"checking onnxruntime against torch on {train_cfg['data']} (validation split)")
         corpus = load_corpus(train_cfg["data"], spb, progress=False)
+        if corpus.steps_per_beat != spb:
+            raise ExportError(f"{train_cfg['data']} is on a grid of {corpus.steps_per_beat} step(s) per beat and "
+                              f"{checkpoint} on {spb}: give --data the corpus it learnt from, on its own grid.")
         valid = corpus.sequences("valid", key_states)
         torch_scores = evaluate(model, valid, accuracy=False)
         onnx_valid = score(engine, valid)
