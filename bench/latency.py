@@ -16,7 +16,9 @@ For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<na
   from DRAM); the floor is
   whichever of compute and bandwidth binds.
 
-    python bench/latency.py [--calls 1000] [--models piano basic]
+    python bench/latency.py [--calls 1000] [--models piano basic FOLDER]
+
+A FOLDER of one's own is timed against the run kept in bench/checkpoints/<its name>.
 """
 
 from __future__ import annotations
@@ -176,8 +178,11 @@ def main() -> None:
     names = args.models or list(models)
     print(f"one thread; {args.calls} calls per figure; times in ms (p50 / p99)")
     for name in names:
+        if name not in models:                    # a model folder of one's own, its run kept in bench/checkpoints
+            models[name] = Path(name)
         engine = Engine(models[name], provider="cpu", threads=1)
-        model, _ = load_model(ROOT / "bench" / "checkpoints" / f"shipped-{name}")
+        kept = ROOT / "bench" / "checkpoints"
+        model, _ = load_model(kept / f"shipped-{name}" if (kept / f"shipped-{name}").is_dir() else kept / Path(name).name)
         macs, read, stored = bar_cost(models[name] / engine.info["files"]["bar"]["path"])
         rates = machine_rates(stored)
         print(f"\n{name} ({engine.architecture}, {engine.steps_per_bar}-step bar, {stored / 1e6:.2f} MB of weights, "

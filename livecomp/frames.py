@@ -1,6 +1,7 @@
 """Notes and frames as the performer hears and plays them: what the musician plays folded into
 one frame of key states per step (``FrameBuilder``), frames turned back into note events
-(``NoteTracker``) and events into frames (``played_frames``).
+(``NoteTracker``) at the loudness the musician shaped (``Dynamics``), and events into frames
+(``played_frames``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,47 @@ class Event:
     velocity: int = 0
 
 
+# Where the musician's own playing says too little (a few notes, no chords), the accents a
+# pianist gives by default: velocity above the mean on the bar line, on the beat, on the half
+# beat and elsewhere, and a chord's top note over the others.
+METRIC_ACCENTS = (8.0, 4.0, 0.0, -4.0)
+TOP_VOICE = 8.0
+PRIOR_NOTES = 4                          # what the defaults weigh, in notes of the musician's own
+MAX_ACCENT = 32.0
+
+
+def metric_class(step: int, steps_per_beat: int, steps_per_bar: int) -> int:
+    """0: on the bar line, 1: on a beat, 2: on a half beat, 3: anywhere else."""
+    if step % steps_per_bar == 0:
+        return 0
+    if step % steps_per_beat == 0:
+        return 1
+    half = steps_per_beat // 2
+    return 2 if half and steps_per_beat % 2 == 0 and step % half == 0 else 3
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """How loud livecomp plays each note: the musician's recent loudness, accented where the
+    musician accents (by place in the bar, and a chord's top note over the others), each
+    accent measured from the musician's own notes and drawn towards a pianist's default where
+    they are few (``FrameBuilder.dynamics_shape``). ``Dynamics(80)`` is one flat loudness."""
+
+    base: int
+    metric: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    top: float = 0.0
+    steps_per_beat: int = 4
+    steps_per_bar: int = 16
+
+    def velocity(self, step: int, top: bool, chord: bool) -> int:
+        """A note struck at grid ``step``; ``top``: the highest of a chord (``chord``: struck
+        with others); a chord's other notes lie under its top by the musician's margin."""
+        v = self.base + self.metric[metric_class(step, self.steps_per_beat, self.steps_per_bar)]
+        if chord:
+            v += self.top / 2 if top else -self.top / 2
+        return int(min(max(round(v), 1), 127))
+
+
 class FrameBuilder:
     """Keys struck, held and sustained, folded into one frame of key states per step."""
 
@@ -34,6 +76,7 @@ class FrameBuilder:
         self.pedal = False
         self.struck: dict[int, set[int]] = {}    # step -> keys struck in its window
         self.velocities: deque[int] = deque(maxlen=16)
+        self.attacks: deque[tuple[int, int, int]] = deque(maxlen=64)   # (step, key, velocity)
 
     def note_on(self, step: int, pitch: int, velocity: int) -> None:
         key = pitch - LOW_KEY
@@ -43,6 +86,7 @@ class FrameBuilder:
         self.down.add(key)
         self.sustained.discard(key)
         self.velocities.append(velocity)
+        self.attacks.append((step, key, velocity))
 
     def note_off(self, step: int, pitch: int) -> None:
         key = pitch - LOW_KEY
@@ -73,12 +117,36 @@ class FrameBuilder:
         """The musician's recent loudness: mean velocity of the last 16 attacks."""
         return int(round(np.mean(self.velocities))) if self.velocities else default
 
+    def dynamics_shape(self, steps_per_beat: int, steps_per_bar: int, default: int = 80) -> Dynamics:
+        """The musician's loudness and accents over the last 64 attacks (``Dynamics``): each
+        accent the mean of the musician's own notes there less the mean of all, weighed with
+        the default accent as if it were PRIOR_NOTES notes more."""
+        base = self.dynamics(default)
+        attacks = list(self.attacks)
+        if not attacks:
+            return Dynamics(base, METRIC_ACCENTS, TOP_VOICE, steps_per_beat, steps_per_bar)
+        mean = float(np.mean([v for _, _, v in attacks]))
+
+        def drawn(values: list[float], prior: float) -> float:
+            accent = (sum(values) + PRIOR_NOTES * prior) / (len(values) + PRIOR_NOTES)
+            return float(min(max(accent, -MAX_ACCENT), MAX_ACCENT))
+
+        by_class: list[list[float]] = [[], [], [], []]
+        chords: dict[int, list[tuple[int, int]]] = {}
+        for step, key, velocity in attacks:
+            by_class[metric_class(step, steps_per_beat, steps_per_bar)].append(velocity - mean)
+            chords.setdefault(step, []).append((key, velocity))
+        margins = [max(chord)[1] - float(np.mean([v for _, v in sorted(chord)[:-1]]))
+                   for chord in chords.values() if len(chord) > 1]
+        metric = tuple(drawn(values, prior) for values, prior in zip(by_class, METRIC_ACCENTS))
+        return Dynamics(base, metric, drawn(margins, TOP_VOICE), steps_per_beat, steps_per_bar)
+
 
 class NoteTracker:
     """Turns a stream of frames into note on/off events, notes carried across calls."""
 
-    def __init__(self, velocity: int):
-        self.velocity = velocity
+    def __init__(self, dynamics: Dynamics | int):
+        self.dynamics = dynamics if isinstance(dynamics, Dynamics) else Dynamics(int(dynamics))
         self.sounding = np.zeros(N_KEYS, bool)
 
     def feed(self, frames: np.ndarray, first_step: int) -> list[Event]:
@@ -89,8 +157,10 @@ class NoteTracker:
             attack = (frame == STRUCK) | (on & ~self.sounding)
             for key in np.flatnonzero(self.sounding & (~on | attack)):
                 events.append(Event(step, "off", int(key) + LOW_KEY))
-            for key in np.flatnonzero(attack):
-                events.append(Event(step, "on", int(key) + LOW_KEY, self.velocity))
+            struck = np.flatnonzero(attack)
+            for key in struck:
+                velocity = self.dynamics.velocity(step, top=key == struck[-1], chord=len(struck) > 1)
+                events.append(Event(step, "on", int(key) + LOW_KEY, velocity))
             self.sounding = on
         return events
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import Engine, State
-from .frames import Event, FrameBuilder, NoteTracker
+from .frames import Dynamics, Event, FrameBuilder, NoteTracker
 from .midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
 from .musicality import FIT_WEIGHT_NATS, CallStyle
 from .roll import N_KEYS, OFF, STRUCK, onsets_of
@@ -204,12 +204,12 @@ class Performer:
             if self.muted:                                  # heard, not played along with
                 self.state = self.engine.advance(frame[None, None], self.state)
                 return []
-            self._duet_tracker = NoteTracker(self.heard.dynamics())
+            self._duet_tracker = NoteTracker(self._dynamics())
             self.answers += 1
         mine = self._duet_next if self._duet_next is not None else np.zeros(N_KEYS, np.uint8)
         both = np.maximum(frame, mine)
         self.state = self.engine.advance(both[None, None], self.state)
-        self._duet_tracker.velocity = self.heard.dynamics()
+        self._duet_tracker.dynamics = self._dynamics()
         frames, _, _ = self.engine.bar(self.state, candidates=self.cfg.candidates,
                                        temperature=self.cfg.temperature, seed=self.rng, steps=1)
         steps = frames[:, 0].astype(np.uint8)                  # (K, 88)
@@ -276,12 +276,16 @@ class Performer:
         style = CallStyle.of(call, self.steps_per_bar, self.call_start)
         self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
                               self.call_start, tentative=early,
-                              tracker=NoteTracker(self.heard.dynamics()))
+                              tracker=NoteTracker(self._dynamics()))
         self.answers += 1
         self.answer_notes = 0
         self.planned.append((start, self.answer.end))
         self.call_start = None
         return self._next_bar()
+
+    def _dynamics(self) -> Dynamics:
+        """How loud to play: as loud as the musician, with the musician's accents."""
+        return self.heard.dynamics_shape(self.steps_per_beat, self.steps_per_bar)
 
     def _answer_state(self, n: int, start: int) -> State:
         """The state the answer starts from.

@@ -129,7 +129,40 @@ def test_a_call_is_answered_on_the_next_bar_line_and_every_note_ends(any_engine)
     # the answer starts on the next bar line, 48, and lasts as long as the call (2 bars)
     assert ons and min(e.step for e in ons) >= 48 and max(e.step for e in events) <= 48 + 32
     assert balanced(events)
-    assert all(e.velocity == 70 for e in ons)                          # the musician's dynamics
+    velocities = [e.velocity for e in ons]                              # the musician's loudness, with a
+    assert abs(np.mean(velocities) - 70) <= 4 and max(velocities) - min(velocities) <= 24   # pianist's accents
+
+
+def test_an_answer_accents_where_the_musician_accents():
+    """A call whose bar lines are struck at 110 and the rest at 60: the answer's notes on its
+    bar lines are louder than its notes on the other beats, and as loud as the call overall."""
+    plays = phrase(0, bars=4)
+    for step, actions in plays.items():
+        plays[step] = [(a[0], a[1], 110 if step % 16 == 0 else 60) if a[0] == "on" else a for a in actions]
+    performer = Performer(EchoEngine(), 16, 4, PerformerConfig(silence_beats=2, seed=1, candidates=1))
+    ons = [e for e in run(performer, 16 * 10, plays).sorted() if e.kind == "on" and e.step >= 64]
+    lines = [e.velocity for e in ons if e.step % 16 == 0]
+    beats = [e.velocity for e in ons if e.step % 16 and e.step % 4 == 0]
+    assert lines and beats and np.mean(lines) - np.mean(beats) >= 20, (lines, beats)
+    assert abs(np.mean(lines + beats) - np.mean([110] * 4 + [60] * 28)) <= 15
+
+
+def test_the_musicians_accents_are_measured_and_drawn_to_a_pianists_where_notes_are_few():
+    from livecomp.frames import METRIC_ACCENTS, TOP_VOICE, Dynamics
+
+    heard = FrameBuilder()
+    assert heard.dynamics_shape(4, 16) == Dynamics(80, METRIC_ACCENTS, TOP_VOICE, 4, 16)
+    for bar in range(8):                                    # chords on each beat, the top 30 over the rest
+        for beat in range(4):
+            step = bar * 16 + beat * 4
+            for pitch, velocity in ((48, 50), (55, 50), (64, 80)):
+                heard.note_on(step, pitch, velocity)
+    shape = heard.dynamics_shape(4, 16)
+    assert 25 <= shape.top <= 30                             # 21 chords say 30; the default says 8
+    assert abs(shape.velocity(16, top=True, chord=True) - shape.velocity(16, top=False, chord=True) - shape.top) <= 1
+    assert all(1 <= shape.velocity(s, t, c) <= 127 for s in range(16) for t in (True, False) for c in (True, False))
+    flat = Dynamics(70)
+    assert {flat.velocity(s, t, c) for s in range(16) for t in (True, False) for c in (True, False)} == {70}
 
 
 def test_playing_during_an_answer_stops_it(any_engine):
