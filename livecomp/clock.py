@@ -76,6 +76,9 @@ class Grid(_Steps):
         return True
 
 
+MAX_BEATS_PER_BAR = 64
+
+
 def parse_meter(text: str, steps_per_beat: int = 4) -> int:
     """'4/4' -> quarter-note beats per bar (4); '6/8' -> 3; '7/8' -> 3.5 is refused."""
     try:
@@ -87,6 +90,9 @@ def parse_meter(text: str, steps_per_beat: int = 4) -> int:
     steps = num * 4 * steps_per_beat / den
     if steps != int(steps) or int(steps) % steps_per_beat:
         raise ValueError(f"a {text} bar is not a whole number of beats on this grid")
+    if not 1 <= int(steps) // steps_per_beat <= MAX_BEATS_PER_BAR:
+        raise ValueError(f"a {text} bar has {int(steps) // steps_per_beat} beats; --meter takes 1 to "
+                         f"{MAX_BEATS_PER_BAR} beats a bar")
     return int(steps) // steps_per_beat
 
 

@@ -109,8 +109,11 @@ def read_settings(preset: str | None = None, path: Path | None = None) -> dict:
     settings = dict(tables["[listen]"])
     if preset is not None:
         presets = tables["[presets]"]
-        if preset not in presets or not isinstance(presets[preset], dict):
-            have = ", ".join(sorted(presets)) or "none"
+        if preset in presets and not isinstance(presets[preset], dict):
+            raise SettingsError(f"the preset {preset!r} in {path} must be a table of settings ([presets.{preset}]), "
+                                f"not {presets[preset]!r}.")
+        if preset not in presets:
+            have = ", ".join(sorted(k for k, v in presets.items() if isinstance(v, dict))) or "none"
             raise SettingsError(f"there is no preset {preset!r} in {path} (its presets: {have}).")
         settings.update(presets[preset])
     return settings

@@ -26,7 +26,8 @@ PORTS = '[listen]\nin = "Keystation"\nout = "FLUID"\n'
 
 def test_the_config_files_settings_are_listens_options_and_the_command_line_wins(tmp_path):
     result = listen(tmp_path, PORTS + 'bpm = "999"\n')              # in and out come from the file too
-    assert result.exit_code == 1 and "--bpm must be between 20 and 400, not 999" in result.output
+    assert result.exit_code == 2 and f"bpm = '999' in {tmp_path / 'config.toml'}: --bpm must be between 20 " \
+        "and 400, not 999" in result.output
     result = listen(tmp_path, PORTS + 'bpm = "999"\n', "--bpm", "100", "--meter", "5/3")
     assert result.exit_code == 1 and "5/3" in result.output and "--bpm" not in result.output
 
@@ -34,7 +35,7 @@ def test_the_config_files_settings_are_listens_options_and_the_command_line_wins
 def test_a_preset_is_laid_over_the_listen_table(tmp_path):
     config = PORTS + 'meter = "3/4"\n\n[presets.slow]\nbpm = 10\n'
     result = listen(tmp_path, config, "--preset", "slow")
-    assert result.exit_code == 1 and "--bpm must be between 20 and 400, not 10" in result.output
+    assert result.exit_code == 2 and "--bpm must be between 20 and 400, not 10" in result.output
 
 
 @pytest.mark.parametrize("config, args, words", [
@@ -46,8 +47,13 @@ def test_a_preset_is_laid_over_the_listen_table(tmp_path):
     (PORTS + "end_cc = 200\n", [], "end_cc = 200 in"),
     ('[listn]\nin = "x"\n', [], "holds [listn]"),
     ('listen = 3\n', [], "[listen] in the config file"),
+    (PORTS + 'bpm = "nan"\n', [], "bpm = 'nan' in"),
+    (PORTS + 'meter = "99/4"\n', [], "meter = '99/4' in"),
+    (PORTS + 'model = "nosuch"\n', [], "model = 'nosuch' in"),
+    (PORTS + "[presets]\nfolk = 3\n", ["--preset", "folk"], "must be a table of settings ([presets.folk]), not 3"),
 ], ids=["no-such-preset", "preset-without-a-file", "malformed", "unknown-setting", "channel-out-of-range",
-        "controller-out-of-range", "unknown-table", "not-a-table"])
+        "controller-out-of-range", "unknown-table", "not-a-table", "bpm-nan", "meter-99", "no-such-model",
+        "preset-not-a-table"])
 def test_a_bad_config_file_is_one_sentence_and_exit_2(tmp_path, config, args, words):
     result = listen(tmp_path, config, *args)
     assert result.exit_code == 2, result.output
@@ -102,7 +108,7 @@ def test_a_config_file_that_is_not_a_page_of_settings_is_refused_without_reading
 def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
     (tmp_path / "config.toml").write_text("\ufeff" + PORTS + 'bpm = "999"\n', encoding="utf-8")
     result = runner.invoke(app, ["listen"], env={"LIVECOMP_CONFIG": str(tmp_path / "config.toml")})
-    assert result.exit_code == 1 and "--bpm must be between 20 and 400, not 999" in result.output
+    assert result.exit_code == 2 and "--bpm must be between 20 and 400, not 999" in result.output
 
 
 LEARNED = {"temperature": 20, "bars": 21}

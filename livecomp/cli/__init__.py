@@ -10,6 +10,8 @@ and the runtime never loads torch.
 from __future__ import annotations
 
 import math
+import re
+import sys
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -30,8 +32,19 @@ EXAMPLE_MIDI = "joplin.mid"
 EXAMPLE_PHRASE = "melodie.mid"      # bars 1-4 and 9-12 of Schumann's Melodie, Op. 68 No. 1: two 4-bar calls with room to answer
 
 
+FROM_CONFIG: dict[str, object] = {}     # option -> the value the config file gave it
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    """End the command with one clear sentence on stderr and a non-zero exit."""
+    """End the command with one clear sentence on stderr and a non-zero exit. A sentence about
+    an option whose value came from the config file (it names the option, or the value quoted)
+    names the file and its line, exit 2."""
+    from ..settings import config_path
+
+    for flag, value in FROM_CONFIG.items():
+        if re.search(rf"{re.escape(flag)}(?![\w-])", message) or isinstance(value, str) and repr(value) in message:
+            message, code = f"{flag[2:]} = {value!r} in {config_path()}: {message}", 2
+            break
     typer.echo(f"livecomp: {message}", err=True)
     raise typer.Exit(code)
 
@@ -158,7 +171,23 @@ def _config(cls, **fields):
         fail(f"--{name.replace('_', '-')} {rest}.")
 
 
+NOT_NUMBERS = {"nan", "inf", "infinity"}
+NAMES = {"--api", "--click-out", "--corpus-licence", "--data", "--in", "--init-from", "--midi-out", "--model", "--name",
+         "--out", "--png", "--preset", "--primer", "--record", "--resume", "--soundfont", "--wav", "--with",
+         "--json", "--device", "--provider"}             # options that take a name or a path, never a number
+
+
 def main() -> None:
+    """The command line; an option given NaN or an infinity is refused here, in words, before
+    the range checks, which would call "nan" too large or too small."""
+    words = sys.argv[1:]
+    for i, word in enumerate(words):
+        flag, equals, value = word.partition("=")
+        if not equals:
+            value = words[i + 1] if i + 1 < len(words) else ""
+        if flag.startswith("--") and flag not in NAMES and value.strip().lower().lstrip("+-") in NOT_NUMBERS:
+            typer.echo(f"livecomp: {flag} takes a finite number, not {value!r}.", err=True)
+            sys.exit(2)
     app()
 
 

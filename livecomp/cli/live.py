@@ -98,6 +98,14 @@ def listen(
     from ..ports import PortError, default_api
     from ..session import Session
     from ..settings import SettingsError, controls_problem, controls_table, read_controls, write_controls
+    from . import FROM_CONFIG
+
+    FROM_CONFIG.clear()
+    for param in ctx.command.params:                # values the config file gave, for fail()'s sentences
+        if ctx.get_parameter_source(param.name) is not None and \
+                ctx.get_parameter_source(param.name).name == "DEFAULT_MAP":
+            flag = next(opt for opt in param.opts if opt.startswith("--"))
+            FROM_CONFIG[flag] = ctx.default_map[param.name]
     from ..view import say
 
     try:
