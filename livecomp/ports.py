@@ -99,9 +99,9 @@ def resolve(spec: str, names: list[str], direction: str) -> int:
             raise PortError(f"{names[found]!r} is livecomp's own output: listening to it, livecomp would answer "
                             f"its own answers.")
         return found
-    listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
-    what = "matches several" if matches else "matches no"
-    raise PortError(f"{spec!r} {what} {direction} port (there are: {listing}).")
+    listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names) if not own(i)) or "none"
+    what = f"matches several {direction} ports" if matches else f"matches no {direction} port"
+    raise PortError(f"{spec!r} {what} (there are: {listing}).")
 
 
 def _close(midi) -> None:

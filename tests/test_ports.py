@@ -20,8 +20,11 @@ def test_a_port_is_found_by_full_name_unique_part_or_index():
 
 
 def test_an_ambiguous_or_unknown_port_is_one_sentence_listing_the_ports():
-    with pytest.raises(PortError, match=r"'Port' matches several input port \(there are: 0: Midi Through"):
+    with pytest.raises(PortError, match=r"'Port' matches several input ports \(there are: 0: Midi Through"):
         resolve("Port", PORTS, "input")
+    with pytest.raises(PortError, match=r"'nosuch' matches no input port \(there are: 0: Midi") as refused:
+        resolve("nosuch", PORTS + ["livecomp-out:out"], "input")
+    assert "livecomp-out" not in str(refused.value)          # never one to listen to
     with pytest.raises(PortError, match=r"'Roland' matches no output port .*2: FLUID Synth"):
         resolve("Roland", PORTS, "output")
     with pytest.raises(PortError, match=r"there are: none"):

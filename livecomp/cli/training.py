@@ -279,7 +279,7 @@ def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
 
     engine = _engine(folder, "auto" if device == "auto" else device, job="batch")
     if model is not None and engine.architecture != model:
-        fail(f"{folder} holds an {engine.architecture!r} model, not the {model!r} model asked for.")
+        fail(f"{folder} holds a model of architecture {engine.architecture!r}, not the {model!r} model asked for.")
     data = data or engine.info.get("training", {}).get("corpus")
     if not data:
         fail(f"{folder}/model.json names no training corpus: pass --data.")
