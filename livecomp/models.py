@@ -40,7 +40,9 @@ def read_model_json(folder: Path) -> dict:
         info = json.loads((folder / "model.json").read_text())
     except FileNotFoundError:
         raise ModelError(f"{folder} has no model.json, so it is not an exported livecomp model.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        raise ModelError(f"{folder / 'model.json'} cannot be read ({exc.strerror or exc}).") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{folder / 'model.json'} is not valid JSON ({exc}).") from None
     if not isinstance(info, dict) or any(k not in info for k in REQUIRED):
         missing = [k for k in REQUIRED if not isinstance(info, dict) or k not in info]

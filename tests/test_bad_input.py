@@ -91,6 +91,10 @@ def users_configs(folder: Path) -> None:
     (folder / "mine" / "best.json").write_text('{"the user": "own results"}\n')
 
 
+def link_to_mine(folder: Path) -> None:
+    (folder / "link").symlink_to(folder / "mine")
+
+
 def a_run(folder: Path) -> None:
     shutil.copytree(CHECKPOINT, folder / "run")
 
@@ -231,6 +235,12 @@ CASES = [
      "nests its lists deeper", []),
     ("export-data-of-another-grid", [a_run], ["export", "run", "--data", "jsb", "--out", "m"], 1,
      "on a grid of 1 step(s) per beat", []),
+    ("train-data-one-midi-file", [a_take], ["train", "--data", "take.mid", "--out", "r"], 1,
+     "is one MIDI file; --data takes a folder of MIDI files", []),
+    ("export-an-exported-folder", [], ["export", str(MODEL), "--out", "m"], 1,
+     "is an exported model folder, not a training run", []),
+    ("export-out-a-link", [a_run, user_folder, link_to_mine], ["export", "run", "--out", "link"], 1,
+     "is a link", []),
     ("eval-other-grid", [], ["eval", str(ROOT / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
 ]
 

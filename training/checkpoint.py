@@ -47,6 +47,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """
     file = checkpoint_file(path)
     if not file.exists():
+        if Path(path).is_dir() and (Path(path) / "model.json").is_file():
+            raise CheckpointError(f"{path} is an exported model folder, not a training run: give the run folder (or "
+                                  f"its .pt file) it was exported from.")
         raise CheckpointError(f"{file} does not exist.")
     try:
         blob = torch.load(file, map_location="cpu", weights_only=True)

@@ -350,6 +350,9 @@ def load_corpus(data: str, steps_per_beat: int = 4, **kwargs) -> Corpus:
     if path.is_dir():
         return load_midi_folder(path, steps_per_beat, **kwargs)
     if path.is_file():
+        if path.suffix.lower() in (".mid", ".midi", ".kar"):
+            raise CorpusError(f"--data {data!r} is one MIDI file; --data takes a folder of MIDI files (this one's, "
+                              f"{path.parent}, say) or a piano-roll JSON file.")
         return load_benchmark(path, steps_per_beat)
     names = ", ".join(BENCHMARKS)
     where = f" (from {Path.cwd()}; a relative path is read from the folder livecomp runs in)" \

@@ -313,7 +313,9 @@ def check_out(out: Path) -> set[str]:
     other file the user put beside them is carried into the new export."""
     if not out.exists() and not out.is_symlink():
         return set()
-    if not out.is_dir() or out.is_symlink():
+    if out.is_symlink():
+        raise ExportError(f"--out {out} is a link; give the model folder's own path (or a new folder's).")
+    if not out.is_dir():
         raise ExportError(f"--out {out} is a file, not a model folder; give a new folder's path.")
     try:
         entries = list(out.iterdir())
