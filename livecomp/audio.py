@@ -32,12 +32,18 @@ def find_soundfont(explicit: str | Path | None = None) -> Path:
                      "or set LIVECOMP_SOUNDFONT).")
 
 
-def render_wav(midi: str | Path, wav: str | Path, soundfont: str | Path | None = None, rate: int = 44100) -> Path:
-    """Render a MIDI file to a WAV file (written atomically); returns the soundfont used."""
+def renderer(soundfont: str | Path | None = None) -> tuple[str, Path]:
+    """(fluidsynth, the soundfont) that ``render_wav`` would use, or AudioError saying what is
+    missing: asked before a command's work, so that --wav fails before anything is written."""
     exe = shutil.which("fluidsynth")
     if exe is None:
-        raise AudioError("fluidsynth is not installed, so no WAV was written (apt install fluidsynth).")
-    font = find_soundfont(soundfont)
+        raise AudioError("fluidsynth is not installed, so no WAV can be written (apt install fluidsynth).")
+    return exe, find_soundfont(soundfont)
+
+
+def render_wav(midi: str | Path, wav: str | Path, soundfont: str | Path | None = None, rate: int = 44100) -> Path:
+    """Render a MIDI file to a WAV file (written atomically); returns the soundfont used."""
+    exe, font = renderer(soundfont)
     wav = Path(wav)
     tmp = wav.with_name(f".{wav.name}.tmp-{os.getpid()}.wav")
     try:

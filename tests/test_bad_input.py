@@ -241,6 +241,10 @@ CASES = [
      "is an exported model folder, not a training run", []),
     ("export-out-a-link", [a_run, user_folder, link_to_mine], ["export", "run", "--out", "link"], 1,
      "is a link", []),
+    ("generate-soundfont-missing", [], ["generate", "--out", "g.mid", "--wav", "g.wav", "--soundfont", "no.sf2"], 1,
+     "the soundfont no.sf2 does not exist", []),
+    ("generate-soundfont-without-wav", [], ["generate", "--out", "g.mid", "--soundfont", "no.sf2"], 1,
+     "give --wav too", []),
     ("eval-other-grid", [], ["eval", str(ROOT / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
 ]
 

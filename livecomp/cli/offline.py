@@ -105,6 +105,7 @@ def generate(
         fail("--primer-bars cuts a primer: give the file with --primer.")
     check_outputs(("--out", out), ("--png", png), ("--wav", wav),
                   inputs=(("--primer", primer), ("--soundfont", soundfont)))
+    _check_audio(wav, soundfont)
     engine = _engine(model, provider)
     heard = None
     if primer is not None:
@@ -134,6 +135,19 @@ def generate(
         typer.echo(f"wrote {wav} (soundfont {font})")
 
 
+
+
+def _check_audio(wav: Optional[Path], soundfont: Optional[Path] = None) -> None:
+    """--wav needs fluidsynth and a soundfont, found before any work; --soundfont needs --wav."""
+    from ..audio import AudioError, renderer
+
+    if soundfont is not None and wav is None:
+        fail(f"--soundfont {soundfont} is the sound of --wav's audio: give --wav too (or leave --soundfont out).")
+    if wav is not None:
+        try:
+            renderer(soundfont)
+        except AudioError as exc:
+            fail(str(exc))
 
 
 @app.command()
@@ -174,6 +188,7 @@ def duet(
     performance = performance or example_path(EXAMPLE_PHRASE)
     check_outputs(("--out", out), ("--png", png), ("--wav", wav),
                   inputs=(("performance", performance),))
+    _check_audio(wav)
     engine = _engine(model, provider)
     try:
         result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc)
