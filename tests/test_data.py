@@ -96,6 +96,34 @@ def test_an_unreadable_file_is_skipped_and_listed_not_the_end_of_the_run(tmp_pat
     assert corpus.skipped == [(str(locked), "cannot be read (Permission denied)")]
 
 
+def test_a_dangling_link_a_fifo_and_an_unlistable_folder_are_listed_not_waited_on(tmp_path, monkeypatch):
+    """A FIFO named .mid would block a read for ever; a link to nothing and a subfolder that
+    cannot be listed (simulated: root lists everything) are named too, and the rest loads."""
+    import os
+
+    folder = tmp_path / "midi"
+    (folder / "locked").mkdir(parents=True)
+    for f in sorted(NOTTINGHAM.glob("jigs1*.mid"))[:3]:
+        shutil.copy(f, folder / f.name)
+    (folder / "gone.mid").symlink_to(tmp_path / "nowhere.mid")
+    os.mkfifo(folder / "pipe.mid")
+    walk = os.walk
+
+    def guarded(top, onerror=None, **kwargs):
+        for root, dirs, files in walk(top, onerror=onerror, **kwargs):
+            if "locked" in dirs:
+                dirs.remove("locked")
+                onerror(PermissionError(13, "Permission denied", os.path.join(root, "locked")))
+            yield root, dirs, files
+
+    monkeypatch.setattr(os, "walk", guarded)
+    corpus = load_midi_folder(folder, cache_dir=tmp_path / "cache", progress=False, workers=1)
+    assert sum(len(v) for v in corpus.splits.values()) == 3
+    assert dict(corpus.skipped) == {str(folder / "gone.mid"): "a link to nothing",
+                                    str(folder / "locked"): "a folder that cannot be listed (Permission denied)",
+                                    str(folder / "pipe.mid"): "not a regular file (a FIFO or a device)"}
+
+
 def test_empty_folder_and_folder_of_only_bad_files_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match="holds no MIDI files"):

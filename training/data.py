@@ -208,6 +208,29 @@ def _convert(args: tuple[str, int, bool]) -> tuple[bytes | None, str | None]:
         return None, str(exc)
 
 
+def _midi_paths(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The MIDI files under ``folder`` (regular files, links to them included), and what looked
+    like one but cannot be read as a file, with why: a dangling link, a FIFO or device, a
+    subfolder that cannot be listed. Those are listed with the skipped files, never waited on."""
+    paths, odd = [], []
+
+    def unlisted(exc: OSError) -> None:
+        odd.append((str(exc.filename), f"a folder that cannot be listed ({exc.strerror or exc})"))
+
+    for root, _, files in os.walk(folder, onerror=unlisted, followlinks=True):    # as rglob did
+        for name in files:
+            path = Path(root) / name
+            if path.suffix.lower() not in MIDI_SUFFIXES:
+                continue
+            if path.is_file():
+                paths.append(path)
+            elif path.is_symlink() and not path.exists():
+                odd.append((str(path), "a link to nothing"))
+            else:
+                odd.append((str(path), "not a regular file (a FIFO or a device)"))
+    return sorted(paths), sorted(odd)
+
+
 def load_midi_folder(folder: str | Path, steps_per_beat: int = 4, sustain: bool = False,
                      cache_dir: Path | None = None, workers: int | None = None,
                      progress: bool = True, valid: float = 0.1, test: float = 0.1) -> Corpus:
@@ -222,9 +245,10 @@ def load_midi_folder(folder: str | Path, steps_per_beat: int = 4, sustain: bool 
     folder = Path(folder)
     if not folder.is_dir():
         raise CorpusError(f"{folder} is not a folder.")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    paths, odd = _midi_paths(folder)
     if not paths:
-        raise CorpusError(f"{folder} holds no MIDI files (.mid, .midi).")
+        raise CorpusError(f"{folder} holds no MIDI files (.mid, .midi)"
+                          + (f"; {len(odd)} could not be read ({odd[0][0]}: {odd[0][1]})." if odd else "."))
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
 
@@ -274,7 +298,7 @@ def load_midi_folder(folder: str | Path, steps_per_beat: int = 4, sustain: bool 
 
     splits: dict[str, list[PianoRoll]] = {s: [] for s in SPLITS}
     names: dict[str, list[str]] = {s: [] for s in SPLITS}
-    skipped = []
+    skipped = list(odd)
     for path, (blob, err) in zip(paths, results):
         if blob is None:
             skipped.append((str(path), err))

@@ -69,7 +69,8 @@ def format_summary(path: Path, s: dict) -> str:
         f"quantisation    {conv['moved']} onsets moved, {conv['resized']} durations changed, "
         f"{conv['merged']} merged, {conv['overlapped']} cut by a re-strike",
         f"left out        {conv['out_of_range']} notes outside A0..C8, {conv['drum_notes']} drum notes"
-        + (f", {conv['ignored_meta']} tempo or meter events no music can have (tempo 0, 0 beats a bar)"
+        + (f", {conv['ignored_meta']} tempo or meter event{'s' * (conv['ignored_meta'] != 1)} no music can have "
+           f"(a tempo of 0, a bar of 0 beats, or a beat shorter than a 64th note)"
            if conv.get("ignored_meta") else ""),
     ]
     return "\n".join(lines)
