@@ -282,3 +282,25 @@ def test_a_disk_that_fills_is_one_sentence_saying_what_is_kept(tmp_path, monkeyp
         assert not out.exists() and "nothing of it is left" in result.output
     else:
         assert (out / kept).is_file() and f"{out / kept}, is kept" in result.output
+
+
+def test_ctrl_c_says_what_the_run_leaves(tmp_path):
+    """Ctrl-C before the first checkpoint leaves no folder (the same --out takes a new run);
+    after one, last.pt is kept and the sentence says how to go on."""
+    def interrupted(out: Path, wait_for: str) -> subprocess.CompletedProcess:
+        proc = subprocess.Popen([sys.executable, "-m", "livecomp.cli", "train", "--model", "basic", "--data", "jsb",
+                                 "--epochs", "50", "--hidden", "256", "--layers", "2", "--quiet", "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        deadline = time.monotonic() + 300
+        while not (out / wait_for).exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+    early = interrupted(tmp_path / "early", "config.json")
+    assert early.returncode == 130, early.stderr
+    assert "stopped by Ctrl-C; the run kept no checkpoint" in early.stderr and not (tmp_path / "early").exists()
+    late = interrupted(tmp_path / "late", "last.pt")
+    assert late.returncode == 130, late.stderr
+    assert f"last.pt is kept: pass --resume {tmp_path / 'late'} to go on" in late.stderr

@@ -116,7 +116,10 @@ def generate(
             fail(str(exc))
         if primer_bars is not None:
             heard = heard.first_bars(primer_bars)
-    whole, answer = continue_roll(engine, heard, bars, temperature, candidates, seed)
+    try:
+        whole, answer = continue_roll(engine, heard, bars, temperature, candidates, seed)
+    except KeyboardInterrupt:
+        fail(f"stopped by Ctrl-C before the {bars} bars were written; nothing was written.", 130)
     try:
         save_midi(out, roll_to_midi(whole))
         if png is not None:
@@ -195,6 +198,8 @@ def duet(
         result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc)
     except MidiFileError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"stopped by Ctrl-C before {performance} was played through; nothing was written.", 130)
     try:
         save_midi(out, result.midi)
         if png is not None:

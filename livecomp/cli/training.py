@@ -56,9 +56,15 @@ def _held_files(folder: Path) -> str:
 
 
 def _unwritten(run_dir: Path, exc: OSError, created: bool) -> str:
-    """The sentence for a run that could not write its files, after making sure what it leaves
-    is of use: a run that kept no checkpoint leaves nothing (its folder too, where it made it)."""
-    reason = f"cannot write {exc.filename or run_dir} ({exc.strerror or exc})"
+    """The sentence for a run that could not write its files."""
+    return _left(run_dir, f"cannot write {exc.filename or run_dir} ({exc.strerror or exc})", created,
+                 " once there is room")
+
+
+def _left(run_dir: Path, reason: str, created: bool, when: str = "") -> str:
+    """``reason`` and what the run ended early leaves, after making sure that is of use: a run
+    that kept no checkpoint leaves nothing (its folder too, where it made it), so the same
+    --out takes a new run."""
     kept = [name for name in ("last.pt", "best.pt") if (run_dir / name).is_file()]
     if not kept:
         for name in ("config.json", "log.jsonl", "best.json", "best.png"):
@@ -70,7 +76,7 @@ def _unwritten(run_dir: Path, exc: OSError, created: bool) -> str:
                 pass
         return f"{reason}; the run kept no checkpoint, so nothing of it is left."
     if "last.pt" in kept:
-        return f"{reason}; {run_dir / 'last.pt'} is kept: pass --resume {run_dir} once there is room."
+        return f"{reason}; {run_dir / 'last.pt'} is kept: pass --resume {run_dir}{when} to go on."
     return f"{reason}; its best checkpoint so far, {run_dir / 'best.pt'}, is kept (it can be exported)."
 
 
@@ -158,6 +164,7 @@ def train(
                  f"(only --epochs, --time-budget and --device can): start a new run to change them.")
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out {out} is a file; a run needs a folder.")
+    run_dir, created = out or Path("runs"), False
     try:
         if resume is not None:
             cfg = resume_config(resume, epochs=epochs, time_budget_s=budget, device=device if typed("device") else None)
@@ -188,6 +195,8 @@ def train(
         fail(str(exc))
     except OSError as exc:                      # the disk filled, the folder went: say what is kept
         fail(_unwritten(run_dir, exc, created))
+    except KeyboardInterrupt:
+        fail(_left(run_dir, "stopped by Ctrl-C", created), 130)
     if os.environ.get("RANK", "0") == "0":   # under torchrun, one process reports
         if not (run_dir / "best.pt").is_file() or not math.isfinite(best["nll"]):
             fail(f"no validation in {run_dir} reached a finite NLL, so there is no best checkpoint; its last.pt "
