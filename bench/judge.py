@@ -5,6 +5,7 @@ on pieces no shipped model trained on.
                           [--per-piece 4] [--seed 0] [--json F] [--png-dir D]
                           [--candidates K] [--temperature T] [--fit-weight W]
                           [--split valid --statistics-only]     (to try a change on other pieces)
+                          [--mode duet]                         (the play-along mode, under the melody)
 
 For each piece of a corpus's test split, calls of 4 bars start at bars 1, 9, 17, ... (up to
 ``--per-piece`` calls; bench/musicality.py's ``calls_of``). Each call is played into the
@@ -27,6 +28,12 @@ test piece's real 2 bars against the real continuation, and ``copy``, the call's
 bars replayed. Beside the judge, ``STATISTICS`` (MusPy's definitions where they exist) are
 printed for livecomp, the real continuation and the controls, with the target: within 10% of
 real, or within the spread between two halves of the real set where that spread is larger.
+
+``--mode duet`` judges the play-along mode the same way: the musician plays the 4-bar call and
+then only its top line (the melody: the highest key sounding at each step) for 2 bars, and
+livecomp plays along throughout (``--mode duet``, hearing both parts). The continuation judged
+is that melody with livecomp's part over it, against the real 2 bars: would a listener take
+livecomp's accompaniment for the composer's.
 
 Nothing here chooses or tunes livecomp's candidates: the performer is run as shipped.
 """
@@ -55,7 +62,7 @@ from livecomp.models import find_model, shipped_models  # noqa: E402
 from livecomp.musicality import (overlap, pitch_class_profile, position_profile, scale_of,  # noqa: E402
                                  transposition_free)
 from livecomp.performer import PerformerConfig  # noqa: E402
-from livecomp.roll import LOW_KEY, N_KEYS, OFF, onsets_of  # noqa: E402
+from livecomp.roll import LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
 
 PIANO = "../shared/midi/piano-midi-de,../shared/midi/mutopia"
 CORPORA = {"piano": PIANO, "pop909": "../shared/midi/pop909", "nottingham": "../shared/midi/nottingham"}
@@ -339,12 +346,41 @@ def other_bars(calls: list[dict], i: int, rng: np.random.Generator) -> np.ndarra
     return out
 
 
+def melody(frames: np.ndarray) -> np.ndarray:
+    """The top line of frames (steps, 88): at each step only the highest key sounding, in its
+    state (a key that comes to the top while held from before starts there)."""
+    out = np.zeros_like(frames)
+    for t, frame in enumerate(frames):
+        keys = np.flatnonzero(frame > OFF)
+        if keys.size:
+            top = keys[-1]
+            out[t, top] = frame[top] if t and out[t - 1, top] > OFF else STRUCK
+    return out
+
+
+def duet_answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray | None:
+    """``--mode duet`` under a melody: the musician plays the call, then the top line of the
+    real next 2 bars; livecomp plays along throughout. Returns that melody with livecomp's part
+    of those 2 bars over it, or None where livecomp played nothing there."""
+    from livecomp.duet import duet
+    from livecomp.frames import played_frames
+    from livecomp.roll import PianoRoll, roll_to_midi
+
+    tune = melody(call["real"])
+    roll = PianoRoll(np.concatenate([call["call"], tune]), call["spb"], [(0, 500_000)], [(0, *call["meter"])])
+    result = duet(engine, roll_to_midi(roll), replace(cfg, mode="duet"))
+    start = len(call["call"])
+    mine = played_frames(result.events, start, start + len(tune))
+    return np.maximum(tune, mine) if mine.any() else None
+
+
 def answers(model: str, calls: list[dict], cfg: PerformerConfig, seed: int) -> tuple[list[np.ndarray], int, float]:
     """livecomp's first 2 bars for each call (silence where it did not answer), the unanswered count, seconds."""
     engine = Engine(find_model(model), provider="cpu")
     out, unanswered, started = [], 0, time.perf_counter()
+    play = duet_answer if cfg.mode == "duet" else answer
     for j, c in enumerate(calls):
-        frames = answer(engine, c, replace(cfg, seed=seed + j))
+        frames = play(engine, c, replace(cfg, seed=seed + j))
         n = REAL_BARS * c["bar"]
         got = np.zeros((n, N_KEYS), np.uint8)
         if frames is None:
@@ -395,13 +431,16 @@ def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerC
     return result
 
 
-def control_results(calls: list[dict], seed: int, judged: bool = True) -> tuple[dict, dict]:
-    """The judge on the two controls, and their statistics."""
+def control_results(calls: list[dict], seed: int, judged: bool = True, mode: str = "call") -> tuple[dict, dict]:
+    """The judge on the controls, and their statistics: other and copy, and for ``--mode duet``
+    the melody alone (no accompaniment at all)."""
     rng = np.random.default_rng(seed)
-    other = [other_bars(calls, i, rng) for i in range(len(calls))]
-    copy = [c["call"][-REAL_BARS * c["bar"]:] for c in calls]
-    table = stats_table(calls, {"real": [c["real"] for c in calls], "other": other, "copy": copy}, seed)
-    return {"other": _judged(calls, other, seed, judged), "copy": _judged(calls, copy, seed, judged)}, table["means"]
+    sets = {"other": [other_bars(calls, i, rng) for i in range(len(calls))],
+            "copy": [c["call"][-REAL_BARS * c["bar"]:] for c in calls]}
+    if mode == "duet":
+        sets["melody"] = [melody(c["real"]) for c in calls]
+    table = stats_table(calls, {"real": [c["real"] for c in calls], **sets}, seed)
+    return {name: _judged(calls, fakes, seed, judged) for name, fakes in sets.items()}, table["means"]
 
 
 def save_pngs(folder: Path, result: dict, calls: list[dict], count: int, seed: int) -> None:
@@ -430,14 +469,15 @@ def print_result(r: dict) -> None:
           f"{r['unanswered']} unanswered; answers {r['answer_seconds']} s, judge {r['judge_seconds']} s")
     fmt = "{:<12}" + "{:>16}" * (len(CLASSIFIERS) + 1)
     print(fmt.format("ROC AUC", *CLASSIFIERS, "judge (max)"))
-    for who, aucs in (("livecomp", r["livecomp"]), ("other", r["controls"]["other"]), ("copy", r["controls"]["copy"])):
+    for who, aucs in (("livecomp", r["livecomp"]), *r["controls"].items()):
         print(fmt.format(who, *(f"{aucs[c]:.3f}" for c in CLASSIFIERS), f"{aucs['judge']:.3f}"))
     means, tol = r["statistics"]["means"], r["statistics"]["tolerance"]
-    print(f"{'statistic':<22}{'livecomp':>10}{'real':>10}{'+-':>8}{'other':>10}{'copy':>10}")
+    controls = list(r["controls"])
+    print(f"{'statistic':<22}{'livecomp':>10}{'real':>10}{'+-':>8}" + "".join(f"{c:>10}" for c in controls))
     for k in STATISTICS:
         mark = "" if r["targets"][k] else " *"
         print(f"{k:<22}{means['livecomp'][k]:>10.3f}{means['real'][k]:>10.3f}{tol[k]:>8.3f}"
-              f"{r['control_means']['other'][k]:>10.3f}{r['control_means']['copy'][k]:>10.3f}{mark}")
+              + "".join(f"{r['control_means'][c][k]:>10.3f}" for c in controls) + mark)
     print(f"targets: judge <= {AUC_TARGET} {'met' if r['targets']['judge'] else 'MISSED'}; statistics "
           f"{sum(r['targets'][k] for k in STATISTICS)}/{len(STATISTICS)} within tolerance (* = outside)")
 
@@ -460,11 +500,15 @@ def main() -> None:
                         help="nats per unit of agreement with the call (inf, the default: agreement alone)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--png-dir", type=Path, help="write rolls of 5 calls with answer and real continuation here")
+    parser.add_argument("--mode", default="call", choices=("call", "duet"),
+                        help="duet: livecomp plays along under the melody of the 2 bars after the call")
     args = parser.parse_args()
     os.chdir(ROOT)
-    cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight)
-    print(f"options: candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g}, "
-          f"silence {cfg.silence_beats:g} beats; {FOLDS}-fold cross-validation by piece; seed {args.seed}")
+    cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
+                  mode=args.mode)
+    print(f"options: mode {cfg.mode}, candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight "
+          f"{cfg.fit_weight:g}, silence {cfg.silence_beats:g} beats; {FOLDS}-fold cross-validation by piece; "
+          f"seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}
     jobs = []
     models = args.models.split(",")
@@ -478,7 +522,7 @@ def main() -> None:
     for model, corpus in jobs:
         if corpus not in cache:
             calls, pieces = gather_calls(CORPORA[corpus], 4, args.per_piece, args.split)
-            cache[corpus] = (calls, pieces, *control_results(calls, args.seed, not args.statistics_only))
+            cache[corpus] = (calls, pieces, *control_results(calls, args.seed, not args.statistics_only, cfg.mode))
         calls, pieces, controls, control_means = cache[corpus]
         r = run(model, corpus, calls, pieces, cfg, args.seed, controls, not args.statistics_only)
         r["control_means"] = control_means

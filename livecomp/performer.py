@@ -38,6 +38,10 @@ from .musicality import FIT_WEIGHT_NATS, CallStyle
 from .roll import N_KEYS, OFF, STRUCK, onsets_of
 
 
+DUET_MARGIN = 2          # --mode duet leaves the musician's register of the last beat, and this many keys each side
+MIDDLE_C = 60 - 21       # key index: a musician above it is accompanied below, one under it above
+
+
 @dataclass
 class PerformerConfig:
     silence_beats: float = 2.0         # silence that ends a call
@@ -214,6 +218,15 @@ class Performer:
                                        temperature=self.cfg.temperature, seed=self.rng, steps=1)
         steps = frames[:, 0].astype(np.uint8)                  # (K, 88)
         steps[:, frame > OFF] = OFF                            # leave the musician's keys to the musician
+        steps[:, mine == OFF] = np.where(steps[:, mine == OFF] == STRUCK, STRUCK, OFF)   # a note held on that
+        # livecomp is not holding is the musician's, ringing on in the model's ears: not livecomp's to strike
+        heard = np.stack(list(self.frames)[-self.steps_per_beat:]) > OFF
+        if heard.any():                                       # the model writes the whole texture: the part
+            keys = np.flatnonzero(heard.any(0))               # in the musician's register is the musician's,
+            if keys.mean() >= MIDDLE_C:                       # and livecomp accompanies below a tune, above a bass
+                steps[:, max(keys[0] - DUET_MARGIN, 0):] = OFF
+            else:
+                steps[:, :keys[-1] + DUET_MARGIN + 1] = OFF
         if (n + 1) % self.steps_per_bar == 0 or self._duet_style is None:   # the musician's last bars, once a bar
             heard = np.stack(self.frames)
             self._duet_style = CallStyle.of(heard, self.steps_per_bar, n + 1 - len(heard))

@@ -382,6 +382,27 @@ def test_duet_mode_plays_no_cluster_of_three_semitones_against_a_diatonic_call(t
         assert not clusters.any(), f"seed {seed}: 3 adjacent semitones at steps {np.flatnonzero(clusters.any(1))}"
 
 
+def test_duet_mode_accompanies_a_tune_below_it_and_leaves_its_register(tmp_path):
+    """The shipped default model under a tune in quavers around C5 (Ode to Joy's first phrase):
+    livecomp plays along, and every note it strikes lies below the notes the musician played in
+    the beat before it (and 2 keys further), so it neither doubles nor crowds the tune. Before,
+    it played the whole texture the model wrote, the tune again with it, some 30 notes a bar."""
+    from livecomp.duet import duet
+
+    if "piano" not in shipped_models():
+        pytest.skip("needs the shipped piano model")
+    engine = Engine(shipped_models()["piano"], provider="cpu")
+    tune = [76, 76, 77, 79, 79, 77, 76, 74, 72, 72, 74, 76, 76, 74, 74, 74] * 2
+    events = [e for i, p in enumerate(tune) for e in note(p, i * 240, i * 240 + 220, velocity=80)]
+    path = make_midi(tmp_path / "ode.mid", [(0, mido.MetaMessage("set_tempo", tempo=500_000))] + events)
+    for seed in range(3):
+        played = [e for e in duet(engine, path, PerformerConfig(mode="duet", seed=seed)).events if e.kind == "on"]
+        assert played, seed
+        for e in played:
+            heard = [p for i, p in enumerate(tune) if e.step - 4 <= 2 * i + 1 <= e.step]   # the beat before it
+            assert not heard or e.pitch < min(heard) - 2, (seed, e, heard)
+
+
 def test_a_count_in_clicks_one_bar_and_sets_bar_1_after_it(engine):
     """The live loop with a count-in, on a fake port: four clicks a beat apart (the first
     accented), then bar 1 starts a beat after the last click; a note played a little early for
