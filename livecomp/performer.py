@@ -39,6 +39,7 @@ from .roll import N_KEYS, OFF, STRUCK, onsets_of
 
 
 DUET_MARGIN = 2          # --mode duet leaves the musician's register of the last beat, and this many keys each side
+DUET_REST_BARS = 2       # --mode duet stops when the musician has been silent this long, and joins again after
 MIDDLE_C = 60 - 21       # key index: a musician above it is accompanied below, one under it above
 
 
@@ -132,6 +133,7 @@ class Performer:
         self._duet_tracker: NoteTracker | None = None
         self._duet_next: np.ndarray | None = None
         self._duet_style: CallStyle | None = None
+        self._duet_quiet = 0                       # steps the musician has been silent while livecomp plays along
 
     # -- what the musician played (already on grid steps) ------------------------------------
 
@@ -210,9 +212,15 @@ class Performer:
                 return []
             self._duet_tracker = NoteTracker(self._dynamics())
             self.answers += 1
+            self._duet_quiet = 0
         mine = self._duet_next if self._duet_next is not None else np.zeros(N_KEYS, np.uint8)
         both = np.maximum(frame, mine)
         self.state = self.engine.advance(both[None, None], self.state)
+        self._duet_quiet = 0 if not self.heard.silent() else self._duet_quiet + 1
+        if self._duet_quiet >= DUET_REST_BARS * self.steps_per_bar:   # the musician has stopped: so does
+            events = self._duet_tracker.close(n + 1)                   # livecomp, and joins the next time
+            self._duet_tracker = self._duet_next = None
+            return events
         self._duet_tracker.dynamics = self._dynamics()
         frames, _, _ = self.engine.bar(self.state, candidates=self.cfg.candidates,
                                        temperature=self.cfg.temperature, seed=self.rng, steps=1)

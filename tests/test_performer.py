@@ -382,6 +382,22 @@ def test_duet_mode_plays_no_cluster_of_three_semitones_against_a_diatonic_call(t
         assert not clusters.any(), f"seed {seed}: 3 adjacent semitones at steps {np.flatnonzero(clusters.any(1))}"
 
 
+def test_duet_mode_stops_two_bars_after_the_musician_and_joins_the_next_phrase():
+    """The shipped default model: two phrases of 2 bars with 4 bars of rest between; livecomp
+    plays along with each and is silent from 2 bars into the rest until the second phrase
+    starts (it once played on alone for 12 bars and more)."""
+    if "piano" not in shipped_models():
+        pytest.skip("needs the shipped piano model")
+    performer = Performer(Engine(shipped_models()["piano"], provider="cpu"), 16, 4,
+                          PerformerConfig(mode="duet", seed=3))
+    plays = {**phrase(0, bars=2), **phrase(96, bars=2)}
+    ons = [e.step for e in run(performer, 96 + 32 + 48, plays).sorted() if e.kind == "on"]
+    assert [s for s in ons if s < 32] and [s for s in ons if s >= 96]
+    last_heard = 31                                              # the first phrase's last note ends here
+    assert not [s for s in ons if last_heard + 2 * 16 < s < 96], ons
+    assert performer.answers == 2
+
+
 def test_duet_mode_accompanies_a_tune_below_it_and_leaves_its_register(tmp_path):
     """The shipped default model under a tune in quavers around C5 (Ode to Joy's first phrase):
     livecomp plays along, and every note it strikes lies below the notes the musician played in
