@@ -94,17 +94,34 @@ class FrameTime:
 
     def attach(self, handle, rate: int) -> None:
         """A client opened. The first of a process sets the map, starting at the machine's
-        clock; one that opens when none is open (JACK's server started again, or another
-        server) sets it again, going on from the time reached: frames of another run of the
-        server say nothing about this one's."""
+        clock. One that opens when none is open keeps the map where the server is the same one
+        (a port that came back: a new map would move every later note off the beat by the
+        machine clock's drift from JACK's frames), and sets it again where the server was
+        started again or is another: its frames say nothing about the old one's. The time goes
+        on from where it was."""
         with self._lock:
             if not self._clients:
-                start = self._ahead() if self.rate else time.perf_counter()
-                self.rate = rate
-                self._frame = self._start_frame = _library().lcj_frame_now(handle)
-                self._start = self._last = max(start, self._last)
-                self._seen_at = time.perf_counter()
+                frame = _library().lcj_frame_now(handle)
+                if self._same_server(frame, rate):      # a client back on the same server: its frames ran on,
+                    self._frame = self._unwrap(frame)   # and the map stays, so the beat does not move
+                    self._seen_at = time.perf_counter()
+                else:
+                    start = self._ahead() if self.rate else time.perf_counter()
+                    self.rate = rate
+                    self._frame = self._start_frame = frame
+                    self._start = self._last = max(start, self._last)
+                    self._seen_at = time.perf_counter()
             self._clients.append(handle)
+
+    def _same_server(self, frame: int, rate: int) -> bool:
+        """Whether a client opening now, at ``frame``, finds the server the map was made on: the
+        same rate, and as many frames gone by since the last seen as the machine's clock says
+        (within 5%, or 50 ms); a server started again counts from 0."""
+        if not self.rate or rate != self.rate:
+            return False
+        gone = (self._unwrap(frame) - self._frame) / rate
+        waited = time.perf_counter() - self._seen_at
+        return gone >= 0 and abs(gone - waited) <= max(0.05 * waited, 0.05)
 
     def _ahead(self) -> float:
         """The time now from the latest frame seen and the machine's clock since (no client open)."""

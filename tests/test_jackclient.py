@@ -27,6 +27,36 @@ def test_the_frame_clock_counts_on_across_the_32_bit_wrap():
     assert clock.frame(clock.seconds(123456)) == 123456
 
 
+def test_a_client_back_on_the_same_server_keeps_the_frame_map(monkeypatch):
+    """The keyboard's port went away and came back with no livecomp client open between: the
+    server's frames ran on (0.4% slower than the machine's clock, as a dummy driver's do), and
+    the frame of every later note keeps its time, so the beat stays where it was. A server
+    started again (its frames from 0) gets a new map."""
+    import time
+
+    frames = {"now": 1_000_000}
+
+    class Library:
+        def lcj_frame_now(self, handle):
+            return frames["now"]
+
+    monkeypatch.setattr(jackclient, "_library", Library)
+    clock = FrameTime()
+    clock.attach("keys", 48000)
+    bar_line = clock.frame(clock.now() + 2.0)                 # a beat in the session
+    before = clock.seconds(bar_line)
+    clock.detach("keys")
+    started = time.perf_counter()
+    time.sleep(0.3)
+    frames["now"] += round((time.perf_counter() - started) * 48000 * 0.996)
+    clock.attach("keys again", 48000)
+    assert clock.seconds(bar_line) == before and clock.frame(before) == bar_line
+    clock.detach("keys again")
+    frames["now"] = 4800                                      # the server started again
+    clock.attach("another server", 48000)
+    assert clock.seconds(4800) >= before - 2.0 + 0.29          # the time goes on, from the new frames
+
+
 @pytest.fixture
 def pair(jack_relaxed):
     """An output and an input client of livecomp's kind, connected, on the suite's 256-frame server."""
