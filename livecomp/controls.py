@@ -23,7 +23,7 @@ from typing import Callable
 from . import midi
 
 KNOBS = {                                   # name -> (what it sets, how a position 0-127 reads)
-    "temperature": "sampling temperature, 0.2 (safe) to 2.0 (wild)",
+    "temperature": "sampling temperature, 0.2 (safe) to 2.0 (wild), 1.0 at the middle",
     "bars": "answer length: 0 as long as the call, else 1 to 8 bars",
     "silence": "beats of silence that end a call, 0.5 to 4",
 }
@@ -34,6 +34,14 @@ BUTTONS = {
     "next": "the next model, once it has loaded",
     "previous": "the previous model, once it has loaded",
 }
+def temperature_of(value: int) -> float:
+    """The temperature knob's position (0-127) as a temperature: 0.2 at the bottom, 1.0 (the
+    default) at the middle, 64, and 2.0 at the top, in even steps on each side."""
+    low, middle, high = 0.2, 1.0, 2.0
+    t = low + (middle - low) * value / 64 if value <= 64 else middle + (high - middle) * (value - 64) / 63
+    return round(t, 2)
+
+
 DEFAULTS = {"temperature": 16, "bars": 17, "silence": 18, "mode": 80, "mute": 81, "panic": 82, "next": 83,
             "previous": 85}
 
@@ -100,7 +108,7 @@ class Controls:
             self._down[number] = pressed
             return Change(name, name) if pressed and not was else None
         if name == "temperature":
-            return Change(name, "temperature", round(0.2 + 1.8 * value / 127, 2))
+            return Change(name, "temperature", temperature_of(value))
         if name == "bars":
             return Change(name, "bars", None if value == 0 else 1 + round(7 * (value - 1) / 126))
         return Change(name, "silence_beats", round((0.5 + 3.5 * value / 127) * 4) / 4)

@@ -200,3 +200,13 @@ def test_learn_maps_each_control_by_moving_it_and_keeps_the_map_in_the_config_fi
     assert "learn: next kept" in result.output and "controls kept in" in result.output
     assert "model:" not in result.output, result.output
     assert "stopped: 0 answers" in result.output
+
+
+def test_the_temperature_knobs_middle_is_the_default_temperature():
+    from livecomp.controls import temperature_of
+    from livecomp.performer import PerformerConfig
+
+    assert temperature_of(64) == PerformerConfig().temperature == 1.0
+    assert (temperature_of(0), temperature_of(127)) == (0.2, 2.0)
+    values = [temperature_of(v) for v in range(128)]
+    assert values == sorted(values)
