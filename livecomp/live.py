@@ -33,6 +33,9 @@ from .thru import Thru
 from .view import AREA, draw_status, tell_answers
 
 
+AT_ONCE = ("panic", "mute")      # buttons that end what livecomp plays act as they are pressed
+
+
 @dataclass
 class LiveConfig:
     bpm: float | None = 120.0           # None: estimated from the first phrase (--bpm auto)
@@ -193,7 +196,8 @@ class Live:
                 got = self._take(max(closes - self.now(), 0.0))   # is here already when it has (a late loop)
                 if got is None:
                     break
-                pending.append(got)
+                if not self._at_once(got[1], n):
+                    pending.append(got)
             if self.stopping.is_set():
                 break
             if self.follower is not None:
@@ -220,6 +224,15 @@ class Live:
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 draw_status(self, n)
             n += 1
+
+    def _at_once(self, message: list[int], n: int) -> bool:
+        """Panic and mute act as they arrive, not when the step's window closes (up to a 16th
+        later): whether ``message`` was one of their buttons, and is done with."""
+        if self.controls is None or not midi.is_control(message) or \
+                self.controls.by_number.get(message[1]) not in AT_ONCE:
+            return False
+        self.controls.apply(self.controls.read(message), self, n)
+        return True
 
     def _plan(self, events) -> None:
         """The performer's events, kept until ``_hand_over`` times them; a stop drops what its

@@ -117,6 +117,8 @@ def test_panic_in_the_middle_of_an_answer_ends_every_note_at_once():
     assert ons(sent, 1.0 + 2 * bar, press) and not ons(sent, press, 1.0 + 6 * bar)   # the rest is dropped
     assert not still_sounding(before), before[-6:]
     assert [m[1] for t, m in sent if midi.is_control(m) and press <= t <= press + STEP][:2] == [120, 123]
+    first = min(t for t, m in sent if midi.is_control(m) and m[1] == 120 and t >= press)
+    assert first - press < 0.001, first - press                        # as pressed, not at the step's end
     assert "panic: every note ended" in said and loop.performer.answers == 1
 
 
