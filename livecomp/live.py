@@ -185,8 +185,8 @@ class Live:
         elif self.cfg.count_in and self.cfg.bpm is not None:
             pending, n = self._count_in(), 0
         else:
-            pending, self.grid = bar_1(self._take, self.stopping, self.now, self.cfg.bpm, self.engine.steps_per_beat,
-                                       self.cfg.beats_per_bar, self.log)
+            pending, self.grid = bar_1(self._take_before_bar_1, self.stopping, self.now, self.cfg.bpm,
+                                       self.engine.steps_per_beat, self.cfg.beats_per_bar, self.log)
             self.bpm, n = self.grid.bpm if self.grid else self.bpm, 0
         if self.grid is None:
             return
@@ -224,6 +224,17 @@ class Live:
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 draw_status(self, n)
             n += 1
+
+    def _take_before_bar_1(self, timeout: float) -> tuple[float, list[int]] | None:
+        """``_take`` while waiting for the first note: a control moved meanwhile acts and is
+        said at once, not when the first note has set the grid."""
+        deadline = self.now() + timeout
+        while True:
+            got = self._take(max(deadline - self.now(), 0.0))
+            if got is None or self.controls is None or not (
+                    midi.is_program(got[1]) or midi.is_control(got[1]) and got[1][1] in self.controls.by_number):
+                return got
+            self.controls.apply(self.controls.read(got[1]), self, 0)
 
     def _at_once(self, message: list[int], n: int) -> bool:
         """Panic and mute act as they arrive, not when the step's window closes (up to a 16th

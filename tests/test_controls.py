@@ -95,6 +95,20 @@ def test_a_knob_sets_what_the_next_answer_uses_and_says_so():
     assert "temperature: 2" in said and "bars: as long as the call" in said
 
 
+def test_a_knob_moved_before_the_first_note_is_said_and_applied_at_once():
+    """Before the first note there is no grid yet: the change still acts and is said as the
+    knob moves, not once a note has been played."""
+    rehearsal = Rehearsal([(0.5, midi.control(0, 16, 127))])
+    said: list[str] = []
+    loop = Live(MODELS["echo"], PerformerConfig(seed=1), LiveConfig(bpm=240.0, status=False, realtime=False,
+                                                                   controls=controls_from(None)),
+                send=lambda m: None, log=said.append, clock=rehearsal)
+    rehearsal.call_at(0.6, lambda: said.append(f"at 0.6: temperature {loop.performer.cfg.temperature:g}"))
+    rehearsal.call_at(1.0, loop.stopping.set)
+    loop.run()
+    assert said[:2] == ["temperature: 2", "at 0.6: temperature 2"], said
+
+
 def test_mute_listens_without_answering_until_pressed_again():
     """Muted, a call gets no answer; pressed again, the next call does, on its bar line."""
     bar = 16 * STEP
