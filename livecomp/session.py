@@ -25,6 +25,7 @@ from .live import Live, LiveConfig
 from .performer import PerformerConfig
 from .ports import POLL_S, open_port
 from .scheduler import WallClock
+from .view import AREA
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
 THRU_POLL_S = 0.001
@@ -108,6 +109,8 @@ class Session:
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        if hasattr(signal, "SIGWINCH"):
+            signal.signal(signal.SIGWINCH, AREA.redraw)       # the status area fits a resized terminal
         sys.setswitchinterval(0.0002)   # the MIDI input thread gets the interpreter lock fast
         # A full collection walks every object the interpreter tracks (some 33,000 once onnxruntime
         # and the model are loaded: 6 ms here), holding the lock, so a send due meanwhile goes

@@ -10,6 +10,7 @@ never write into each other's lines.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 
@@ -20,24 +21,55 @@ def on_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def width() -> int:
+    """The terminal's columns now (80 where it cannot say)."""
+    return max(shutil.get_terminal_size((80, 24)).columns, 20)
+
+
+def fit(lines: list[str], columns: int) -> list[str]:
+    """``lines`` to the terminal's width, never wrapping: a line too long is cut between its
+    fields (two spaces apart) into as many lines as it needs, and a field too long is cut."""
+    out = []
+    for line in lines:
+        row = ""
+        for field in line.split("  "):
+            field = field.strip()
+            if not field:
+                continue
+            if row and len(row) + 2 + len(field) <= columns - 1:
+                row += "  " + field
+            else:
+                if row:
+                    out.append(row)
+                row = field[:columns - 1]
+        out.append(row)
+    return out
+
+
 class StatusArea:
-    """The bottom lines of a terminal, redrawn in place; ``log`` writes a line above them."""
+    """The bottom lines of a terminal, redrawn in place; ``log`` writes a line above them. The
+    lines are fitted to the terminal's width at every draw, and a resize redraws them at once
+    (``redraw``, on SIGWINCH), so no wrapped line leaves a stale copy behind."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._lines: list[str] = []            # drawn now; the cursor is at the end of the last
+        self._lines: list[str] = []            # as asked for
+        self._rows: list[str] = []             # drawn now, fitted; the cursor is at the end of the last
 
     @property
     def up(self) -> bool:
-        return bool(self._lines)
+        return bool(self._rows)
 
     def _clear(self, stream) -> None:
-        if self._lines:
-            stream.write("\r" + UP * (len(self._lines) - 1) + CLEAR_BELOW)
+        if self._rows:
+            columns = width()                  # rows the drawn lines take at today's width (a narrower
+            rows = sum(max(1, -(-len(row) // columns)) for row in self._rows)   # terminal rewraps them)
+            stream.write("\r" + UP * (rows - 1) + CLEAR_BELOW)
 
     def _draw(self, stream, lines: list[str]) -> None:
-        stream.write("\n".join(line + CLEAR_LINE for line in lines))
         self._lines = list(lines)
+        self._rows = fit(lines, width()) if lines else []
+        stream.write("\n".join(row + CLEAR_LINE for row in self._rows))
 
     def draw(self, lines: list[str]) -> None:
         stream = sys.stderr
@@ -45,6 +77,18 @@ class StatusArea:
             self._clear(stream)
             self._draw(stream, lines)
             stream.flush()
+
+    def redraw(self, *_) -> None:
+        """The terminal was resized (SIGWINCH): the same lines, fitted to its new width, now if
+        no line is being written (a signal handler must not wait on the lock it interrupted),
+        else at the next draw, which fits them anyway."""
+        if self._lines and self._lock.acquire(blocking=False):
+            try:
+                self._clear(sys.stderr)
+                self._draw(sys.stderr, self._lines)
+                sys.stderr.flush()
+            finally:
+                self._lock.release()
 
     def log(self, text: str) -> None:
         stream = sys.stderr
@@ -60,7 +104,7 @@ class StatusArea:
         stream = sys.stderr
         with self._lock:
             self._clear(stream)
-            self._lines = []
+            self._lines, self._rows = [], []
             stream.flush()
 
 

@@ -590,6 +590,7 @@ def test_on_a_terminal_a_status_area_is_redrawn_in_place_with_each_line_said_abo
 
     screen = Terminal()
     monkeypatch.setattr("sys.stderr", screen)
+    monkeypatch.setenv("COLUMNS", "200")                           # a wide terminal: a line each
     said = []
     live = Live(engine, PerformerConfig(seed=0, bars=1, silence_beats=1), LiveConfig(bpm=240, status=True),
                 send=lambda m: None, log=said.append)
@@ -616,3 +617,39 @@ def test_on_a_terminal_a_status_area_is_redrawn_in_place_with_each_line_said_abo
     above = next(lines for lines in areas if lines[0] == "a port came back")
     assert len(above) == 4 and above[1].startswith("bar")       # the line, then the area again under it
     assert "answer 1: bar 2" in said, said                       # half a beat of rest (silence_beats 1) before bar 2
+
+
+def test_the_status_area_fits_an_80_column_terminal_and_a_resize(engine, monkeypatch):
+    """No line of the area is wider than the terminal (a wrapped line leaves a stale copy at
+    every redraw); on a resize (SIGWINCH) the area is cleared over as many rows as the old
+    lines take at the new width, and drawn again to fit it."""
+    import io
+
+    from livecomp.live import Live, LiveConfig
+    from livecomp.view import AREA, UP, status_lines
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=120, status=True), send=lambda m: None,
+                log=lambda s: None)
+    live.grid = None
+    lines = status_lines(live, 37)
+    assert max(map(len, lines)) > 79                               # what is said does not fit as it is
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    monkeypatch.setenv("COLUMNS", "80")
+    AREA.draw(lines)
+    drawn = screen.getvalue().split("\n")
+    assert all(len(row.replace("\x1b[K", "")) <= 79 for row in drawn) and len(drawn) > len(lines)
+    words = " ".join(lines).split()
+    assert " ".join(" ".join(drawn).replace("\x1b[K", "").split()) == " ".join(words)   # nothing lost
+    monkeypatch.setenv("COLUMNS", "40")                            # narrowed: the old rows rewrap
+    screen.seek(0)
+    screen.truncate()
+    AREA.redraw()
+    rows = sum(-(-len(r.replace("\x1b[K", "")) // 40) for r in drawn)
+    assert screen.getvalue().startswith("\r" + UP * (rows - 1) + "\x1b[J")
+    assert all(len(row.replace("\x1b[K", "")) <= 39 for row in screen.getvalue().split("\x1b[J")[1].split("\n"))
+    AREA.close()
