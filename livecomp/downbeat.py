@@ -72,16 +72,25 @@ def first_phrase(take: Take, stopping: threading.Event, now: Callable[[], float]
     return pending, None
 
 
+def _on_the_beat(rel: np.ndarray, bpm: float, steps_per_beat: int) -> float:
+    """How metrical a reading of the onsets is: the mean, over onsets, of 1 on a beat, 1/2 on a
+    half beat, 0 elsewhere on the 16th grid."""
+    k = np.round(rel / (60.0 / (bpm * steps_per_beat))).astype(int) % steps_per_beat
+    half = steps_per_beat // 2 if steps_per_beat % 2 == 0 else -1
+    return float(np.mean(np.where(k == 0, 1.0, np.where(k == half, 0.5, 0.0))))
+
+
 def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, steps_per_beat: int = 4
                    ) -> tuple[float, float]:
     """Tempo (bpm) and phase (seconds of a beat line) that best explain a phrase's onsets.
 
     Every candidate tempo from ``low`` to ``high`` bpm (0.1 bpm apart) is scored by how close
     the onsets fall to its 16th grid when the grid is anchored on the first onset, then refined
-    by a least-squares fit of the onsets to their grid steps. A faster grid always has lines
-    nearer to any onset, so among tempos that explain the phrase about equally well the slowest
-    is the base; of it and its doubles that fit as well (quavers at 120 bpm are 16ths at 60) the
-    one nearest 100 bpm wins (the onsets alone cannot tell them apart). Needs at least 3 onsets.
+    by a least-squares fit of the onsets to their grid steps. Of the tempos that explain the
+    phrase about equally well, a tempo and its doubles are one reading (quavers at 120 bpm are
+    16ths at 60), and the one nearest 100 bpm stands for it (the onsets alone cannot tell them
+    apart); of readings not an octave apart (quarter notes at 84 bpm are every third 16th at
+    63), the one that puts most onsets on its beats and half beats wins. Needs at least 3 onsets.
     """
     t = np.asarray(sorted(onsets), float)
     if len(t) < 3:
@@ -94,12 +103,18 @@ def estimate_tempo(onsets: list[float], low: float = 60.0, high: float = 180.0, 
     scores = np.sqrt(np.mean(np.minimum(err, 0.03) ** 2, axis=1))   # rms, each onset counted to 30 ms
     threshold = scores.min() * 1.5 + 0.002                           # within timing noise of the best
     good = np.flatnonzero(scores <= threshold)
-    near = good[good < good[0] + 20]                                 # the slowest tempo region that fits
-    base = tempos[near[np.argmin(scores[near])]]
-    # its doubles fit as well (quavers at 120 bpm are 16ths at 60): take the one nearest 100 bpm
-    octaves = [base * 2 ** k for k in range(4) if base * 2 ** k <= high + 1e-9
-               and scores[np.argmin(np.abs(tempos - base * 2 ** k))] <= threshold]
-    bpm = min(octaves, key=lambda b: abs(np.log2(b / 100.0)))
+    regions = np.split(good, np.flatnonzero(np.diff(good) > 1) + 1)  # runs of tempos that fit
+    fitting = [float(tempos[r[np.argmin(scores[r])]]) for r in regions]
+    families: dict[int, list[float]] = {}                            # tempos an octave apart: one reading
+    for b in fitting:
+        key = next((k for k, f in families.items() if abs(np.log2(b / f[0]) - round(np.log2(b / f[0]))) < 0.01),
+                   len(families))
+        families.setdefault(key, []).append(b)
+    # of a tempo and its doubles (quavers at 120 bpm are 16ths at 60) the one nearest 100 bpm; of
+    # readings not an octave apart (quarter notes at 84 are 16ths at 63 x 3), the one that puts
+    # the onsets on its beats and half beats
+    readings = [min(f, key=lambda b: abs(np.log2(b / 100.0))) for f in families.values()]
+    bpm = max(readings, key=lambda b: (round(_on_the_beat(rel, b, steps_per_beat), 6), -abs(np.log2(b / 100.0))))
     step = 60.0 / (bpm * steps_per_beat)
     k = np.round(rel / step)
     if np.ptp(k) > 0:                                              # least squares: t = t0 + k * step
