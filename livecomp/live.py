@@ -128,6 +128,7 @@ class Live:
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
         self.told = 0                                 # answers logged so far (view.tell_answers)
+        self.told_joins = 0                           # of them, times duet mode joined the musician
         self.thru = Thru(self._send_port, cfg.thru_channel) if cfg.thru else None
         self.pulse = Pulse(self.scheduler, self.clicks, engine.steps_per_beat, self.performer.steps_per_bar, cfg)
         self.controls = Controls(cfg.controls) if cfg.controls else None

@@ -114,6 +114,7 @@ class Performer:
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
         self.muted = False                                 # listen, fold in, but answer nothing
         self.answer_notes = 0                              # notes planned for the latest answer so far
+        self.joins: list[int] = []                         # --mode duet: the steps it joined the musician on
         self.last_call_bars: int | None = None             # bars of the last call answered (2 or more)
         self.frames: deque[np.ndarray] = deque(maxlen=4 * steps_per_bar)   # the last steps heard
         self.restart()
@@ -212,6 +213,8 @@ class Performer:
                 return []
             self._duet_tracker = NoteTracker(self._dynamics())
             self.answers += 1
+            self.answer_notes = 0
+            self.joins.append(n + 1)
             self._duet_quiet = 0
         mine = self._duet_next if self._duet_next is not None else np.zeros(N_KEYS, np.uint8)
         both = np.maximum(frame, mine)
@@ -240,7 +243,9 @@ class Performer:
             self._duet_style = CallStyle.of(heard, self.steps_per_bar, n + 1 - len(heard))
         nxt = steps[self._duet_style.choose_step(steps, frame > OFF)]
         self._duet_next = nxt
-        return self._duet_tracker.feed(nxt[None], n + 1)
+        events = self._duet_tracker.feed(nxt[None], n + 1)
+        self.answer_notes += sum(e.kind == "on" for e in events)
+        return events
 
     def _step_listening(self, n: int, frame: np.ndarray) -> list[Event]:
         self.state = self.engine.advance(frame[None, None], self.state)

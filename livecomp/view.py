@@ -151,7 +151,15 @@ def answer_line(number: int, start: int, end: int, steps_per_bar: int) -> str:
 
 
 def tell_answers(live) -> None:
-    """One line for each answer ``live`` has planned since the last call: where it starts and ends."""
-    for start, end in live.performer.planned[live.told:]:
+    """One line for each answer ``live`` has planned since the last call (where it starts and
+    ends), and for each time it joined the musician in duet mode (where), numbered as the
+    status area counts them."""
+    performer = live.performer
+    told_plans = live.told - live.told_joins
+    for start, end in performer.planned[told_plans:]:
         live.told += 1
-        live.log(answer_line(live.told, start, end, live.performer.steps_per_bar))
+        live.log(answer_line(live.told, start, end, performer.steps_per_bar))
+    for start in performer.joins[live.told_joins:]:
+        live.told += 1
+        live.told_joins += 1
+        live.log(f"answer {live.told}: playing along from bar {start // performer.steps_per_bar + 1}")

@@ -136,6 +136,20 @@ def test_panic_in_the_middle_of_an_answer_ends_every_note_at_once():
     assert "panic: every note ended" in said and loop.performer.answers == 1
 
 
+def test_duet_mode_says_each_time_it_joins_and_counts_as_the_status_does():
+    """A call answered, then the mode button, then two phrases with 3 bars of rest between:
+    the log's answer numbers run on as the performer counts them, and the status area's note
+    count is of the latest one."""
+    bar = 16 * STEP
+    messages = calls(1.0) + [(1.0 + 5 * bar, midi.control(0, 80, 127)), (1.0 + 5 * bar + 0.05, midi.control(0, 80, 0))]
+    messages += calls(1.0 + 6 * bar) + calls(1.0 + 10 * bar)
+    _, said, loop = rehearse(messages, 1.0 + 14 * bar)
+    told = [line for line in said if line.startswith("answer ")]
+    assert [line.split(":")[0] for line in told] == ["answer 1", "answer 2", "answer 3"], said
+    assert "playing along from bar 7" in told[1] and "playing along from bar 11" in told[2], told
+    assert loop.performer.answers == 3 and 0 < loop.performer.answer_notes < 64
+
+
 def test_the_mode_button_switches_to_playing_along():
     messages = [(0.5, midi.control(0, 80, 127)), (0.55, midi.control(0, 80, 0))] + calls(1.0)
     sent, said, loop = rehearse(messages, 1.0 + 16 * STEP)
