@@ -155,28 +155,31 @@ class Scheduler:
                     self._cond.wait(timeout=min(wait, 0.05))   # woken early by new, sooner messages
                     self._guard()
                     continue
-                t, _, message, _ = heapq.heappop(self._heap)
+                t, _, message, tag = heapq.heappop(self._heap)
             while not lead and self._now() < t:                    # the last fraction of a millisecond
                 time.sleep(0)                                      # spin, but let the MIDI input thread in
-            self._deliver(t, message, lead)
+            self._deliver(t, message, lead, timed=tag >= 0)
 
-    def _deliver(self, t: float, message: list[int], lead: float = 0.0) -> None:
+    def _deliver(self, t: float, message: list[int], lead: float = 0.0, timed: bool = True) -> None:
         if message is RELEASE:
             # a note-on handed over ahead of its time may be due after ``t``: its note-off goes after it
             for (channel, pitch), since in list(self.sounding.items()):
-                self._send_now(note_off(channel, pitch), max(t, since), lead)
+                self._send_now(note_off(channel, pitch), max(t, since), lead, timed=False)
         else:
-            self._send_now(message, t, lead)
+            self._send_now(message, t, lead, timed)
 
-    def _send_now(self, message: list[int], due: float, lead: float = 0.0) -> None:
+    def _send_now(self, message: list[int], due: float, lead: float = 0.0, timed: bool = True) -> None:
         """Send ``message`` now, or with a lead hand it over now with its time ``due``. The
-        lateness kept is the send's (the hand-over's) against when it was meant."""
+        lateness kept is the send's (the hand-over's) against when it was meant, for the
+        ``timed`` messages, those planned ahead on the grid: a release or the silence of a
+        panic is due the moment it is asked for, and would count the output's lead as late."""
         if lead > 0:
             self._send(message, due)
         else:
             self._send(message)
         sent = self._now()
-        self.lateness.append(sent - (due - lead))
+        if timed:
+            self.lateness.append(sent - (due - lead))
         self._track(message, due if lead > 0 else sent)       # handed over: it sounds from its time
 
     def _track(self, message: list[int], at: float) -> None:
@@ -195,7 +198,7 @@ class Scheduler:
         limit = self._now() - self.guard_s
         for (channel, pitch), since in list(self.sounding.items()):
             if since < limit:
-                self._send_now(note_off(channel, pitch), self._now())
+                self._send_now(note_off(channel, pitch), self._now(), timed=False)
 
     # -- the way out --------------------------------------------------------------------------
 
@@ -256,7 +259,7 @@ class OfflineScheduler(Scheduler):
             due, _, message, _ = heapq.heappop(self._heap)
             self._deliver(due, message)
 
-    def _send_now(self, message: list[int], due: float, lead: float = 0.0) -> None:
+    def _send_now(self, message: list[int], due: float, lead: float = 0.0, timed: bool = True) -> None:
         self._send(message)
         self.sent.append((due, message))
         self._track(message, due)
