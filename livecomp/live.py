@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from .thru import Thru
 from .view import AREA, draw_status, tell_answers
 
 
+HELD_S = 0.030                   # the step loop woke this much after its window closed: the machine held it
+HELD_EVERY_S = 5.0               # at most one line about it this often
 AT_ONCE = ("panic", "mute")      # buttons that end what livecomp plays act as they are pressed
 
 
@@ -127,6 +130,7 @@ class Live:
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
+        self._worst_hold, self._held_said = 0.0, -math.inf   # the machine holding the loop back (_held)
         self.told = 0                                 # answers logged so far (view.tell_answers)
         self.told_joins = 0                           # of them, times duet mode joined the musician
         self.thru = Thru(self._send_port, cfg.thru_channel) if cfg.thru else None
@@ -193,6 +197,7 @@ class Live:
             return
         while not self.stopping.is_set() and not (self.until is not None and self.until(n)):
             closes = self.grid.time_of(n + 0.5)
+            waited = self.now() < closes                   # in time for the window: a late wake is the machine's
             while not self.stopping.is_set():          # wait for the window to close, and take what
                 got = self._take(max(closes - self.now(), 0.0))   # is here already when it has (a late loop)
                 if got is None:
@@ -201,6 +206,8 @@ class Live:
                     pending.append(got)
             if self.stopping.is_set():
                 break
+            if waited:
+                self._held(self.now() - closes)
             if self.follower is not None:
                 moved = self._clock_moved(pending)
                 if moved is not None:
@@ -225,6 +232,18 @@ class Live:
             if self.cfg.status and n % self.engine.steps_per_beat == 0:
                 draw_status(self, n)
             n += 1
+
+    def _held(self, late: float) -> None:
+        """The step loop woke ``late`` seconds after its window closed: where that is more than
+        HELD_S, the machine (other programs' load) held livecomp back, and what it sends may be
+        late for that; said in one line as it happens (at most one every HELD_EVERY_S, with the
+        longest hold since), so the musician knows whom to blame."""
+        if late > self._worst_hold:
+            self._worst_hold = late
+        if self._worst_hold > HELD_S and time.monotonic() - self._held_said >= HELD_EVERY_S:
+            self.log(f"the machine held livecomp for {self._worst_hold * 1e3:.0f} ms at {time.strftime('%H:%M:%S')} "
+                     f"(other programs' load): what it played then may be late by as much")
+            self._held_said, self._worst_hold = time.monotonic(), 0.0
 
     def _take_before_bar_1(self, timeout: float) -> tuple[float, list[int]] | None:
         """``_take`` while waiting for the first note: a control moved meanwhile acts and is

@@ -266,3 +266,25 @@ def test_a_broken_pedal_or_a_held_drum_note_does_not_silence_livecomp(engine, ju
     rehearsal.call_at(1.0 + 64 * step, loop.stopping.set)
     loop.run()
     assert loop.performer.planned and loop.performer.planned[0] == (32, 48), loop.performer.planned
+
+
+def test_a_loop_the_machine_held_back_says_so_once_in_a_line(engine):
+    """The process stalls for 60 ms while waiting for a window to close (another program had
+    the CPU), 19 ms before it closes: one line says it woke 41 ms late, and when, so the
+    musician knows whom to blame; no line when nothing held it."""
+    def session(stall: bool) -> list[str]:
+        step = 60 / 240 / 4
+        rehearsal = Rehearsal([(1.0, midi.note_on(0, 60, 90)), (1.1, midi.note_off(0, 60))])
+        said: list[str] = []
+        loop = Live(engine, PerformerConfig(seed=1, candidates=1), LiveConfig(bpm=240.0, status=False,
+                                                                            realtime=False),
+                    send=lambda m: None, log=said.append, clock=rehearsal)
+        if stall:
+            rehearsal.call_at(1.0 + 8.2 * step, lambda: rehearsal.to(1.0 + 8.2 * step + 0.060))
+        rehearsal.call_at(1.0 + 32 * step, loop.stopping.set)
+        loop.run()
+        return [line for line in said if "held livecomp" in line]
+
+    assert session(False) == []
+    held = session(True)
+    assert len(held) == 1 and "the machine held livecomp for 41 ms" in held[0] and "other programs' load" in held[0]
