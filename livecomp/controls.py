@@ -33,6 +33,7 @@ BUTTONS = {
     "panic": "end every note livecomp plays, at once",
     "next": "the next model, once it has loaded",
     "previous": "the previous model, once it has loaded",
+    "count-in": "before your first note: a bar of clicks (or --count-in's), then bar 1",
 }
 def temperature_of(value: int) -> float:
     """The temperature knob's position (0-127) as a temperature: 0.2 at the bottom, 1.0 (the
@@ -43,7 +44,7 @@ def temperature_of(value: int) -> float:
 
 
 DEFAULTS = {"temperature": 16, "bars": 17, "silence": 18, "mode": 80, "mute": 81, "panic": 82, "next": 83,
-            "previous": 85}
+            "previous": 85, "count-in": 86}
 
 
 class ControlsError(ValueError):
@@ -129,6 +130,9 @@ class Controls:
             return
         if change.control in ("next", "previous"):
             live.models.choose(live.models.current + (1 if change.control == "next" else -1), live.log)
+            return
+        if change.control == "count-in":                 # before bar 1 the live loop takes it itself
+            live.log("count-in: bar 1 is set already; the button counts in before your first note")
             return
         live.hush(step)
         if change.control == "mute":

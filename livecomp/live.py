@@ -39,6 +39,10 @@ HELD_EVERY_S = 5.0               # at most one line about it this often
 AT_ONCE = ("panic", "mute")      # buttons that end what livecomp plays act as they are pressed
 
 
+class CountInPressed(Exception):
+    """The count-in button, pressed before bar 1: the wait for the first note gives way to it."""
+
+
 @dataclass
 class LiveConfig:
     bpm: float | None = 120.0           # None: estimated from the first phrase (--bpm auto)
@@ -190,9 +194,13 @@ class Live:
         elif self.cfg.count_in and self.cfg.bpm is not None:
             pending, n = self._count_in(), 0
         else:
-            pending, self.grid = bar_1(self._take_before_bar_1, self.stopping, self.now, self.cfg.bpm,
-                                       self.engine.steps_per_beat, self.cfg.beats_per_bar, self.log)
-            self.bpm, n = self.grid.bpm if self.grid else self.bpm, 0
+            try:
+                pending, self.grid = bar_1(self._take_before_bar_1, self.stopping, self.now, self.cfg.bpm,
+                                           self.engine.steps_per_beat, self.cfg.beats_per_bar, self.log)
+                self.bpm, n = self.grid.bpm if self.grid else self.bpm, 0
+            except CountInPressed:                     # the musician is ready: a bar of clicks, then bar 1
+                self.cfg.count_in = self.cfg.count_in or 1
+                pending, n = self._count_in(), 0
         if self.grid is None:
             return
         while not self.stopping.is_set() and not (self.until is not None and self.until(n)):
@@ -254,7 +262,13 @@ class Live:
             if got is None or self.controls is None or not (
                     midi.is_program(got[1]) or midi.is_control(got[1]) and got[1][1] in self.controls.by_number):
                 return got
-            self.controls.apply(self.controls.read(got[1]), self, 0)
+            change = self.controls.read(got[1])
+            if change is not None and change.control == "count-in":
+                if self.cfg.bpm is not None:
+                    raise CountInPressed
+                self.log("count-in: it needs a tempo to click at; give --bpm a number (bar 1 is your first note)")
+                continue
+            self.controls.apply(change, self, 0)
 
     def _at_once(self, message: list[int], n: int) -> bool:
         """Panic and mute act as they arrive, not when the step's window closes (up to a 16th

@@ -109,6 +109,22 @@ def test_a_knob_moved_before_the_first_note_is_said_and_applied_at_once():
     assert said[:2] == ["temperature: 2", "at 0.6: temperature 2"], said
 
 
+def test_the_count_in_button_starts_a_bar_of_clicks_and_bar_1_after_it():
+    """Pressed before the first note (the musician is ready): a bar of clicks at --bpm from
+    then, and bar 1 after it; a call played from there is answered on its bar lines. Pressed
+    again once bar 1 is set, it says so and changes nothing."""
+    bar = 16 * STEP
+    press = 0.5
+    start = press + 0.2 + bar                                            # the count-in's bar, then bar 1
+    messages = [(press, midi.control(0, 86, 127)), (press + 0.05, midi.control(0, 86, 0))] + calls(start)
+    messages += [(start + 3 * bar, midi.control(0, 86, 127)), (start + 3 * bar + 0.05, midi.control(0, 86, 0))]
+    sent, said, loop = rehearse(messages, start + 5 * bar)
+    assert "count-in: 1 bar at 240 bpm, then bar 1" in said, said
+    assert loop.grid.time_of(0) == pytest.approx(start, abs=1e-6)
+    assert ons(sent) and ons(sent)[0] == pytest.approx(start + 2 * bar, abs=1e-6), said   # answered on bar 3
+    assert "count-in: bar 1 is set already; the button counts in before your first note" in said
+
+
 def test_mute_listens_without_answering_until_pressed_again():
     """Muted, a call gets no answer; pressed again, the next call does, on its bar line."""
     bar = 16 * STEP
