@@ -8,8 +8,10 @@ A port is named by its full name, a unique part of it, its index in ``livecomp p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 import threading
 import time
 from typing import Callable
@@ -57,13 +59,39 @@ def _api(name: str) -> int:
 
 
 def _client(kind: str, api: str, name: str, **options):
-    """A python-rtmidi client: ``kind`` "MidiIn" or "MidiOut"."""
+    """A python-rtmidi client: ``kind`` "MidiIn" or "MidiOut". What alsa-lib writes to stderr
+    when the sequencer cannot be reached ("ALSA lib seq_hw.c:...") is kept from the terminal and
+    said in livecomp's one sentence instead."""
     rtmidi = load_rtmidi()
+    with _stderr_caught() if api == "alsa" else contextlib.nullcontext(lambda: "") as said:
+        try:
+            return getattr(rtmidi, kind)(_api(api), name=name, **options)
+        except rtmidi.SystemError as exc:
+            failed = str(exc).rstrip(".")
+        library = said().strip().splitlines()
+    hint = {"jack": " (is the JACK server running?)",
+            "alsa": " (no ALSA sequencer here: load the snd-seq module, or use --api jack)"
+            if not os.path.exists("/dev/snd/seq") else ""}.get(api, "")
+    raise PortError(f"cannot reach the {api} MIDI system{hint}: {failed}"
+                    + (f" ({library[-1].strip()})" if library else "") + ".")
+
+
+@contextlib.contextmanager
+def _stderr_caught():
+    """File descriptor 2 led into a temporary file for the block; yields what was written."""
     try:
-        return getattr(rtmidi, kind)(_api(api), name=name, **options)
-    except rtmidi.SystemError as exc:
-        hint = " (is the JACK server running?)" if api == "jack" else ""
-        raise PortError(f"cannot reach the {api} MIDI system{hint}: {str(exc).rstrip('.')}.") from None
+        saved = os.dup(2)
+    except OSError:                                     # no stderr to keep: nothing to catch
+        yield lambda: ""
+        return
+    with tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield lambda: (caught.seek(0), caught.read().decode(errors="replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def list_ports(api: str) -> tuple[list[str], list[str]]:

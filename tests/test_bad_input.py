@@ -293,3 +293,18 @@ def test_a_model_name_with_terminal_escape_codes_is_shown_plain(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\x9b" not in result.stdout
     assert "?]0;owned??[2Jred" in result.stdout, result.stdout
+
+
+def test_an_api_that_cannot_be_reached_is_one_sentence_without_the_librarys_own_lines(tmp_path):
+    """Where there is no ALSA sequencer (this machine), alsa-lib writes its own "ALSA lib
+    seq_hw.c" line to stderr; livecomp's sentence carries it, and nothing else is written."""
+    import os
+
+    if os.path.exists("/dev/snd/seq"):
+        pytest.skip("this machine has an ALSA sequencer")
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "ports", "--api", "alsa"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("livecomp: cannot reach the alsa MIDI system"), lines
+    assert "load the snd-seq module, or use --api jack" in lines[0]
