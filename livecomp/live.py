@@ -35,6 +35,7 @@ from .view import AREA, draw_status, tell_answers
 
 
 HELD_S = 0.030                   # the step loop woke this much after its window closed: the machine held it
+WAITING_DRAW_S = 0.5             # before bar 1 the status area is drawn this often
 HELD_EVERY_S = 5.0               # at most one line about it this often
 AT_ONCE = ("panic", "mute")      # buttons that end what livecomp plays act as they are pressed
 
@@ -135,6 +136,7 @@ class Live:
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
         self._worst_hold, self._held_said = 0.0, -math.inf   # the machine holding the loop back (_held)
+        self._waiting_drawn = -math.inf               # the status area drawn before bar 1
         self.told = 0                                 # answers logged so far (view.tell_answers)
         self.told_joins = 0                           # of them, times duet mode joined the musician
         self.thru = Thru(self._send_port, cfg.thru_channel) if cfg.thru else None
@@ -257,6 +259,9 @@ class Live:
         """``_take`` while waiting for the first note: a control moved meanwhile acts and is
         said at once, not when the first note has set the grid."""
         deadline = self.now() + timeout
+        if self.cfg.status and time.monotonic() - self._waiting_drawn >= WAITING_DRAW_S:
+            self._waiting_drawn = time.monotonic()      # the area is there from the start
+            draw_status(self, None)
         while True:
             got = self._take(max(deadline - self.now(), 0.0))
             if got is None or self.controls is None or not (

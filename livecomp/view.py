@@ -119,19 +119,22 @@ def say(text: str) -> None:
         print(text, flush=True)
 
 
-def status_lines(live, n: int) -> list[str]:
-    """Bar and beat of step ``n``; listening, answering or muted; tempo and where it comes from;
-    the model. What the controls set (mode, temperature, answer bars, silence beats). The
-    answers so far, the latest one's notes, and the sends' lateness."""
+def status_lines(live, n: int | None) -> list[str]:
+    """Bar and beat of step ``n`` (None: before bar 1, waiting for the first note); listening,
+    answering or muted; tempo and where it comes from; the model. What the controls set (mode,
+    temperature, answer bars, silence beats). The answers so far, the latest one's notes, and
+    the sends' lateness."""
     spbar, spb = live.performer.steps_per_bar, live.engine.steps_per_beat
-    bar, beat = n // spbar + 1, (n % spbar) // spb + 1
     late = live.scheduler.lateness_ms()
     performer = live.performer
     what = "muted" if performer.muted else "answering" if performer.answering else "listening"
     source = "clock" if live.follower is not None else "estimated" if live.cfg.bpm is None else "fixed"
     cfg = performer.cfg
     controls = "keyboard controls on" if live.controls is not None else "keyboard controls off"
-    return [f"bar {bar:>4}:{beat}  {what:<9}  {live.bpm:.1f} bpm ({source})  model {live.engine.name}",
+    tempo = f"{live.bpm:.1f} bpm ({source})" if live.bpm else "tempo from your first phrase"
+    where = f"bar {n // spbar + 1:>4}:{(n % spbar) // spb + 1}" if n is not None else "before bar 1"
+    what = what if n is not None else "waiting for your first note"
+    return [f"{where}  {what:<9}  {tempo}  model {live.engine.name}",
             f"mode {cfg.mode}  temperature {cfg.temperature:.2f}  answer bars {cfg.bars or 'as the call'}  "
             f"silence {cfg.silence_beats:g} beats  ({controls})",
             f"{performer.answers} answer{'s' * (performer.answers != 1)}"
@@ -139,7 +142,7 @@ def status_lines(live, n: int) -> list[str]:
             + f"  sends p50 {late['p50']:.2f} ms, p99 {late['p99']:.2f} ms"]
 
 
-def draw_status(live, n: int) -> None:
+def draw_status(live, n: int | None) -> None:
     if on_terminal():
         AREA.draw(status_lines(live, n))
 

@@ -629,7 +629,9 @@ def test_on_a_terminal_a_status_area_is_redrawn_in_place_with_each_line_said_abo
     assert len(redraws) > 8 and all(len(lines) == 3 and all(line.endswith(CLEAR_LINE) for line in lines)
                                     for lines in areas[:-1] if "a port came back" not in lines[0]), areas[:3]
     first = redraws[0].split("\n")
-    assert "240.0 bpm (fixed)" in first[0] and "listening" in first[0] and engine.name in first[0], first
+    assert "before bar 1  waiting for your first note" in first[0], first          # up from the start
+    listening = next(lines for lines in areas if "listening" in lines[0])
+    assert "240.0 bpm (fixed)" in listening[0] and engine.name in listening[0], listening
     assert any("answering" in lines[0] and lines[2].startswith("1 answer, the last") for lines in areas), areas
     above = next(lines for lines in areas if lines[0] == "a port came back")
     assert len(above) == 4 and above[1].startswith("bar")       # the line, then the area again under it
@@ -670,3 +672,32 @@ def test_the_status_area_fits_an_80_column_terminal_and_a_resize(engine, monkeyp
     assert screen.getvalue().startswith("\r" + UP * (rows - 1) + "\x1b[J")
     assert all(len(row.replace("\x1b[K", "")) <= 39 for row in screen.getvalue().split("\x1b[J")[1].split("\n"))
     AREA.close()
+
+
+def test_the_status_area_is_up_before_the_first_note(engine, monkeypatch):
+    """Listening and waiting for the first note: the area is drawn from the start (it was not
+    drawn until a note had set bar 1), saying so, with the tempo and model."""
+    import io
+    import threading
+    import time
+
+    from livecomp.live import Live, LiveConfig
+    from livecomp.view import AREA
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    monkeypatch.setenv("COLUMNS", "200")
+    live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=100, status=True), send=lambda m: None,
+                log=lambda s: None)
+    loop = threading.Thread(target=live.run)
+    loop.start()
+    time.sleep(0.3)
+    live.stopping.set()
+    loop.join()
+    assert not AREA.up
+    shown = screen.getvalue()
+    assert "before bar 1  waiting for your first note  100.0 bpm (fixed)  model " + engine.name in shown, shown
