@@ -10,6 +10,7 @@ runs on until the last call has been answered.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import mido
@@ -106,11 +107,12 @@ class Duet:
 
 
 def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConfig, channel: int = 0,
-         end_cc: int | None = None) -> Duet:
+         end_cc: int | None = None, progress: Callable[[float], None] | None = None) -> Duet:
     """Run the live loop on a file (a path or a file in memory) on simulated time: the same code
     as ``listen``, hearing the file's messages at their times; ``end_cc``, as ``listen``'s
     ``--end-cc``: a controller that ends a call at once (value >= 64). It ends once the file has
-    and the last call is answered (``--mode duet``: as the file ends)."""
+    and the last call is answered (``--mode duet``: as the file ends). ``progress`` is told the
+    share of the file played, at each step."""
     from .live import Live, LiveConfig
 
     timed, tempo, (num, den), meters, told = read_performance(path)
@@ -123,6 +125,8 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
     def over(n: int) -> bool:
         """Step n begins: has the performance ended? Then everything before n is played."""
         grid, performer = live.grid, live.performer
+        if progress is not None:
+            progress(min(grid.time_of(n) / end_of_file, 1.0) if end_of_file > 0 else 1.0)
         if grid.time_of(n) <= end_of_file:
             return False
         waited = n - grid.nearest_step(end_of_file)

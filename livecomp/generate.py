@@ -3,6 +3,8 @@ bars sampled one call each, the best of K candidates by likelihood kept."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .engine import Engine
@@ -10,7 +12,8 @@ from .roll import PianoRoll
 
 
 def continue_roll(engine: Engine, primer: PianoRoll | None, bars: int, temperature: float = 1.0,
-                  candidates: int = 1, seed: int | None = 0) -> tuple[PianoRoll, PianoRoll]:
+                  candidates: int = 1, seed: int | None = 0,
+                  progress: Callable[[int], None] | None = None) -> tuple[PianoRoll, PianoRoll]:
     """Continue ``primer`` (on the model's grid) by ``bars`` bars of its last meter.
 
     The primer is padded with silence to its next bar line, so the continuation starts on a
@@ -36,7 +39,9 @@ def continue_roll(engine: Engine, primer: PianoRoll | None, bars: int, temperatu
     heard = np.concatenate([heard, np.zeros((start - end, 88), heard.dtype)])
     state = engine.advance(heard) if len(heard) else engine.initial_state()
     parts = []
-    for _ in range(bars):
+    for done in range(bars):
+        if progress is not None:
+            progress(done)                              # bars written so far
         frames, logp, after = engine.bar(state, candidates=candidates, temperature=temperature, seed=rng, steps=bar)
         best = int(np.argmax(logp))
         parts.append(frames[best])

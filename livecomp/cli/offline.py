@@ -117,7 +117,7 @@ def generate(
         if primer_bars is not None:
             heard = heard.first_bars(primer_bars)
     try:
-        whole, answer = continue_roll(engine, heard, bars, temperature, candidates, seed)
+        whole, answer = continue_roll(engine, heard, bars, temperature, candidates, seed, progress=_progress(bars))
     except KeyboardInterrupt:
         fail(f"stopped by Ctrl-C before the {bars} bars were written; nothing was written.", 130)
     try:
@@ -139,6 +139,48 @@ def generate(
         typer.echo(f"wrote {wav} (soundfont {font})")
 
 
+
+
+def _progress(bars: int):
+    """On a terminal, for a long generation, "bar N of M" on stderr in place, a few times a
+    second (the first bars run silent); elsewhere nothing."""
+    import sys
+    import time
+
+    if bars < 64 or not sys.stderr.isatty():
+        return None
+    shown = [time.monotonic()]
+
+    def tell(done: int) -> None:
+        if time.monotonic() - shown[0] >= 0.25:
+            shown[0] = time.monotonic()
+            sys.stderr.write(f"\rwriting bar {done + 1} of {bars}\x1b[K")
+            sys.stderr.flush()
+        if done == bars - 1:
+            sys.stderr.write("\r\x1b[K")
+
+    return tell
+
+
+def _share_shown():
+    """On a terminal, how much of the file duet has played, on stderr in place, from the second
+    second on (a short file runs silent); elsewhere nothing."""
+    import sys
+    import time
+
+    if not sys.stderr.isatty():
+        return None
+    started, shown = time.monotonic(), [time.monotonic()]
+
+    def tell(share: float) -> None:
+        if time.monotonic() - started >= 1.0 and time.monotonic() - shown[0] >= 0.25:
+            shown[0] = time.monotonic()
+            sys.stderr.write(f"\rplaying the file through: {share:.0%}\x1b[K")
+            sys.stderr.flush()
+        if share >= 1.0 and time.monotonic() - started >= 1.0:
+            sys.stderr.write("\r\x1b[K")
+
+    return tell
 
 
 def _check_audio(wav: Optional[Path], soundfont: Optional[Path] = None) -> None:
@@ -195,7 +237,7 @@ def duet(
     _check_audio(wav)
     engine = _engine(model, provider)
     try:
-        result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc)
+        result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc, progress=_share_shown())
     except MidiFileError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
