@@ -95,6 +95,13 @@ class Controls:
         self.by_number = by_number
         self._down: dict[int, bool] = {}
 
+    def name_of(self, message: list[int]) -> str | None:
+        """The control ``message`` moves ("program" for a program change), or None where it is
+        no control of this map: a note, the pedal, an unmapped controller."""
+        if midi.is_program(message):
+            return "program"
+        return self.by_number.get(message[1]) if midi.is_control(message) else None
+
     def read(self, message: list[int]) -> Change | None:
         """The change a controller's new value (or a program change) asks for; None when it is
         not a control, or is a button let go (or pressed again without being let go)."""

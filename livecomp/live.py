@@ -264,8 +264,7 @@ class Live:
             draw_status(self, None)
         while True:
             got = self._take(max(deadline - self.now(), 0.0))
-            if got is None or self.controls is None or not (
-                    midi.is_program(got[1]) or midi.is_control(got[1]) and got[1][1] in self.controls.by_number):
+            if got is None or self.controls is None or self.controls.name_of(got[1]) is None:
                 return got
             change = self.controls.read(got[1])
             if change is not None and change.control == "count-in":
@@ -278,8 +277,7 @@ class Live:
     def _at_once(self, message: list[int], n: int) -> bool:
         """Panic and mute act as they arrive, not when the step's window closes (up to a 16th
         later): whether ``message`` was one of their buttons, and is done with."""
-        if self.controls is None or not midi.is_control(message) or \
-                self.controls.by_number.get(message[1]) not in AT_ONCE:
+        if self.controls is None or self.controls.name_of(message) not in AT_ONCE:
             return False
         self.controls.apply(self.controls.read(message), self, n)
         return True
@@ -422,8 +420,7 @@ class Live:
             step = 0
         if is_note_on(message):
             self._onsets.append((step, t))
-        if self.controls is not None and (midi.is_program(message) or midi.is_control(message) and
-                                          message[1] in self.controls.by_number):
+        if self.controls is not None and self.controls.name_of(message) is not None:
             self.controls.apply(self.controls.read(message), self, step)
             return
         self.performer.hear(step, message, self.cfg.end_cc)
