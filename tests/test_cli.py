@@ -83,3 +83,14 @@ def test_models_lists_each_shipped_model_with_its_data_licence_size_and_figures(
     assert "basic-jsb" in result.stdout                              # a folder given beside them
     bad = livecomp("models", str(ROOT / "tests"))
     assert bad.returncode == 1 and "has no model.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_help_keeps_the_config_files_table_names():
+    """Help is plain text: "[listen]" is the config file's table, not markup to drop."""
+    from typer.testing import CliRunner
+
+    from livecomp.cli import app
+
+    result = CliRunner().invoke(app, ["listen", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "[listen] and [presets.NAME]" in " ".join(result.output.split()), result.output

@@ -25,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,              # help text as written: "[listen]" is a TOML table, not markup
     help="livecomp: a real-time MIDI co-performer. It listens on the beat grid and answers in time.",
 )
 
