@@ -5,6 +5,7 @@ bars are numbered along the top, and a legend below says whose notes each colour
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
 from pathlib import Path
@@ -141,5 +142,9 @@ def save_roll_png(path: str | Path, roll: PianoRoll, second: PianoRoll | None = 
     A step is 16 pixels wide for one quarter note, so grids of any resolution draw at one scale
     (at least 1 pixel a step)."""
     px_per_step = max(1, 16 // roll.steps_per_beat)
+    if second is not None and second.n_steps > roll.n_steps:     # bar lines and numbers under all of it
+        padded = np.zeros((second.n_steps, roll.frames.shape[1]), np.uint8)
+        padded[:roll.n_steps] = roll.frames
+        roll = dataclasses.replace(roll, frames=padded)
     plot = render_roll(roll, px_per_step=px_per_step, second=second)
     write_png(path, label(plot, roll, px_per_step, 4, names))

@@ -189,3 +189,21 @@ def test_a_saved_picture_names_its_octaves_numbers_its_bars_and_tells_the_parts_
     legend = img[TOP + 88 * 4:]
     assert (legend == STRUCK_COLOUR).all(-1).any() and (legend == SECOND_PART[1]).all(-1).any()
     assert (legend == TEXT).all(-1).sum() > 100                             # the two names
+
+
+def test_a_picture_of_two_parts_draws_bar_lines_under_the_longer(monkeypatch):
+    """`duet --png`: livecomp's part runs past the musician's; its bars get their lines too."""
+    import numpy as np
+
+    import livecomp.image as image
+    from livecomp.roll import PianoRoll
+
+    drawn = {}
+    monkeypatch.setattr(image, "write_png", lambda path, img: drawn.setdefault("img", img))
+    short = PianoRoll(np.zeros((32, 88), np.uint8))                     # 2 bars of 4/4 16ths
+    long = PianoRoll(np.zeros((64, 88), np.uint8))                      # 4 bars
+    image.save_roll_png("x.png", short, second=long)
+    img = drawn["img"]
+    for bar in (2, 3):                                                  # the lines of bars 3 and 4
+        column = img[:, image.LEFT + bar * 16 * 4]
+        assert (column == image.BAR_LINE).all(-1).any(), bar
