@@ -140,6 +140,13 @@ def plain(value) -> str:
     return "".join("?" if unicodedata.category(c)[0] == "C" else c for c in str(value))
 
 
+def corpus_names(corpus: str) -> str:
+    """A training corpus as a musician reads it: the collections' names, not the folders they
+    were on the machine that trained ("../shared/midi/piano-midi-de,../shared/midi/mutopia" ->
+    "piano-midi-de + mutopia")."""
+    return " + ".join(plain(Path(part).name or part) for part in corpus.split(",") if part)
+
+
 def _table(info: dict, key: str) -> dict:
     value = info.get(key)
     return value if isinstance(value, dict) else {}
@@ -163,13 +170,15 @@ def card(folder: Path) -> list[str]:
                 and not isinstance(info.get("parameters"), bool) else "")
              + f" ({plain(folder)})"]
     if isinstance(training.get("corpus"), str) and training["corpus"]:
-        licence = training.get("corpus_licence")
-        lines.append(f"  learnt from {plain(training['corpus'])}"
-                     + (f" ({plain(licence)})" if isinstance(licence, str) and licence else ""))
+        licence, frames = training.get("corpus_licence"), training.get("frames")
+        about = [f"{frames:,} frames" if isinstance(frames, int) and not isinstance(frames, bool) else "",
+                 plain(licence) if isinstance(licence, str) and licence else ""]
+        lines.append(f"  learnt from {corpus_names(training['corpus'])}"
+                     + (f" ({'; '.join(a for a in about if a)})" if any(about) else ""))
     for corpus, figures in _table(info, "metrics").items():
         if isinstance(figures, dict) and _number(figures.get("nll")):
             frames = figures.get("frames")
-            lines.append(f"  test NLL {figures['nll']:.3f} nats a frame on {plain(corpus)} "
+            lines.append(f"  test NLL {figures['nll']:.3f} nats a frame on {corpus_names(corpus)} "
                          f"({frames if isinstance(frames, int) else '?'} frames)")
     musicality = _table(info, "musicality")
     measures = ("key", "rhythm", "density", "register")

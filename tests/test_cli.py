@@ -77,9 +77,11 @@ def test_models_lists_each_shipped_model_with_its_data_licence_size_and_figures(
     assert "[default]" in blocks["piano"].splitlines()[0]
     for name in ("piano", "pop", "folk", "basic"):
         block = blocks[name]
-        assert " parameters " in block and "learnt from ../shared/midi/" in block and "test NLL" in block
+        assert " parameters " in block and "learnt from " in block and " frames; " in block and "test NLL" in block
+        assert "../shared" not in block                             # the collections, not the trainer's folders
         assert "nottingham     key 0." in block                     # the answers' figures on each corpus
     assert "CC BY-SA 3.0 DE" in blocks["piano"] and "GPL-3.0" in blocks["folk"]
+    assert "learnt from piano-midi-de + mutopia (762,321 frames; " in blocks["piano"]
     assert "basic-jsb" in result.stdout                              # a folder given beside them
     bad = livecomp("models", str(ROOT / "tests"))
     assert bad.returncode == 1 and "has no model.json" in bad.stderr and "Traceback" not in bad.stderr
