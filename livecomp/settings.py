@@ -24,7 +24,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tomllib
+try:
+    import tomllib
+except ImportError:                     # Python 3.10: the same parser, as the tomli package
+    import tomli as tomllib
 from pathlib import Path
 
 

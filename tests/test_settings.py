@@ -164,3 +164,22 @@ def test_learn_with_a_config_file_that_cannot_be_written_stops_before_the_round(
     assert result.exit_code == 1, result.output
     assert "--learn keeps the map in the config file, which cannot be written" in result.output
     assert "is a file, not a folder" in result.output and "learn: move" not in result.output
+
+
+def test_settings_read_with_tomli_where_python_has_no_tomllib(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib; the tomli package (a dependency there) is the same parser."""
+    import importlib
+    import tomllib
+
+    import livecomp.settings
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)           # as on 3.10: no such module
+    monkeypatch.setitem(sys.modules, "tomli", tomllib)          # the backport, under its own name
+    try:
+        settings = importlib.reload(livecomp.settings)
+        assert settings.tomllib is tomllib
+        (tmp_path / "config.toml").write_text(PORTS)
+        assert settings.read_settings(path=tmp_path / "config.toml") == {"in": "Keystation", "out": "FLUID"}
+    finally:
+        monkeypatch.undo()
+        importlib.reload(livecomp.settings)
