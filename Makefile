@@ -13,7 +13,7 @@ OUT    ?= out
 # otherwise resolve to a multi-GB CUDA build; pyproject keeps the honest range.
 $(STAMP): pyproject.toml setup.py livecomp/_jackmidi.c constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=77'
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,test]'
 	touch $(STAMP)
 

@@ -348,6 +348,7 @@ def test_the_wheel_carries_the_shipped_models(tmp_path):
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                             "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
+    assert "Warning" not in build.stderr, build.stderr             # no deprecated licence table, no data undeclared
     (wheel,) = tmp_path.glob("livecomp-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for model in shipped_models():
