@@ -63,6 +63,9 @@ def realtime(priority: int) -> bool:
     return True
 
 
+LATENESS_KEPT = 20_000            # sends whose lateness the percentiles are of: some hours' worth
+
+
 class Scheduler:
     def __init__(self, send: Callable[..., None], spin_s: float = 0.0006, guard_s: float = 30.0,
                  priority: int | None = None, lead_s: Callable[[], float] | None = None,
@@ -96,7 +99,9 @@ class Scheduler:
         self._stopped = False
         self.sounding: dict[tuple[int, int], float] = {}   # (channel, pitch) -> time of its note-on (sent or due)
         self.channels: set[int] = set()
-        self.lateness: list[float] = []             # seconds, one per message sent
+        self.lateness: deque[float] = deque(maxlen=LATENESS_KEPT)   # seconds, of the latest sends
+        self._timed = 0                             # timed sends in all
+        self._latest = 0.0                          # the largest lateness of them all
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -179,7 +184,10 @@ class Scheduler:
             self._send(message)
         sent = self._now()
         if timed:
-            self.lateness.append(sent - (due - lead))
+            late = sent - (due - lead)
+            self.lateness.append(late)
+            self._timed += 1
+            self._latest = max(self._latest, late)
         self._track(message, due if lead > 0 else sent)       # handed over: it sounds from its time
 
     def _track(self, message: list[int], at: float) -> None:
@@ -236,12 +244,14 @@ class Scheduler:
             pass
 
     def lateness_ms(self) -> dict[str, float]:
-        """p50, p99 and max lateness of the sends so far, in milliseconds."""
+        """p50 and p99 lateness of the latest LATENESS_KEPT sends (all of a session of a few hours),
+        the largest of all and how many were sent, in milliseconds: a night's sends are not kept
+        one by one, nor sorted at every beat."""
         if not self.lateness:
             return {"p50": 0.0, "p99": 0.0, "max": 0.0, "sent": 0}
         late = np.array(self.lateness) * 1e3
         return {"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99)),
-                "max": float(late.max()), "sent": int(late.size)}
+                "max": self._latest * 1e3, "sent": self._timed}
 
 
 class OfflineScheduler(Scheduler):
