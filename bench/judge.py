@@ -449,6 +449,7 @@ def save_pngs(folder: Path, result: dict, calls: list[dict], count: int, seed: i
     from livecomp.roll import PianoRoll
 
     folder.mkdir(parents=True, exist_ok=True)
+    model = Path(result["model"]).name                      # a model folder's name, not its path
     rng = np.random.default_rng(seed)
     for i in sorted(rng.choice(len(calls), min(count, len(calls)), replace=False)):
         c = calls[i]
@@ -458,9 +459,9 @@ def save_pngs(folder: Path, result: dict, calls: list[dict], count: int, seed: i
         real = np.concatenate([c["call"], gap, c["real"]])
         meters = [(0, *c["meter"])]
         top = PianoRoll(np.maximum(call_part, 0), c["spb"], meters=meters)
-        save_roll_png(folder / f"{result['model']}-{result['corpus']}-{i:03d}-livecomp.png", top,
+        save_roll_png(folder / f"{model}-{result['corpus']}-{i:03d}-livecomp.png", top,
                       PianoRoll(others, c["spb"], meters=meters), names=("call", "livecomp"))
-        save_roll_png(folder / f"{result['model']}-{result['corpus']}-{i:03d}-real.png",
+        save_roll_png(folder / f"{model}-{result['corpus']}-{i:03d}-real.png",
                       PianoRoll(real, c["spb"], meters=meters), names=("call + real",))
 
 
