@@ -143,6 +143,7 @@ class Live:
         self.pulse = Pulse(self.scheduler, self.clicks, engine.steps_per_beat, self.performer.steps_per_bar, cfg)
         self.controls = Controls(cfg.controls) if cfg.controls else None
         self.models = ModelSwitch(list(cfg.models), engine.name, loader, self.clock.background, engine.steps_per_beat)
+        self.models.keep(engine.name, engine)
 
     # -- ports --------------------------------------------------------------------------------
 

@@ -1,10 +1,13 @@
 """Changing the model while playing: a model chosen on the keyboard (a program change, or the
 next or previous button) loads in the background (a few seconds: onnxruntime optimises its
 graphs) and answers from then on, the last bars heard (the call under way included) folded into
-its state; listening never stops, and an answer under way is finished by the model that began it."""
+its state; listening never stops, and an answer under way is finished by the model that began it.
+A model loads once a session: going back to one played before is at once, and memory holds one
+copy of each."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Callable
 
 
@@ -18,6 +21,11 @@ class ModelSwitch:
         self.current = self.names.index(current) if current in self.names else -1
         self.loader, self.background, self.steps_per_beat = loader, background, steps_per_beat
         self.pending: tuple[int, object] | None = None
+        self.loaded: dict[str, object] = {}        # name -> engine: a model loads once a session
+
+    def keep(self, name: str, engine) -> None:
+        """``engine`` is model ``name``, loaded already (the one the session began with)."""
+        self.loaded[name] = engine
 
     def choose(self, index: int, log: Callable[[str], None], wrap: bool = True) -> None:
         """Start loading model ``index`` (the next and previous buttons wrap around; a program
@@ -33,6 +41,12 @@ class ModelSwitch:
             log(f"model: {self.names[index]} plays already")
             return
         name = self.names[index]
+        if name in self.loaded:                      # back to a model played before: at once, and no
+            done: Future = Future()                  # second copy of it in memory
+            done.set_result(self.loaded[name])
+            self.pending = (index, done)
+            log(f"model: back to {name}, loaded already")
+            return
         self.pending = (index, self.background(lambda: self.loader(name)))
         log(f"model: loading {name}; it answers once it has loaded")
 
@@ -53,5 +67,6 @@ class ModelSwitch:
                 f"{self.steps_per_beat}; the model playing stays")
             return None
         self.current = index
+        self.loaded.setdefault(self.names[index], engine)
         log(f"model: {engine.name} ({engine.architecture}) answers from now on")
         return engine

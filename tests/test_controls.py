@@ -195,7 +195,37 @@ def test_a_model_chosen_on_the_keyboard_answers_once_it_has_loaded():
     assert said.index("model: echo3 (echo) answers from now on") < said.index("answer 2: bars 9 to 10")
     assert "model: no model has program 9 (there are 3: 0 to 2)" in said
     assert "model: echo (echo) answers from now on" in said and loop.engine.name == "echo"
+    assert "model: back to echo, loaded already" in said                # loaded once a session
     assert loop.performer.answers == 3
+
+
+def test_a_model_loads_once_a_session():
+    """Next, pressed between calls five times around three models: each loads once; going back
+    to one played before is at once, with the engine it had (no second copy in memory)."""
+    loads = []
+
+    def loader(name):
+        loads.append(name)
+        return MODELS[name]
+
+    bar = 16 * STEP
+    messages = []
+    for k in range(5):
+        start = 1.0 + 5 * k * bar
+        messages += calls(start) + [(start + 4 * bar, midi.control(0, 83, 127)),
+                                    (start + 4 * bar + STEP, midi.control(0, 83, 0))]
+    rehearsal = Rehearsal(messages)
+    said: list[str] = []
+    loop = Live(MODELS["echo"], PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1),
+                LiveConfig(bpm=240.0, status=False, realtime=False, controls=controls_from(None),
+                           models=tuple(MODELS)),
+                send=lambda m: None, log=said.append, clock=rehearsal, loader=loader)
+    rehearsal.call_at(1.0 + 26 * bar, loop.stopping.set)
+    loop.run()
+    assert loads == ["echo2", "echo3"], (loads, said)
+    assert said.count("model: back to echo, loaded already") == 1 and \
+        said.count("model: back to echo2, loaded already") == 1, said
+    assert loop.engine is MODELS["echo3"]
 
 
 def test_learn_maps_each_control_by_moving_it_and_keeps_the_map_in_the_config_file(tmp_path):
