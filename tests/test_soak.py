@@ -1,10 +1,9 @@
-"""A long session, shortened: `bench/soak.py` for 2 minutes of playing (after every shipped
-model has loaded once) through a JACK server of its own, as the 30-minute bench run does:
+"""A long session, shortened: `bench/soak.py` for 90 seconds of playing through a JACK server
+of its own, as the 30-minute bench run does:
 calls, answers played over, panic, mute, the temperature knob, duet mode, model switches,
 junk on the input and the keyboard unplugged and back. Every answer note on its frame of the
-grid, nothing left sounding, the recording whole, no traceback, exit 0. The memory's growth is
-measured and printed; its 5 MB bound is the 30-minute run's (in 2 minutes the allocator's
-first rounds of model switches are not over)."""
+grid, nothing left sounding, the recording whole, no traceback, exit 0. The memory is the
+30-minute run's to measure (it loads every model first; 90 seconds would measure their loads)."""
 
 from __future__ import annotations
 
@@ -21,14 +20,14 @@ from livecomp import jackclient  # noqa: E402
 
 @pytest.mark.skipif(shutil.which("jackd") is None or not jackclient.available(),
                     reason="needs jackd and livecomp's JACK client")
-def test_a_two_minute_session_loses_nothing_and_plays_every_note_on_its_frame():
+def test_a_short_session_loses_nothing_and_plays_every_note_on_its_frame():
     import soak
 
     said = []
-    report = soak.run(minutes=2.0, seed=1, log=said.append)
+    report = soak.run(minutes=1.5, seed=1, log=said.append, warm=False, reconnect_every=6)
     print(f"\nsoak: {report.rounds} rounds, {report.answer_notes} answer notes, {report.reconnects} reconnects, "
-          f"RSS +{report.rss_growth_mb} MB over the second half; livecomp said {report.said}")
-    assert report.rounds >= 10 and report.reconnects >= 1 and report.answer_notes > 50, report
+          f"livecomp said {report.said}")
+    assert report.rounds >= 8 and report.reconnects >= 1 and report.answer_notes > 50, report
     assert len(report.off_grid) <= report.explained_off_grid, (report.off_grid, said)
     assert not report.sounding_after, report.sounding_after
     assert report.recording_ok and not report.recording_unended, said
