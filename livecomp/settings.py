@@ -78,8 +78,11 @@ def _text(path: Path) -> str | None:
 def _tables(path: Path) -> dict | None:
     """The config file's tables (None where there is no file), each checked to be a table."""
     text = _text(path)
-    if text is None:
-        return None
+    return None if text is None else _parsed(text, path)
+
+
+def _parsed(text: str, path: Path) -> dict:
+    """The tables of the config file ``path`` whose text is ``text``, each checked to be a table."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -166,8 +169,9 @@ def _edited(path: Path, controls: dict[str, object]) -> tuple[Path, str]:
     """The file to write and its new text, checked to read back as the file's settings with
     ``controls`` as its [controls]."""
     target = _target(path)
-    document = _tables(target) or {}                # a file that is not TOML is not written over
-    edited = _edit_controls(_text(target) or "", controls, "controls" in document)
+    text = _text(target) or ""
+    document = _parsed(text, path)                  # a file that is not TOML is not written over
+    edited = _edit_controls(text, controls, "controls" in document)
     try:
         same = edited is not None and tomllib.loads(edited) == {**document, "controls": dict(controls)}
     except tomllib.TOMLDecodeError:
