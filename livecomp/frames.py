@@ -75,7 +75,6 @@ class FrameBuilder:
         self.sustained: set[int] = set()         # released under the pedal
         self.pedal = False
         self.struck: dict[int, set[int]] = {}    # step -> keys struck in its window
-        self.velocities: deque[int] = deque(maxlen=16)
         self.attacks: deque[tuple[int, int, int]] = deque(maxlen=64)   # (step, key, velocity)
 
     def note_on(self, step: int, pitch: int, velocity: int) -> None:
@@ -85,7 +84,6 @@ class FrameBuilder:
         self.struck.setdefault(step, set()).add(key)
         self.down.add(key)
         self.sustained.discard(key)
-        self.velocities.append(velocity)
         self.attacks.append((step, key, velocity))
 
     def note_off(self, step: int, pitch: int) -> None:
@@ -115,7 +113,8 @@ class FrameBuilder:
 
     def dynamics(self, default: int = 80) -> int:
         """The musician's recent loudness: mean velocity of the last 16 attacks."""
-        return int(round(np.mean(self.velocities))) if self.velocities else default
+        recent = [v for _, _, v in list(self.attacks)[-16:]]
+        return int(round(np.mean(recent))) if recent else default
 
     def dynamics_shape(self, steps_per_beat: int, steps_per_bar: int, default: int = 80) -> Dynamics:
         """The musician's loudness and accents over the last 64 attacks (``Dynamics``): each
