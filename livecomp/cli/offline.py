@@ -141,30 +141,10 @@ def generate(
 
 
 
-def _progress(bars: int):
-    """On a terminal, for a long generation, "bar N of M" on stderr in place, a few times a
-    second (the first bars run silent); elsewhere nothing."""
-    import sys
-    import time
-
-    if bars < 64 or not sys.stderr.isatty():
-        return None
-    shown = [time.monotonic()]
-
-    def tell(done: int) -> None:
-        if time.monotonic() - shown[0] >= 0.25:
-            shown[0] = time.monotonic()
-            sys.stderr.write(f"\rwriting bar {done + 1} of {bars}\x1b[K")
-            sys.stderr.flush()
-        if done == bars - 1:
-            sys.stderr.write("\r\x1b[K")
-
-    return tell
-
-
-def _share_shown():
-    """On a terminal, how much of the file duet has played, on stderr in place, from the second
-    second on (a short file runs silent); elsewhere nothing."""
+def _on_terminal(say, after_s: float = 0.0):
+    """On a terminal, ``say(x)`` (the words for how far the work is, given ``x`` and whether it is
+    done) on stderr in place, a few times a second, once ``after_s`` seconds have passed; None
+    elsewhere. ``say`` returns (words, done)."""
     import sys
     import time
 
@@ -172,15 +152,28 @@ def _share_shown():
         return None
     started, shown = time.monotonic(), [time.monotonic()]
 
-    def tell(share: float) -> None:
-        if time.monotonic() - started >= 1.0 and time.monotonic() - shown[0] >= 0.25:
+    def tell(x) -> None:
+        words, done = say(x)
+        if time.monotonic() - started < after_s:
+            return
+        if time.monotonic() - shown[0] >= 0.25:
             shown[0] = time.monotonic()
-            sys.stderr.write(f"\rplaying the file through: {share:.0%}\x1b[K")
+            sys.stderr.write(f"\r{words}\x1b[K")
             sys.stderr.flush()
-        if share >= 1.0 and time.monotonic() - started >= 1.0:
+        if done:
             sys.stderr.write("\r\x1b[K")
 
     return tell
+
+
+def _progress(bars: int):
+    """For a long generation (64 bars or more), "writing bar N of M"."""
+    return _on_terminal(lambda done: (f"writing bar {done + 1} of {bars}", done == bars - 1)) if bars >= 64 else None
+
+
+def _share_shown():
+    """For duet, how much of the file it has played, from the second second on."""
+    return _on_terminal(lambda share: (f"playing the file through: {share:.0%}", share >= 1.0), after_s=1.0)
 
 
 def _check_audio(wav: Optional[Path], soundfont: Optional[Path] = None) -> None:
