@@ -68,6 +68,7 @@ PIANO = "../shared/midi/piano-midi-de,../shared/midi/mutopia"
 CORPORA = {"piano": PIANO, "pop909": "../shared/midi/pop909", "nottingham": "../shared/midi/nottingham"}
 DEFAULT_MODEL = "piano"
 FOLDS = 5
+OWN_COUNT = "each model's own"    # candidates: as many as model.json names, as listen plays
 CALLS_EVERY_BARS = 8
 AUC_TARGET = 0.65
 STAT_TOLERANCE = 0.10
@@ -495,7 +496,8 @@ def main() -> None:
                         help="valid: to try a change without looking at the pieces the figures are reported on")
     parser.add_argument("--statistics-only", action="store_true", help="the statistics alone, no classifiers")
     defaults = PerformerConfig()
-    parser.add_argument("--candidates", type=int, default=defaults.candidates)
+    parser.add_argument("--candidates", type=int, default=defaults.candidates,
+                        help="candidate bars per answer bar (default: each model's own count, as listen plays it)")
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
     parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight,
                         help="nats per unit of agreement with the call (inf, the default: agreement alone)")
@@ -507,7 +509,7 @@ def main() -> None:
     os.chdir(ROOT)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
                   mode=args.mode)
-    print(f"options: mode {cfg.mode}, candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight "
+    print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, fit weight "
           f"{cfg.fit_weight:g}, silence {cfg.silence_beats:g} beats; {FOLDS}-fold cross-validation by piece; "
           f"seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}

@@ -3,9 +3,9 @@
 For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<name>):
 
 - advance 1 step (what a listener runs every step: the state, no scores), encode 1 step and
-  encode a 64-step phrase (state and scores), bar of one model bar with 1, 8 and the default
-  number of candidates (what `listen` samples for each answer bar), and one step sampled for the
-  default number of candidates (what `--mode duet` runs every step; step.onnx, and without it): p50 and p99 over --calls calls,
+  encode a 64-step phrase (state and scores), bar of one model bar with 1, 8 and 16 candidates
+  and the model's own count (model.json ``candidates``: what `listen` samples for each answer bar,
+  marked "default"), and one step sampled for that count of candidates (what `--mode duet` runs every step; step.onnx, and without it): p50 and p99 over --calls calls,
   for onnxruntime and for the same work in torch eager, and the ratio;
 - an int8 variant (onnxruntime dynamic quantisation of every weight): its advance and bar
   latency and the validation NLL it keeps next to the float model's;
@@ -43,9 +43,6 @@ sys.path.insert(0, str(ROOT))
 
 from livecomp.engine import Engine, score  # noqa: E402
 from livecomp.models import shipped_models  # noqa: E402
-from livecomp.performer import PerformerConfig  # noqa: E402
-
-DEFAULT_K = PerformerConfig().candidates          # the candidates `listen` samples per answer bar
 from training.checkpoint import load_model  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 from training.export import quantize_int8  # noqa: E402
@@ -128,29 +125,33 @@ def machine_rates(weight_bytes: int) -> dict:
     return {"mac_rate": mac_rate, "bw_weights": bandwidth(weight_bytes), "bw_dram": bandwidth(512 << 20)}
 
 
+def counts(engine) -> dict:
+    """Candidate counts timed for a bar, by row name: 1, 8, 16 and the model's own (default)."""
+    out = {}
+    for k in sorted({1, 8, 16, engine.candidates}):
+        out[f"bar, {k} candidate{'s' * (k != 1)}" + (" (default)" if k == engine.candidates else "")] = k
+    return out
+
+
 def torch_calls(model, engine: Engine):
-    state0 = model.initial_state(1)
     one = torch.zeros(1, 1, 88, dtype=torch.long)
     phrase = torch.zeros(1, 64, 88, dtype=torch.long)
-    noise1 = torch.rand(1, engine.steps_per_bar, 88)
-    state8 = model.initial_state(8)                # (a lookback's history is batch-first, h and c are not)
-    noise8 = torch.rand(8, engine.steps_per_bar, 88)
-    stateK = model.initial_state(DEFAULT_K)
-    noiseK = torch.rand(DEFAULT_K, engine.steps_per_bar, 88)
     temp = torch.tensor(1.0)
+    # (a lookback's history is batch-first, h and c are not: a state per count, not a repeat)
+    states = {k: model.initial_state(k) for k in {1, engine.candidates, *counts(engine).values()}}
+    noises = {k: torch.rand(k, engine.steps_per_bar, 88) for k in states}
 
     @torch.no_grad()
     def run(fn):
         return fn()
 
+    K = engine.candidates
     return {
-        "advance 1 step": lambda: run(lambda: model.advance(one, state0)),
-        "encode 1 step": lambda: run(lambda: model(one, state0)),
-        "encode 64 steps": lambda: run(lambda: model(phrase, state0)),
-        "bar, 1 candidate": lambda: run(lambda: model.sample(state0, noise1, temp)),
-        "bar, 8 candidates": lambda: run(lambda: model.sample(state8, noise8, temp)),
-        f"bar, {DEFAULT_K} candidates": lambda: run(lambda: model.sample(stateK, noiseK, temp)),
-        "duet step": lambda: run(lambda: model.sample(stateK, noiseK[:, :1], temp)),
+        "advance 1 step": lambda: run(lambda: model.advance(one, states[1])),
+        "encode 1 step": lambda: run(lambda: model(one, states[1])),
+        "encode 64 steps": lambda: run(lambda: model(phrase, states[1])),
+        **{what: (lambda k=k: run(lambda: model.sample(states[k], noises[k], temp))) for what, k in counts(engine).items()},
+        "duet step": lambda: run(lambda: model.sample(states[K], noises[K][:, :1], temp)),
     }
 
 
@@ -162,10 +163,8 @@ def onnx_calls(engine: Engine):
         "advance 1 step": lambda: engine.advance(one, state),
         "encode 1 step": lambda: engine.encode(one, state),
         "encode 64 steps": lambda: engine.encode(phrase, state),
-        "bar, 1 candidate": lambda: engine.bar(state, 1, 1.0, 0),
-        "bar, 8 candidates": lambda: engine.bar(state, 8, 1.0, 0),
-        f"bar, {DEFAULT_K} candidates": lambda: engine.bar(state, DEFAULT_K, 1.0, 0),
-        "duet step": lambda: engine.bar(state, DEFAULT_K, 1.0, 0, steps=1),
+        **{what: (lambda k=k: engine.bar(state, k, 1.0, 0)) for what, k in counts(engine).items()},
+        "duet step": lambda: engine.bar(state, engine.candidates, 1.0, 0, steps=1),
     }
 
 
@@ -187,18 +186,18 @@ def main() -> None:
         rates = machine_rates(stored)
         print(f"\n{name} ({engine.architecture}, {engine.steps_per_bar}-step bar, {stored / 1e6:.2f} MB of weights, "
               f"onnxruntime {engine.provider_used})")
-        print(f"{'call':<20}{'onnxruntime':>18}{'torch eager':>18}{'torch / ort (p50)':>20}")
+        print(f"{'call':<26}{'onnxruntime':>18}{'torch eager':>18}{'torch / ort (p50)':>20}")
         ort_times = {}
         for (what, ort_fn), torch_fn in zip(onnx_calls(engine).items(), torch_calls(model, engine).values()):
             calls = args.calls
             o50, o99 = percentiles(ort_fn, calls)
             t50, t99 = percentiles(torch_fn, calls)
             ort_times[what] = (o50, o99)
-            print(f"{what:<20}{o50:>9.3f} / {o99:<7.3f}{t50:>9.3f} / {t99:<7.3f}{t50 / o50:>14.1f}x")
+            print(f"{what:<26}{o50:>9.3f} / {o99:<7.3f}{t50:>9.3f} / {t99:<7.3f}{t50 / o50:>14.1f}x")
         step_graph, engine._step = engine._step, None          # a folder without step.onnx
         b50, b99 = percentiles(onnx_calls(engine)["duet step"], args.calls)
         engine._step = step_graph
-        print(f"{'  without step.onnx':<20}{b50:>9.3f} / {b99:<7.3f}   (a bar and a re-encode: "
+        print(f"{'  without step.onnx':<26}{b50:>9.3f} / {b99:<7.3f}   (a bar and a re-encode: "
               f"{b50 / ort_times['duet step'][0]:.1f}x the step graph)")
         compute_floor = macs / rates["mac_rate"] * 1e3
         memory_floor = read / rates["bw_weights"] * 1e3
@@ -207,7 +206,7 @@ def main() -> None:
         print(f"machine, one core: {rates['mac_rate'] / 1e9:.1f} G multiply-adds/s; read bandwidth "
               f"{rates['bw_weights'] / 1e9:.1f} GB/s over {stored / 1e6:.1f} MB, {rates['bw_dram'] / 1e9:.1f} GB/s from DRAM")
         print(f"floor: compute {compute_floor:.3f} ms, weights {memory_floor:.3f} ms -> {floor:.3f} ms; "
-              f"bar p50 is {ort_times['bar, 1 candidate'][0] / floor:.1f}x the floor")
+              f"bar p50 is {next(v for w, v in ort_times.items() if w.startswith('bar, 1 candidate'))[0] / floor:.1f}x the floor")
         int8_variant(engine, models[name], args.calls, ort_times)
 
 
@@ -223,7 +222,8 @@ def int8_variant(engine: Engine, folder: Path, calls: int, float_times: dict) ->
         nll32, nll8 = score(engine, valid)["nll"], score(small, valid)["nll"]
         size = sum((Path(tmp) / folder.name / f["path"]).stat().st_size for f in small.info["files"].values())
         print(f"int8 variant ({size / 1e6:.1f} MB of graphs): validation NLL {nll8:.4f} (float {nll32:.4f})")
-        for what in ("advance 1 step", "bar, 1 candidate", "bar, 8 candidates"):
+        for what in dict.fromkeys(["advance 1 step", *[w for w in fast if w.startswith("bar, 1 candidate")
+                                                       or w.endswith("(default)")]]):
             p50, p99 = percentiles(fast[what], calls)
             print(f"  {what:<18}{p50:>9.3f} / {p99:<7.3f} (float {float_times[what][0]:.3f} / {float_times[what][1]:.3f})")
 

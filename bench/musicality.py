@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from livecomp.duet import duet  # noqa: E402
 from livecomp.frames import played_frames  # noqa: E402
-from livecomp.engine import Engine  # noqa: E402
+from livecomp.engine import DEFAULT_CANDIDATES, Engine  # noqa: E402
 from livecomp.models import find_model, shipped_models  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.musicality import FIT_TERMS, MEASURES, measures, transposition_free  # noqa: E402
@@ -45,6 +45,7 @@ from livecomp.performer import PerformerConfig  # noqa: E402
 from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
 from training.data import load_corpus  # noqa: E402
 
+OWN_COUNT = "each model's own"    # candidates: as many as model.json names, as listen plays
 CORPORA = {
     "nottingham": "../shared/midi/nottingham",
     "jsb16": "jsb16",
@@ -222,7 +223,7 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
     info = json.loads(path.read_text())
     info["musicality"] = {
         "bench": "bench/musicality.py", "split": results[0]["split"],
-        "options": {"candidates": cfg.candidates, "temperature": cfg.temperature, "fit_weight": cfg.fit_weight if math.isfinite(cfg.fit_weight) else "inf",
+        "options": {"candidates": cfg.candidates or info.get("candidates", DEFAULT_CANDIDATES), "temperature": cfg.temperature, "fit_weight": cfg.fit_weight if math.isfinite(cfg.fit_weight) else "inf",
                     "fit_terms": dict(FIT_TERMS), "answer_from": cfg.answer_from},
         **{r["corpus"]: {**{m: round(r["livecomp"][m], 3) for m in MEASURES}, "copied_max": r["copied_max"],
                          "calls": r["calls"], "real": {m: round(r["real"][m], 3) for m in MEASURES}}
@@ -238,7 +239,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-calls", type=int, default=0, help="score a seeded sample of this many calls (0: all)")
     defaults = PerformerConfig()
-    parser.add_argument("--candidates", type=int, default=defaults.candidates)
+    parser.add_argument("--candidates", type=int, default=defaults.candidates,
+                        help="candidate bars per answer bar (default: each model's own count, as listen plays it)")
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
     parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight)
     parser.add_argument("--answer-from", default=defaults.answer_from, choices=("call", "heard"))
@@ -257,7 +259,7 @@ def main() -> None:
         FIT_TERMS[name] = float(value)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
                   answer_from=args.answer_from)
-    print(f"options: candidates {cfg.candidates}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g} nats "
+    print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g} nats "
           f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
           f"answer from {cfg.answer_from}, silence {cfg.silence_beats:g} beats; seed {args.seed}")
     everything = []

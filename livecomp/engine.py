@@ -22,6 +22,8 @@ from .roll import N_KEYS
 from .scores import Tally, batches
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+DEFAULT_CANDIDATES = 16          # candidate bars per answer bar where model.json names no count of its own
+ARCHITECTURE_KEY = "livecomp.architecture"   # each graph's metadata: the architecture it was exported from
 
 
 @dataclass
@@ -95,6 +97,9 @@ class Engine:
         self.beats_per_bar = int(self.info["beats_per_bar"])
         self.steps_per_bar = int(self.info["steps_per_bar"])
         self.bar_steps = int(self.info["bar_steps"])
+        # the candidate bars listen and duet sample per answer bar unless told: as many as the
+        # model's answer bar fits in the live budget (bench/latency.py), set at export
+        self.candidates = int(self.info.get("candidates", DEFAULT_CANDIDATES))
         self.state_spec = [(s["name"], tuple(s["shape"])) for s in self.info["state"]]
         if provider not in ("auto", "cpu", "cuda"):
             raise ModelError(f"provider must be auto, cpu or cuda, not {provider!r}.")
@@ -158,6 +163,12 @@ class Engine:
                         {"temperature": [], "noise": [None, 1, N_KEYS], **want_state}),
                        ("step.onnx outputs", shapes(self._step.get_outputs()),
                         {"frames_out": [None, 1, N_KEYS], "logp": [None], **want_state_out})]
+        for role, session in (("encode", self._encode), ("advance", self._advance), ("bar", self._bar),
+                              ("step", self._step)):
+            stamped = session and session.get_modelmeta().custom_metadata_map.get(ARCHITECTURE_KEY)
+            if stamped and stamped != self.architecture:     # graphs exported before the stamp carry none
+                raise ModelError(f"{self.folder}: model.json says architecture {self.architecture!r}, but {role}.onnx "
+                                 f"was exported from {plain(stamped)!r}.")
         for what, actual, expected in checks:
             # a graph may leave out a state input it does not read (advance.onnx never reads the
             # previous frame: the new one is the last frame given); every output must be there

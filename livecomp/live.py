@@ -115,7 +115,7 @@ class Live:
         self.cfg = cfg
         self.performer = Performer(engine, engine.steps_per_beat * cfg.beats_per_bar, engine.steps_per_beat,
                                    performer_cfg)
-        self.recorder = Recorder() if cfg.record is not None else None    # keeps every message: only on request
+        self.recorder = self._recorder(log) if cfg.record is not None else None    # only on request
         self.recorded: Path | None = None                                  # where the recording went
         self.clock = clock or WallClock()
         self.now = self.clock.now
@@ -146,6 +146,19 @@ class Live:
         self.models.keep(engine.name, engine)
 
     # -- ports --------------------------------------------------------------------------------
+
+    def _recorder(self, log) -> Recorder:
+        """The take, journalled beside the file asked for as it is played (a journal left by a
+        session that died is recovered first); kept in memory only where no journal can be opened."""
+        journal = midi.journal_of(Path(self.cfg.record))
+        if journal.exists():
+            midi.recover(journal, log)
+        try:
+            return Recorder(journal)
+        except OSError as exc:
+            log(f"cannot keep a journal of the recording in {journal} ({exc.strerror or exc}); "
+                f"the take is kept in memory until the end")
+            return Recorder()
 
     def _send(self, message: list[int], at: float | None = None) -> None:
         """Send ``message`` now, or hand it to a port that places it at ``at``."""
@@ -412,6 +425,8 @@ class Live:
         self.grid = Grid(origin=origin, bpm=bpm, steps_per_beat=self.engine.steps_per_beat,
                          beats_per_bar=self.cfg.beats_per_bar)
         self.bpm = bpm
+        if self.recorder is not None:
+            self.recorder.grid(origin, bpm)
 
     def _place(self, t: float, message: list[int]) -> None:
         step = self.grid.nearest_step(t)

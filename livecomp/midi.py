@@ -127,24 +127,97 @@ def ended(timed: list[tuple[float, list[int]]], end: float) -> list[tuple[float,
     return list(timed) + closing
 
 
+JOURNAL_SUFFIX = ".part"           # beside a recording while it is taken: what a session that died leaves
+JOURNAL_EVERY_S = 0.5              # how often the messages kept are appended to it
+
+
+def journal_of(path: Path) -> Path:
+    """The journal a recording to ``path`` is taken into until the session stops."""
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
 class Recorder:
     """What was heard and what was played, with their times: written as a two-part MIDI file
-    (``--record``). Clock and system messages are not kept."""
+    (``--record``). Clock and system messages are not kept.
 
-    def __init__(self):
+    With a ``journal`` file the take goes to disk as it is played: every ``JOURNAL_EVERY_S`` a
+    thread appends the messages kept since (one line each: part, seconds, hex bytes; a "g" line
+    whenever the grid's origin or tempo is set), so memory stays flat however long the night,
+    and a session killed mid-take leaves the journal, which ``recover`` turns into a MIDI file.
+    ``save`` reads it back, and removes it only once the MIDI file is written."""
+
+    def __init__(self, journal: Path | None = None):
         self.heard: list[tuple[float, list[int]]] = []
         self.played: list[tuple[float, list[int]]] = []
+        self._lines: list[str] = []
         self._lock = threading.Lock()
+        self.grid_at: tuple[float | None, float] = (None, 120.0)      # (origin, bpm) last set
+        self.journal = journal
+        self._file = None
+        self._stop = threading.Event()
+        self._thread = None
+        if journal is not None:
+            self._file = open(journal, "x", encoding="ascii")          # a journal left there is recovered first
+            self._thread = threading.Thread(target=self._writer, name="livecomp-journal", daemon=True)
+            self._thread.start()
 
     def add(self, part: str, t: float, message: list[int]) -> None:
         if not message or is_system(message):
             return
         with self._lock:
-            (self.heard if part == "heard" else self.played).append((t, list(message)))
+            if self._file is not None:
+                self._lines.append(f"{part[0]} {t:.6f} {bytes(message).hex()}\n")
+            else:
+                (self.heard if part == "heard" else self.played).append((t, list(message)))
+
+    def grid(self, origin: float | None, bpm: float) -> None:
+        """The grid bar 1 starts on (seconds) and its tempo, for the file's bar lines."""
+        with self._lock:
+            self.grid_at = (origin, bpm)
+            if self._file is not None:
+                self._lines.append(f"g {origin if origin is not None else 'none'} {bpm:.6f}\n")
+
+    def _writer(self) -> None:
+        while not self._stop.wait(JOURNAL_EVERY_S):
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines and self._file is not None:
+            try:
+                self._file.write("".join(lines))
+                self._file.flush()
+            except (OSError, ValueError):        # the disk filled: keep them in memory for save
+                with self._lock:
+                    self._lines[:0] = lines
+
+    def _close_journal(self) -> None:
+        """Stop the writer and bring everything kept into memory: the journal, then what was
+        not written to it."""
+        if self._file is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._flush()
+        with self._lock:
+            file, self._file = self._file, None
+            pending, self._lines = self._lines, []
+        file.close()
+        try:
+            heard, played, grid_at = read_journal(self.journal, pending)
+        except OSError:                          # the journal went: what was not yet written is all there is
+            heard, played, grid_at = read_journal_lines(pending)
+            self.journal = None
+        with self._lock:
+            self.heard[:0], self.played[:0] = heard, played
+            self.grid_at = grid_at if grid_at[0] is not None else self.grid_at
 
     def save(self, path: Path, bpm: float, origin: float | None, end: float | None = None) -> None:
         """Write both parts; a note still held (or a pedal still down) when the session stopped
-        ends at ``end`` (default: the last message kept), so every note of the take ends."""
+        ends at ``end`` (default: the last message kept), so every note of the take ends. The
+        journal, if any, goes once the file is written."""
+        self._close_journal()
         tpb = 480
         with self._lock:
             parts = (("musician", list(self.heard)), ("livecomp", list(self.played)))
@@ -162,6 +235,8 @@ class Recorder:
                     continue
             mid.tracks.append(track(timed, name))
         save_midi(path, mid)
+        if self.journal is not None:
+            self.journal.unlink(missing_ok=True)
 
     def save_somewhere(self, wanted: Path, bpm: float, origin: float | None,
                        log: Callable[[str], None], end: float | None = None) -> Path | None:
@@ -180,6 +255,60 @@ class Recorder:
                 log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}); "
                     f"it is kept in {path}")
             return path
+        kept = f"it stays in {self.journal}" if self.journal is not None and self.journal.exists() else "it is lost"
         log(f"cannot write the recording to {wanted} ({first_error.strerror or first_error}), nor to the "
-            f"temporary or home folder: it is lost")
+            f"temporary or home folder: {kept}")
         return None
+
+
+def read_journal(path: Path, more: list[str] = ()) -> tuple[list, list, tuple[float | None, float]]:
+    """A recording's journal (``Recorder``): (heard, played, (origin, bpm) last set). A line cut
+    short or damaged (the session killed while writing it) is skipped."""
+    with open(path, encoding="ascii", errors="replace") as f:
+        return read_journal_lines(list(f) + list(more))
+
+
+def read_journal_lines(lines: list[str]) -> tuple[list, list, tuple[float | None, float]]:
+    """``read_journal`` of lines already read."""
+    heard, played, grid_at = [], [], (None, 120.0)
+    for line in lines:
+        fields = line.split()
+        try:
+            if len(fields) == 3 and fields[0] in "hp" and line.endswith("\n"):
+                (heard if fields[0] == "h" else played).append((float(fields[1]), list(bytes.fromhex(fields[2]))))
+            elif len(fields) == 3 and fields[0] == "g" and line.endswith("\n"):
+                bpm = float(fields[2])
+                if 0 < bpm < 10000:
+                    grid_at = (None if fields[1] == "none" else float(fields[1]), bpm)
+        except ValueError:
+            continue
+    return heard, played, grid_at
+
+
+def recover(journal: Path, log: Callable[[str], None]) -> Path | None:
+    """Turn the journal a session left when it died into a MIDI file beside it,
+    ``<name>-recovered-<time>.mid``, and remove the journal; returns the file (None where the
+    journal held nothing, or could not be turned into one: then it stays)."""
+    try:
+        heard, played, (origin, bpm) = read_journal(journal)
+    except OSError as exc:
+        log(f"cannot read {journal}, left by a session that stopped without saving ({exc.strerror or exc})")
+        return None
+    if not heard and not played:
+        journal.unlink(missing_ok=True)
+        return None
+    stem = journal.name[:-len(JOURNAL_SUFFIX)]
+    stem = stem[:-4] if stem.lower().endswith(".mid") else stem
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(journal.stat().st_mtime))
+    out = journal.with_name(f"{stem}-recovered-{stamp}.mid")
+    taken = Recorder()
+    taken.heard, taken.played = heard, played
+    try:
+        taken.save(out, bpm, origin)
+    except OSError as exc:
+        log(f"cannot write {out} from {journal}, left by a session that stopped without saving "
+            f"({exc.strerror or exc}); the journal stays")
+        return None
+    journal.unlink(missing_ok=True)
+    log(f"a session that stopped without saving left {journal.name}: its recording is in {out}")
+    return out

@@ -98,6 +98,8 @@ def _check_values(info: dict, where: Path) -> None:
         if "step" not in info["files"]:        # a bar cut short is written step by step: its tempered
             raise ModelError(f"{where}: a mixture of transposed copies (mix_shifts) needs its step graph, "
                              f"which model.json does not name.")   # log-probability is not encode's
+    if "candidates" in info:
+        whole("candidates", 1, 64)             # the candidate bars live playing samples by default
     if "ensemble" in info:
         whole("ensemble", 2, 64)               # runs whose per-key conditionals are averaged
     state = info["state"]
@@ -180,6 +182,8 @@ def card(folder: Path) -> list[str]:
             frames = figures.get("frames")
             lines.append(f"  test NLL {figures['nll']:.3f} nats a frame on {corpus_names(corpus)} "
                          f"({frames if isinstance(frames, int) else '?'} frames)")
+    if "candidates" in info:                     # checked by read_model_json: a whole number 1..64
+        lines.append(f"  answers choose among {info['candidates']} candidate bars each (--candidates to change)")
     musicality = _table(info, "musicality")
     measures = ("key", "rhythm", "density", "register")
     answers = {k: v for k, v in musicality.items() if isinstance(v, dict) and isinstance(v.get("real"), dict)

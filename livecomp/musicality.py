@@ -210,19 +210,22 @@ class CallStyle:
             out[[transposition_free(bar) in self.bars for bar in candidates]] = -np.inf   # an echo of the call
         return out
 
-    def choose_step(self, candidates: np.ndarray, sounding: np.ndarray) -> int:
+    def choose_step(self, candidates: np.ndarray, sounding: np.ndarray, sound: bool = False) -> int:
         """Index of the candidate step (K, 88), sampled independently, to play along with keys
         ``sounding`` (88,) bool: the first whose onsets all lie in the call's key and that sounds
         no 3 adjacent semitones together with ``sounding`` (one of them its own); else the first
-        without such a cluster; else the first. Rejection sampling: the model's distribution
-        given those conditions, so a likely silence is not preferred to a likely note."""
+        without such a cluster; else the first. With ``sound`` (a beat of an accompaniment while
+        the musician plays) a candidate of those that sounds a key of its own there comes first:
+        an accompanist holds or strikes something on every beat. Rejection sampling: the model's
+        distribution given those conditions, so a likely silence is not preferred to a likely note."""
         hits = onsets_of(candidates[:, None])[:, 0]                            # (K, 88)
         in_key = ~(hits & ~(_PITCH_CLASS @ self.scale > 0)[None]).any(1)                 # (K,)
         own = candidates > 0
         both = own | np.asarray(sounding, bool)[None]
         runs = both[:, :-2] & both[:, 1:-1] & both[:, 2:]                       # (K, 86): keys k, k+1, k+2
         clear = ~(runs & (own[:, :-2] | own[:, 1:-1] | own[:, 2:])).any(1)
-        for ok in (clear & in_key, clear):
+        sounds = own.any(1) if sound else np.ones(len(candidates), bool)
+        for ok in (clear & in_key & sounds, clear & in_key, clear & sounds, clear):
             if ok.any():
                 return int(np.argmax(ok))
         return 0

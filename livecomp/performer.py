@@ -52,7 +52,7 @@ class PerformerConfig:
     bars: int | None = None            # answer length; None: as long as the call (at most max_call_bars)
     align: str = "bar"                 # the answer starts on the next "bar" or "beat" line
     temperature: float = 1.0
-    candidates: int = 16               # bars sampled at once for each answer bar
+    candidates: int | None = None      # bars sampled at once for each answer bar (None: the model's own count)
     fit_weight: float = FIT_WEIGHT_NATS  # nats per unit of agreement with the call (inf: agreement alone;
                                          # 0: the most likely bar)
     answer_from: str = "call"          # "call": the state at the first line after the call's last sound
@@ -81,7 +81,7 @@ class PerformerConfig:
             raise ValueError(f"phrase_bars must be whole numbers of bars, 1 or more, not {self.phrase_bars!r}")
         for name in ("max_call_bars", "bars", "candidates"):
             value = getattr(self, name)
-            if not (value is None and name == "bars") and not (isinstance(value, int) and value >= 1):
+            if not (value is None and name != "max_call_bars") and not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}")
 
 
@@ -135,6 +135,7 @@ class Performer:
         self._duet_next: np.ndarray | None = None
         self._duet_style: CallStyle | None = None
         self._duet_quiet = 0                       # steps the musician has been silent while livecomp plays along
+        self._duet_keys: tuple | None = None       # (lowest key, highest, above middle C?) of the musician's latest beat
 
     # -- what the musician played (already on grid steps) ------------------------------------
 
@@ -164,6 +165,11 @@ class Performer:
             self.pedal(message[2] >= 64)
         elif end_cc is not None and is_control(message, end_cc) and message[2] >= 64:
             self.end_of_call()
+
+    @property
+    def candidates(self) -> int:
+        """Bars sampled at once for each answer bar: as set, else the model's own count."""
+        return self.cfg.candidates or self.engine.candidates
 
     @property
     def answering(self) -> bool:
@@ -204,7 +210,9 @@ class Performer:
     def _step_duet(self, n: int, frame: np.ndarray) -> list[Event]:
         """Duet: the model hears both parts and writes its own next step as each step closes: of
         ``candidates`` steps sampled at once, the first in the key of the musician's last bars
-        that makes no cluster of 3 semitones (``CallStyle.choose_step``)."""
+        that makes no cluster of 3 semitones, and on a beat while the musician plays, one that
+        sounds there (``CallStyle.choose_step``). Livecomp's part lies outside the register of the
+        musician's latest beat (below a tune, above a bass), kept through the musician's rests."""
         if self._duet_tracker is None:
             if not frame.any():
                 return []                                   # it joins when the musician starts
@@ -225,7 +233,7 @@ class Performer:
             self._duet_tracker = self._duet_next = None
             return events
         self._duet_tracker.dynamics = self._dynamics()
-        frames, _, _ = self.engine.bar(self.state, candidates=self.cfg.candidates,
+        frames, _, _ = self.engine.bar(self.state, candidates=self.candidates,
                                        temperature=self.cfg.temperature, seed=self.rng, steps=1)
         steps = frames[:, 0].astype(np.uint8)                  # (K, 88)
         steps[:, frame > OFF] = OFF                            # leave the musician's keys to the musician
@@ -234,14 +242,18 @@ class Performer:
         heard = np.stack(list(self.frames)[-self.steps_per_beat:]) > OFF
         if heard.any():                                       # the model writes the whole texture: the part
             keys = np.flatnonzero(heard.any(0))               # in the musician's register is the musician's,
-            if keys.mean() >= MIDDLE_C:                       # and livecomp accompanies below a tune, above a bass
-                steps[:, max(keys[0] - DUET_MARGIN, 0):] = OFF
+            self._duet_keys = (int(keys[0]), int(keys[-1]), keys.mean() >= MIDDLE_C)
+        if self._duet_keys is not None:                       # and livecomp accompanies below a tune, above a
+            low, high, tune = self._duet_keys                 # bass, through the musician's rests too
+            if tune:
+                steps[:, max(low - DUET_MARGIN, 0):] = OFF
             else:
-                steps[:, :keys[-1] + DUET_MARGIN + 1] = OFF
+                steps[:, :high + DUET_MARGIN + 1] = OFF
         if (n + 1) % self.steps_per_bar == 0 or self._duet_style is None:   # the musician's last bars, once a bar
             heard = np.stack(self.frames)
             self._duet_style = CallStyle.of(heard, self.steps_per_bar, n + 1 - len(heard))
-        nxt = steps[self._duet_style.choose_step(steps, frame > OFF)]
+        on_beat = (n + 1) % self.steps_per_beat == 0 and heard.any()      # a beat of the musician's phrase
+        nxt = steps[self._duet_style.choose_step(steps, frame > OFF, sound=on_beat)]
         self._duet_next = nxt
         events = self._duet_tracker.feed(nxt[None], n + 1)
         self.answer_notes += sum(e.kind == "on" for e in events)
@@ -336,7 +348,7 @@ class Performer:
         first = a.start + len(a.frames) * self.steps_per_bar
         if first >= a.end:
             return []
-        frames, logp, after = self.engine.bar(a.state_after or a.state_before, candidates=self.cfg.candidates,
+        frames, logp, after = self.engine.bar(a.state_after or a.state_before, candidates=self.candidates,
                                               temperature=self.cfg.temperature, seed=self.rng,
                                               steps=self.steps_per_bar)
         before = np.concatenate(a.frames) if a.frames else None

@@ -46,7 +46,7 @@ def exported(request, tunes, tmp_path_factory) -> tuple[Path, Path]:
     run, out = root / "run", root / "model"
     livecomp("train", *ARCHS[request.param], "--data", tunes, "--key-states", "3", "--epochs", "1",
              "--window", "32", "--batch-size", "16", "--quiet", "--seed", "3", "--out", run, check=True)
-    result = livecomp("export", run, "--out", out, check=True)
+    result = livecomp("export", run, "--out", out, "--candidates", "4", check=True)
     assert "sampled bars equal to torch's" in result.stdout
     return run, out
 
@@ -67,6 +67,8 @@ def test_export_writes_the_contract_and_checked_itself(exported):
     (metric,) = info["metrics"].values()
     assert metric["split"] == "test" and 0 < metric["nll"] < 88 * math.log(3)
     assert info["training"]["seed"] == 3 and info["training"]["frames"] > 0
+    assert info["candidates"] == 4 and Engine(out, provider="cpu").candidates == 4     # listen's default with it
+    assert "answers choose among 4 candidate bars" in livecomp("models", out, check=True).stdout
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]      # no temporary folder left
 
 
@@ -213,7 +215,8 @@ def test_runs_exported_as_an_ensemble_score_what_eval_gives_them(exported, tmp_p
     assert abs(from_onnx["nll"] - both["nll"]) <= 1e-4
 
 
-@pytest.mark.parametrize("damage", ["truncated onnx", "edited model.json", "missing file", "other format"])
+@pytest.mark.parametrize("damage", ["truncated onnx", "edited model.json", "missing file", "other format",
+                                    "other architecture"])
 def test_a_damaged_model_folder_is_refused_with_one_sentence(exported, tmp_path, damage):
     _, out = exported
     bad = tmp_path / "bad"
@@ -227,6 +230,9 @@ def test_a_damaged_model_folder_is_refused_with_one_sentence(exported, tmp_path,
         (bad / "model.json").write_text(json.dumps(info))
     elif damage == "missing file":
         (bad / "encode.onnx").unlink()
+    elif damage == "other architecture":              # the label alone changed: the graphs say what they are
+        info["architecture"] = {"basic": "endecell", "endecell": "basic"}[info["architecture"]]
+        (bad / "model.json").write_text(json.dumps(info))
     else:
         info["format"] = 2
         (bad / "model.json").write_text(json.dumps(info))

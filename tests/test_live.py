@@ -393,6 +393,43 @@ def test_a_chord_held_through_ctrl_c_ends_in_the_recording(jack_relaxed, tmp_pat
     assert sum(m.time for m in musician) >= 0.4 * 2 * mido.MidiFile(record).ticks_per_beat, out
 
 
+def test_a_session_killed_mid_answer_leaves_its_take_and_the_next_one_recovers_it(jack_relaxed, tmp_path):
+    """kill -9 in the middle of an answer: nothing saves the --record file, but the journal beside
+    it holds the call and the answer's notes sent until a moment before; the next listen with the
+    same --record turns it into a MIDI file and says where."""
+    from livecomp.engine import Engine
+    from livecomp.live import Live, LiveConfig
+    from livecomp.midi import journal_of
+    from livecomp.performer import PerformerConfig
+
+    bpm, record = 120, tmp_path / "take.mid"
+    step = 60 / bpm / 4
+    session = Session(jack_relaxed, "killed", "--model", "basic", "--bpm", str(bpm), "--bars", "4", "--seed", "2",
+                      "--record", str(record))
+    t0 = now() + 0.05
+    session.play(ARPEGGIO, t0, step)
+    deadline = time.monotonic() + 10
+    while len(session.notes_on()) < 4 and time.monotonic() < deadline:  # the answer is under way
+        time.sleep(0.05)
+    answered = len(session.notes_on())
+    time.sleep(0.7)                                              # and the journal has had a write since
+    out = session.stop(signal.SIGKILL)
+    assert answered >= 4, out
+    assert not record.exists() and journal_of(record).exists(), out
+    said = []
+    Live(Engine(shipped_models()["basic"], provider="cpu"), PerformerConfig(), LiveConfig(bpm=bpm, record=record,
+         status=False), send=lambda m: None, log=said.append)
+    (recovered,) = tmp_path.glob("take-recovered-*.mid")
+    assert any(str(recovered) in line for line in said), said
+    parts = {t.name: t for t in mido.MidiFile(recovered).tracks}
+    heard = [m.note for m in parts["musician"] if m.type == "note_on" and m.velocity]
+    assert heard == [p for _, _, p in sorted(ARPEGGIO)], heard
+    played = [m for m in parts["livecomp"] if m.type == "note_on" and m.velocity]
+    assert len(played) >= answered, (len(played), answered)    # all but the last half second's notes
+    assert ended([m.bytes() for m in parts["livecomp"] if m.type in ("note_on", "note_off")])
+    assert journal_of(record).exists()                # the new session's own journal, the old one gone
+
+
 def test_an_unknown_port_is_one_sentence_listing_the_ports(jack_relaxed):
     jack = jack_relaxed
     result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack", "--in", "no such keyboard",

@@ -81,6 +81,22 @@ def test_by_default_agreement_alone_chooses_and_likelihood_only_breaks_ties():
     assert style.choose(candidates, np.array([0.0, -500.0, -400.0]), weight=1.0) == 0
 
 
+def test_a_step_to_play_along_is_in_key_clear_of_clusters_and_on_a_beat_sounds():
+    """choose_step: the first candidate in the call's key without a cluster; on a beat of an
+    accompaniment (sound=True) the first of those that sounds a key of its own."""
+    style = CallStyle.of(phrase(ARPEGGIO, 16), 16)
+    silent, c3, f_sharp, d4 = (np.zeros(N_KEYS, np.int64) for _ in range(4))
+    c3[48 - LOW_KEY] = STRUCK
+    f_sharp[54 - LOW_KEY] = STRUCK
+    d4[62 - LOW_KEY] = STRUCK
+    sounding = np.zeros(N_KEYS, bool)
+    sounding[[60 - LOW_KEY, 61 - LOW_KEY]] = True                      # C4 and C#4 held by the musician
+    candidates = np.stack([f_sharp, silent, d4, c3])
+    assert style.choose_step(candidates, sounding) == 1                 # F# is out of key: the silence
+    assert style.choose_step(candidates, sounding, sound=True) == 3     # D4 makes C C# D: C3 sounds
+    assert style.choose_step(np.stack([f_sharp, silent]), sounding, sound=True) == 1   # the key comes first
+
+
 @pytest.fixture(scope="module")
 def basic():
     if "basic" not in shipped_models():

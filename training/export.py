@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from livecomp import __version__
-from livecomp.engine import Engine, score, tempered_log_prob
+from livecomp.engine import ARCHITECTURE_KEY, Engine, score, tempered_log_prob
 from livecomp.models import FORMAT, ModelError, sha256_file
 from livecomp.files import atomic_write_bytes
 
@@ -63,8 +63,21 @@ def _onnx_bytes(module: torch.nn.Module, args: tuple, inputs: list[str], outputs
     return buf.getvalue()
 
 
-def export_graphs(model, folder: Path, bar_steps: int) -> dict:
-    """Write encode.onnx and bar.onnx of ``model`` into ``folder``; returns model.json's files."""
+def _stamped(blob: bytes, architecture: str | None) -> bytes:
+    """The graph with the architecture it was exported from in its metadata, which the runtime
+    checks against model.json's label (``Engine``)."""
+    if architecture is None:
+        return blob
+    import onnx
+
+    graph = onnx.load_from_string(blob)
+    onnx.helper.set_model_props(graph, {ARCHITECTURE_KEY: architecture})
+    return graph.SerializeToString()
+
+
+def export_graphs(model, folder: Path, bar_steps: int, architecture: str | None = None) -> dict:
+    """Write encode.onnx, advance.onnx, bar.onnx and step.onnx of ``model`` into ``folder``, each
+    stamped with ``architecture``; returns model.json's files."""
     names = [name for name, _ in model.state_shapes()]
     state = tuple(torch.zeros(2, *shape) for _, shape in model.state_shapes())
     batch = {0: "batch"}
@@ -82,6 +95,7 @@ def export_graphs(model, folder: Path, bar_steps: int) -> dict:
     files = {}
     for role, blob in (("encode", encode), ("advance", advance), ("bar", bar), ("step", step_graph(model))):
         path = folder / f"{role}.onnx"
+        blob = _stamped(blob, architecture)
         atomic_write_bytes(path, blob)
         files[role] = {"path": path.name, "sha256": sha256_file(path), "bytes": len(blob)}
     return files
@@ -202,13 +216,15 @@ def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature
 
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print,
            corpus_licence: str | None = None, data: str | None = None, mix_shifts: int | None = None,
-           ensemble: list[str | Path] = ()) -> dict:
+           ensemble: list[str | Path] = (), candidates: int | None = None) -> dict:
     """Export ``checkpoint`` (run folder or .pt file) to the model folder ``out``; returns model.json.
     ``corpus_licence`` names the training data's licence on the model's card; ``data`` is where
     the training corpus is now, when the run was trained with a relative path elsewhere;
     ``mix_shifts`` exports a basic RNN's weights as that mixture of transposed copies;
     ``ensemble`` names further EnDeCell runs whose conditionals are averaged with the
-    checkpoint's key by key (``models.ensemble``)."""
+    checkpoint's key by key (``models.ensemble``); ``candidates``: the candidate bars live
+    playing samples per answer bar by default with this model (model.json ``candidates``; none
+    written: the runtime's default)."""
     out = Path(out)
     check_out(out)                                      # before the work: a refusal costs nothing
     if ensemble:
@@ -232,7 +248,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
     try:
         parameters = sum(p.numel() for p in model.parameters())
         progress(f"exporting {meta['model']['architecture']} ({parameters:,} parameters) to ONNX")
-        files = export_graphs(model, tmp, steps_per_bar)
+        files = export_graphs(model, tmp, steps_per_bar, meta["model"]["architecture"])
         model.eval()
         info = {
             "format": FORMAT,
@@ -249,6 +265,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
             "files": files,
             "parameters": parameters,
         }
+        if candidates is not None:
+            info["candidates"] = int(candidates)
         if meta["model"].get("mix_shifts"):
             info["mix_shifts"] = int(meta["model"]["mix_shifts"])    # frames are drawn from transposed copies
         if meta.get("ensemble"):

@@ -75,7 +75,7 @@ END_CC = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that 
 BARS = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call).")
 ALIGN = typer.Option(Align.bar, "--align", help="Where an answer starts.")
 TEMPERATURE = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder.")
-CANDIDATES = typer.Option(16, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement).")
+CANDIDATES = typer.Option(None, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement); default: the model's own count (its card), else 16.")
 BARGE_IN = typer.Option(BargeIn("stop"), "--barge-in", help="When the musician plays during an answer: stop it, or continue.")
 MODE = typer.Option(Mode.call, "--mode", help="call: call and response; duet: play along step by step, hearing both parts.")
 SUSTAIN = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal.")

@@ -65,14 +65,16 @@ def listen(
     bars: Optional[int] = BARS,
     align: Align = ALIGN,
     temperature: float = TEMPERATURE,
-    candidates: int = CANDIDATES,
+    candidates: Optional[int] = CANDIDATES,
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Fix the sampling (the same playing gets the same answers)."),
     barge_in: BargeIn = BARGE_IN,
     mode: Mode = MODE,
     sustain: bool = SUSTAIN,
     channel: int = CHANNEL,
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500, help="Send this much earlier to make up for a synth's delay."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Write what was heard and played to this MIDI file on exit."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write what was heard and played to this MIDI file on exit (taken into FILE.part as it is "
+                                                         "played; a session killed mid-take leaves it, and the next listen "
+                                                         "with the same --record recovers it into FILE-recovered-TIME.mid)."),
     metronome: bool = typer.Option(False, "--metronome", help="Click every beat (accent on beat 1) while livecomp runs."),
     count_in: int = typer.Option(0, "--count-in", min=0, max=8, help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not your first note."),
     click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),

@@ -205,7 +205,7 @@ def duet(
     bars: Optional[int] = BARS,
     align: Align = ALIGN,
     temperature: float = TEMPERATURE,
-    candidates: int = CANDIDATES,
+    candidates: Optional[int] = CANDIDATES,
     seed: int = typer.Option(0, "--seed", min=0, help="The same seed gives the same answers."),
     barge_in: BargeIn = BARGE_IN,
     mode: Mode = MODE,

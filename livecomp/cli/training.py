@@ -319,6 +319,9 @@ def export(
                                              help="Basic: export the weights as a mixture of copies transposed by -N..N "
                                                   "semitones (default: as trained)."),
     ensemble: Optional[List[Path]] = typer.Option(None, "--with", help=WITH_HELP),
+    candidates: Optional[int] = typer.Option(None, "--candidates", min=1, max=64,
+                                             help="The candidate bars listen and duet sample per answer bar with this "
+                                                  "model unless told (default: 16); bench/latency.py measures the cost."),
 ) -> None:
     """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
     _need_training_extra()
@@ -329,7 +332,7 @@ def export(
 
     try:
         info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence, data=data,
-                          mix_shifts=mix_shifts, ensemble=ensemble or [])
+                          mix_shifts=mix_shifts, ensemble=ensemble or [], candidates=candidates)
     except (CheckpointError, CorpusError, ExportError) as exc:
         fail(str(exc))
     except OSError as exc:
