@@ -294,3 +294,8 @@ class ClockFollower(_Steps):
     @property
     def origin(self) -> float:
         return self.time_of(0)
+
+    @property
+    def resumed_at(self) -> float:
+        """When the ticks of the current line began (the transport's last move)."""
+        return self.times[0][1]

@@ -25,6 +25,7 @@ from .clock import ClockFollower, Grid
 from .controls import Controls
 from .downbeat import bar_1
 from .engine import Engine
+from .link import LinkFollower
 from .midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
 from .pulse import Pulse
@@ -53,7 +54,7 @@ class LiveConfig:
     end_cc: int | None = None           # a controller that ends a call at once
     record: Path | None = None
     status: bool = True                 # a status area on a terminal (view.py)
-    sync: str = "internal"              # "clock": follow MIDI clock from the input port
+    sync: str = "internal"              # "clock": follow MIDI clock from the input port; "link": an Ableton Link session
     send_clock: bool = False            # send MIDI clock (and Start) on the output port
     metronome: bool = False             # a click on every beat, accented on beat 1
     count_in: int = 0                   # bars of clicks before bar 1 (fixed --bpm): they set the phase
@@ -69,8 +70,8 @@ class LiveConfig:
         """A setting no session can have is refused in one sentence (``ValueError``)."""
         if self.bpm is not None and not (isinstance(self.bpm, (int, float)) and 0 < self.bpm < math.inf):
             raise ValueError(f"bpm must be a positive number (or None: from the first phrase), not {self.bpm!r}")
-        if self.sync not in ("internal", "clock"):
-            raise ValueError(f"sync must be internal or clock, not {self.sync!r}")
+        if self.sync not in ("internal", "clock", "link"):
+            raise ValueError(f"sync must be internal, clock or link, not {self.sync!r}")
         ranges = {"beats_per_bar": (1, 64), "channel": (0, 15), "click_channel": (0, 15), "thru_channel": (0, 15),
                   "end_cc": (0, 127), "count_in": (0, 64)}
         for name, (low, high) in ranges.items():
@@ -125,7 +126,9 @@ class Live:
         self.scheduler = self.clock.scheduler(self._send, priority=priority, **placing)
         self.grid: Grid | ClockFollower | None = None
         self.bpm: float | None = cfg.bpm
-        self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else None
+        self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else \
+            LinkFollower(self.now, engine.steps_per_beat, cfg.beats_per_bar, cfg.bpm or 120.0) if cfg.sync == "link" \
+            else None
         self.stopping = threading.Event()
         self.log = log
         self.clicks = self.scheduler
@@ -187,6 +190,8 @@ class Live:
             self._loop()
         finally:
             self.stopping.set()
+            if isinstance(self.follower, LinkFollower):
+                self.follower.close()                             # leave the session
             if self.cfg.status:
                 AREA.close()                                      # the stop line goes where it was
             self.scheduler.panic()
@@ -340,7 +345,14 @@ class Live:
         if self.grid is None:
             return pending, 0
         self.bpm = self.follower.bpm
-        self.log(f"following MIDI clock at {self.follower.bpm:.1f} bpm; beat 1 of bar 1 at its Start")
+        if isinstance(self.follower, LinkFollower):
+            f = self.follower
+            peers = f"{f.peers} peer{'s' * (f.peers != 1)}" if f.peers else "no peer yet"
+            self.log(f"following Ableton Link at {f.bpm:.1f} bpm ({peers}); bar lines on the session's "
+                     f"{self.cfg.beats_per_bar}-beat phase")
+            f.check()                                                # transitions from here on
+        else:
+            self.log(f"following MIDI clock at {self.follower.bpm:.1f} bpm; beat 1 of bar 1 at its Start")
         return pending, self._clock_step()
 
     def _until_the_clock_runs(self, pending: list) -> list:
@@ -364,6 +376,8 @@ class Live:
         fresh call (a Start is the song from the top, a move is elsewhere in it). Returns the
         messages heard meanwhile that belong to the music after it, and that step."""
         f = self.follower
+        if isinstance(f, LinkFollower):
+            self._transport += f.check()
         grace = self.now() + PAUSE_GRACE_S
         while not self._transport and f.running and f.paused(self.now()) and (left := grace - self.now()) > 0:
             got = self._take(left)                  # a late reader's ticks, not a pulled cable
@@ -377,14 +391,17 @@ class Live:
         self._planned = []
         self.performer.restart()
         pending = self._until_the_clock_runs(pending)
+        if isinstance(f, LinkFollower):
+            self._transport += f.check()                      # the start that ended the wait sets bar 1
         moved, self._transport = moved + self._transport, []   # a Stop's wait ends with the Start: one move
         if self.stopping.is_set():
             return [], 0
-        since = f.times[0][1] - f.step_seconds / 2            # a note with the first tick counts
+        since = f.resumed_at - f.step_seconds / 2             # a note with the first tick counts
         n = self._clock_step()
         self.bpm = f.bpm
         what = ", ".join(dict.fromkeys(moved)) or "paused"
-        self.log(f"MIDI clock: {what}; at bar {n // self.performer.steps_per_bar + 1}, {f.bpm:.1f} bpm")
+        source = "Ableton Link" if isinstance(f, LinkFollower) else "MIDI clock"
+        self.log(f"{source}: {what}; at bar {n // self.performer.steps_per_bar + 1}, {f.bpm:.1f} bpm")
         return [(t, m) for t, m in pending if t >= since], n
 
     def _count_in(self) -> list:

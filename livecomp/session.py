@@ -147,5 +147,5 @@ class Session:
                 + (f"; JACK: {placed['written']} written at their frames, {placed['late']} after theirs "
                    f"(by {placed['max_late_frames'] / rate * 1e3:.2f} ms at most)" if placed else "")
                 + (f"; {live.follower.ticks} clock ticks, {live.follower.lost} found lost on the way"
-                   if live.follower is not None else "")
+                   if live.follower is not None and live.cfg.sync == "clock" else "")
                 + (f"; recorded {live.recorded}" if live.recorded else ""))

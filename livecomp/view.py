@@ -128,10 +128,12 @@ def status_lines(live, n: int | None) -> list[str]:
     late = live.scheduler.lateness_ms()
     performer = live.performer
     what = "muted" if performer.muted else "answering" if performer.answering else "listening"
-    source = "clock" if live.follower is not None else "estimated" if live.cfg.bpm is None else "fixed"
+    source = ("link" if live.cfg.sync == "link" else "clock") if live.follower is not None else \
+        "estimated" if live.cfg.bpm is None else "fixed"
     cfg = performer.cfg
     controls = "keyboard controls on" if live.controls is not None else "keyboard controls off"
-    tempo = f"{live.bpm:.1f} bpm ({source})" if live.bpm else "tempo from your first phrase"
+    bpm = live.follower.bpm if live.follower is not None and live.grid is live.follower else live.bpm
+    tempo = f"{bpm:.1f} bpm ({source})" if bpm else "tempo from your first phrase"
     where = f"bar {n // spbar + 1:>4}:{(n % spbar) // spb + 1}" if n is not None else "before bar 1"
     what = what if n is not None else "waiting for your first note"
     return [f"{where}  {what:<9}  {tempo}  model {live.engine.name}",

@@ -308,3 +308,16 @@ def test_an_api_that_cannot_be_reached_is_one_sentence_without_the_librarys_own_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("livecomp: cannot reach the alsa MIDI system"), lines
     assert "load the snd-seq module, or use --api jack" in lines[0]
+
+
+def test_sync_link_without_links_binding_is_one_sentence_naming_the_extra(tmp_path):
+    """Where LinkPython-extern is not installed (here: a ``link`` that cannot be imported comes
+    first on the path), --sync link says what to install before it opens any port."""
+    shadow = tmp_path / "shadow" / "link"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not here')\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "shadow")}
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--in", "x", "--out", "y", "--sync", "link",
+                             "--model", "basic"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "pip install 'livecomp[link]'" in result.stderr, result.stderr

@@ -4,6 +4,7 @@ a clock that goes quiet without Stop, as a DAW's user does all the time."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -228,3 +229,68 @@ def test_a_clock_that_goes_quiet_without_stop_silences_the_answer_and_resumes_wi
     assert not during, during                                          # silent while the clock is away
     assert not still_sounding([(t, m) for t, m in sent if t < back])  # and nothing left hanging
     assert any("MIDI clock: paused" in line for line in said), said
+
+
+def link_peer(bpm: float):
+    """A Link peer of the test's own (a DAW, say), with start/stop sync, once it has met another."""
+    link = pytest.importorskip("link", reason="--sync link needs LinkPython-extern (the test extra installs it)")
+    peer = link.Link(float(bpm))
+    peer.startStopSyncEnabled = True
+    peer.enabled = True
+    return peer
+
+
+def wait_for_peers(link, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while link.numPeers() < 1:
+        assert time.monotonic() < deadline, "the two Link peers did not find each other on this machine"
+        time.sleep(0.02)
+
+
+def test_a_link_sessions_bar_lines_tempo_and_transport_are_the_grids():
+    """livecomp's grid on an Ableton Link session: every bar line of the grid is one of the
+    session's (phase 0 at the bar), a tempo set by another peer moves the grid within a step's
+    time, and a peer's start and stop are told."""
+    from livecomp.link import LinkFollower
+
+    peer = link_peer(100)
+    follower = LinkFollower(time.perf_counter, 4, 4, 100.0)
+    try:
+        wait_for_peers(follower.link)
+        clock = peer.clock()
+
+        def phases(bars: int = 4) -> list[float]:
+            """The peer's phase (beats into its bar) at the grid's next bar lines."""
+            state = peer.captureAppSessionState()
+            first = math.ceil(follower.step_at(time.perf_counter()) / 16) * 16
+            out = []
+            for k in range(bars):
+                t = follower.time_of(first + 16 * k)
+                micros = round((t - time.perf_counter()) * 1e6) + clock.micros()
+                out.append(min(state.phaseAtTime(micros, 4.0), 4.0 - state.phaseAtTime(micros, 4.0)))
+            return out
+
+        assert max(phases()) * 60 / 100 < 0.001                      # within 1 ms of the session's bar lines
+        state = peer.captureAppSessionState()
+        state.setTempo(137.0, clock.micros())
+        peer.commitAppSessionState(state)
+        deadline = time.monotonic() + 2
+        while abs(follower.bpm - 137.0) > 0.01 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert abs(follower.bpm - 137.0) < 0.01
+        assert max(phases()) * 60 / 137 < 0.001
+        assert follower.running and follower.check() == []           # nobody has played: it runs freely
+        state = peer.captureAppSessionState()
+        state.setIsPlayingAndRequestBeatAtTime(True, clock.micros(), 0.0, 4.0)
+        peer.commitAppSessionState(state)
+        time.sleep(0.3)
+        assert follower.check() == ["start"] and follower.running
+        assert 0 <= follower.step_at(time.perf_counter()) < 16       # bar 1 from the start
+        state = peer.captureAppSessionState()
+        state.setIsPlaying(False, clock.micros())
+        peer.commitAppSessionState(state)
+        time.sleep(0.3)
+        assert follower.check() == ["stop"] and not follower.running
+    finally:
+        follower.close()
+        peer.enabled = False

@@ -496,6 +496,63 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
     twice(attempt)
 
 
+def test_answers_land_on_the_bar_lines_of_an_ableton_link_session_through_its_tempo_change(jack):
+    """A Link peer of the test's own (a DAW at 100 bpm) and `listen --sync link`: a one-bar call
+    from one of the session's bar lines; as the call ends the peer moves the session to 130 bpm;
+    livecomp's answer starts on a bar line of the session at the new tempo, within two JACK
+    periods as it reaches the synth."""
+    link = pytest.importorskip("link", reason="--sync link needs LinkPython-extern (the test extra installs it)")
+
+    def attempt():
+        peer = link.Link(100.0)
+        peer.enabled = True
+        clock = peer.clock()
+        try:
+            session = Session(jack, "link", "--model", "basic", "--sync", "link", "--bpm", "100", "--bars", "2",
+                              "--seed", "4", "--temperature", "1.3", "--candidates", "1")
+            deadline = time.monotonic() + 10
+            while peer.numPeers() < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            offsets = []                                 # (test clock, test clock - Link's), JACK's frames drift
+
+            def offset() -> float:
+                a = now()
+                micros = clock.micros()
+                offsets.append((a, a - micros / 1e6))
+                return offsets[-1][1]
+
+            state = peer.captureAppSessionState()
+            bar = math.ceil(state.beatAtTime(clock.micros() + 400_000, 4.0) / 4) * 4   # a bar line 0.4 s on
+            t0 = state.timeAtBeat(bar, 4.0) / 1e6 + offset()
+            step = 60 / 100 / 4
+            session.play(ARPEGGIO, t0, step)             # bar 1 of the call; the answer: 2 beats later, bar 3
+            state = peer.captureAppSessionState()
+            state.setTempo(130.0, clock.micros())
+            peer.commitAppSessionState(state)
+            end = now() + 16 * 60 / 130 / 4 * 2 + 1.0
+            while now() < end:
+                offset()
+                time.sleep(0.05)
+            out = session.stop()
+            assert "following Ableton Link at 100.0 bpm" in out and peer.numPeers() == 0, out
+            ons = session.notes_on()
+            assert ons, out
+            first = ons[0][0]
+            _, off = min(offsets, key=lambda o: abs(o[0] - first))
+            state = peer.captureAppSessionState()
+            phase = state.phaseAtTime(round((first - off) * 1e6), 4.0)       # beats into the session's bar
+            late = min(phase, 4.0 - phase) * 60 / 130
+            print(f"the answer's first note {late * 1e3:.2f} ms off the session's bar line, "
+                  f"{(first - t0) / step:.2f} steps of 100 bpm after the call's first")
+            assert late <= 2 * PERIOD + 0.001, (phase, out)
+            assert first > t0 + 16 * step, out                                  # after the call, at the new tempo
+            assert ended(session.played()), out
+        finally:
+            peer.enabled = False
+
+    twice(attempt)
+
+
 def test_a_daws_transport_restarted_moved_and_paused_gets_answers_on_its_bar_lines(jack):
     """A DAW on one port, as its user drives it: Start, 4 bars, Stop; Start again (the song from
     the top) 4 bars, Stop; Song Position Pointer to bar 5 and Continue, 4 bars; the clock gone

@@ -58,7 +58,7 @@ def _choice(name: str, *values: str) -> type[Enum]:
 Align = _choice("Align", "bar", "beat")
 BargeIn = _choice("BargeIn", "stop", "continue")
 Mode = _choice("Mode", "call", "duet")
-Sync = _choice("Sync", "internal", "clock")
+Sync = _choice("Sync", "internal", "clock", "link")
 Provider = _choice("Provider", "auto", "cpu", "cuda")
 
 

@@ -55,7 +55,7 @@ def listen(
     bpm: str = typer.Option("120", "--bpm", help="Tempo in bpm (the first note played is beat 1 of bar 1), or auto: "
                                                 "tempo and phase from your first phrase."),
     meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
-    sync: Sync = typer.Option(Sync.internal, "--sync", help="internal, or clock: follow MIDI clock (Start, Stop, Song Position Pointer) from the input port."),
+    sync: Sync = typer.Option(Sync.internal, "--sync", help="internal; clock: follow MIDI clock (Start, Stop, Song Position Pointer) from the input port; link: join an Ableton Link session (its tempo, its bar phase, its start/stop; --bpm is the tempo it is joined at; needs livecomp[link])."),
     send_clock: bool = typer.Option(False, "--send-clock", help="Send MIDI clock on the output port so a DAW or drum machine follows: Start on bar 1 after a --count-in, else Song Position Pointer and Continue from your first note's grid."),
     silence_beats: float = SILENCE_BEATS,
     min_call_beats: float = MIN_CALL_BEATS,
@@ -135,6 +135,12 @@ def listen(
                        click_channel=click_channel - 1, realtime=rt, thru=thru or thru_channel is not None,
                        thru_channel=thru_channel - 1 if thru_channel is not None else None)
     check_outputs(("--record", record), replace=False)
+    if live_cfg.sync == "link":
+        from ..link import LinkError, _link_module
+        try:
+            _link_module()
+        except LinkError as exc:
+            fail(str(exc))
     if learn and controls_problem():
         fail(f"--learn keeps the map in the config file, which cannot be written: {controls_problem()}")
     engine = _engine(model, provider)
