@@ -294,3 +294,66 @@ def test_a_link_sessions_bar_lines_tempo_and_transport_are_the_grids():
     finally:
         follower.close()
         peer.enabled = False
+
+
+def test_a_link_peer_that_starts_and_stops_the_session_gets_answers_on_its_bar_lines(engine):
+    """`--sync link` with a DAW-like peer at 200 bpm using start/stop: it starts the session, a
+    one-bar call from the start is answered on the session's bar 3; it stops during the answer
+    (every note ends at once, nothing more is sent) and starts again, and the next call is
+    answered on bar 3 of the new start."""
+    from livecomp.live import Live, LiveConfig
+
+    peer = link_peer(200)
+    clock = peer.clock()
+    sent, said = [], []
+    live = Live(engine, PerformerConfig(seed=1, bars=4, silence_beats=1, candidates=1),
+                LiveConfig(sync="link", bpm=200, status=False),
+                send=lambda m: sent.append((time.perf_counter(), m)), log=said.append)
+    loop = threading.Thread(target=live.run)
+    loop.start()
+    step = 60 / 200 / 4
+    try:
+        wait_for_peers(peer)
+
+        def start() -> float:
+            """The peer starts the session on its next bar line: that moment on the test's clock."""
+            state = peer.captureAppSessionState()
+            now_micros = clock.micros()
+            at = state.timeAtBeat(math.ceil(state.beatAtTime(now_micros + 200_000, 4.0) / 4) * 4, 4.0)
+            state.setIsPlaying(True, at)
+            peer.commitAppSessionState(state)
+            return time.perf_counter() + (at - now_micros) / 1e6
+
+        def call(t0: float) -> None:
+            for s, p in ARPEGGIO:
+                wait_until(t0 + s * step)
+                live.heard([0x91, p, 90], time.perf_counter())
+                wait_until(t0 + (s + 1) * step)
+                live.heard([0x81, p, 0], time.perf_counter())
+
+        starts = []
+        for _ in range(2):
+            t0 = start()
+            starts.append(t0)
+            call(t0)
+            wait_until(t0 + 40 * step)                   # into the answer (bar 3 from step 32)
+            state = peer.captureAppSessionState()
+            state.setIsPlaying(False, clock.micros())
+            peer.commitAppSessionState(state)
+            stopped = time.perf_counter()
+            time.sleep(0.4)
+            assert not [m for t, m in sent if t > stopped + 0.15 and m[0] & 0xF0 == 0x90 and m[2]], said
+        live.stopping.set()
+        loop.join(timeout=10)
+        assert not loop.is_alive()
+    finally:
+        live.stopping.set()
+        peer.enabled = False
+    ons = [(t, m) for t, m in sent if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    for t0 in starts:
+        bar3 = [(t - t0) / step for t, _ in ons if 31.5 * step <= t - t0 < 40 * step]
+        assert bar3, (said, [(t - t0) / step for t, _ in ons])
+        assert all(abs(k - round(k)) * step < 0.003 for k in bar3), (bar3, said)   # on the session's grid
+        assert round(bar3[0]) < 36, (bar3, said)                                # from its bar 3
+    assert not still_sounding(sent)
+    assert any(line.startswith("Ableton Link: stop, start;") for line in said), said
