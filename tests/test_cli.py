@@ -74,7 +74,9 @@ def test_models_lists_each_shipped_model_with_its_data_licence_size_and_figures(
     assert result.returncode == 0, result.stderr
     blocks = {block.split(":")[0]: block for block in result.stdout.strip().split("\n\n")}
     assert {"piano", "pop", "folk", "basic"} <= set(blocks)
-    assert "[default]" in blocks["piano"].splitlines()[0]
+    assert "[program 2, the default]" in blocks["piano"].splitlines()[0]      # basic 0, folk 1, piano 2, pop 3
+    assert "[program 3]" in blocks["pop"].splitlines()[0] and "a program change chooses a model" in result.stdout
+    assert "answers choose among 8 candidate bars" in blocks["piano"]
     for name in ("piano", "pop", "folk", "basic"):
         block = blocks[name]
         assert " parameters " in block and "learnt from " in block and " frames; " in block and "test NLL" in block

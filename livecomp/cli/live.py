@@ -182,10 +182,14 @@ def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model fold
     """The models livecomp can play with: what each learnt from, its grid, its size and figures."""
     from ..models import DEFAULT_MODEL, ModelError, card, shipped_models
 
-    for name, folder in shipped_models().items():
+    shipped = shipped_models()
+    for program, (name, folder) in enumerate(shipped.items()):
         lines = card(folder)
-        lines[0] += "  [default]" if name == DEFAULT_MODEL else ""
+        lines[0] += f"  [program {program}" + (", the default]" if name == DEFAULT_MODEL else "]")
         typer.echo("\n".join(lines) + "\n")
+    if shipped:
+        typer.echo(f"While listen runs, a program change chooses a model by its number (a folder given to "
+                   f"listen's --model comes after them, program {len(shipped)}).\n")
     for folder in folders or []:
         try:
             typer.echo("\n".join(card(folder)) + "\n")
