@@ -98,3 +98,19 @@ def test_help_keeps_the_config_files_table_names():
     result = CliRunner().invoke(app, ["listen", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "[listen] and [presets.NAME]" in " ".join(result.output.split()), result.output
+
+
+def test_listen_help_names_every_control_with_its_controller():
+    """Every control a keyboard has, with the controller it answers by default, and the program
+    change: a musician learns the keyboard from --help."""
+    from typer.testing import CliRunner
+
+    from livecomp.cli import app
+    from livecomp.controls import BUTTONS, DEFAULTS, KNOBS
+
+    result = CliRunner().invoke(app, ["listen", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert set(DEFAULTS) == set(KNOBS) | set(BUTTONS)
+    for name, number in DEFAULTS.items():
+        assert f"{number} {name}" in text, (name, text)
+    assert "a program change N chooses model N" in text

@@ -10,6 +10,7 @@ import typer
 from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL,
                PHRASE_BARS, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, Sync, _config,
                _engine, _performer_config, app, check_outputs, fail)
+from ..controls import DEFAULTS
 
 
 def _settings(ctx: typer.Context, preset: Optional[str]) -> Optional[str]:
@@ -40,6 +41,11 @@ def _settings(ctx: typer.Context, preset: Optional[str]) -> Optional[str]:
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta["settings"] = f"settings from {path}" + (f", preset {preset!r}" if preset else "") if settings else None
     return preset
+
+
+CONTROLS_HELP = ("Take controllers as controls (or as the config file's [controls] maps them): "
+                 + ", ".join(f"{number} {name}" for name, number in DEFAULTS.items())
+                 + "; a program change N chooses model N of livecomp models.")
 
 
 @app.command()
@@ -81,7 +87,7 @@ def listen(
     click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
     learn: bool = typer.Option(False, "--learn", help="Before listening, map each control by moving it when asked; kept in the config file's [controls]."),
     learn_wait: float = typer.Option(10.0, "--learn-wait", min=1.0, max=120.0, help="Seconds --learn waits for each control before keeping it as it is."),
-    controls: bool = typer.Option(True, "--controls/--no-controls", help="Take controllers as controls: 16-18 temperature, answer bars, silence beats; buttons 80-82 mode, mute, panic (or as the config file's [controls] maps them)."),
+    controls: bool = typer.Option(True, "--controls/--no-controls", help=CONTROLS_HELP),
     thru: bool = typer.Option(False, "--thru", help="Pass your notes and pedal to the output port as you play (a keyboard without a sound of its own)."),
     thru_channel: Optional[int] = typer.Option(None, "--thru-channel", min=1, max=16, help="The channel your notes pass thru on (default: the one they come on); implies --thru."),
     provider: Provider = PROVIDER,
