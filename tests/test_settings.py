@@ -86,6 +86,8 @@ def test_ports_marks_the_ports_the_config_file_names(tmp_path, jack_relaxed):
     marked = [line for line in result.output.splitlines() if "(config file)" in line]
     assert len(marked) == 2 and "Keystation-49:keys" in marked[0] and "--in" in marked[0], result.output
     assert "FLUID-Synth:sound" in marked[1] and "--out" in marked[1], result.output
+    assert "jack inputs, where livecomp hears you: keyboards" in result.output           # said plainly
+    assert "jack outputs, where livecomp plays: synths" in result.output
 
 
 @pytest.mark.parametrize("make, words", [

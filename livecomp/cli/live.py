@@ -226,6 +226,10 @@ def ports(api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | c
             except PortError:
                 typer.echo(f"note: the config file's {key} = {settings[key]!r} matches no {direction} port now.",
                            err=True)
-        typer.echo(f"{api} {direction}s:")
+        what = ("where livecomp hears you: keyboards and controllers, for listen --in" if key == "in" else
+                "where livecomp plays: synths, DAWs and sound modules, for listen --out")
+        typer.echo(f"{api} {direction}s, {what}:")
+        if not names:
+            typer.echo("  (none)")
         for i, name in enumerate(names):
             typer.echo(f"  {i}: {name}" + (f"   <- listen --{key} (config file)" if i == chosen else ""))
