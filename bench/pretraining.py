@@ -3,7 +3,7 @@ curves of the same EnDeCell trained from scratch and from the pre-trained autoen
 
     python bench/pretraining.py [--runs bench/pretraining]
 
-The three run folders keep the logs and settings of the runs behind the README's answer:
+The three run folders keep the logs and settings of the runs behind the answer in docs/figures.md:
 `autoencoder` (livecomp train --model endecell --pretrain-autoencoder ...), `pretrained`
 (the same EnDeCell settings as `scratch`, plus --init-from the autoencoder run).
 """

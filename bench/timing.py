@@ -10,7 +10,7 @@ the call's 16th grid (read by a JACK client of the benchmark's own that hears th
 livecomp and stamps each message with its frame), and livecomp's CPU use (user + system time
 over wall time, from /proc) while listening and while answering.
 
-    python bench/timing.py                 # the README's figures: a 10-minute answer
+    python bench/timing.py                 # the figures in docs/figures.md: a 10-minute answer
     python bench/timing.py --minutes 1     # a quicker look
     python bench/timing.py --frames 256    # a common live setting (5.3 ms periods)
     python bench/timing.py --frames 1024 --client rtmidi   # PipeWire's default period, through python-rtmidi

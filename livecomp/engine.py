@@ -1,6 +1,6 @@
 """The runtime side of an exported model: onnxruntime sessions over its graphs.
 
-A model folder (``livecomp.models``: model.json, the contract in DESIGN.md, and the graphs) is
+A model folder (``livecomp.models``: model.json, the contract in docs/model-format.md, and the graphs) is
 checked there; loading here checks that the graphs' inputs and outputs have the names and
 shapes ``model.json`` promises; anything else is refused with one sentence (``ModelError``).
 

@@ -1,4 +1,4 @@
-"""An exported model's folder, as DESIGN.md's contract defines it: ``model.json`` read and
+"""An exported model's folder, as docs/model-format.md defines it: ``model.json`` read and
 checked (format, values of the right type and range, each graph present and matching its
 sha256), and the shipped models found by name.
 """
@@ -72,7 +72,7 @@ def read_model_json(folder: Path) -> dict:
 
 
 def _check_values(info: dict, where: Path) -> None:
-    """Each value of model.json of the type and range the contract gives (DESIGN.md)."""
+    """Each value of model.json of the type and range the contract gives (docs/model-format.md)."""
     def whole(key: str, low: int, high: int) -> int:
         value = info[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

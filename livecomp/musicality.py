@@ -30,7 +30,7 @@ MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")
 # bar, in nats, when the performer chooses among candidates (bench/musicality.py --fit-weight).
 # Infinite: agreement alone decides, the log-probability only breaks ties. Each candidate is a
 # fair sample of the model already; adding its log-probability prefers the sparsest bars (the
-# likeliest bar of 16 has about half the notes of real music: README, "The judge").
+# likeliest bar of 16 has about half the notes of real music: docs/figures.md, "The judge").
 FIT_WEIGHT_NATS = math.inf
 # The weight of each term of a candidate's fit (see ``CallStyle``).
 FIT_TERMS = {"key": 6.0, "scale": 4.0, "rhythm": 6.0, "register": 1.0, "density": 1.0}

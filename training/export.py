@@ -1,8 +1,8 @@
 """Export a checkpoint as a model folder: model.json, encode.onnx, advance.onnx, bar.onnx and
 step.onnx.
 
-The folder follows the exported-model contract of DESIGN.md, plus ``advance.onnx``: encode
-without the logits, the graph a listener runs every step (see the README's design notes), and
+The folder follows the exported-model contract (docs/model-format.md), with ``advance.onnx``: encode
+without the logits, the graph a listener runs every step (see docs/models.md), and
 ``step.onnx``: bar.onnx's sampler for one step, which ``--mode duet`` runs every step.
 
 The folder is built in a temporary sibling and moved into place only after it has checked
