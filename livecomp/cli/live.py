@@ -102,7 +102,7 @@ def listen(
     from ..controls import Controls, ControlsError, controls_from
     from ..engine import Engine
     from ..live import LiveConfig
-    from ..models import find_model, shipped_models
+    from ..models import DEFAULT_MODEL, find_model, shipped_models
     from ..ports import PortError, default_api
     from ..session import Session
     from ..settings import SettingsError, controls_problem, controls_table, read_controls, write_controls
@@ -149,6 +149,7 @@ def listen(
             fail(str(exc))
     if learn and controls_problem():
         fail(f"--learn keeps the map in the config file, which cannot be written: {controls_problem()}")
+    typer.echo(f"preparing the model {model or DEFAULT_MODEL} (onnxruntime builds its graphs: a few seconds)")
     engine = _engine(model, provider)
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
