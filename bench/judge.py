@@ -319,7 +319,7 @@ def judge(calls: list[dict], fakes: list[np.ndarray], seed: int, classifiers=CLA
 
 def gather_calls(corpus_path: str, steps_per_beat: int, per_piece: int, split: str = "test") -> tuple[list[dict], int]:
     """Every call of the split's pieces (``per_piece`` at most, every 8 bars from bar 1), and the number of pieces."""
-    from training.data import load_corpus
+    from livecomp_train.data import load_corpus
 
     corpus = load_corpus(corpus_path, steps_per_beat, progress=False)
     rolls = [r for r in corpus.splits[split] if r.n_steps]

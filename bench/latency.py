@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 from livecomp.engine import Engine, score  # noqa: E402
 from livecomp.models import shipped_models  # noqa: E402
-from training.checkpoint import load_model  # noqa: E402
-from training.data import load_corpus  # noqa: E402
-from training.export import quantize_int8  # noqa: E402
+from livecomp_train.checkpoint import load_model  # noqa: E402
+from livecomp_train.data import load_corpus  # noqa: E402
+from livecomp_train.export import quantize_int8  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ Two ways to combine the copies, both exact distributions over frames:
 
 - mixture: each frame from one copy, p(frame) = mean of the copies' p(frame). For the basic RNN
   this is ``livecomp train|eval|export --mix-shifts m`` (``BasicConfig.mix_shifts``), and its
-  figures here are that model's, through ``training.evaluate``.
+  figures here are that model's, through ``livecomp_train.evaluate``.
 - key average: each key's probability the mean of the copies' (per key and in the model's key
   order, so EnDeCell's conditionals stay conditionals). For the basic RNN the keys stay
   independent given the state, the form of the published independent-key models.
@@ -35,10 +35,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from livecomp.scores import Tally, batches  # noqa: E402
-from training.checkpoint import load_model  # noqa: E402
-from training.data import BENCHMARKS, load_benchmark  # noqa: E402
-from training.evaluate import evaluate  # noqa: E402
-from training.models.common import N_KEYS, transposed  # noqa: E402
+from livecomp_train.checkpoint import load_model  # noqa: E402
+from livecomp_train.data import BENCHMARKS, load_benchmark  # noqa: E402
+from livecomp_train.evaluate import evaluate  # noqa: E402
+from livecomp_train.models.common import N_KEYS, transposed  # noqa: E402
 
 
 @torch.no_grad()

@@ -43,7 +43,7 @@ from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.musicality import FIT_TERMS, MEASURES, measures, transposition_free  # noqa: E402
 from livecomp.performer import PerformerConfig  # noqa: E402
 from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
-from training.data import load_corpus  # noqa: E402
+from livecomp_train.data import load_corpus  # noqa: E402
 
 OWN_COUNT = "each model's own"    # candidates: as many as model.json names, as listen plays
 CORPORA = {

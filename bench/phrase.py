@@ -68,7 +68,7 @@ def first_answer(engine: Engine, frames: np.ndarray, meter: tuple[int, int], cfg
 
 
 def measure(engine: Engine, corpus: str, cfg: PerformerConfig, seed: int) -> dict:
-    from training.data import load_corpus
+    from livecomp_train.data import load_corpus
 
     rolls = [r for r in load_corpus(CORPORA.get(corpus, corpus), 4, progress=False).splits["test"] if r.n_steps]
     rng = np.random.default_rng(seed)

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from training.checkpoint import read_checkpoint  # noqa: E402
-from training.data import load_corpus, make_windows, transpose_batch  # noqa: E402
-from training.models import build_model, config_from_dict  # noqa: E402
-from training.models.common import frame_log_likelihood  # noqa: E402
+from livecomp_train.checkpoint import read_checkpoint  # noqa: E402
+from livecomp_train.data import load_corpus, make_windows, transpose_batch  # noqa: E402
+from livecomp_train.models import build_model, config_from_dict  # noqa: E402
+from livecomp_train.models.common import frame_log_likelihood  # noqa: E402
 
 DATASETS = ("jsb", "nottingham")
 

@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-import training.data as data
+import livecomp_train.data as data
 from conftest import NOTTINGHAM, SHARED, bad_midi_files
 from livecomp.roll import PianoRoll
-from training.data import (CorpusError, benchmark_path, epoch_order, load_benchmark, load_corpus,
+from livecomp_train.data import (CorpusError, benchmark_path, epoch_order, load_benchmark, load_corpus,
                            load_midi_folder, make_windows, transpose_batch)
 
 

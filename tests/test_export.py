@@ -52,7 +52,7 @@ def exported(request, tunes, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def torch_model(run: Path):
-    from training.checkpoint import load_model
+    from livecomp_train.checkpoint import load_model
     return load_model(run)[0]
 
 
@@ -73,8 +73,8 @@ def test_export_writes_the_contract_and_checked_itself(exported):
 
 
 def test_onnx_log_likelihood_equals_torch_on_the_validation_split(exported, tunes):
-    from training.data import load_corpus
-    from training.evaluate import evaluate
+    from livecomp_train.data import load_corpus
+    from livecomp_train.evaluate import evaluate
 
     from livecomp.engine import score
 
@@ -87,7 +87,7 @@ def test_onnx_log_likelihood_equals_torch_on_the_validation_split(exported, tune
 
 
 def test_the_bar_graph_samples_exactly_what_the_torch_sampler_samples(exported, tunes):
-    from training.export import _near_tie, _torch_state
+    from livecomp_train.export import _near_tie, _torch_state
 
     run, out = exported
     model, engine = torch_model(run), Engine(out, provider="cpu")
@@ -196,7 +196,7 @@ def test_runs_exported_as_an_ensemble_score_what_eval_gives_them(exported, tmp_p
         assert result.returncode != 0 and "an ensemble averages EnDeCell runs" in result.stderr
         assert "Traceback" not in result.stderr and not (tmp_path / "ensemble").exists()
         return
-    from training.checkpoint import read_checkpoint, save_checkpoint
+    from livecomp_train.checkpoint import read_checkpoint, save_checkpoint
     tensors, meta = read_checkpoint(run)                       # a second run: the weights moved at random
     generator = torch.Generator().manual_seed(7)
     tensors["model"] = {k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
@@ -244,7 +244,7 @@ def test_a_damaged_model_folder_is_refused_with_one_sentence(exported, tmp_path,
 
 
 def test_a_failed_check_leaves_no_folder(exported, tmp_path, monkeypatch):
-    import training.export as export_module
+    import livecomp_train.export as export_module
 
     run, _ = exported
     monkeypatch.setattr(export_module, "NLL_TOLERANCE", -1.0)       # no export can pass this
@@ -256,7 +256,7 @@ def test_a_failed_check_leaves_no_folder(exported, tmp_path, monkeypatch):
 def test_an_older_export_is_replaced_and_nothing_else_is(exported, tmp_path):
     """Re-exporting replaces the older export's model.json and graphs and keeps the files its
     owner put beside them; a folder whose model.json only looks like one is not taken."""
-    import training.export as export_module
+    import livecomp_train.export as export_module
 
     run, out = exported
     if "basic" not in run.parent.name:

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.models import BasicConfig, EnDeCellConfig, build_model
-from training.models.common import frame_log_likelihood
-from training.models.ensemble import Ensemble
+from livecomp_train.models import BasicConfig, EnDeCellConfig, build_model
+from livecomp_train.models.common import frame_log_likelihood
+from livecomp_train.models.ensemble import Ensemble
 
 CONFIGS = [
     BasicConfig(key_states=2, hidden=32, layers=2),

@@ -70,7 +70,7 @@ def test_two_process_torchrun_trains_a_checkpoint_that_evaluates(tmp_path):
 def test_with_ema_the_best_checkpoint_holds_the_averaged_weights_not_the_last_ones(tmp_path):
     import torch
 
-    from training.checkpoint import read_checkpoint
+    from livecomp_train.checkpoint import read_checkpoint
 
     run = tmp_path / "ema"
     livecomp("train", "--model", "basic", "--data", "jsb", "--epochs", "1", *TINY, "--ema", "0.9", "--out", run,
@@ -155,9 +155,9 @@ def test_damaged_checkpoint_is_refused_by_eval(tmp_path):
 def test_endecell_starts_from_a_pretrained_autoencoder_or_another_endecell(tmp_path):
     import torch
 
-    from training.checkpoint import load_model
-    from training.models import EnDeCellConfig, build_model
-    from training.train import TrainingError, _init_from
+    from livecomp_train.checkpoint import load_model
+    from livecomp_train.models import EnDeCellConfig, build_model
+    from livecomp_train.train import TrainingError, _init_from
 
     sizes = ["--chunk", "8", "--enc-hidden", "16", "--dec-hidden", "16", *TINY]
     livecomp("train", "--model", "endecell", "--pretrain-autoencoder", "--data", "jsb", "--epochs", "1",
@@ -189,9 +189,9 @@ def test_a_basic_run_starts_from_another_basic_runs_kept_weights(basic_run, tmp_
     it can train on at a new rate, or on other data); other sizes get one sentence."""
     import torch
 
-    from training.checkpoint import load_model
-    from training.models import BasicConfig, build_model
-    from training.train import _init_from
+    from livecomp_train.checkpoint import load_model
+    from livecomp_train.models import BasicConfig, build_model
+    from livecomp_train.train import _init_from
 
     source, meta = load_model(basic_run, "basic")
     model = build_model(BasicConfig(**meta["model"]))
@@ -239,7 +239,7 @@ def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tm
 def test_the_printed_recipe_of_a_run_starts_a_run_with_the_same_settings(tmp_path, model_args):
     import shlex
 
-    from training.train import TrainConfig, command_line
+    from livecomp_train.train import TrainConfig, command_line
 
     first = tmp_path / "first"
     livecomp("train", "--data", "jsb", "--epochs", "1", *model_args, *TINY, "--out", first, check=True)

@@ -19,8 +19,8 @@ def _need_training_extra():
         import torch  # noqa: F401
     except ImportError:
         fail("this command needs the training extra: pip install 'livecomp[train]'.")
-    import training
-    return training
+    import livecomp_train
+    return livecomp_train
 
 
 WITH_HELP = ("EnDeCell: another run (folder or checkpoint file) whose per-key conditionals are averaged with the "
@@ -145,11 +145,11 @@ def train(
     _need_training_extra()
     from dataclasses import asdict
 
-    from training.checkpoint import CheckpointError
-    from training.data import CorpusError
-    from training.models import CONFIGS
-    from training.train import TrainConfig, TrainingError, configs_from_options, resume_config
-    from training.train import train as run_training
+    from livecomp_train.checkpoint import CheckpointError
+    from livecomp_train.data import CorpusError
+    from livecomp_train.models import CONFIGS
+    from livecomp_train.train import TrainConfig, TrainingError, configs_from_options, resume_config
+    from livecomp_train.train import train as run_training
 
     budget = _parse_seconds(time_budget)
 
@@ -253,10 +253,10 @@ def _same_grid(corpus, data, steps_per_beat: int, key_states: int, model) -> Non
 def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str, mix_shifts: Optional[int] = None,
                      ensemble: list[Path] = ()) -> dict:
     _need_training_extra()
-    from training.checkpoint import CheckpointError, load_ensemble, load_model
-    from training.data import CorpusError, load_corpus
-    from training.evaluate import evaluate as score
-    from training.train import TrainingError, pick_device
+    from livecomp_train.checkpoint import CheckpointError, load_ensemble, load_model
+    from livecomp_train.data import CorpusError, load_corpus
+    from livecomp_train.evaluate import evaluate as score
+    from livecomp_train.train import TrainingError, pick_device
 
     try:
         if ensemble and mix_shifts is not None:
@@ -281,7 +281,7 @@ def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str, mix
 
 def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
     """Score an exported folder through onnxruntime; the corpus loader needs no torch."""
-    from training.data import CorpusError, load_corpus
+    from livecomp_train.data import CorpusError, load_corpus
 
     from ..engine import score
     from ..models import ModelError
@@ -325,10 +325,10 @@ def export(
 ) -> None:
     """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
     _need_training_extra()
-    from training.checkpoint import CheckpointError
-    from training.data import CorpusError
-    from training.export import ExportError
-    from training.export import export as run_export
+    from livecomp_train.checkpoint import CheckpointError
+    from livecomp_train.data import CorpusError
+    from livecomp_train.export import ExportError
+    from livecomp_train.export import export as run_export
 
     try:
         info = run_export(checkpoint, out, name=name, progress=typer.echo, corpus_licence=corpus_licence, data=data,

@@ -9,7 +9,7 @@ A corpus is a set of named splits (``train``, ``valid``, ``test``), each a list 
   folder, so adding files never moves old ones between splits;
 * the Boulanger-Lewandowski benchmarks (JSB Chorales at quarter-note steps,
   Nottingham at eighth-note steps) and JSB Chorales at 16th-note steps, with
-  their published splits, shipped in ``training/benchmarks/``; or any file of the
+  their published splits, shipped in ``livecomp_train/benchmarks/``; or any file of the
   same JSON form (``{"train": [...], "valid": [...], "test": [...]}``, each
   sequence a list of steps, each step a list of sounding MIDI pitches).
 
@@ -129,7 +129,7 @@ def rolls_from_pitch_lists(sequences: list, steps_per_beat: int) -> list[PianoRo
 
 def benchmark_path(name: str) -> Path:
     """Path of a shipped benchmark file."""
-    return Path(str(resources.files("training") / "benchmarks" / BENCHMARKS[name].file))
+    return Path(str(resources.files("livecomp_train") / "benchmarks" / BENCHMARKS[name].file))
 
 
 def load_benchmark(source: str | Path, steps_per_beat: int | None = None) -> Corpus:

@@ -12,7 +12,7 @@ the model's weights rearranged so that each sequential step does as little as po
 - the log-probability of the bar is computed once from all the logits at the end.
 
 They compute the same function as ``model.sample`` (same weights, same inverse-CDF draw), so
-for the same noise they return the same frames; ``training/export.py`` checks that.
+for the same noise they return the same frames; ``livecomp_train/export.py`` checks that.
 ``EnsembleBar`` and ``EnsembleAdvance`` are the same pieces for an ensemble of EnDeCell runs,
 the runs' decoders stepping chunk by chunk in lockstep on the draws from their mean.
 
