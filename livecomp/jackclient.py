@@ -25,8 +25,10 @@ from .jack import load_system_jack
 from .ports import PortError
 
 MAX_BYTES = 20              # as _jackmidi.c: longer messages (SysEx) are not livecomp's
-LEAD_MARGIN_S = 0.010       # handed over this long before the period it falls in begins (4 ms let
-                            # 7 of 299 messages come after their period at 64 frames on a busy VM)
+LEAD_MARGIN_S = 0.040       # handed over this long before the period it falls in begins (4 ms let
+                            # 7 of 299 messages come after their period at 64 frames on a busy VM;
+                            # 10 ms let 7 of 2458 come up to 22 ms late beside the piano model's
+                            # 30 ms bars with the other core busy: bench/timing.py --model piano)
 _P = ctypes.c_void_p
 
 
