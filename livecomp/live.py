@@ -122,6 +122,8 @@ class Live:
         self.now = self.clock.now
         self.until = until
         self._send_port, placing = _output(send)
+        if self.recorder is not None and "drop" in placing:
+            placing["drop"] = self._dropping(placing["drop"])
         priority = SEND_PRIORITY if cfg.realtime else None
         self.scheduler = self.clock.scheduler(self._send, priority=priority, **placing)
         self.grid: Grid | ClockFollower | None = None
@@ -162,6 +164,14 @@ class Live:
             log(f"cannot keep a journal of the recording in {journal} ({exc.strerror or exc}); "
                 f"the take is kept in memory until the end")
             return Recorder()
+
+    def _dropping(self, drop):
+        """The port's ``drop`` (what was handed over ahead of its time and has not left is
+        taken back: panic, mute, the way out), telling the recording that those never sounded."""
+        def dropped() -> None:
+            drop()
+            self.recorder.taken_back(self.now())
+        return dropped
 
     def _send(self, message: list[int], at: float | None = None) -> None:
         """Send ``message`` now, or hand it to a port that places it at ``at``."""

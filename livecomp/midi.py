@@ -142,7 +142,8 @@ class Recorder:
 
     With a ``journal`` file the take goes to disk as it is played: every ``JOURNAL_EVERY_S`` a
     thread appends the messages kept since (one line each: part, seconds, hex bytes; a "g" line
-    whenever the grid's origin or tempo is set), so memory stays flat however long the night,
+    whenever the grid's origin or tempo is set, an "x" line where what was handed to the port
+    ahead of its time was taken back), so memory stays flat however long the night,
     and a session killed mid-take leaves the journal, which ``recover`` turns into a MIDI file.
     ``save`` reads it back, and removes it only once the MIDI file is written."""
 
@@ -176,6 +177,15 @@ class Recorder:
             self.grid_at = (origin, bpm)
             if self._file is not None:
                 self._lines.append(f"g {origin if origin is not None else 'none'} {bpm:.6f}\n")
+
+    def taken_back(self, t: float) -> None:
+        """What was played after ``t`` was handed to a port ahead of its time and taken back
+        before it left (a panic, the way out): it never sounded, so the take leaves it out."""
+        with self._lock:
+            if self._file is not None:
+                self._lines.append(f"x {t:.6f}\n")
+            else:
+                self.played = [(when, m) for when, m in self.played if when <= t]
 
     def _writer(self) -> None:
         while not self._stop.wait(JOURNAL_EVERY_S):
@@ -276,6 +286,9 @@ def read_journal_lines(lines: list[str]) -> tuple[list, list, tuple[float | None
         try:
             if len(fields) == 3 and fields[0] in "hp" and line.endswith("\n"):
                 (heard if fields[0] == "h" else played).append((float(fields[1]), list(bytes.fromhex(fields[2]))))
+            elif len(fields) == 2 and fields[0] == "x" and line.endswith("\n"):
+                t = float(fields[1])
+                played = [(when, m) for when, m in played if when <= t]
             elif len(fields) == 3 and fields[0] == "g" and line.endswith("\n"):
                 bpm = float(fields[2])
                 if 0 < bpm < 10000:

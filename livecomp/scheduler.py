@@ -98,6 +98,8 @@ class Scheduler:
         self._cond = threading.Condition()
         self._stopped = False
         self.sounding: dict[tuple[int, int], float] = {}   # (channel, pitch) -> time of its note-on (sent or due)
+        self._ahead: deque = deque()                       # (due, message) handed over ahead of its time
+        self._ahead_lock = threading.Lock()
         self.channels: set[int] = set()
         self.lateness: deque[float] = deque(maxlen=LATENESS_KEPT)   # seconds, of the latest sends
         self._timed = 0                             # timed sends in all
@@ -136,6 +138,7 @@ class Scheduler:
         t = self._now()
         if self._drop is not None:
             self._drop()                    # what was handed over ahead of its time and not left
+            self._taken_back(t)
         self.release(t)
         for channel in sorted(self.channels):
             for message in silence(channel):
@@ -189,6 +192,26 @@ class Scheduler:
             self._timed += 1
             self._latest = max(self._latest, late)
         self._track(message, due if lead > 0 else sent)       # handed over: it sounds from its time
+        if lead > 0 and is_note(message):
+            with self._ahead_lock:
+                self._ahead.append((due, message))
+                while self._ahead and self._ahead[0][0] < sent - 1.0:   # long gone: the port wrote them
+                    self._ahead.popleft()
+
+    def _taken_back(self, t: float) -> None:
+        """The port dropped what was handed over and due after ``t``: undo those notes, the
+        latest first. A note-on that never left does not sound; a note whose note-off never left
+        still does, so the release that follows ends it with a note-off of its own (not only
+        with the channels' All Sound Off)."""
+        with self._ahead_lock:
+            gone = [(due, m) for due, m in self._ahead if due > t]
+            self._ahead = deque((due, m) for due, m in self._ahead if due <= t)
+            for due, message in reversed(gone):
+                key = (channel_of(message), message[1])
+                if is_note_on(message):
+                    self.sounding.pop(key, None)
+                else:
+                    self.sounding[key] = t
 
     def _track(self, message: list[int], at: float) -> None:
         """What sounds after ``message`` left at ``at``: each note started and not ended, by
@@ -223,6 +246,7 @@ class Scheduler:
             self._thread.join(timeout=1.0)
         if self._drop is not None:
             self._safe(self._drop)
+            self._taken_back(self._now())
         for channel, pitch in list(self.sounding):
             self._safe_send(note_off(channel, pitch))
         self.sounding.clear()

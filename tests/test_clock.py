@@ -266,7 +266,7 @@ def test_a_link_sessions_bar_lines_tempo_and_transport_are_the_grids():
             out = []
             for k in range(bars):
                 t = follower.time_of(first + 16 * k)
-                micros = round((t - time.perf_counter()) * 1e6) + clock.micros()
+                micros = round((t - follower._offset()) * 1e6)        # the clocks read together
                 out.append(min(state.phaseAtTime(micros, 4.0), 4.0 - state.phaseAtTime(micros, 4.0)))
             return out
 

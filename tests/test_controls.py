@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -72,10 +73,19 @@ class Named(EchoEngine):
 MODELS = {name: Named(name) for name in ("echo", "echo2", "echo3")}
 
 
-def rehearse(messages, until: float, mode: str = "call"):
+class Below(Named):
+    """Echoes what it heard two octaves down: outside the musician's register, so duet mode,
+    which leaves that register to the musician, plays it."""
+
+    def bar(self, state, candidates=1, temperature=1.0, seed=None, steps=None):
+        frames, logp, after = super().bar(state, candidates, temperature, seed, steps)
+        return np.roll(frames, -24, axis=-1), logp, after
+
+
+def rehearse(messages, until: float, mode: str = "call", engine=None):
     rehearsal = Rehearsal(messages)
     said: list[str] = []
-    loop = Live(MODELS["echo"], PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1, mode=mode),
+    loop = Live(engine or MODELS["echo"], PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1, mode=mode),
                 LiveConfig(bpm=240.0, status=False, realtime=False, controls=controls_from(None),
                            models=tuple(MODELS)),
                 send=lambda m: None, log=said.append, clock=rehearsal, loader=MODELS.__getitem__)
@@ -159,7 +169,7 @@ def test_duet_mode_says_each_time_it_joins_and_counts_as_the_status_does():
     bar = 16 * STEP
     messages = calls(1.0) + [(1.0 + 5 * bar, midi.control(0, 80, 127)), (1.0 + 5 * bar + 0.05, midi.control(0, 80, 0))]
     messages += calls(1.0 + 6 * bar) + calls(1.0 + 10 * bar)
-    _, said, loop = rehearse(messages, 1.0 + 14 * bar)
+    _, said, loop = rehearse(messages, 1.0 + 14 * bar, engine=Below("echo"))
     told = [line for line in said if line.startswith("answer ")]
     assert [line.split(":")[0] for line in told] == ["answer 1", "answer 2", "answer 3"], said
     assert "playing along from bar 7" in told[1] and "playing along from bar 11" in told[2], told

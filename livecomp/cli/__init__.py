@@ -120,15 +120,19 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 
-def _engine(model, provider: str = "auto", job: str = "live"):
-    """Load a model folder or shipped model, or end with the sentence that says why not."""
+def _engine(model, provider: str = "auto", job: str = "live", say=None):
+    """Load a model folder or shipped model, or end with the sentence that says why not.
+    ``say(folder)``: told once the folder is found, before the seconds loading takes."""
     from ..engine import Engine
     from ..models import ModelError, find_model
 
     if provider not in set(Provider):
         fail(f"onnxruntime runs on auto, cpu or cuda, not {provider!r}.")
     try:
-        return Engine(find_model(model), provider=provider, job=job)
+        folder = find_model(model)
+        if say is not None:
+            say(folder)
+        return Engine(folder, provider=provider, job=job)
     except ModelError as exc:
         fail(str(exc))
 

@@ -149,8 +149,8 @@ def listen(
             fail(str(exc))
     if learn and controls_problem():
         fail(f"--learn keeps the map in the config file, which cannot be written: {controls_problem()}")
-    typer.echo(f"preparing the model {model or DEFAULT_MODEL} (onnxruntime builds its graphs: a few seconds)")
-    engine = _engine(model, provider)
+    engine = _engine(model, provider, say=lambda folder: typer.echo(
+        f"preparing the model {model or DEFAULT_MODEL} (onnxruntime builds its graphs: a few seconds)"))
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
     try:
