@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import livecomp_train.data as data
-from conftest import NOTTINGHAM, SHARED, bad_midi_files
+from conftest import NOTTINGHAM, SHARED, TUNES, bad_midi_files
 from livecomp.roll import PianoRoll
 from livecomp_train.data import (CorpusError, benchmark_path, epoch_order, load_benchmark, load_corpus,
                            load_midi_folder, make_windows, transpose_batch)
@@ -50,7 +50,7 @@ def test_midi_folder_loads_every_file_into_stable_splits(tmp_path):
 def test_second_load_comes_from_the_cache_without_reading_midi(tmp_path, monkeypatch):
     folder = tmp_path / "midi"
     folder.mkdir()
-    for f in sorted(NOTTINGHAM.glob("reels*.mid"))[:20]:
+    for f in sorted(TUNES.glob("reels*.mid"))[:20]:
         shutil.copy(f, folder / f.name)
     first = load_midi_folder(folder, cache_dir=tmp_path / "cache", progress=False)
 
@@ -80,7 +80,7 @@ def test_an_unreadable_file_is_skipped_and_listed_not_the_end_of_the_run(tmp_pat
     """Permission denied on one file (root reads everything, so the refusal is simulated)."""
     folder = tmp_path / "midi"
     folder.mkdir()
-    for f in sorted(NOTTINGHAM.glob("jigs1*.mid"))[:4]:
+    for f in sorted(TUNES.glob("jigs1*.mid"))[:4]:
         shutil.copy(f, folder / f.name)
     locked = sorted(folder.glob("*.mid"))[0]
     read_bytes = type(locked).read_bytes
@@ -103,7 +103,7 @@ def test_a_dangling_link_a_fifo_and_an_unlistable_folder_are_listed_not_waited_o
 
     folder = tmp_path / "midi"
     (folder / "locked").mkdir(parents=True)
-    for f in sorted(NOTTINGHAM.glob("jigs1*.mid"))[:3]:
+    for f in sorted(TUNES.glob("jigs1*.mid"))[:3]:
         shutil.copy(f, folder / f.name)
     (folder / "gone.mid").symlink_to(tmp_path / "nowhere.mid")
     os.mkfifo(folder / "pipe.mid")

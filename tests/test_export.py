@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import NOTTINGHAM
+from conftest import TUNES as NOTTINGHAM
 from test_training import ENV, livecomp
 
 from livecomp.engine import Engine

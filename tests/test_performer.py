@@ -11,7 +11,7 @@ import mido
 import numpy as np
 import pytest
 
-from conftest import NOTTINGHAM, make_midi, note, still_sounding, twice
+from conftest import TUNES as NOTTINGHAM, make_midi, note, still_sounding, twice
 from fake_engine import EchoEngine
 
 from livecomp.engine import Engine

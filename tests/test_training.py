@@ -215,7 +215,7 @@ def test_a_basic_run_starts_from_another_basic_runs_kept_weights(basic_run, tmp_
 def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tmp_path, monkeypatch):
     import shutil
 
-    from conftest import NOTTINGHAM
+    from conftest import TUNES as NOTTINGHAM
     folder = tmp_path / "tunes"
     folder.mkdir()
     for f in sorted(NOTTINGHAM.glob("hpps*.mid"))[:40]:
