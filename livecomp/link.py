@@ -61,7 +61,6 @@ class LinkFollower(_Steps):
         self.transport_seen = False          # a peer has played (start/stop sync in use)
         self.playing = False
         self.ready = True
-        self.ticks = self.lost = 0           # MIDI clock's counts: none here
         self.bar_beat = 0.0
         self.resumed_at = self.now()         # when the grid last began (a start, a jump)
         self._last: tuple[float, float] | None = None   # (time, step) at the last check

@@ -501,7 +501,9 @@ def test_answers_land_on_the_bar_lines_of_an_ableton_link_session_through_its_te
     from one of the session's bar lines; as the call ends the peer moves the session to 130 bpm;
     livecomp's answer starts on a bar line of the session at the new tempo, within two JACK
     periods as it reaches the synth."""
-    link = pytest.importorskip("link", reason="--sync link needs LinkPython-extern (the test extra installs it)")
+    from test_clock import link_alone
+
+    link = link_alone()
 
     def attempt():
         peer = link.Link(100.0)
