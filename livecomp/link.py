@@ -83,9 +83,8 @@ class LinkFollower(_Steps):
     def _state(self):
         return self.link.captureAppSessionState()
 
-    def _beat_at(self, t: float, state=None) -> float:
-        state = state or self._state()
-        return state.beatAtTime(int(round((t - self._offset()) * 1e6)), self.quantum)
+    def _beat_at(self, t: float) -> float:
+        return self._state().beatAtTime(int(round((t - self._offset()) * 1e6)), self.quantum)
 
     def _anchor(self, t: float) -> None:
         """Step 0 on the session's bar line at or before ``t``."""

@@ -152,7 +152,6 @@ class Recorder:
         self.played: list[tuple[float, list[int]]] = []
         self._lines: list[str] = []
         self._lock = threading.Lock()
-        self.grid_at: tuple[float | None, float] = (None, 120.0)      # (origin, bpm) last set
         self.journal = journal
         self._file = None
         self._stop = threading.Event()
@@ -172,9 +171,9 @@ class Recorder:
                 (self.heard if part == "heard" else self.played).append((t, list(message)))
 
     def grid(self, origin: float | None, bpm: float) -> None:
-        """The grid bar 1 starts on (seconds) and its tempo, for the file's bar lines."""
+        """The grid bar 1 starts on (seconds) and its tempo: kept in the journal, for the bar
+        lines of a take recovered from it (``save`` is told them)."""
         with self._lock:
-            self.grid_at = (origin, bpm)
             if self._file is not None:
                 self._lines.append(f"g {origin if origin is not None else 'none'} {bpm:.6f}\n")
 
@@ -215,13 +214,12 @@ class Recorder:
             pending, self._lines = self._lines, []
         file.close()
         try:
-            heard, played, grid_at = read_journal(self.journal, pending)
+            heard, played, _ = read_journal(self.journal, pending)
         except OSError:                          # the journal went: what was not yet written is all there is
-            heard, played, grid_at = read_journal_lines(pending)
+            heard, played, _ = read_journal_lines(pending)
             self.journal = None
         with self._lock:
             self.heard[:0], self.played[:0] = heard, played
-            self.grid_at = grid_at if grid_at[0] is not None else self.grid_at
 
     def save(self, path: Path, bpm: float, origin: float | None, end: float | None = None) -> None:
         """Write both parts; a note still held (or a pedal still down) when the session stopped
