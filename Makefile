@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/table.py
 	$(BIN)/python bench/latency.py
 
-# The shipped models, exported to exported/<name>, their checkpoints kept in bench/checkpoints/shipped-<name>.
+# The shipped models, exported to livecomp/exported/<name>, their checkpoints kept in bench/checkpoints/shipped-<name>.
 # All at 16th notes with off/held/struck key states. piano (the default, 1.6 M parameters: time LSTM 512,
 # encoder 96, decoder 160, a one-bar lookback) learns from piano-midi.de and the Mutopia piano scores in
 # all 12 keys (--transpose 6) on one thread, in two phases: 8 hours of cosine schedule (the shipped weights
@@ -88,7 +88,7 @@ run-pop: run-pop-plain
 
 models: $(addprefix run-,$(SHIPPED))
 	for name in $(SHIPPED); do \
-	  $(BIN)/livecomp export $(MODEL_RUNS)/$$name --out exported/$$name \
+	  $(BIN)/livecomp export $(MODEL_RUNS)/$$name --out livecomp/exported/$$name \
 	    $$(case $$name in piano) echo --candidates 8;; esac) --corpus-licence "$$(case $$name in \
 	    piano) echo '$(LICENCE_piano)';; pop) echo '$(LICENCE_pop)';; *) echo '$(LICENCE_folk)';; esac)" && \
 	  mkdir -p bench/checkpoints/shipped-$$name && \

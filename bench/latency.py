@@ -1,6 +1,6 @@
 """Latency of the shipped models on one CPU thread: onnxruntime against torch eager, and the floor.
 
-For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<name>):
+For each model in livecomp/exported/ (and its checkpoint in bench/checkpoints/shipped-<name>):
 
 - advance 1 step (what a listener runs every step: the state, no scores), encode 1 step and
   encode a 64-step phrase (state and scores), bar of one model bar with 1, 8 and 16 candidates
@@ -16,7 +16,11 @@ For each model in exported/ (and its checkpoint in bench/checkpoints/shipped-<na
   from DRAM); the floor is
   whichever of compute and bandwidth binds.
 
-    python bench/latency.py [--calls 1000] [--models piano basic FOLDER]
+- start-up: how long a new `livecomp listen --model NAME` (on in-memory ports) takes from its
+  launch to "listening", the first time and then the median of --starts more, and how long a
+  running session takes to load the model (a switch by program change to a model not yet loaded);
+
+    python bench/latency.py [--calls 1000] [--models piano basic FOLDER] [--starts 5]
 
 A FOLDER of one's own is timed against the run kept in bench/checkpoints/<its name>.
 """
@@ -168,10 +172,34 @@ def onnx_calls(engine: Engine):
     }
 
 
+def start_times(model: str, starts: int) -> tuple[float, float]:
+    """Seconds from launching `livecomp listen` to its "listening" line: the first, and the median
+    of ``starts`` more."""
+    import signal
+    import subprocess
+
+    command = [str(Path(sys.executable).parent / "livecomp"), "listen", "--model", model,
+               "--in", "loopback:keyboard", "--out", "loopback:synth"]
+    times = []
+    for _ in range(1 + starts):
+        begun = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        for line in proc.stdout:
+            if line.startswith("listening"):
+                times.append(time.perf_counter() - begun)
+                break
+        else:
+            raise SystemExit(f"livecomp listen --model {model} ended without listening: exit {proc.wait()}")
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    return times[0], float(np.median(times[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--starts", type=int, default=5)
     args = parser.parse_args()
     models = shipped_models()
     names = args.models or list(models)
@@ -179,13 +207,18 @@ def main() -> None:
     for name in names:
         if name not in models:                    # a model folder of one's own, its run kept in bench/checkpoints
             models[name] = Path(name)
+        begun = time.perf_counter()
         engine = Engine(models[name], provider="cpu", threads=1)
+        loaded = time.perf_counter() - begun
         kept = ROOT / "bench" / "checkpoints"
         model, _ = load_model(kept / f"shipped-{name}" if (kept / f"shipped-{name}").is_dir() else kept / Path(name).name)
         macs, read, stored = bar_cost(models[name] / engine.info["files"]["bar"]["path"])
         rates = machine_rates(stored)
         print(f"\n{name} ({engine.architecture}, {engine.steps_per_bar}-step bar, {stored / 1e6:.2f} MB of weights, "
               f"onnxruntime {engine.provider_used})")
+        first, then = start_times(str(models[name]), args.starts)
+        print(f"start: `livecomp listen` launched to listening {first:.2f} s the first time, then {then:.2f} s "
+              f"(median of {args.starts}); loading the model in a running session {loaded:.2f} s")
         print(f"{'call':<26}{'onnxruntime':>18}{'torch eager':>18}{'torch / ort (p50)':>20}")
         ort_times = {}
         for (what, ort_fn), torch_fn in zip(onnx_calls(engine).items(), torch_calls(model, engine).values()):

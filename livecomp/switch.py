@@ -1,6 +1,6 @@
 """Changing the model while playing: a model chosen on the keyboard (a program change, or the
-next or previous button) loads in the background (a few seconds: onnxruntime optimises its
-graphs) and answers from then on, the last bars heard (the call under way included) folded into
+next or previous button) loads in the background (under a second for the shipped models,
+bench/latency.py) and answers from then on, the last bars heard (the call under way included) folded into
 its state; listening never stops, and an answer under way is finished by the model that began it.
 A model loads once a session: going back to one played before is at once, and memory holds one
 copy of each."""

@@ -346,7 +346,10 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
     states = [([hm[:, i].unsqueeze(0) for i in range(layers)], [cm[:, i].unsqueeze(0) for i in range(layers)])
               for hm, cm in zip(h.split(sizes, -1), c.split(sizes, -1))]
     codes = _codes_of(prev, K).unsqueeze(0)
-    past = [_codes_of(hist[0][:, i], K).unsqueeze(0) for i in range(hist[0].shape[1])] if hist else []
+    # the codes of the frames L steps back, as far as this graph's steps read them (a graph of
+    # fewer steps than the lookback, such as the beat bar.onnx loops over, reads only the first)
+    past = [_codes_of(hist[0][:, i], K).unsqueeze(0) if i < first.steps else None
+            for i in range(hist[0].shape[1])] if hist else []
     inv_t = 1.0 / temperature
     if len(bars) == 1:
         heads, scale = [(first.w_head * inv_t, inv_t)], None
@@ -378,9 +381,10 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
     logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
     state = (torch.cat([torch.cat(hs, 0).transpose(0, 1) for hs, _ in states], -1),
              torch.cat([torch.cat(cs, 0).transpose(0, 1) for _, cs in states], -1), frames[:, -1].float())
-    if hist:
+    if hist:                       # the last L frames: the history's that remain, then this graph's own
         lookback = hist[0].shape[1]
-        state += (_states_of(torch.cat(past[-lookback:], 0).transpose(0, 1), K).float(),)
+        kept = [hist[0][:, first.steps:]] if first.steps < lookback else []
+        state += (torch.cat([*kept, frames.float()], 1)[:, -lookback:],)
     return (frames, logp) + state
 
 

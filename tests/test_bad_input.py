@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, make_midi, note
 
 CHECKPOINT = ROOT / "bench" / "checkpoints" / "shipped-basic"
-MODEL = ROOT / "exported" / "basic"
+MODEL = ROOT / "livecomp" / "exported" / "basic"
 TUNE = ROOT / "livecomp" / "examples" / "phrase.mid"   # a real tune that ships with livecomp (bars 1-8 of a reel)
 TIMEOUT = 120
 
@@ -246,7 +246,7 @@ CASES = [
      "the soundfont no.sf2 does not exist", []),
     ("generate-soundfont-without-wav", [], ["generate", "--out", "g.mid", "--soundfont", "no.sf2"], 1,
      "give --wav too", []),
-    ("eval-other-grid", [], ["eval", str(ROOT / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
+    ("eval-other-grid", [], ["eval", str(ROOT / "livecomp" / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
 ]
 
 

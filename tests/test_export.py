@@ -72,6 +72,18 @@ def test_export_writes_the_contract_and_checked_itself(exported):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]      # no temporary folder left
 
 
+def test_the_bar_graph_loops_over_one_beat(exported):
+    """bar.onnx is one beat's sampler in an ONNX Loop run once a beat (onnxruntime's planner
+    takes seconds over a whole bar unrolled); that it samples torch's bars is checked below."""
+    import onnx
+
+    _, out = exported
+    graph = onnx.load(str(out / "bar.onnx")).graph
+    (loop,) = [n for n in graph.node if n.op_type == "Loop"]
+    trips = next(t for t in graph.initializer if t.name == loop.input[0])
+    assert int(onnx.numpy_helper.to_array(trips)) == 4 and len(graph.node) < 10
+
+
 def test_onnx_log_likelihood_equals_torch_on_the_validation_split(exported, tunes):
     from livecomp_train.data import load_corpus
     from livecomp_train.evaluate import evaluate
@@ -304,7 +316,7 @@ def test_generate_continues_a_primer_in_its_own_tempo_and_meter(exported, tmp_pa
     assert (tmp_path / "cont.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.skipif(not shipped_models(), reason="no shipped models in exported/")
+@pytest.mark.skipif(not shipped_models(), reason="no shipped models in livecomp/exported/")
 def test_generate_with_the_shipped_default_model_is_reproducible(tmp_path):
     first, second = tmp_path / "a.mid", tmp_path / "b.mid"
     for path in (first, second):

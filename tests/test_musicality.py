@@ -140,7 +140,7 @@ def test_an_answer_starts_from_the_call_not_from_the_silence_that_ended_it(basic
         np.testing.assert_allclose(value, after_wait.tensors[name], atol=1e-6)
 
 
-@pytest.mark.skipif(not shipped_models(), reason="no shipped models in exported/")
+@pytest.mark.skipif(not shipped_models(), reason="no shipped models in livecomp/exported/")
 def test_a_c_major_arpeggio_is_answered_in_c_major_by_the_default_model():
     """The shipped default model and the options `livecomp duet` and `listen` give a musician."""
     engine = Engine(find_model(None), provider="cpu")

@@ -150,7 +150,7 @@ def listen(
     if learn and controls_problem():
         fail(f"--learn keeps the map in the config file, which cannot be written: {controls_problem()}")
     engine = _engine(model, provider, say=lambda folder: typer.echo(
-        f"preparing the model {model or DEFAULT_MODEL} (onnxruntime builds its graphs: a few seconds)"))
+        f"preparing the model {model or DEFAULT_MODEL}"))
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
     try:
