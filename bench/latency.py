@@ -78,26 +78,35 @@ def bar_cost(path: Path) -> tuple[int, int, int]:
                 dim.Clear()
                 dim.dim_value = 1
     model = shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {v.name: [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]       # unknown (batch) dims: 1
-              for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
-    weights = {w.name: numpy_helper.to_array(w) for w in model.graph.initializer}
-    for node in model.graph.node:                               # constants the exporter left as nodes
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].t.dims:
-            weights[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    # bar.onnx loops over a beat (export.looped): its Loop's body counts once per turn
+    graphs = [(model.graph, 1)]
+    for node in model.graph.node:
+        if node.op_type == "Loop":
+            trips = next(w for w in model.graph.initializer if w.name == node.input[0])
+            graphs.append((next(a.g for a in node.attribute if a.name == "body"), int(numpy_helper.to_array(trips))))
+    shapes, weights = {}, {}
+    for graph, _ in graphs:
+        shapes |= {v.name: [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]   # unknown (batch) dims: 1
+                   for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+        weights |= {w.name: numpy_helper.to_array(w) for w in graph.initializer}
+        for node in graph.node:                                 # constants the exporter left as nodes
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].t.dims:
+                weights[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     for name, w in weights.items():
         shapes[name] = list(w.shape)
     macs = read = 0
-    for node in model.graph.node:
-        ins = [shapes.get(n, []) for n in node.input]
-        if node.op_type in ("MatMul", "Gemm") and len(ins) >= 2 and ins[0] and ins[1]:
-            a, b = ins[0], ins[1]
-            macs += int(np.prod(a[:-1])) * a[-1] * b[-1]
-            read += int(np.prod(b)) * 4
-        elif node.op_type in ("GRU", "LSTM") and ins[0] and ins[1] and ins[2]:
-            seq, batch = ins[0][0], ins[0][1]
-            gates_hidden, inputs, hidden = ins[1][1], ins[1][2], ins[2][2]
-            macs += seq * batch * gates_hidden * (inputs + hidden)
-            read += seq * gates_hidden * (inputs + hidden) * 4
+    for graph, times in graphs:
+        for node in graph.node:
+            ins = [shapes.get(n, []) for n in node.input]
+            if node.op_type in ("MatMul", "Gemm") and len(ins) >= 2 and ins[0] and ins[1]:
+                a, b = ins[0], ins[1]
+                macs += times * int(np.prod(a[:-1])) * a[-1] * b[-1]
+                read += times * int(np.prod(b)) * 4
+            elif node.op_type in ("GRU", "LSTM") and ins[0] and ins[1] and ins[2]:
+                seq, batch = ins[0][0], ins[0][1]
+                gates_hidden, inputs, hidden = ins[1][1], ins[1][2], ins[2][2]
+                macs += times * seq * batch * gates_hidden * (inputs + hidden)
+                read += times * seq * gates_hidden * (inputs + hidden) * 4
     stored = sum(w.nbytes for w in weights.values() if w.dtype == np.float32)
     return macs, read, stored
 
