@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from latency import percentiles  # noqa: E402
 
-from livecomp.engine import Engine  # noqa: E402
+from livecomp.model.engine import Engine  # noqa: E402
 from livecomp_train.export import export_graphs  # noqa: E402
 from livecomp_train.models import build_model, config_from_dict  # noqa: E402
 

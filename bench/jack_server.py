@@ -11,9 +11,9 @@ from typing import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from livecomp.jack import JackError, JackPatchbay, jack_wakeup_mapped  # noqa: E402
-from livecomp.jackport import SETTLE_S  # noqa: E402
-from livecomp.ports import PortError, load_rtmidi  # noqa: E402
+from livecomp.io.jack import JackError, JackPatchbay, jack_wakeup_mapped  # noqa: E402
+from livecomp.io.jackport import SETTLE_S  # noqa: E402
+from livecomp.io.ports import PortError, load_rtmidi  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 

@@ -56,13 +56,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from musicality import REAL_BARS, answer, calls_of  # noqa: E402
 
-from livecomp.engine import Engine  # noqa: E402
+from livecomp.model.engine import Engine  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
-from livecomp.models import find_model, shipped_models  # noqa: E402
-from livecomp.musicality import (overlap, pitch_class_profile, position_profile, scale_of,  # noqa: E402
+from livecomp.model.folder import find_model, shipped_models  # noqa: E402
+from livecomp.music.musicality import (overlap, pitch_class_profile, position_profile, scale_of,  # noqa: E402
                                  transposition_free)
-from livecomp.performer import PerformerConfig  # noqa: E402
-from livecomp.roll import LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
+from livecomp.perform.performer import PerformerConfig  # noqa: E402
+from livecomp.music.roll import LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
 
 PIANO = "../shared/midi/piano-midi-de,../shared/midi/mutopia"
 CORPORA = {"piano": PIANO, "pop909": "../shared/midi/pop909", "nottingham": "../shared/midi/nottingham"}
@@ -363,9 +363,9 @@ def duet_answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray 
     """``--mode duet`` under a melody: the musician plays the call, then the top line of the
     real next 2 bars; livecomp plays along throughout. Returns that melody with livecomp's part
     of those 2 bars over it, or None where livecomp played nothing there."""
-    from livecomp.duet import duet
-    from livecomp.frames import played_frames
-    from livecomp.roll import PianoRoll, roll_to_midi
+    from livecomp.perform.duet import duet
+    from livecomp.music.frames import played_frames
+    from livecomp.music.roll import PianoRoll, roll_to_midi
 
     tune = melody(call["real"])
     roll = PianoRoll(np.concatenate([call["call"], tune]), call["spb"], [(0, 500_000)], [(0, *call["meter"])])
@@ -446,8 +446,8 @@ def control_results(calls: list[dict], seed: int, judged: bool = True, mode: str
 
 def save_pngs(folder: Path, result: dict, calls: list[dict], count: int, seed: int) -> None:
     """Rolls of ``count`` calls, each with livecomp's answer (call + answer) and the real continuation below."""
-    from livecomp.image import save_roll_png
-    from livecomp.roll import PianoRoll
+    from livecomp.music.image import save_roll_png
+    from livecomp.music.roll import PianoRoll
 
     folder.mkdir(parents=True, exist_ok=True)
     model = Path(result["model"]).name                      # a model folder's name, not its path

@@ -45,8 +45,8 @@ from onnx import numpy_helper, shape_inference  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livecomp.engine import Engine, score  # noqa: E402
-from livecomp.models import shipped_models  # noqa: E402
+from livecomp.model.engine import Engine, score  # noqa: E402
+from livecomp.model.folder import shipped_models  # noqa: E402
 from livecomp_train.checkpoint import load_model  # noqa: E402
 from livecomp_train.data import load_corpus  # noqa: E402
 from livecomp_train.export import quantize_int8  # noqa: E402

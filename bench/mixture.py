@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from livecomp.scores import Tally, batches  # noqa: E402
+from livecomp.model.scoring import Tally, batches  # noqa: E402
 from livecomp_train.checkpoint import load_model  # noqa: E402
 from livecomp_train.data import BENCHMARKS, load_benchmark  # noqa: E402
 from livecomp_train.evaluate import evaluate  # noqa: E402

@@ -9,7 +9,7 @@ is played into the co-performer as `livecomp duet` drives it (the Performer on a
 clock, the CLI's default options), followed by silence until it answers; its answer's first 2
 bars are the continuation scored. "real" is the piece's own next 2 bars; "other" is another
 piece's bars 5-6, so a reader sees the range of each measure. The measures (key, rhythm,
-density, register, silent, echo) are defined in livecomp/musicality.py; "copied" is the
+density, register, silent, echo) are defined in livecomp/music/musicality.py; "copied" is the
 longest run of consecutive answer bars (the whole answer) found verbatim, at any
 transposition, in the model's training split (bars without an onset never count).
 
@@ -35,14 +35,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livecomp.duet import duet  # noqa: E402
-from livecomp.frames import played_frames  # noqa: E402
-from livecomp.engine import DEFAULT_CANDIDATES, Engine  # noqa: E402
-from livecomp.models import find_model, shipped_models  # noqa: E402
+from livecomp.perform.duet import duet  # noqa: E402
+from livecomp.music.frames import played_frames  # noqa: E402
+from livecomp.model.engine import DEFAULT_CANDIDATES, Engine  # noqa: E402
+from livecomp.model.folder import find_model, shipped_models  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
-from livecomp.musicality import FIT_TERMS, MEASURES, measures, transposition_free  # noqa: E402
-from livecomp.performer import PerformerConfig  # noqa: E402
-from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
+from livecomp.music.musicality import FIT_TERMS, MEASURES, measures, transposition_free  # noqa: E402
+from livecomp.perform.performer import PerformerConfig  # noqa: E402
+from livecomp.music.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
 from livecomp_train.data import load_corpus  # noqa: E402
 
 OWN_COUNT = "each model's own"    # candidates: as many as model.json names, as listen plays

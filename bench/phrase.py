@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from judge import CORPORA  # noqa: E402
 
-from livecomp.cli import _phrase_bars  # noqa: E402
-from livecomp.duet import duet  # noqa: E402
-from livecomp.engine import Engine  # noqa: E402
-from livecomp.models import find_model  # noqa: E402
-from livecomp.performer import PerformerConfig  # noqa: E402
-from livecomp.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
+from livecomp.cli.common import _phrase_bars  # noqa: E402
+from livecomp.perform.duet import duet  # noqa: E402
+from livecomp.model.engine import Engine  # noqa: E402
+from livecomp.model.folder import find_model  # noqa: E402
+from livecomp.perform.performer import PerformerConfig  # noqa: E402
+from livecomp.music.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
 STARTS = (0, 8, 16, 24)
 
 

@@ -49,9 +49,9 @@ import mido  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jack_server import jack_client, jack_virtual_port, start  # noqa: E402
-from livecomp.jackclient import CLOCK, FrameClient, available  # noqa: E402
-from livecomp.ports import load_rtmidi  # noqa: E402
-from livecomp.scheduler import wait_until  # noqa: E402
+from livecomp.io.jackclient import CLOCK, FrameClient, available  # noqa: E402
+from livecomp.io.ports import load_rtmidi  # noqa: E402
+from livecomp.timing.scheduler import wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()
 
@@ -305,7 +305,7 @@ def warm_up(keys: Keyboard, lines: list[str]) -> None:
     """The next-model button pressed until every shipped model has played once and the first is
     back: what a session keeps in memory is there before the memory is measured (the first
     load of a model is growth, not a leak). No note is played, so bar 1 is still to come."""
-    from livecomp.models import shipped_models
+    from livecomp.model.folder import shipped_models
 
     for _ in range(len(shipped_models())):
         loaded = sum("answers from now on" in line for line in lines)

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from livecomp.files import atomic_write_bytes
-from livecomp.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, ConversionReport, PianoRoll, midi_to_roll
-from livecomp.score import MidiFileError
+from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, ConversionReport, PianoRoll, midi_to_roll
+from livecomp.music.notes import MidiFileError
 
 __all__ = [
     "BENCHMARKS", "Corpus", "CorpusError", "load_corpus", "load_midi_folder", "load_benchmark",

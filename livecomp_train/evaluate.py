@@ -1,5 +1,5 @@
 """Scoring a checkpoint on whole sequences with torch: NLL per frame (nats) and frame accuracy,
-as defined in ``livecomp.scores`` (which scores exported models the same way). For EnDeCell the
+as defined in ``livecomp.model.scoring`` (which scores exported models the same way). For EnDeCell the
 most likely frame is written greedily key by key on its own choices."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from livecomp.scores import Tally, batches
+from livecomp.model.scoring import Tally, batches
 
 from .models.common import frame_log_likelihood
 

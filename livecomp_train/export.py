@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from livecomp import __version__
-from livecomp.engine import ARCHITECTURE_KEY, Engine, score, tempered_log_prob
-from livecomp.models import FORMAT, ModelError, sha256_file
+from livecomp.model.engine import ARCHITECTURE_KEY, Engine, score, tempered_log_prob
+from livecomp.model.folder import FORMAT, ModelError, sha256_file
 from livecomp.files import atomic_write_bytes
 
 from .checkpoint import load_ensemble, load_model

@@ -517,8 +517,8 @@ def _init_from(model, run: str) -> None:
 @torch.no_grad()
 def _sample_png(model, corpus: Corpus, key_states: int, window: int, path: Path, device) -> None:
     """Draw a validation excerpt (blue) and four bars the model samples after it (orange)."""
-    from livecomp.image import save_roll_png
-    from livecomp.roll import PianoRoll
+    from livecomp.music.image import save_roll_png
+    from livecomp.music.roll import PianoRoll
 
     source = max(corpus.splits["valid"], key=lambda r: r.n_steps)
     primer = source.to_states(key_states)[:window]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from livecomp.engine import State
-from livecomp.roll import HELD, N_KEYS, STRUCK
+from livecomp.model.engine import State
+from livecomp.music.roll import HELD, N_KEYS, STRUCK
 
 
 class EchoEngine:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, bad_midi_files
 from livecomp.cli import app, example_path
-from livecomp.roll import midi_to_roll
+from livecomp.music.roll import midi_to_roll
 
 runner = CliRunner()
 
@@ -32,7 +32,7 @@ def test_roll_on_the_shipped_example_writes_midi_and_png(tmp_path):
     result = livecomp("roll", "--png", str(tmp_path / "r.png"), "--midi-out", str(tmp_path / "r.mid"))
     assert result.returncode == 0, result.stderr
     assert "38 bars" in result.stdout and "4/4" in result.stdout
-    from livecomp.image import BOTTOM, LEFT, TOP
+    from livecomp.music.image import BOTTOM, LEFT, TOP
     with Image.open(tmp_path / "r.png") as img:
         assert img.size == (LEFT + 598 * 4, TOP + 88 * 4 + BOTTOM)     # the roll, and its labels around it
     assert (midi_to_roll(tmp_path / "r.mid").frames == midi_to_roll(example_path()).frames).all()
@@ -57,7 +57,7 @@ def test_bad_files_get_one_sentence_and_a_non_zero_exit(tmp_path, kind, words):
 def test_the_runtime_never_imports_torch(tmp_path):
     out = str(tmp_path / "g.mid")
     model = str(ROOT / "bench" / "models" / "basic-jsb")
-    code = ("import sys, livecomp.cli, livecomp.roll, livecomp.image, livecomp.files, livecomp.engine; "
+    code = ("import sys, livecomp.cli, livecomp.music.roll, livecomp.music.image, livecomp.files, livecomp.model.engine; "
             "from typer.testing import CliRunner; "
             "run = lambda *a: CliRunner().invoke(livecomp.cli.app, list(a)); "
             "assert run('roll').exit_code == 0; "
@@ -106,7 +106,7 @@ def test_listen_help_names_every_control_with_its_controller():
     from typer.testing import CliRunner
 
     from livecomp.cli import app
-    from livecomp.controls import BUTTONS, DEFAULTS, KNOBS
+    from livecomp.perform.controls import BUTTONS, DEFAULTS, KNOBS
 
     result = CliRunner().invoke(app, ["listen", "--help"], env={"COLUMNS": "200"})
     text = " ".join(result.output.split())

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import still_sounding, twice
-from livecomp.clock import ClockFollower
-from livecomp.engine import Engine
-from livecomp.models import shipped_models
-from livecomp.performer import PerformerConfig
-from livecomp.scheduler import wait_until
+from livecomp.timing.grid import ClockFollower
+from livecomp.model.engine import Engine
+from livecomp.model.folder import shipped_models
+from livecomp.perform.performer import PerformerConfig
+from livecomp.timing.scheduler import wait_until
 
 START, CONTINUE, STOP, TICK = [0xFA], [0xFB], [0xFC], [0xF8]
 
@@ -141,7 +141,7 @@ def play(live, t0: float, bpm: float, ticks: int, held: dict[int, float] | None 
 def following(engine, bars: int):
     """A live loop following MIDI clock on a fake port, running: (live, its thread, what it sent
     with the times, what it logged)."""
-    from livecomp.live import Live, LiveConfig
+    from livecomp.perform.loop import Live, LiveConfig
 
     sent, said = [], []
     live = Live(engine, PerformerConfig(seed=1, bars=bars, silence_beats=1, candidates=1),
@@ -265,7 +265,7 @@ def test_a_link_sessions_bar_lines_tempo_and_transport_are_the_grids():
     """livecomp's grid on an Ableton Link session: every bar line of the grid is one of the
     session's (phase 0 at the bar), a tempo set by another peer moves the grid within a step's
     time, and a peer's start and stop are told."""
-    from livecomp.link import LinkFollower
+    from livecomp.timing.link import LinkFollower
 
     peer = link_peer(100)
     follower = LinkFollower(time.perf_counter, 4, 4, 100.0)
@@ -315,7 +315,7 @@ def test_a_link_peer_that_starts_and_stops_the_session_gets_answers_on_its_bar_l
     one-bar call from the start is answered on the session's bar 3; it stops during the answer
     (every note ends at once, nothing more is sent) and starts again, and the next call is
     answered on bar 3 of the new start."""
-    from livecomp.live import Live, LiveConfig
+    from livecomp.perform.loop import Live, LiveConfig
 
     peer = link_peer(200)
     clock = peer.clock()

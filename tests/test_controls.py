@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 
 from conftest import still_sounding
 from fake_engine import EchoEngine
-from livecomp import midi
+from livecomp.io import midi
 from livecomp.cli import app
-from livecomp.controls import DEFAULTS, Controls, ControlsError, controls_from
-from livecomp.live import Live, LiveConfig
-from livecomp.performer import PerformerConfig
-from livecomp.scheduler import Rehearsal
+from livecomp.perform.controls import DEFAULTS, Controls, ControlsError, controls_from
+from livecomp.perform.loop import Live, LiveConfig
+from livecomp.perform.performer import PerformerConfig
+from livecomp.timing.scheduler import Rehearsal
 
 STEP = 60 / 240 / 4
 ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]
@@ -248,8 +248,8 @@ def test_learn_maps_each_control_by_moving_it_and_keeps_the_map_in_the_config_fi
     import threading
     import time
 
-    from livecomp.ports import open_port
-    from livecomp.settings import read_controls
+    from livecomp.io.backends import open_port
+    from livecomp.perform.settings import read_controls
 
     config = tmp_path / "config.toml"
     config.write_text('# my keyboard\n[listen]\nin = "loopback:learn-keys"\nout = "loopback:learn-synth"\n'
@@ -289,8 +289,8 @@ def test_learn_maps_each_control_by_moving_it_and_keeps_the_map_in_the_config_fi
 
 
 def test_the_temperature_knobs_middle_is_the_default_temperature():
-    from livecomp.controls import temperature_of
-    from livecomp.performer import PerformerConfig
+    from livecomp.perform.controls import temperature_of
+    from livecomp.perform.performer import PerformerConfig
 
     assert temperature_of(64) == PerformerConfig().temperature == 1.0
     assert (temperature_of(0), temperature_of(127)) == (0.2, 2.0)

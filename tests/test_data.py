@@ -9,7 +9,7 @@ import pytest
 
 import livecomp_train.data as data
 from conftest import NOTTINGHAM, SHARED, TUNES, bad_midi_files
-from livecomp.roll import PianoRoll
+from livecomp.music.roll import PianoRoll
 from livecomp_train.data import (CorpusError, benchmark_path, epoch_order, load_benchmark, load_corpus,
                            load_midi_folder, make_windows, transpose_batch)
 

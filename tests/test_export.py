@@ -16,8 +16,8 @@ import torch
 from conftest import TUNES as NOTTINGHAM
 from test_training import ENV, livecomp
 
-from livecomp.engine import Engine
-from livecomp.models import ModelError, shipped_models
+from livecomp.model.engine import Engine
+from livecomp.model.folder import ModelError, shipped_models
 
 ARCHS = {
     "basic": ["--model", "basic", "--hidden", "32", "--layers", "2", "--neighbour-keys", "6"],
@@ -88,7 +88,7 @@ def test_onnx_log_likelihood_equals_torch_on_the_validation_split(exported, tune
     from livecomp_train.data import load_corpus
     from livecomp_train.evaluate import evaluate
 
-    from livecomp.engine import score
+    from livecomp.model.engine import score
 
     run, out = exported
     corpus = load_corpus(str(tunes), 4, progress=False)
@@ -103,7 +103,7 @@ def test_the_bar_graph_samples_exactly_what_the_torch_sampler_samples(exported, 
 
     run, out = exported
     model, engine = torch_model(run), Engine(out, provider="cpu")
-    primer = np.asarray(__import__("livecomp.roll", fromlist=["x"]).midi_to_roll(
+    primer = np.asarray(__import__("livecomp.music.roll", fromlist=["x"]).midi_to_roll(
         sorted(tunes.glob("*.mid"))[0]).to_states(3)[:32])
     state = engine.advance(primer).repeat(3)
     rng = np.random.default_rng(11)
@@ -301,7 +301,7 @@ def test_generate_continues_a_primer_in_its_own_tempo_and_meter(exported, tmp_pa
     primer = NOTTINGHAM / "jigs1.mid"       # 6/8
     if not primer.exists():
         primer = next(p for p in sorted(NOTTINGHAM.glob("jigs*.mid")))
-    from livecomp.roll import midi_to_roll
+    from livecomp.music.roll import midi_to_roll
     heard = midi_to_roll(primer)
     result = tmp_path / "cont.mid"
     livecomp("generate", "--model", out, "--primer", primer, "--bars", "3", "--seed", "4", "--candidates", "3",
@@ -334,7 +334,7 @@ def test_generate_with_the_shipped_default_model_is_reproducible(tmp_path):
 def test_wav_is_rendered_through_fluidsynth(exported, tmp_path):
     import wave
 
-    from livecomp.audio import AudioError, find_soundfont
+    from livecomp.music.audio import AudioError, find_soundfont
     try:
         find_soundfont()
     except AudioError:
@@ -376,7 +376,7 @@ def test_the_wheel_carries_the_shipped_models(tmp_path):
 
 
 def test_providers_are_chosen_explicitly_and_reported(exported, tmp_path):
-    from livecomp.engine import cuda_usable
+    from livecomp.model.engine import cuda_usable
 
     _, out = exported
     engine = Engine(out, provider="auto")

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from livecomp import jackclient
-from livecomp.jack import JackPatchbay
-from livecomp.jackclient import CLOCK, FrameClient, FrameTime
+from livecomp.io import jackclient
+from livecomp.io.jack import JackPatchbay
+from livecomp.io.jackclient import CLOCK, FrameClient, FrameTime
 
 needs_client = pytest.mark.skipif(not jackclient.available(),
                                   reason="livecomp's JACK client was not built (no C compiler at install)")

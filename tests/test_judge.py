@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecomp.roll import HELD, LOW_KEY, STRUCK
+from livecomp.music.roll import HELD, LOW_KEY, STRUCK
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))

@@ -18,13 +18,14 @@ import time
 import mido
 import pytest
 
-from livecomp import jackclient, scheduler
-from livecomp.models import shipped_models
-from livecomp.jack import JackPatchbay
-from livecomp.ports import load_rtmidi
+from livecomp.io import jackclient
+from livecomp.timing import scheduler
+from livecomp.model.folder import shipped_models
+from livecomp.io.jack import JackPatchbay
+from livecomp.io.ports import load_rtmidi
 
 rtmidi = load_rtmidi()  # through the system libjack, as livecomp uses it
-from livecomp.jackclient import CLOCK, FrameClient
+from livecomp.io.jackclient import CLOCK, FrameClient
 
 from conftest import _jack_server, still_sounding, twice
 
@@ -397,10 +398,10 @@ def test_a_session_killed_mid_answer_leaves_its_take_and_the_next_one_recovers_i
     """kill -9 in the middle of an answer: nothing saves the --record file, but the journal beside
     it holds the call and the answer's notes sent until a moment before; the next listen with the
     same --record turns it into a MIDI file and says where."""
-    from livecomp.engine import Engine
-    from livecomp.live import Live, LiveConfig
-    from livecomp.midi import journal_of
-    from livecomp.performer import PerformerConfig
+    from livecomp.model.engine import Engine
+    from livecomp.perform.loop import Live, LiveConfig
+    from livecomp.io.midi import journal_of
+    from livecomp.perform.performer import PerformerConfig
 
     bpm, record = 120, tmp_path / "take.mid"
     step = 60 / bpm / 4
@@ -820,9 +821,9 @@ def test_a_flood_on_the_input_keeps_the_grid_and_the_memory_flat(jack):
 
 def test_an_input_client_jack_would_not_wake_is_replaced_and_keeps_its_connections(jack_relaxed, monkeypatch):
     """The guard's way out when this process loses its input client's wake-up (see
-    livecomp.jackport.jack_wakeup_mapped): told twice in a row that it is lost, it opens a new
+    livecomp.io.jackport.jack_wakeup_mapped): told twice in a row that it is lost, it opens a new
     client, wires the keyboard back, and what the keyboard plays is heard again."""
-    from livecomp import jackport as ports
+    from livecomp.io import jackport as ports
 
     use(jack_relaxed)
     lost = {"checks": 0}

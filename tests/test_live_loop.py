@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 
 from conftest import still_sounding
-from livecomp import midi
-from livecomp.engine import Engine
-from livecomp.live import Live, LiveConfig
-from livecomp.pulse import CLICK_NOTES
-from livecomp.models import shipped_models
-from livecomp.performer import PerformerConfig
-from livecomp.scheduler import Rehearsal
+from livecomp.io import midi
+from livecomp.model.engine import Engine
+from livecomp.perform.loop import Live, LiveConfig
+from livecomp.timing.pulse import CLICK_NOTES
+from livecomp.model.folder import shipped_models
+from livecomp.perform.performer import PerformerConfig
+from livecomp.timing.scheduler import Rehearsal
 
 TICKS = 24                                   # per beat
 ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # a bar of quavers

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livecomp.duet import duet
-from livecomp.frames import played_frames
-from livecomp.engine import Engine
-from livecomp.models import find_model, shipped_models
-from livecomp.musicality import CallStyle, echo, measures
-from livecomp.performer import Performer, PerformerConfig
-from livecomp.roll import HELD, LOW_KEY, N_KEYS, STRUCK, PianoRoll, onsets_of, roll_to_midi
+from livecomp.perform.duet import duet
+from livecomp.music.frames import played_frames
+from livecomp.model.engine import Engine
+from livecomp.model.folder import find_model, shipped_models
+from livecomp.music.musicality import CallStyle, echo, measures
+from livecomp.perform.performer import Performer, PerformerConfig
+from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, STRUCK, PianoRoll, onsets_of, roll_to_midi
 
 C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 

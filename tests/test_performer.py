@@ -14,11 +14,11 @@ import pytest
 from conftest import TUNES as NOTTINGHAM, make_midi, note, still_sounding, twice
 from fake_engine import EchoEngine
 
-from livecomp.engine import Engine
-from livecomp.models import shipped_models
-from livecomp.frames import Event, FrameBuilder
-from livecomp.performer import Performer, PerformerConfig
-from livecomp.roll import HELD, LOW_KEY, STRUCK
+from livecomp.model.engine import Engine
+from livecomp.model.folder import shipped_models
+from livecomp.music.frames import Event, FrameBuilder
+from livecomp.perform.performer import Performer, PerformerConfig
+from livecomp.music.roll import HELD, LOW_KEY, STRUCK
 
 needs_models = pytest.mark.skipif(not {"basic", "piano"} <= set(shipped_models()), reason="needs the shipped models")
 
@@ -167,7 +167,7 @@ def test_an_answer_accents_where_the_musician_accents():
 
 
 def test_the_musicians_accents_are_measured_and_drawn_to_a_pianists_where_notes_are_few():
-    from livecomp.frames import METRIC_ACCENTS, TOP_VOICE, Dynamics
+    from livecomp.music.frames import METRIC_ACCENTS, TOP_VOICE, Dynamics
 
     heard = FrameBuilder()
     assert heard.dynamics_shape(4, 16) == Dynamics(80, METRIC_ACCENTS, TOP_VOICE, 4, 16)
@@ -336,7 +336,7 @@ def test_duet_of_a_real_tune_keeps_its_meter(tmp_path):
 
 @pytest.mark.parametrize("bpm", [72, 92, 100, 120, 138])
 def test_the_tempo_of_a_phrase_is_found_from_its_onsets(bpm):
-    from livecomp.downbeat import estimate_tempo
+    from livecomp.timing.downbeat import estimate_tempo
 
     rng = np.random.default_rng(bpm)
     step = 60 / bpm / 4
@@ -353,7 +353,7 @@ def test_a_tempo_is_found_through_10_ms_of_human_spread_in_3_4(bpm, rhythm):
     """Ten phrases each, 10 ms of spread: crotchets at 84 bpm are also every third 16th at 63
     (and every sixth at 126), which once won in 5 of 5 waltzes; the reading that puts the notes
     on its beats is the one taken."""
-    from livecomp.downbeat import estimate_tempo
+    from livecomp.timing.downbeat import estimate_tempo
 
     beats = {"oom-pah-pah": list(range(12)), "waltz tune": [0, 1, 1.5, 2, 3, 4, 5, 6, 6.5, 7, 7.5, 8, 9, 10, 11],
              "dotted": [0, 1.5, 2, 3, 4.5, 5, 6, 7.5, 8, 9]}[rhythm]
@@ -367,7 +367,7 @@ def test_a_tempo_is_found_through_10_ms_of_human_spread_in_3_4(bpm, rhythm):
 def test_the_grid_follows_a_musician_who_drifts_from_92_to_97_bpm_and_ignores_triplets():
     from collections import deque
 
-    from livecomp.clock import Grid
+    from livecomp.timing.grid import Grid
 
     rng = np.random.default_rng(0)
     grid = Grid(origin=0.0, bpm=92.0)
@@ -400,8 +400,8 @@ def test_duet_mode_plays_along_while_the_musician_plays(engine):
 
 def test_duet_mode_plays_no_cluster_of_three_semitones_against_a_diatonic_call(tmp_path):
     """The shipped default model, as a musician gets it, under a G major I-vi-IV-V in crotchets."""
-    from livecomp.duet import duet
-    from livecomp.frames import played_frames
+    from livecomp.perform.duet import duet
+    from livecomp.music.frames import played_frames
 
     if "piano" not in shipped_models():
         pytest.skip("needs the shipped piano model")
@@ -441,7 +441,7 @@ def test_duet_mode_accompanies_a_tune_below_it_and_leaves_its_register(tmp_path)
     livecomp plays along, and every note it strikes lies below the notes the musician played in
     the beat before it (and 2 keys further), so it neither doubles nor crowds the tune. Before,
     it played the whole texture the model wrote, the tune again with it, some 30 notes a bar."""
-    from livecomp.duet import duet
+    from livecomp.perform.duet import duet
 
     if "piano" not in shipped_models():
         pytest.skip("needs the shipped piano model")
@@ -466,8 +466,8 @@ def test_a_count_in_clicks_one_bar_and_sets_bar_1_after_it(engine):
         import threading
         import time
 
-        from livecomp.live import Live, LiveConfig
-        from livecomp.pulse import CLICK_NOTES
+        from livecomp.perform.loop import Live, LiveConfig
+        from livecomp.timing.pulse import CLICK_NOTES
 
         sent = []
         live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=240, count_in=1, status=False),
@@ -505,7 +505,7 @@ def test_a_recording_that_cannot_be_written_where_asked_is_kept_and_said_where(e
 
     import mido
 
-    from livecomp.live import Live, LiveConfig
+    from livecomp.perform.loop import Live, LiveConfig
 
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -533,7 +533,7 @@ def test_a_recording_that_cannot_be_written_where_asked_is_kept_and_said_where(e
 def test_duet_ends_a_call_on_the_end_controller_as_listen_does(engine, tmp_path):
     """A bar of 16ths with the end controller on its last one: answered from the next bar line,
     not after two beats of silence."""
-    from livecomp.duet import duet
+    from livecomp.perform.duet import duet
 
     events = [(0, mido.MetaMessage("set_tempo", tempo=500000))]
     for i, pitch in enumerate([60, 62, 64, 65, 67, 65, 64, 62] * 2):
@@ -553,7 +553,7 @@ def test_thru_passes_notes_and_pedal_on_at_once_and_ends_what_is_held_on_the_way
 
     import mido
 
-    from livecomp.live import Live, LiveConfig
+    from livecomp.perform.loop import Live, LiveConfig
 
     sent = []
     live = Live(engine, PerformerConfig(seed=0), LiveConfig(bpm=120, status=False, thru=True, thru_channel=4,
@@ -586,7 +586,7 @@ def test_clock_out_after_a_count_in_gives_followers_start_on_bar_1(engine):
     import threading
     import time
 
-    from livecomp.live import Live, LiveConfig
+    from livecomp.perform.loop import Live, LiveConfig
 
     def attempt():
         sent = []
@@ -619,8 +619,8 @@ def test_on_a_terminal_a_status_area_is_redrawn_in_place_with_each_line_said_abo
     import threading
     import time
 
-    from livecomp.live import Live, LiveConfig
-    from livecomp.view import AREA, CLEAR_BELOW, CLEAR_LINE, UP, say
+    from livecomp.perform.loop import Live, LiveConfig
+    from livecomp.perform.view import AREA, CLEAR_BELOW, CLEAR_LINE, UP, say
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -665,8 +665,8 @@ def test_the_status_area_fits_an_80_column_terminal_and_a_resize(engine, monkeyp
     lines take at the new width, and drawn again to fit it."""
     import io
 
-    from livecomp.live import Live, LiveConfig
-    from livecomp.view import AREA, UP, status_lines
+    from livecomp.perform.loop import Live, LiveConfig
+    from livecomp.perform.view import AREA, UP, status_lines
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -702,8 +702,8 @@ def test_the_status_area_is_up_before_the_first_note(engine, monkeypatch):
     import threading
     import time
 
-    from livecomp.live import Live, LiveConfig
-    from livecomp.view import AREA
+    from livecomp.perform.loop import Live, LiveConfig
+    from livecomp.perform.view import AREA
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -732,7 +732,7 @@ def test_a_take_is_journalled_as_it_is_played_and_a_killed_sessions_journal_is_r
 
     import mido
 
-    from livecomp.midi import JOURNAL_EVERY_S, Recorder, journal_of, recover
+    from livecomp.io.midi import JOURNAL_EVERY_S, Recorder, journal_of, recover
 
     journal = journal_of(tmp_path / "take.mid")
     recorder = Recorder(journal)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from livecomp.jack import jack_wakeup_mapped, literal
-from livecomp.ports import PortError, resolve
+from livecomp.io.jack import jack_wakeup_mapped, literal
+from livecomp.io.ports import PortError, resolve
 
 PORTS = ["Midi Through:Midi Through Port-0 14:0", "Keystation 49:Keystation 49 MIDI 1 20:0", "FLUID Synth (1234):Synth input port"]
 
@@ -117,7 +117,7 @@ def test_a_busy_reader_does_not_place_the_musicians_notes_late(monkeypatch, ping
     import threading
     import types
 
-    import livecomp.jackport as ports
+    import livecomp.io.jackport as ports
 
     period = 256 / 48000
     port = object.__new__(ports.JackPort)

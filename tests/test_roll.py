@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import NOTTINGHAM, bad_midi_files, make_midi, note
-from livecomp.roll import HELD, LOW_KEY, OFF, STRUCK, PianoRoll, midi_to_roll, roll_to_midi
-from livecomp.score import MidiFileError, read_midi
+from livecomp.music.roll import HELD, LOW_KEY, OFF, STRUCK, PianoRoll, midi_to_roll, roll_to_midi
+from livecomp.music.notes import MidiFileError, read_midi
 
 
 def reread(mid: mido.MidiFile) -> mido.MidiFile:
@@ -170,7 +170,7 @@ def test_a_saved_picture_names_its_octaves_numbers_its_bars_and_tells_the_parts_
     shows each part's colour beside its name."""
     from PIL import Image
 
-    from livecomp.image import BOTTOM, LEFT, SECOND_PART, STRUCK_COLOUR, TEXT, TOP, save_roll_png
+    from livecomp.music.image import BOTTOM, LEFT, SECOND_PART, STRUCK_COLOUR, TEXT, TOP, save_roll_png
 
     frames = np.zeros((64, 88), np.uint8)
     frames[0, 60 - LOW_KEY] = STRUCK
@@ -195,8 +195,8 @@ def test_a_picture_of_two_parts_draws_bar_lines_under_the_longer(monkeypatch):
     """`duet --png`: livecomp's part runs past the musician's; its bars get their lines too."""
     import numpy as np
 
-    import livecomp.image as image
-    from livecomp.roll import PianoRoll
+    import livecomp.music.image as image
+    from livecomp.music.roll import PianoRoll
 
     drawn = {}
     monkeypatch.setattr(image, "write_png", lambda path, img: drawn.setdefault("img", img))

@@ -11,14 +11,15 @@ import time
 import pytest
 
 from conftest import still_sounding
-from livecomp import midi
-from livecomp.engine import Engine
-from livecomp.live import LiveConfig
-from livecomp.models import shipped_models
-from livecomp.performer import PerformerConfig
-from livecomp.ports import LoopbackPort, open_port
-from livecomp.scheduler import wait_until
-from livecomp.session import Session
+from livecomp.io import midi
+from livecomp.model.engine import Engine
+from livecomp.perform.loop import LiveConfig
+from livecomp.model.folder import shipped_models
+from livecomp.perform.performer import PerformerConfig
+from livecomp.io.backends import open_port
+from livecomp.io.ports import LoopbackPort
+from livecomp.timing.scheduler import wait_until
+from livecomp.perform.session import Session
 
 
 def test_a_loopback_port_delivers_at_once_and_closes_twice():

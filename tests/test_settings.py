@@ -70,7 +70,7 @@ def test_ports_marks_the_ports_the_config_file_names(tmp_path, jack_relaxed):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
     from jack_server import jack_virtual_port
 
-    from livecomp.ports import load_rtmidi
+    from livecomp.io.ports import load_rtmidi
 
     os.environ.update({k: jack_relaxed[k] for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")})
     rtmidi = load_rtmidi()
@@ -129,7 +129,7 @@ LEARNED = {"temperature": 20, "bars": 21}
 def test_learned_controls_are_written_line_by_line_or_not_at_all(tmp_path, text, expected):
     """Every TOML form of a [controls] table: edited in its own lines, comments kept, or, where
     that cannot be done, the file left as it was and the lines to write given."""
-    from livecomp.settings import SettingsError, controls_problem, read_controls, write_controls
+    from livecomp.perform.settings import SettingsError, controls_problem, read_controls, write_controls
 
     config = tmp_path / "config.toml"
     config.write_text(text)
@@ -145,7 +145,7 @@ def test_learned_controls_are_written_line_by_line_or_not_at_all(tmp_path, text,
 
 
 def test_learned_controls_are_written_through_a_link_and_keep_the_files_mode(tmp_path):
-    from livecomp.settings import read_controls, write_controls
+    from livecomp.perform.settings import read_controls, write_controls
 
     real = tmp_path / "dotfiles" / "livecomp.toml"
     real.parent.mkdir()
@@ -173,15 +173,15 @@ def test_settings_read_with_tomli_where_python_has_no_tomllib(tmp_path, monkeypa
     import importlib
     import tomllib
 
-    import livecomp.settings
+    import livecomp.perform.settings
 
     monkeypatch.setitem(sys.modules, "tomllib", None)           # as on 3.10: no such module
     monkeypatch.setitem(sys.modules, "tomli", tomllib)          # the backport, under its own name
     try:
-        settings = importlib.reload(livecomp.settings)
+        settings = importlib.reload(livecomp.perform.settings)
         assert settings.tomllib is tomllib
         (tmp_path / "config.toml").write_text(PORTS)
         assert settings.read_settings(path=tmp_path / "config.toml") == {"in": "Keystation", "out": "FLUID"}
     finally:
         monkeypatch.undo()
-        importlib.reload(livecomp.settings)
+        importlib.reload(livecomp.perform.settings)

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 
-from livecomp import jackclient  # noqa: E402
+from livecomp.io import jackclient  # noqa: E402
 
 
 @pytest.mark.skipif(shutil.which("jackd") is None or not jackclient.available(),

@@ -7,10 +7,10 @@ from typing import Optional
 
 import typer
 
-from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL,
+from .common import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL,
                PHRASE_BARS, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, Sync, _config,
                _engine, _performer_config, app, check_outputs, fail)
-from ..controls import DEFAULTS
+from ..perform.controls import DEFAULTS
 
 
 def _settings(ctx: typer.Context, preset: Optional[str]) -> Optional[str]:
@@ -19,7 +19,7 @@ def _settings(ctx: typer.Context, preset: Optional[str]) -> Optional[str]:
     what the command line gives wins. A bad file, setting or value ends the command here."""
     if ctx.resilient_parsing:
         return preset
-    from ..settings import SettingsError, config_path, read_settings
+    from ..perform.settings import SettingsError, config_path, read_settings
 
     try:
         settings = read_settings(preset)
@@ -96,17 +96,17 @@ def listen(
 ) -> None:
     """Play with a musician on MIDI ports: listen on the beat grid, then answer in time.
 
-    Options may also come from the config file (livecomp.settings: [listen] and [presets.NAME]
+    Options may also come from the config file (livecomp.perform.settings: [listen] and [presets.NAME]
     in $LIVECOMP_CONFIG or config.toml in the user's config folder)."""
-    from ..clock import parse_meter
-    from ..controls import Controls, ControlsError, controls_from
-    from ..engine import Engine
-    from ..live import LiveConfig
-    from ..models import DEFAULT_MODEL, find_model, shipped_models
-    from ..ports import PortError, default_api
-    from ..session import Session
-    from ..settings import SettingsError, controls_problem, controls_table, read_controls, write_controls
-    from . import FROM_CONFIG
+    from ..timing.grid import parse_meter
+    from ..perform.controls import Controls, ControlsError, controls_from
+    from ..model.engine import Engine
+    from ..perform.loop import LiveConfig
+    from ..model.folder import DEFAULT_MODEL, find_model, shipped_models
+    from ..io.ports import PortError, default_api
+    from ..perform.session import Session
+    from ..perform.settings import SettingsError, controls_problem, controls_table, read_controls, write_controls
+    from .common import FROM_CONFIG
 
     FROM_CONFIG.clear()
     for param in ctx.command.params:                # values the config file gave, for fail()'s sentences
@@ -114,7 +114,7 @@ def listen(
                 ctx.get_parameter_source(param.name).name == "DEFAULT_MAP":
             flag = next(opt for opt in param.opts if opt.startswith("--"))
             FROM_CONFIG[flag] = ctx.default_map[param.name]
-    from ..view import say
+    from ..perform.view import say
 
     try:
         beats = parse_meter(meter)
@@ -142,7 +142,7 @@ def listen(
                        thru_channel=thru_channel - 1 if thru_channel is not None else None)
     check_outputs(("--record", record), replace=False)
     if live_cfg.sync == "link":
-        from ..link import LinkError, _link_module
+        from ..timing.link import LinkError, _link_module
         try:
             _link_module()
         except LinkError as exc:
@@ -187,7 +187,7 @@ def listen(
 @app.command()
 def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model folders to describe beside the shipped ones.")) -> None:
     """The models livecomp can play with: what each learnt from, its grid, its size and figures."""
-    from ..models import DEFAULT_MODEL, ModelError, card, shipped_models
+    from ..model.folder import DEFAULT_MODEL, ModelError, card, shipped_models
 
     shipped = shipped_models()
     for program, (name, folder) in enumerate(shipped.items()):
@@ -207,8 +207,8 @@ def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model fold
 @app.command()
 def ports(api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one).")) -> None:
     """List MIDI input and output ports; the ones the config file's [listen] names are marked."""
-    from ..ports import PortError, default_api, list_ports, resolve
-    from ..settings import SettingsError, read_settings
+    from ..io.ports import PortError, default_api, list_ports, resolve
+    from ..perform.settings import SettingsError, read_settings
 
     api = api or default_api()
     try:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE,
+from .common import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE,
                MODEL, PHRASE_BARS, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, _check_temperature,
                _engine, _performer_config, app, check_outputs, example_path, fail)
 
@@ -25,9 +25,9 @@ def roll(
 ) -> None:
     """Inspect a MIDI file as a piano roll: steps, bars, tempo, meter, key range, polyphony."""
     from ..files import save_midi
-    from ..image import save_roll_png
-    from ..roll import midi_to_roll, roll_to_midi
-    from ..score import MidiFileError
+    from ..music.image import save_roll_png
+    from ..music.roll import midi_to_roll, roll_to_midi
+    from ..music.notes import MidiFileError
 
     path = file if file is not None else example_path()
     check_outputs(("--png", png), ("--midi-out", midi_out), inputs=(("MIDI", path),))
@@ -94,12 +94,12 @@ def generate(
     provider: Provider = PROVIDER,
 ) -> None:
     """Write new music with a model, optionally continuing a primer MIDI file."""
-    from ..audio import AudioError, render_wav
+    from ..music.audio import AudioError, render_wav
     from ..files import save_midi
-    from ..generate import continue_roll
-    from ..image import save_roll_png
-    from ..roll import midi_to_roll, roll_to_midi
-    from ..score import MidiFileError
+    from ..model.generate import continue_roll
+    from ..music.image import save_roll_png
+    from ..music.roll import midi_to_roll, roll_to_midi
+    from ..music.notes import MidiFileError
 
     _check_temperature(temperature)
     if primer_bars is not None and primer is None:
@@ -178,7 +178,7 @@ def _share_shown():
 
 def _check_audio(wav: Optional[Path], soundfont: Optional[Path] = None) -> None:
     """--wav needs fluidsynth and a soundfont, found before any work; --soundfont needs --wav."""
-    from ..audio import AudioError, renderer
+    from ..music.audio import AudioError, renderer
 
     if soundfont is not None and wav is None:
         fail(f"--soundfont {soundfont} is the sound of --wav's audio: give --wav too (or leave --soundfont out).")
@@ -214,13 +214,13 @@ def duet(
     provider: Provider = PROVIDER,
 ) -> None:
     """Run the co-performer on a MIDI file, offline and deterministic: the twin of `listen`."""
-    from ..audio import AudioError, render_wav
-    from ..duet import duet as run_duet
-    from ..duet import part
+    from ..music.audio import AudioError, render_wav
+    from ..perform.duet import duet as run_duet
+    from ..perform.duet import part
     from ..files import save_midi
-    from ..image import save_roll_png
-    from ..roll import midi_to_roll
-    from ..score import MidiFileError
+    from ..music.image import save_roll_png
+    from ..music.roll import midi_to_roll
+    from ..music.notes import MidiFileError
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode, phrase_bars)

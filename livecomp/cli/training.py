@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from . import _engine, app, fail
+from .common import _engine, app, fail
 
 
 def _need_training_extra():
@@ -283,8 +283,8 @@ def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
     """Score an exported folder through onnxruntime; the corpus loader needs no torch."""
     from livecomp_train.data import CorpusError, load_corpus
 
-    from ..engine import score
-    from ..models import ModelError
+    from ..model.engine import score
+    from ..model.folder import ModelError
 
     engine = _engine(folder, "auto" if device == "auto" else device, job="batch")
     if model is not None and engine.architecture != model:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livecomp.roll import N_KEYS  # noqa: F401  (one definition, the piano roll's)
+from livecomp.music.roll import N_KEYS  # noqa: F401  (one definition, the piano roll's)
 
 
 def one_hot_states(frames: torch.Tensor, key_states: int) -> torch.Tensor:

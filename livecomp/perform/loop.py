@@ -20,16 +20,16 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import midi
-from .clock import ClockFollower, Grid
+from ..io import midi
+from ..timing.grid import ClockFollower, Grid
 from .controls import Controls
-from .downbeat import bar_1
-from .engine import Engine
-from .link import LinkFollower
-from .midi import Recorder, is_note_on
+from ..timing.downbeat import bar_1
+from ..model.engine import Engine
+from ..timing.link import LinkFollower
+from ..io.midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
-from .pulse import Pulse
-from .scheduler import SEND_PRIORITY, WallClock
+from ..timing.pulse import Pulse
+from ..timing.scheduler import SEND_PRIORITY, WallClock
 from .switch import ModelSwitch
 from .thru import Thru
 from .view import AREA, draw_status, tell_answers

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .midi import channel as channel_of, is_note, is_note_on, note_off, silence
+from ..io.midi import channel as channel_of, is_note, is_note_on, note_off, silence
 
 now = time.perf_counter           # monotonic, sub-microsecond
 

@@ -1,4 +1,4 @@
-"""The piano roll: a score (``livecomp.score``) <-> frames of key states on a beat grid.
+"""The piano roll: a score (``livecomp.music.notes``) <-> frames of key states on a beat grid.
 
 A roll holds ``frames``, shape ``(steps, 88)``, one row per grid step of
 ``1/steps_per_beat`` quarter note, one column per piano key (MIDI 21..108).
@@ -20,8 +20,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from . import midi
-from .score import DEFAULT_TEMPO_US, MidiFileError, Score, read_midi
+from ..io import midi
+from .notes import DEFAULT_TEMPO_US, MidiFileError, Score, read_midi
 
 __all__ = [
     "LOW_KEY", "HIGH_KEY", "N_KEYS", "OFF", "HELD", "STRUCK", "ConversionReport", "PianoRoll",

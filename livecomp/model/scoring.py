@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .roll import N_KEYS
+from ..music.roll import N_KEYS
 
 
 def batches(sequences: list[np.ndarray], max_frames: int = 16384) -> Iterator[tuple[np.ndarray, np.ndarray]]:

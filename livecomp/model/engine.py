@@ -1,6 +1,6 @@
 """The runtime side of an exported model: onnxruntime sessions over its graphs.
 
-A model folder (``livecomp.models``: model.json, the contract in docs/model-format.md, and the graphs) is
+A model folder (``livecomp.model.folder``: model.json, the contract in docs/model-format.md, and the graphs) is
 checked there; loading here checks that the graphs' inputs and outputs have the names and
 shapes ``model.json`` promises; anything else is refused with one sentence (``ModelError``).
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ModelError, plain, read_model_json
-from .roll import N_KEYS
-from .scores import Tally, batches
+from .folder import ModelError, plain, read_model_json
+from ..music.roll import N_KEYS
+from .scoring import Tally, batches
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 DEFAULT_CANDIDATES = 16          # candidate bars per answer bar where model.json names no count of its own
@@ -299,7 +299,7 @@ def tempered_log_prob(logits: np.ndarray, frames: np.ndarray, temperature: float
 
 def score(engine: Engine, sequences: list[np.ndarray], max_frames: int = 16384) -> dict:
     """NLL per frame (nats; with and without each sequence's first frame) and, for the basic
-    RNN whose most likely frame is each key's most likely state, frame accuracy: ``scores``'
+    RNN whose most likely frame is each key's most likely state, frame accuracy: ``scoring``'
     definitions, as ``livecomp eval`` on a checkpoint. A mixture of transposed copies
     (``mix_shifts`` in model.json) scores per-key conditionals, whose maxima are not its most
     likely frame, so it gets no accuracy here."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write_bytes
+from ..files import atomic_write_bytes
 from .roll import HELD, LOW_KEY, N_KEYS, PianoRoll
 
 __all__ = ["render_roll", "label", "write_png", "save_roll_png"]

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from .engine import Engine
-from .roll import PianoRoll
+from ..music.roll import PianoRoll
 
 
 def continue_roll(engine: Engine, primer: PianoRoll | None, bars: int, temperature: float = 1.0,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import midi
+from ..io import midi
 
 
 class _Steps:

@@ -20,11 +20,12 @@ import threading
 import time
 from typing import Callable
 
-from .engine import Engine
-from .live import Live, LiveConfig
+from ..model.engine import Engine
+from .loop import Live, LiveConfig
 from .performer import PerformerConfig
-from .ports import POLL_S, open_port
-from .scheduler import WallClock
+from ..io.backends import open_port
+from ..io.ports import POLL_S
+from ..timing.scheduler import WallClock
 from .view import AREA
 
 STOPS = {signal.SIGINT, signal.SIGTERM}

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import mido
 
-from .clock import Grid
-from .engine import Engine
-from .frames import Event
-from .midi import is_note, is_note_on, track
+from ..timing.grid import Grid
+from ..model.engine import Engine
+from ..music.frames import Event
+from ..io.midi import is_note, is_note_on, track
 from .performer import PerformerConfig
-from .roll import LOW_KEY, MAX_STEPS, N_KEYS
-from .scheduler import Rehearsal
-from .score import DEFAULT_TEMPO_US, MidiFileError, open_midi, usable
+from ..music.roll import LOW_KEY, MAX_STEPS, N_KEYS
+from ..timing.scheduler import Rehearsal
+from ..music.notes import DEFAULT_TEMPO_US, MidiFileError, open_midi, usable
 
 OUTPUT_TICKS_PER_BEAT = 480
 
@@ -113,7 +113,7 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
     ``--end-cc``: a controller that ends a call at once (value >= 64). It ends once the file has
     and the last call is answered (``--mode duet``: as the file ends). ``progress`` is told the
     share of the file played, at each step."""
-    from .live import Live, LiveConfig
+    from .loop import Live, LiveConfig
 
     timed, tempo, (num, den), meters, told = read_performance(path)
     beats = num * 4 / den

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from . import midi
+from ..io import midi
 
 CLOCK_OUT, CLICKS = -2, -3             # scheduler tags of what is not an answer
 CLICK_NOTES = (76, 77)                  # General MIDI Hi / Low Wood Block: beat 1, other beats

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import Engine, State
-from .frames import Dynamics, Event, FrameBuilder, NoteTracker
-from .midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
-from .musicality import FIT_WEIGHT_NATS, CallStyle
-from .roll import N_KEYS, OFF, STRUCK, onsets_of
+from ..model.engine import Engine, State
+from ..music.frames import Dynamics, Event, FrameBuilder, NoteTracker
+from ..io.midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
+from ..music.musicality import FIT_WEIGHT_NATS, CallStyle
+from ..music.roll import N_KEYS, OFF, STRUCK, onsets_of
 
 
 DUET_MARGIN = 2          # --mode duet leaves the musician's register of the last beat, and this many keys each side

@@ -3,7 +3,7 @@
 Where livecomp's own JACK client was built (``jackclient``), the port is one: what is heard is
 timed by its frame, and what is sent is handed over ``lead_s`` ahead and written at its frame,
 so neither moves by the period JACK moves MIDI in. Elsewhere it is python-rtmidi over the
-machine's libjack (``livecomp.jack``), and what follows is about that client.
+machine's libjack (``livecomp.io.jack``), and what follows is about that client.
 
 A JACK input is read from rtmidi's queue by a thread of its own rather than through a
 callback: rtmidi calls back from JACK's process thread, which would then wait there for the

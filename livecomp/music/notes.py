@@ -1,5 +1,5 @@
 """A MIDI file as its notes, in its own ticks, with its tempo and meter maps: what the piano
-roll (``livecomp.roll``) quantises, and the one place that opens MIDI files for reading and
+roll (``livecomp.music.roll``) quantises, and the one place that opens MIDI files for reading and
 says in one sentence why one cannot be read.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mido
 
-from . import midi
+from ..io import midi
 
 DRUM_CHANNEL = midi.DRUMS         # channel 10 in 1-based numbering
 DEFAULT_TEMPO_US = 500_000        # microseconds per quarter note (120 bpm)

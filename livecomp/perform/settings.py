@@ -6,7 +6,7 @@ user configuration (``$XDG_CONFIG_HOME/livecomp`` or ``~/.config/livecomp`` on L
 ``[listen]`` table holds options by their names on the command line (``in``, ``out``,
 ``model``, ``bpm``, ``channel``, ...); each ``[presets.NAME]`` table holds more, which
 ``--preset NAME`` lays over them, and ``[controls]`` maps the keyboard's controllers
-(``livecomp.controls``). An option given on the command line wins over both::
+(``livecomp.perform.controls``). An option given on the command line wins over both::
 
     [listen]
     in = "Keystation"
@@ -134,7 +134,7 @@ def controls_table(controls: dict[str, object]) -> str:
 def controls_problem(path: Path | None = None) -> str | None:
     """Why ``write_controls`` could not keep a map in the config file, or None: asked before
     ``--learn``'s round, so no musician learns a map that cannot be kept."""
-    from .files import output_problem
+    from ..files import output_problem
 
     path = path or config_path()
     try:
@@ -157,7 +157,7 @@ def write_controls(controls: dict[str, object], path: Path | None = None) -> Pat
     is atomic. Where the file holds controls in a form this cannot edit line by line (an inline
     or dotted table, a header inside a string), or the result would not read back as the same
     settings with the new map, nothing is written: a SettingsError gives the lines to add."""
-    from .files import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     path = path or config_path()
     target, text = _edited(path, controls)

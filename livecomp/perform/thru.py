@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from . import midi
+from ..io import midi
 
 
 class Thru:

@@ -3,7 +3,8 @@ port that went away (a keyboard unplugged, a synth closed) without a restart.
 
 A port is named by its full name, a unique part of it, its index in ``livecomp ports``,
 ``virtual:NAME`` for a port livecomp creates for others to connect to (ALSA, JACK, CoreMIDI), or
-``loopback:NAME`` for one in memory (tests). JACK's own ways are in ``jackport``.
+``loopback:NAME`` for one in memory (tests). JACK's own ways are in ``jackport``; ``backends``
+opens a port of the backend its name and the API choose.
 """
 
 from __future__ import annotations
@@ -137,17 +138,6 @@ def _close(midi) -> None:
         midi.close_port()
         midi.delete()
     return None
-
-
-def open_port(spec: str, direction: str, api: str, **options) -> "Port | LoopbackPort":
-    """The port ``spec`` names (see the module's text), opened: a ``JackPort`` on JACK, a
-    ``LoopbackPort`` for ``loopback:NAME``, else a ``Port``. ``options`` as ``Port``'s."""
-    if spec.startswith("loopback:"):
-        return LoopbackPort(spec, direction, **options)
-    if api == "jack":
-        from .jackport import JackPort
-        return JackPort(spec, direction, api, **options)
-    return Port(spec, direction, api, **options)
 
 
 class Port:

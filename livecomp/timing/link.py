@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .clock import _Steps
+from .grid import _Steps
 
 
 class LinkError(RuntimeError):

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import midi
+from ..io import midi
 
 KNOBS = {                                   # name -> (what it sets, how a position 0-127 reads)
     "temperature": "sampling temperature, 0.2 (safe) to 2.0 (wild), 1.0 at the middle",

@@ -15,7 +15,7 @@ from typing import Callable
 
 import mido
 
-from .files import save_midi
+from ..files import save_midi
 
 NOTE_OFF, NOTE_ON, CONTROL, PROGRAM = 0x80, 0x90, 0xB0, 0xC0      # channel messages (| channel)
 SYSEX, SONG_POSITION, SYSEX_END = 0xF0, 0xF2, 0xF7               # system messages
