@@ -1,5 +1,5 @@
 """livecomp's one compiled part, its JACK MIDI client (``livecomp/_jackmidi.c``; see
-``livecomp/jackclient.py``). Optional: where it cannot be built (no C compiler, not Linux),
+``livecomp/io/jackclient.py``). Optional: where it cannot be built (no C compiler, not Linux),
 livecomp talks to JACK through python-rtmidi, a period less exact. Everything else is in
 pyproject.toml."""
 
