@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: demo test bench models clean more-piano
+.PHONY: demo test deps bench models clean more-piano
 
 # constraints.txt pins torch to the CPU build that the training extra would
 # otherwise resolve to a multi-GB CUDA build; pyproject keeps the honest range.
@@ -35,6 +35,17 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The system packages the live and audio tests use, on Debian or Ubuntu as root: a JACK server
+# (jackd2, run on its dummy driver), fluidsynth and a General MIDI soundfont. Where they are
+# missing, those tests skip and say why; the suite never installs anything itself.
+deps:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "jackd2 jackd/tweak_rt_limits boolean false" | debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jackd2 fluidsynth timgm6mb-soundfont; \
+	else \
+	  echo "make deps installs with apt-get as root; elsewhere install jackd2 (or JACK), fluidsynth and a GM soundfont"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/convert.py

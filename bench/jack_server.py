@@ -1,9 +1,11 @@
-"""A JACK server of a benchmark's own (dummy driver, 48 kHz), started and stopped by PID, and the
-clients that benchmarks and tests open beside livecomp's own ports (a keyboard, a synth)."""
+"""A JACK server of a benchmark's or a test's own (dummy driver, 48 kHz), started and stopped by
+PID, never by name, and the clients that benchmarks and tests open beside livecomp's own ports
+(a keyboard, a synth). The one launcher of both: tests/conftest.py starts its servers here."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,23 +20,64 @@ from livecomp.io.ports import PortError, load_rtmidi  # noqa: E402
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
 
-def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
-    """Start ``jackd`` with ``frames`` per period and point this process's JACK clients at it.
-    Returns the server (terminate it when done), the environment that points other processes
-    at it, and a patchbay client on it; exits with a sentence when it does not answer in 10 s."""
-    name = f"livecomp-{tag}-{os.getpid()}"
+class ServerError(RuntimeError):
+    """No jackd here, or one that did not start."""
+
+
+def launch(name: str, frames: int, log_path: str | None = None) -> tuple[subprocess.Popen, dict]:
+    """Start ``jackd`` named ``name`` with ``frames`` per period (its output to ``log_path``, or
+    nowhere) and wait until it answers (``jack_lsp``, at most 10 s). Returns the server, to
+    terminate by its PID when done, and the environment that points clients at it."""
+    exe = shutil.which("jackd")
+    if exe is None:
+        raise ServerError("jackd is not installed (make deps installs it: jackd2)")
     env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    jackd = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log_path or os.devnull, "w") as log:
+        proc = subprocess.Popen([exe, "-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)], env=env,
+                                stdout=log, stderr=log)
+
+    def up() -> bool:
+        try:
+            return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    deadline = time.monotonic() + 10
+    while not up():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise ServerError("the JACK server did not start")
+        time.sleep(0.1)
+    return proc, env
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server ``launch`` started, by its PID."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
+    """A benchmark's server (``launch``), with this process's JACK clients pointed at it.
+    Returns the server (terminate it when done), the environment that points other processes
+    at it, and a patchbay client on it; exits with a sentence when there is none."""
+    try:
+        jackd, env = launch(f"livecomp-{tag}-{os.getpid()}", frames)
+    except ServerError as exc:
+        sys.exit(str(exc))
+    os.environ.update(JACK_DEFAULT_SERVER=env["JACK_DEFAULT_SERVER"], JACK_NO_START_SERVER="1")
     deadline = time.monotonic() + 10
     while True:
         try:
             return jackd, env, JackPatchbay()
         except JackError:
             if jackd.poll() is not None or time.monotonic() > deadline:
-                jackd.terminate()
-                sys.exit("the JACK server did not start")
+                stop(jackd)
+                sys.exit("the JACK server did not answer livecomp's patchbay")
             time.sleep(0.1)
 
 

@@ -49,7 +49,7 @@ import mido  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jack_server import jack_client, jack_virtual_port, start  # noqa: E402
-from livecomp.io.jackclient import CLOCK, FrameClient, available  # noqa: E402
+from livecomp.io.jackclient import FRAME_TIME, FrameClient, available  # noqa: E402
 from livecomp.io.ports import load_rtmidi  # noqa: E402
 from livecomp.timing.scheduler import wait_until  # noqa: E402
 
@@ -215,7 +215,7 @@ def run(minutes: float, bpm: float = 120.0, frames: int = 256, seed: int = 0, to
 
         step = 60 / bpm / 4
         bar = 16 * step
-        now = CLOCK.now
+        now = FRAME_TIME.now
         t = now() + 0.3
         end = started + minutes * 60
         kinds: list[str] = []
@@ -254,10 +254,10 @@ def run(minutes: float, bpm: float = 120.0, frames: int = 256, seed: int = 0, to
                 events.append((t + rng.uniform(0, gap), junk(rng)))
                 report.junk += 1
             for when, message in sorted(events, key=lambda e: e[0]):
-                wait_until(when, clock=now)
+                wait_until(when, now=now)
                 keys.send(message)
             t += gap + rng.choice([0, bar])
-            wait_until(t - 0.4 * bar, clock=now)
+            wait_until(t - 0.4 * bar, now=now)
             if report.rounds % reconnect_every == reconnect_every // 2:   # unplugged and plugged in again
                 keys.unplug()
                 time.sleep(1.0)

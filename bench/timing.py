@@ -40,7 +40,7 @@ rtmidi = load_rtmidi()                     # through the system libjack, as live
 TICKS = os.sysconf("SC_CLK_TCK")
 # the benchmark's clock: JACK's frames as seconds, as livecomp keeps time with its own JACK client
 # (the machine's clock until one of its clients opens, and where it was not built)
-now = jackclient.CLOCK.now
+now = jackclient.FRAME_TIME.now
 
 
 def cpu_seconds(pid: int) -> float:
@@ -112,17 +112,17 @@ def main() -> None:
         n = int(args.listen_s / (2 * step))
         cpu0 = None
         for i in range(n):                                       # quavers, a 16th long
-            wait_until(t0 + 2 * i * step, clock=now)
+            wait_until(t0 + 2 * i * step, now=now)
             keys.send_message([0x90, arpeggio[i % len(arpeggio)], 80])
             if i == 0:
                 cpu0, wall0 = cpu_seconds(listen.pid), time.perf_counter()
-            wait_until(t0 + (2 * i + 1) * step, clock=now)
+            wait_until(t0 + (2 * i + 1) * step, now=now)
             keys.send_message([0x80, arpeggio[i % len(arpeggio)], 0])
             drain()
         listening = (cpu_seconds(listen.pid) - cpu0) / (time.perf_counter() - wall0)
         call_end = t0 + 2 * n * step
         answer_start = call_end + 4 * step + 16 * step        # a beat of silence, then the next bar line at most
-        wait_until(answer_start, clock=now)
+        wait_until(answer_start, now=now)
         cpu1, wall1 = cpu_seconds(listen.pid), time.perf_counter()
         answer_end = answer_start + bars * 16 * step - 16 * step
         while now() < answer_end:

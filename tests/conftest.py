@@ -115,61 +115,32 @@ def twice(check):
             raise AssertionError(f"{second}\n(and the attempt before: {first})") from None
 
 
-def _install_jackd() -> str | None:
-    """jackd from Debian's jackd2 when it is missing and this user may install it."""
-    import os
-    import shutil
-    import subprocess
-
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["debconf-set-selections"], input="jackd2 jackd/tweak_rt_limits boolean false\n",
-                   text=True, capture_output=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "jackd2"], capture_output=True, env=env)
-    return shutil.which("jackd")
-
-
 def _jack_server(frames: int, log_path: str | None):
     """A JACK server of its own (dummy driver, 48 kHz, ``frames`` per period), started and
-    stopped by PID; yields the environment that points clients at it."""
+    stopped by PID (bench/jack_server.py, the benchmarks' launcher too); yields the environment
+    that points clients at it. Skips where jackd is not installed (make deps installs it)."""
     import os
-    import shutil
-    import subprocess
-    import time
+    import sys
 
-    exe = shutil.which("jackd") or _install_jackd()
-    if exe is None:
-        pytest.skip("jackd is not installed and cannot be installed here (apt-get install jackd2)")
-    name = f"livecomp-test-{os.getpid()}-{frames}"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
-    log = open(log_path or os.devnull, "w")
-    proc = subprocess.Popen([exe, "-n", name, "-d", "dummy", "-r", "48000", "-p", str(frames)], env=env,
-                            stdout=log, stderr=log)
-    deadline = time.monotonic() + 10
-    def up() -> bool:
-        try:
-            return subprocess.run(["jack_lsp"], env=env, capture_output=True, timeout=10).returncode == 0
-        except subprocess.TimeoutExpired:
-            return False
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from jack_server import ServerError, launch, stop
 
-    while not up():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the JACK server did not start")
-        time.sleep(0.1)
-    previous = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    yield env
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    proc.terminate()
     try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        proc, env = launch(f"livecomp-test-{os.getpid()}-{frames}", frames, log_path)
+    except ServerError as exc:
+        if "not installed" in str(exc):
+            pytest.skip(str(exc))
+        pytest.fail(str(exc))
+    previous = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    try:
+        yield env
+    finally:
+        for key, value in previous.items():              # tests point this process at it themselves
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

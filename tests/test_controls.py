@@ -88,7 +88,7 @@ def rehearse(messages, until: float, mode: str = "call", engine=None):
     loop = Live(engine or MODELS["echo"], PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1, mode=mode),
                 LiveConfig(bpm=240.0, status=False, realtime=False, controls=controls_from(None),
                            models=tuple(MODELS)),
-                send=lambda m: None, log=said.append, clock=rehearsal, loader=MODELS.__getitem__)
+                send=lambda m: None, log=said.append, timeline=rehearsal, loader=MODELS.__getitem__)
     rehearsal.call_at(until, loop.stopping.set)
     loop.run()
     return loop.scheduler.sent, said, loop
@@ -112,7 +112,7 @@ def test_a_knob_moved_before_the_first_note_is_said_and_applied_at_once():
     said: list[str] = []
     loop = Live(MODELS["echo"], PerformerConfig(seed=1), LiveConfig(bpm=240.0, status=False, realtime=False,
                                                                    controls=controls_from(None)),
-                send=lambda m: None, log=said.append, clock=rehearsal)
+                send=lambda m: None, log=said.append, timeline=rehearsal)
     rehearsal.call_at(0.6, lambda: said.append(f"at 0.6: temperature {loop.performer.cfg.temperature:g}"))
     rehearsal.call_at(1.0, loop.stopping.set)
     loop.run()
@@ -229,7 +229,7 @@ def test_a_model_loads_once_a_session():
     loop = Live(MODELS["echo"], PerformerConfig(seed=1, bars=2, silence_beats=1, candidates=1),
                 LiveConfig(bpm=240.0, status=False, realtime=False, controls=controls_from(None),
                            models=tuple(MODELS)),
-                send=lambda m: None, log=said.append, clock=rehearsal, loader=loader)
+                send=lambda m: None, log=said.append, timeline=rehearsal, loader=loader)
     rehearsal.call_at(1.0 + 26 * bar, loop.stopping.set)
     loop.run()
     assert loads == ["echo2", "echo3"], (loads, said)

@@ -146,7 +146,7 @@ def test_junk_on_the_input_holds_no_call_open_and_raises_nothing():
         rehearsal = Rehearsal(sorted(messages, key=lambda m: m[0]))
         loop = Live(engine, PerformerConfig(seed=trial, bars=1, silence_beats=1, candidates=1),
                     LiveConfig(bpm=240.0, status=False, realtime=False, origin=1.0), send=lambda m: None,
-                    log=lambda s: None, clock=rehearsal)
+                    log=lambda s: None, timeline=rehearsal)
         rehearsal.call_at(1.0 + 64 * step, loop.stopping.set)
         loop.run()
         assert loop.performer.planned[:1] == [(32, 48)], (trial, loop.performer.planned)

@@ -9,7 +9,7 @@ import pytest
 
 from livecomp.io import jackclient
 from livecomp.io.jack import JackPatchbay
-from livecomp.io.jackclient import CLOCK, FrameClient, FrameTime
+from livecomp.io.jackclient import FRAME_TIME, FrameClient, FrameTime
 
 needs_client = pytest.mark.skipif(not jackclient.available(),
                                   reason="livecomp's JACK client was not built (no C compiler at install)")
@@ -81,14 +81,14 @@ def heard(inp: FrameClient, seconds: float) -> list[tuple[int, list[int]]]:
     while time.monotonic() < end:
         message = inp.read(0.02)
         if message is not None:
-            got.append((round(message[1] * CLOCK.rate), message[0]))
+            got.append((round(message[1] * FRAME_TIME.rate), message[0]))
     return got
 
 
 @needs_client
 def test_messages_handed_over_out_of_order_leave_in_time_order_each_at_its_frame(pair):
     out, inp = pair
-    t = CLOCK.now() + out.lead_s + 0.05
+    t = FRAME_TIME.now() + out.lead_s + 0.05
     out.send_message([0x90, 62, 90], t + 0.1)
     out.send_message([0x90, 61, 90], t + 0.05)
     out.send_message([0x90, 60, 90], t)
@@ -97,14 +97,14 @@ def test_messages_handed_over_out_of_order_leave_in_time_order_each_at_its_frame
     assert [m for _, m in got] == [[0xB0, 7, 100], [0x90, 60, 90], [0x90, 61, 90], [0x90, 62, 90]]
     frames = [f for f, _ in got[1:]]
     assert [b - a for a, b in zip(frames, frames[1:])] == [2400, 2400]     # 50 ms at 48 kHz, to the frame
-    assert abs(frames[0] - round(t * CLOCK.rate)) <= 1
+    assert abs(frames[0] - round(t * FRAME_TIME.rate)) <= 1
     assert out.stats()["late"] == 0 and out.stats()["written"] == 4
 
 
 @needs_client
 def test_a_drop_takes_back_what_has_not_left_but_its_note_offs_leave_at_once(pair):
     out, inp = pair
-    t = CLOCK.now() + out.lead_s
+    t = FRAME_TIME.now() + out.lead_s
     out.send_message([0x90, 60, 90], t + 0.3)
     out.send_message([0xB0, 1, 64], t + 0.3)
     out.send_message([0x80, 59, 0], t + 0.4)                    # a note-off: of a note that may have left
@@ -127,14 +127,14 @@ def test_the_clock_goes_on_when_the_next_client_opens_on_another_server(jack, ja
     """Frames of another server (or of the server started again) say nothing about the last
     one's: a client that opens when none is open sets the map again, from the time reached."""
     import os
-    last = CLOCK.now()
+    last = FRAME_TIME.now()
     for env in (jack_relaxed, jack, jack_relaxed):
         os.environ.update({k: env[k] for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")})
         client = FrameClient("lcj-test-clock", "input", lambda outputs: [])
         client.open_virtual_port("in")
-        start = CLOCK.now()
+        start = FRAME_TIME.now()
         time.sleep(0.2)
-        went = CLOCK.now() - start
+        went = FRAME_TIME.now() - start
         client.delete()
         assert start >= last and 0.15 < went < 0.3, (last, start, went)
-        last = CLOCK.now()
+        last = FRAME_TIME.now()

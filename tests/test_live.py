@@ -25,7 +25,7 @@ from livecomp.io.jack import JackPatchbay
 from livecomp.io.ports import load_rtmidi
 
 rtmidi = load_rtmidi()  # through the system libjack, as livecomp uses it
-from livecomp.io.jackclient import CLOCK, FrameClient
+from livecomp.io.jackclient import FRAME_TIME, FrameClient
 
 from conftest import _jack_server, still_sounding, twice
 
@@ -57,12 +57,12 @@ KEYS = 1                                     # the test keyboard plays on channe
 FRAMES = jackclient.available()              # livecomp keeps time on JACK's frames: so does the test
 
 
-# The test's clock: JACK's frames as seconds, as livecomp keeps time (``jackclient.CLOCK``; the
+# The test's clock: JACK's frames as seconds, as livecomp keeps time (``jackclient.FRAME_TIME``; the
 # machine's clock until one of livecomp's clients opens, and where it was not built). A dummy
 # JACK driver on a busy VM runs some 0.4% slower than the machine's clock, so a test timed on the
 # machine's clock would see livecomp's answers drift off the call by that much.
-now = CLOCK.now
-wait_until = functools.partial(scheduler.wait_until, clock=now)
+now = FRAME_TIME.now
+wait_until = functools.partial(scheduler.wait_until, now=now)
 
 
 class Session:

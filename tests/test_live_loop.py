@@ -80,7 +80,7 @@ def rehearse(engine, messages, until: float, bars: int = 1, **live):
     said: list[str] = []
     loop = Live(engine, PerformerConfig(seed=1, bars=bars, silence_beats=1, candidates=1),
                 LiveConfig(status=False, realtime=False, **{"sync": "clock", **live}), send=lambda m: None,
-                log=said.append, clock=rehearsal)
+                log=said.append, timeline=rehearsal)
     rehearsal.call_at(until, loop.stopping.set)
     loop.run()
     return loop.scheduler.sent, said, loop
@@ -163,7 +163,7 @@ def test_a_note_that_comes_with_starts_first_tick_is_beat_1(engine):
     rehearsal = Rehearsal(song.messages)
     loop = Live(engine, PerformerConfig(seed=1, bars=1, silence_beats=1, candidates=1),
                 LiveConfig(status=False, realtime=False, sync="clock"), send=lambda m: None, log=lambda s: None,
-                clock=rehearsal)
+                timeline=rehearsal)
     hear = loop.performer.hear
     loop.performer.hear = lambda step, m, cc=None: (heard.append((step, m)), hear(step, m, cc))
     rehearsal.call_at(song.t, loop.stopping.set)
@@ -240,7 +240,7 @@ def test_a_loop_held_up_for_a_second_still_hears_the_call_on_its_own_steps(engin
     rehearsal = Rehearsal(messages)
     loop = Live(engine, PerformerConfig(seed=1, bars=1, silence_beats=1, candidates=1),
                 LiveConfig(bpm=240.0, status=False, realtime=False), send=lambda m: None, log=lambda s: None,
-                clock=rehearsal)
+                timeline=rehearsal)
     heard = []
     hear = loop.performer.hear
     loop.performer.hear = lambda n, m, cc=None: (heard.append((n, m[1])), hear(n, m, cc))
@@ -262,7 +262,7 @@ def test_a_broken_pedal_or_a_held_drum_note_does_not_silence_livecomp(engine, ju
     rehearsal = Rehearsal(messages)
     loop = Live(engine, PerformerConfig(seed=1, bars=1, silence_beats=1, candidates=1),
                 LiveConfig(bpm=240.0, status=False, realtime=False, origin=1.0), send=lambda m: None,
-                log=lambda s: None, clock=rehearsal)
+                log=lambda s: None, timeline=rehearsal)
     rehearsal.call_at(1.0 + 64 * step, loop.stopping.set)
     loop.run()
     assert loop.performer.planned and loop.performer.planned[0] == (32, 48), loop.performer.planned
@@ -278,7 +278,7 @@ def test_a_loop_the_machine_held_back_says_so_once_in_a_line(engine):
         said: list[str] = []
         loop = Live(engine, PerformerConfig(seed=1, candidates=1), LiveConfig(bpm=240.0, status=False,
                                                                             realtime=False),
-                    send=lambda m: None, log=said.append, clock=rehearsal)
+                    send=lambda m: None, log=said.append, timeline=rehearsal)
         if stall:
             rehearsal.call_at(1.0 + 8.2 * step, lambda: rehearsal.to(1.0 + 8.2 * step + 0.060))
         rehearsal.call_at(1.0 + 32 * step, loop.stopping.set)

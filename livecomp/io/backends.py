@@ -4,7 +4,7 @@ by name: ``loopback`` (in memory, ``loopback:NAME``), ``jack`` (livecomp's own J
 
 from __future__ import annotations
 
-from .ports import LoopbackPort, Port
+from .ports import LoopbackPort, MidiPort, Port
 
 
 def backend_of(spec: str, api: str) -> str:
@@ -14,7 +14,7 @@ def backend_of(spec: str, api: str) -> str:
     return "jack" if api == "jack" else "rtmidi"
 
 
-def open_port(spec: str, direction: str, api: str, **options) -> Port | LoopbackPort:
+def open_port(spec: str, direction: str, api: str, **options) -> MidiPort:
     """The port ``spec`` names (see ``ports``), opened: a ``JackPort`` on JACK, a
     ``LoopbackPort`` for ``loopback:NAME``, else a ``Port``. ``options`` as ``Port``'s."""
     backend = backend_of(spec, api)

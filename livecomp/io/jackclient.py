@@ -4,7 +4,7 @@ python-rtmidi writes every message at the start of a JACK period and stamps what
 its callback runs, so each message is off its time by up to a period: 21 ms at the 1024 frames
 PipeWire's JACK runs at by default. Here an output message is handed over ``lead_s`` before it is
 due, with its time, and written at its own frame inside its period; an input message is given the
-frame it was heard at. Both are timed on ``CLOCK``, JACK's frames as seconds.
+frame it was heard at. Both are timed on ``FRAME_TIME``, JACK's frames as seconds.
 
 ``FrameClient`` speaks the part of rtmidi's ``MidiIn`` / ``MidiOut`` that ``ports.Port`` uses, so
 a ``JackPort`` keeps its ways (reopening, the wake-up guard) on either. ``available()`` says
@@ -81,7 +81,7 @@ class FrameTime:
     machine runs some 0.4% slow, and a map through the machine's clock put an answer 15 ms
     off its call's grid at 64-frame periods. ``now()`` is JACK's estimate of the frame now
     (through any open client; ahead from the last one when none is), never going back. One per
-    process (``CLOCK``): JACK's frames are the server's, and livecomp's clients share one."""
+    process (``FRAME_TIME``): JACK's frames are the server's, and livecomp's clients share one."""
 
     WRAP = 1 << 32
 
@@ -162,7 +162,7 @@ class FrameTime:
         return (self._start_frame + round((seconds - self._start) * self.rate)) % self.WRAP
 
 
-CLOCK = FrameTime()
+FRAME_TIME = FrameTime()
 
 
 class FrameClient:
@@ -199,9 +199,9 @@ class FrameClient:
             raise PortError(f"JACK would not connect {pair[0]} to {pair[1]}.")
 
     def send_message(self, message: list[int], at: float | None = None) -> None:
-        """Hand ``message`` over, due at ``at`` (``CLOCK`` seconds; None: at once)."""
+        """Hand ``message`` over, due at ``at`` (``FRAME_TIME`` seconds; None: at once)."""
         data = bytes(message)
-        frame = 0 if at is None else CLOCK.frame(at)
+        frame = 0 if at is None else FRAME_TIME.frame(at)
         with self._lock:
             if self._handle is not None and len(data) <= MAX_BYTES:
                 self._lib.lcj_send(self._handle, int(at is None), frame, data, len(data))
@@ -214,7 +214,7 @@ class FrameClient:
                 self._lib.lcj_drop(self._handle)
 
     def read(self, timeout_s: float) -> tuple[list[int], float] | None:
-        """The next message heard and the time of its frame (``CLOCK``), waiting at most
+        """The next message heard and the time of its frame (``FRAME_TIME``), waiting at most
         ``timeout_s`` (one reader thread). The wait is in C, without the interpreter lock."""
         with self._lock:                         # closing waits for the read
             if self._handle is None:
@@ -223,13 +223,13 @@ class FrameClient:
                                       max(1, round(timeout_s * 1e3)))
         if size <= 0:
             return None
-        return list(self._buffer.raw[:size]), CLOCK.seconds(self._frame.value)
+        return list(self._buffer.raw[:size]), FRAME_TIME.seconds(self._frame.value)
 
     def close_port(self) -> None:
         with self._lock:
             handle, self._handle = self._handle, None
         if handle is not None:
-            CLOCK.detach(handle)
+            FRAME_TIME.detach(handle)
             self._final = self._stats(handle)
             self._lib.lcj_close(handle)
 
@@ -248,7 +248,7 @@ class FrameClient:
         if not handle:
             raise PortError(f"{error.value.decode(errors='replace')}.")
         self._handle = handle
-        CLOCK.attach(handle, self._lib.lcj_rate(handle))
+        FRAME_TIME.attach(handle, self._lib.lcj_rate(handle))
 
     @property
     def name(self) -> str:

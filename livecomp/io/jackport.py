@@ -27,7 +27,9 @@ from . import jackclient, midi
 from .jack import CLIENT, JackError, JackPatchbay, jack_wakeup_mapped, literal
 from .ports import PortError, Port, _client, _close
 
-POLL_FIRST_S = 0.0005       # JACK input: how often the queue is read while its first messages place
+POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK) ...
+IMMEDIATE_POLL_S = 0.001    # ... for an input played through as heard (``immediate``: --thru)
+POLL_FIRST_S = 0.0005       # ... while its first messages place
 FIRST = 20                  # ... JACK's clock on ours: that many (livecomp pings its own input at the start)
 FIRST_S = 2.0               # ... for at most this long after the client opened
 SETTLE_S = 0.1              # how long a new client waits before its wake-up is first checked
@@ -47,9 +49,10 @@ def _add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]
 
 
 class JackPort(Port):
-    CALLBACK = False
+    """A JACK port; an input is read from a queue by a thread of its own, not called back."""
 
-    def _open_patchbay(self):
+    def _prepare(self) -> None:
+        self.poll_s = IMMEDIATE_POLL_S if self.immediate else POLL_S
         self._pings: dict[int, float] = {}              # ping number -> when it was sent
         self._counted: dict[str, int] = {}              # livecomp's closed clients' counts
         try:
@@ -59,10 +62,10 @@ class JackPort(Port):
         self._frames = patchbay is not None and jackclient.available()    # livecomp's own client
         self.rate = patchbay.rate() if patchbay is not None else 0                 # frames per second
         if self._frames:
-            self.clock = jackclient.CLOCK.now     # what is heard and sent is timed in JACK's frames
-        return patchbay
+            self.now = jackclient.FRAME_TIME.now     # what is heard and sent is timed in JACK's frames
+        self._patchbay = patchbay
 
-    def _opened(self) -> None:
+    def _first_opened(self) -> None:
         if self._patchbay is not None:
             self._settle()
 
@@ -84,7 +87,12 @@ class JackPort(Port):
         midi.ignore_types(sysex=False, timing=False, active_sense=False)
         return midi
 
-    def _release_patchbay(self) -> None:
+    def _listed(self):
+        if self._patchbay is None:
+            return super()._listed()
+        return (lambda: self._patchbay.ports(outputs=self.direction == "input")), None
+
+    def _release(self) -> None:
         if self._patchbay is not None:
             self._patchbay = None
             JackPatchbay.release()
@@ -102,7 +110,7 @@ class JackPort(Port):
                 self._closing.wait(self.poll_s)
 
     def send(self, message: list[int], at: float | None = None) -> None:
-        """Send ``message`` at once, or through livecomp's client at ``at`` (``jackclient.CLOCK``
+        """Send ``message`` at once, or through livecomp's client at ``at`` (``jackclient.FRAME_TIME``
         seconds), handed over ``lead_s`` before."""
         with self._lock:
             if self._midi is None:
@@ -149,7 +157,8 @@ class JackPort(Port):
     def _dispose(self, midi) -> None:
         if self._frames:
             _add_counts(self._counted, midi.stats())
-        super()._dispose(midi)
+        midi.close_port()                               # read from a queue: no callback to stop first
+        midi.delete()
 
     # -- python-rtmidi ------------------------------------------------------------------------
 
@@ -163,7 +172,7 @@ class JackPort(Port):
         stamped no earlier than it was sent, and, in a cycle on time, within one JACK period
         after: the latest send less its sum, plus a period, is the other. The first ``FIRST``
         messages of a client (the guard's pings, before anyone plays) are read every
-        ``POLL_FIRST_S``, after them every ``POLL_S`` (a message read later is still timed by
+        ``POLL_FIRST_S``, after them every ``poll_s`` (a message read later is still timed by
         JACK). Read alone, a busy interpreter (another thread holding its lock for a few ms)
         would place every note of the session that much late."""
         period = self._patchbay.period_s() if self._patchbay is not None else 0.0

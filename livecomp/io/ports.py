@@ -15,13 +15,12 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from . import midi
 from .jack import CLIENT, load_system_jack
 
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
-POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK)
 _rtmidi = None
 
 
@@ -140,22 +139,77 @@ def _close(midi) -> None:
     return None
 
 
-class Port:
-    """One input or output port, kept open for the whole run and reopened when it comes back
-    after going away. ``on_message(bytes, t)`` is called for each input message with its
-    arrival time on ``time.perf_counter``. ``client`` names the MIDI system's client (default
-    ``livecomp-in`` or ``livecomp-out``). ``send``, ``close`` (safe twice), and ``with`` closes
-    it. An input is called back from the MIDI system's thread; ``JackPort`` reads JACK's queue
-    instead, and keeps its client awake.
-    """
+class MidiPort(Protocol):
+    """What livecomp asks of a port, whatever its backend (``backends``): an input calls
+    ``on_message(message, t)`` for each message heard, ``t`` on the port's time (``now``); an output
+    sends a message now, or at ``at`` (on ``now``'s time) where it can place messages ahead
+    (``lead_s`` > 0: that long before their time they are handed over, and ``drop`` takes back
+    what has not left)."""
 
-    CALLBACK = True                                     # an input is called back (not read from a queue)
+    connected_to: str | None
+    lead_s: float
+
+    def now(self) -> float: ...
+
+    def send(self, message: list[int], at: float | None = None) -> None: ...
+
+    def drop(self) -> None: ...
+
+    def transport(self) -> str | None: ...
+
+    def close(self, drain_s: float = 0.2) -> None: ...
+
+    def __enter__(self) -> "MidiPort": ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class BasePort:
+    """What every port does alike: messages sent at once on ``time.perf_counter``, nothing
+    handed over ahead to drop, nothing to say about the transport, and ``with`` closes it."""
+
+    lead_s = 0.0                    # messages are sent at once (``JackPort`` may place them at their times)
+    now = staticmethod(time.perf_counter)       # the time its messages are stamped and planned on
+    connected_to: str | None = None
+
+    def send(self, message: list[int], at: float | None = None) -> None:
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        """Drop what was handed over ahead of its time and has not left (none here)."""
+
+    def transport(self) -> str | None:
+        """What the MIDI system adds to the timing, in a sentence, where livecomp can tell."""
+        return None
+
+    def close(self, drain_s: float = 0.2) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Port(BasePort):
+    """One input or output port through python-rtmidi, kept open for the whole run and reopened
+    when it comes back after going away. ``on_message(bytes, t)`` is called for each input
+    message with its arrival time on ``time.perf_counter``, from the MIDI system's thread.
+    ``client`` names the MIDI system's client (default ``livecomp-in`` or ``livecomp-out``).
+    ``send``, ``close`` (safe twice), and ``with`` closes it. A backend's port (``JackPort``)
+    fills in the hooks: ``_prepare`` before the first client, ``_first_opened`` after it,
+    ``_start_threads``, ``_listed`` (the port list the watcher reads), ``_dispose`` and
+    ``_release``.
+    """
 
     def __init__(self, spec: str, direction: str, api: str, on_message: Callable | None = None,
                  on_change: Callable[[str], None] | None = None, client: str | None = None,
-                 poll_s: float = POLL_S):
+                 immediate: bool = False):
+        """``immediate``: an input whose messages are played through as they come (--thru), so
+        a backend that reads a queue reads it more often (python-rtmidi calls back at once)."""
         self.spec, self.direction, self.api = spec, direction, api
-        self.poll_s = poll_s                            # JACK input: how often its queue is read
+        self.immediate = immediate
         self.on_message = on_message
         self.on_change = on_change or (lambda text: None)
         self.client = client or f"{CLIENT}-{'in' if direction == 'input' else 'out'}"
@@ -167,12 +221,12 @@ class Port:
         self._midi = None
         self._opened_at = time.perf_counter()
         self.connected_to: str | None = None
-        self._patchbay = self._open_patchbay()          # the system's port list where it has one (JACK)
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._prepare()
         try:
             self._open(first=True)
-            self._opened()
+            self._first_opened()
         except BaseException:
             self.close(drain_s=0.0)
             raise
@@ -180,16 +234,10 @@ class Port:
             self._start(self._watch_port, "watch")
         self._start_threads()
 
-    def __enter__(self):
-        return self
+    def _prepare(self) -> None:
+        """Before the first client opens (``JackPort``: the patchbay, and the clock of JACK's frames)."""
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _open_patchbay(self):
-        return None
-
-    def _opened(self) -> None:
+    def _first_opened(self) -> None:
         """The first client is open (``JackPort`` makes sure JACK will wake it)."""
 
     def _start_threads(self) -> None:
@@ -237,20 +285,21 @@ class Port:
         if message and message[0] not in (midi.SYSEX, midi.ACTIVE_SENSING) and self.on_message is not None:
             self.on_message(message, t)
 
-    def _present(self, probe) -> bool:
-        try:
-            if self._patchbay is not None:
-                return self.connected_to in self._patchbay.ports(outputs=self.direction == "input")
-            return self.connected_to in probe.get_ports()
-        except Exception:
-            return False
+    def _listed(self) -> tuple[Callable[[], list[str]], object]:
+        """A function that lists the ports ours may be connected to, and a client to free after
+        (``JackPort`` reads JACK's patchbay instead of a client of its own)."""
+        probe = self._new_probe()
+        return probe.get_ports, probe
 
     def _watch_port(self) -> None:
         """Poll the port list; when our port is gone, close and wait for it to come back."""
-        probe = None if self._patchbay is not None else self._new_probe()
+        listed, probe = self._listed()
         try:
             while not self._closing.wait(0.5):
-                present = self._present(probe)
+                try:
+                    present = self.connected_to in listed()
+                except Exception:                       # the MIDI system went away for now: absent
+                    present = False
                 with self._swap:
                     if not present and self._midi is not None:
                         with self._lock:
@@ -267,21 +316,11 @@ class Port:
     def _new_probe(self):
         return _client("MidiIn" if self.direction == "input" else "MidiOut", self.api, f"{CLIENT}-probe")
 
-    lead_s = 0.0                    # messages are sent at once (``JackPort`` may place them at their times)
-    clock = staticmethod(time.perf_counter)     # the time its messages are stamped and planned on
-
     def send(self, message: list[int], at: float | None = None) -> None:
         """Send ``message`` now (``at`` is for ports with a ``lead_s``: ``JackPort``)."""
         with self._lock:
             if self._midi is not None:
                 self._midi.send_message(message)
-
-    def drop(self) -> None:
-        """Drop what was handed over ahead of its time and has not left (none here)."""
-
-    def transport(self) -> str | None:
-        """What the MIDI system adds to the timing, in a sentence, where livecomp can tell."""
-        return None
 
     def close(self, drain_s: float = 0.2) -> None:
         """Close the port; an output first waits ``drain_s`` so the last messages (the note-offs
@@ -297,14 +336,14 @@ class Port:
             midi, self._midi = self._midi, None
         if midi is not None:
             self._dispose(midi)
-        self._release_patchbay()
+        self._release()
 
-    def _release_patchbay(self) -> None:
-        pass
+    def _release(self) -> None:
+        """After the last client has closed (``JackPort``: its share of the patchbay)."""
 
     def _dispose(self, midi) -> None:
         """Close and free a client that is no longer ``self._midi``."""
-        if self.direction == "input" and self.CALLBACK:
+        if self.direction == "input":
             # first stop the MIDI system's thread from calling into Python: closing waits for
             # that thread, which would be waiting for the interpreter lock this thread holds
             midi.cancel_callback()
@@ -312,10 +351,10 @@ class Port:
         midi.delete()
 
 
-class LoopbackPort:
+class LoopbackPort(BasePort):
     """A port in memory, for tests and rehearsals: what an output named ``loopback:NAME`` is sent
     reaches every open input of that name at once (``on_message(bytes, time.perf_counter())``,
-    on the sender's thread). The interface of ``Port``: ``send``, ``close`` (safe twice), ``with``."""
+    on the sender's thread). ``close`` is safe twice."""
 
     _inputs: dict[str, list["LoopbackPort"]] = {}
     _lock = threading.Lock()
@@ -332,9 +371,6 @@ class LoopbackPort:
             with self._lock:
                 self._inputs.setdefault(self.name, []).append(self)
 
-    lead_s = 0.0
-    clock = staticmethod(time.perf_counter)
-
     def send(self, message: list[int], at: float | None = None) -> None:
         if self.closed:
             return
@@ -345,20 +381,8 @@ class LoopbackPort:
             if port.on_message is not None:
                 port.on_message(list(message), time.perf_counter())
 
-    def drop(self) -> None:
-        pass
-
-    def transport(self) -> str | None:
-        return None
-
     def close(self, drain_s: float = 0.0) -> None:
         with self._lock:
             if not self.closed and self.direction == "input":
                 self._inputs[self.name].remove(self)
             self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -138,7 +138,7 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
 
     live = Live(engine, config, LiveConfig(bpm=mido.tempo2bpm(tempo), beats_per_bar=int(beats), channel=channel,
                                            end_cc=end_cc, status=False, realtime=False, origin=0.0),
-                send=lambda message: None, log=lambda line: None, clock=rehearsal, until=over)
+                send=lambda message: None, log=lambda line: None, timeline=rehearsal, until=over)
     live.run()
     grid = live.grid
     events = sorted((Event(grid.nearest_step(t), "on" if is_note_on(m) else "off", m[1], m[2] if is_note_on(m) else 0)

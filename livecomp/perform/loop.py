@@ -29,7 +29,7 @@ from ..timing.link import LinkFollower
 from ..io.midi import Recorder, is_note_on
 from .performer import Performer, PerformerConfig
 from ..timing.pulse import Pulse
-from ..timing.scheduler import SEND_PRIORITY, WallClock
+from ..timing.scheduler import SEND_PRIORITY, WallTimeline
 from .switch import ModelSwitch
 from .thru import Thru
 from .view import AREA, draw_status, tell_answers
@@ -106,11 +106,11 @@ def _output(output) -> tuple:
 
 class Live:
     def __init__(self, engine: Engine, performer_cfg: PerformerConfig, cfg: LiveConfig, send, log=print,
-                 click_send=None, clock=None, until=None, loader=None):
+                 click_send=None, timeline=None, until=None, loader=None):
         """``send`` and ``click_send``: a function that sends a message at once, or a port that
         may place messages at their own times (``send(message, at)``, ``lead_s``, ``drop()``:
-        livecomp's JACK client). ``clock``: where time, what is heard and the schedulers come
-        from (``WallClock`` live, ``Rehearsal`` offline). ``until(n)``: asked as each step n
+        livecomp's JACK client). ``timeline``: where time, what is heard and the schedulers come
+        from (``WallTimeline`` live, ``Rehearsal`` offline). ``until(n)``: asked as each step n
         begins; True ends the run. ``loader(name)``: an engine for a model the keyboard chooses."""
         self.engine = engine
         self.cfg = cfg
@@ -118,14 +118,14 @@ class Live:
                                    performer_cfg)
         self.recorder = self._recorder(log) if cfg.record is not None else None    # only on request
         self.recorded: Path | None = None                                  # where the recording went
-        self.clock = clock or WallClock()
-        self.now = self.clock.now
+        self.timeline = timeline or WallTimeline()
+        self.now = self.timeline.now
         self.until = until
         self._send_port, placing = _output(send)
         if self.recorder is not None and "drop" in placing:
             placing["drop"] = self._dropping(placing["drop"])
         priority = SEND_PRIORITY if cfg.realtime else None
-        self.scheduler = self.clock.scheduler(self._send, priority=priority, **placing)
+        self.scheduler = self.timeline.scheduler(self._send, priority=priority, **placing)
         self.grid: Grid | ClockFollower | None = None
         self.bpm: float | None = cfg.bpm
         self.follower = ClockFollower(engine.steps_per_beat, cfg.beats_per_bar) if cfg.sync == "clock" else \
@@ -136,7 +136,7 @@ class Live:
         self.clicks = self.scheduler
         if click_send is not None:
             click, placing = _output(click_send)
-            self.clicks = self.clock.scheduler(click, priority=priority, **placing)
+            self.clicks = self.timeline.scheduler(click, priority=priority, **placing)
         self._onsets: deque = deque(maxlen=12)        # (step, seconds) of recent notes: --bpm auto follows them
         self._transport: list[str] = []               # what the clock's transport did since the last step
         self._planned: list[tuple[int, list[int], int]] = []   # (step, message, answer) not yet scheduled
@@ -147,7 +147,7 @@ class Live:
         self.thru = Thru(self._send_port, cfg.thru_channel) if cfg.thru else None
         self.pulse = Pulse(self.scheduler, self.clicks, engine.steps_per_beat, self.performer.steps_per_bar, cfg)
         self.controls = Controls(cfg.controls) if cfg.controls else None
-        self.models = ModelSwitch(list(cfg.models), engine.name, loader, self.clock.background, engine.steps_per_beat)
+        self.models = ModelSwitch(list(cfg.models), engine.name, loader, self.timeline.background, engine.steps_per_beat)
         self.models.keep(engine.name, engine)
 
     # -- ports --------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class Live:
             return                                        # a broken message is not passed on either
         if self.thru is not None:
             self.thru.pass_on(message)
-        self.clock.put((t, message))
+        self.timeline.put((t, message))
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -434,7 +434,7 @@ class Live:
         deadline = self.now() + timeout
         while True:
             try:
-                t, message = self.clock.get(max(deadline - self.now(), 0.0))
+                t, message = self.timeline.get(max(deadline - self.now(), 0.0))
             except queue.Empty:
                 return None
             if not midi.well_formed(message):

@@ -24,12 +24,10 @@ from ..model.engine import Engine
 from .loop import Live, LiveConfig
 from .performer import PerformerConfig
 from ..io.backends import open_port
-from ..io.ports import POLL_S
-from ..timing.scheduler import WallClock
+from ..timing.scheduler import WallTimeline
 from .view import AREA
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
-THRU_POLL_S = 0.001
 LEARN_SETTLE_S = 0.5           # after --learn's last question, what arrives is still learning's
 
 
@@ -50,10 +48,10 @@ class Session:
             if click_out is not None:
                 self.clicks = open_port(click_out, "output", api, on_change=log, client="livecomp-click")
             self.live = Live(engine, performer, cfg, self.output, log=log, click_send=self.clicks, loader=loader,
-                             clock=WallClock(self.output.clock))
-            # thru: the input is read every millisecond, not every POLL_S, as the musician hears it
+                             timeline=WallTimeline(self.output.now))
+            # thru: what is heard is played at once, as the musician hears it
             self.source = open_port(inp, "input", api, on_message=self.live.heard, on_change=log,
-                               poll_s=THRU_POLL_S if cfg.thru else POLL_S)
+                                    immediate=cfg.thru)
         except BaseException:
             if self.live is not None:
                 self.live.scheduler.panic()
@@ -78,7 +76,7 @@ class Session:
 
         def take(timeout: float) -> list[int] | None:
             try:
-                return self.live.clock.get(timeout)[1]
+                return self.live.timeline.get(timeout)[1]
             except queue.Empty:
                 return None
 

@@ -6,7 +6,7 @@ spins (checking the clock) for the last fraction of a millisecond, sends, and re
 the send was. Scheduling never blocks the caller. The scheduler knows which notes it has
 started and not yet ended, so ``stop`` and ``panic`` can release every one of them.
 
-The live loop takes its time, what it hears and its scheduler from a clock: ``WallClock`` on
+The live loop takes its time, what it hears and its scheduler from a timeline: ``WallTimeline`` on
 real ports, ``Rehearsal`` for a file played offline (``livecomp duet``, and tests of the live
 loop), where time jumps from one message to the next and the ``OfflineScheduler`` sends as the
 thread would have, at the planned times exactly.
@@ -31,14 +31,14 @@ from ..io.midi import channel as channel_of, is_note, is_note_on, note_off, sile
 now = time.perf_counter           # monotonic, sub-microsecond
 
 
-def wait_until(when: float, spin_s: float = 0.002, clock: Callable[[], float] = now) -> None:
-    """Block until ``clock() >= when``: sleep, then spin for the last ``spin_s`` seconds,
+def wait_until(when: float, spin_s: float = 0.002, now: Callable[[], float] = now) -> None:
+    """Block until ``now() >= when``: sleep, then spin for the last ``spin_s`` seconds,
     letting other threads run while spinning. For a caller that sends from its own thread (a
     test's keyboard, a benchmark); livecomp's own sends go through ``Scheduler``."""
-    left = when - clock()
+    left = when - now()
     if left > spin_s:
         time.sleep(left - spin_s)
-    while clock() < when:
+    while now() < when:
         time.sleep(0)
 
 
@@ -69,14 +69,14 @@ LATENESS_KEPT = 20_000            # sends whose lateness the percentiles are of:
 class Scheduler:
     def __init__(self, send: Callable[..., None], spin_s: float = 0.0006, guard_s: float = 30.0,
                  priority: int | None = None, lead_s: Callable[[], float] | None = None,
-                 drop: Callable[[], None] | None = None, clock: Callable[[], float] = now):
+                 drop: Callable[[], None] | None = None, now: Callable[[], float] = now):
         """``priority``: ask for real-time priority for the sending thread (``realtime``);
         ``self.realtime`` then says whether it was granted. ``lead_s``: for a port that places
         each message at its own time (livecomp's JACK client, at its frame): how long before
         its time a message is handed over, as ``send(message, t)``; ``drop()`` then drops what
-        was handed over and has not left (a panic). ``clock``: the time messages are planned
-        on (JACK's frames for livecomp's JACK client: ``jackclient.CLOCK``)."""
-        self._plan(send, clock)
+        was handed over and has not left (a panic). ``now``: the time messages are planned
+        on (JACK's frames for livecomp's JACK client: ``jackclient.FRAME_TIME``)."""
+        self._plan(send, now)
         self._lead = lead_s
         self._drop = drop
         self._priority = priority
@@ -87,9 +87,9 @@ class Scheduler:
         self._thread.start()
         self._started.wait()
 
-    def _plan(self, send: Callable[[list[int]], None], clock: Callable[[], float]) -> None:
+    def _plan(self, send: Callable[[list[int]], None], now: Callable[[], float]) -> None:
         self._send = send
-        self._now = clock
+        self._now = now
         self._lead: Callable[[], float] | None = None
         self._drop: Callable[[], None] | None = None
         self.realtime = False
@@ -284,8 +284,8 @@ class OfflineScheduler(Scheduler):
     them). ``panic`` ends what sounds with note-offs alone: a file of the music needs no
     controllers, and no port can have lost a message."""
 
-    def __init__(self, send: Callable[[list[int]], None], clock: Callable[[], float]):
-        self._plan(send, clock)
+    def __init__(self, send: Callable[[list[int]], None], now: Callable[[], float]):
+        self._plan(send, now)
         self.sent: list[tuple[float, list[int]]] = []
 
     def advance(self, t: float) -> None:
@@ -306,7 +306,7 @@ class OfflineScheduler(Scheduler):
             self._send_now(note_off(channel, pitch), t)
 
 
-class WallClock:
+class WallTimeline:
     """Live time: the monotonic clock (or ``now``: JACK's frames as seconds, for livecomp's
     JACK client), the queue the input port's thread fills, and schedulers that send from threads
     of their own."""
@@ -323,7 +323,7 @@ class WallClock:
         return self._queue.get(timeout=timeout)
 
     def scheduler(self, send: Callable[..., None], priority: int | None = None, lead_s=None, drop=None) -> Scheduler:
-        return Scheduler(send, priority=priority, lead_s=lead_s, drop=drop, clock=self.now)
+        return Scheduler(send, priority=priority, lead_s=lead_s, drop=drop, now=self.now)
 
     def background(self, work: Callable[[], object]) -> Future:
         """``work`` on a thread of its own (loading a model), its result a future."""
