@@ -81,6 +81,17 @@ def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
             time.sleep(0.1)
 
 
+def wait_until(when: float, spin_s: float = 0.002, now: Callable[[], float] = time.perf_counter) -> None:
+    """Block until ``now() >= when``: sleep, then spin for the last ``spin_s`` seconds,
+    letting other threads run while spinning. For a caller that sends from its own thread (a
+    test's keyboard, a benchmark); livecomp's own sends go through its ``Scheduler``."""
+    left = when - now()
+    if left > spin_s:
+        time.sleep(left - spin_s)
+    while now() < when:
+        time.sleep(0)
+
+
 def jack_client(make: Callable, name: str, tries: int = 5):
     """A JACK client made by ``make()`` (and named ``name``), made again while this process does
     not hold its wake-up (``jack_wakeup_mapped``). For programs beside livecomp's own ports

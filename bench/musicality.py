@@ -40,10 +40,12 @@ from livecomp.music.frames import played_frames  # noqa: E402
 from livecomp.model.engine import DEFAULT_CANDIDATES, Engine  # noqa: E402
 from livecomp.model.folder import find_model, shipped_models  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
-from livecomp.music.musicality import FIT_TERMS, MEASURES, measures, transposition_free  # noqa: E402
+from livecomp.music.musicality import FIT_TERMS, measures, transposition_free  # noqa: E402
 from livecomp.perform.performer import PerformerConfig  # noqa: E402
 from livecomp.music.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
 from livecomp_train.data import load_corpus  # noqa: E402
+
+MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")     # as ``measures`` names them
 
 OWN_COUNT = "each model's own"    # candidates: as many as model.json names, as listen plays
 CORPORA = {

@@ -30,10 +30,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import numpy as np  # noqa: E402
 
-from jack_server import jack_client, jack_virtual_port, start  # noqa: E402
+from jack_server import jack_client, jack_virtual_port, start, wait_until  # noqa: E402
 from livecomp.io import jackclient  # noqa: E402
 from livecomp.io.ports import load_rtmidi  # noqa: E402
-from livecomp.timing.scheduler import wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 

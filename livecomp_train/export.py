@@ -450,26 +450,3 @@ def _replace_folder(tmp: Path, out: Path, own: set[str] = frozenset()) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
-
-
-def quantize_int8(folder: str | Path, out: str | Path) -> dict:
-    """An int8 variant of an exported folder: every matrix product and LSTM/GRU weight
-    quantised dynamically by onnxruntime (weights int8, activations quantised per call).
-
-    Its graphs no longer match torch bit for bit, so it is a measured variant (bench/latency.py
-    quotes its latency and the NLL it keeps), not what ``export`` ships."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    folder, out = Path(folder), Path(out)
-    info = json.loads((folder / "model.json").read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    logging.getLogger().setLevel(logging.ERROR)                 # the quantiser suggests pre-processing
-    for role, entry in info["files"].items():
-        quantize_dynamic(str(folder / entry["path"]), str(out / entry["path"]), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU"])
-        entry.update(sha256=sha256_file(out / entry["path"]), bytes=(out / entry["path"]).stat().st_size)
-    info["variant"] = "int8 (onnxruntime dynamic quantisation)"
-    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
-    return info

@@ -19,7 +19,6 @@ import mido
 import pytest
 
 from livecomp.io import jackclient
-from livecomp.timing import scheduler
 from livecomp.model.folder import shipped_models
 from livecomp.io.jack import JackPatchbay
 from livecomp.io.ports import load_rtmidi
@@ -30,6 +29,7 @@ from livecomp.io.jackclient import FRAME_TIME, FrameClient
 from conftest import _jack_server, still_sounding, twice
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+import jack_server  # noqa: E402
 from jack_server import jack_client, jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
@@ -62,7 +62,7 @@ FRAMES = jackclient.available()              # livecomp keeps time on JACK's fra
 # JACK driver on a busy VM runs some 0.4% slower than the machine's clock, so a test timed on the
 # machine's clock would see livecomp's answers drift off the call by that much.
 now = FRAME_TIME.now
-wait_until = functools.partial(scheduler.wait_until, now=now)
+wait_until = functools.partial(jack_server.wait_until, now=now)
 
 
 class Session:

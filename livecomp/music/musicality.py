@@ -24,8 +24,6 @@ import numpy as np
 
 from .roll import LOW_KEY, N_KEYS, onsets_of
 
-MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")
-
 # What one unit of agreement with the call is worth against the model's log-probability of a
 # bar, in nats, when the performer chooses among candidates (bench/musicality.py --fit-weight).
 # Infinite: agreement alone decides, the log-probability only breaks ties. Each candidate is a

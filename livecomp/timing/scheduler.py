@@ -31,17 +31,6 @@ from ..io.midi import channel as channel_of, is_note, is_note_on, note_off, sile
 now = time.perf_counter           # monotonic, sub-microsecond
 
 
-def wait_until(when: float, spin_s: float = 0.002, now: Callable[[], float] = now) -> None:
-    """Block until ``now() >= when``: sleep, then spin for the last ``spin_s`` seconds,
-    letting other threads run while spinning. For a caller that sends from its own thread (a
-    test's keyboard, a benchmark); livecomp's own sends go through ``Scheduler``."""
-    left = when - now()
-    if left > spin_s:
-        time.sleep(left - spin_s)
-    while now() < when:
-        time.sleep(0)
-
-
 # Below a JACK client's process thread (its server's 10 less 5). Only the sending thread, which
 # mostly sleeps: a real-time thread that computes (the step loop running the model) would keep
 # the other threads of the process off its core, and one of them may hold the interpreter lock
