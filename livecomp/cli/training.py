@@ -218,15 +218,30 @@ def evaluate(
     ensemble: Optional[List[Path]] = typer.Option(None, "--with", help=WITH_HELP),
 ) -> None:
     """Score a checkpoint or an exported model: NLL per frame (nats) and frame accuracy on a split."""
-    if split not in ("train", "valid", "test"):
-        fail(f"--split must be train, valid or test, not {split!r}.")
-    if (checkpoint / "model.json").is_file():
-        if mix_shifts is not None or ensemble:
-            fail(f"{checkpoint} is an exported model, whose mixture was fixed when it was exported: "
-                 f"{'--with' if ensemble else '--mix-shifts'} takes a checkpoint.")
-        result = _eval_exported(checkpoint, data, split, model, device)
-    else:
-        result = _eval_checkpoint(checkpoint, data, split, model, device, mix_shifts, ensemble or [])
+    from livecomp_train.data import CorpusError
+    from livecomp_train.scoring import EvalError, score_checkpoint, score_folder
+
+    from ..model.folder import ModelError
+
+    try:
+        if (checkpoint / "model.json").is_file():
+            if mix_shifts is not None or ensemble:
+                fail(f"{checkpoint} is an exported model, whose mixture was fixed when it was exported: "
+                     f"{'--with' if ensemble else '--mix-shifts'} takes a checkpoint.")
+            engine = _engine(checkpoint, "auto" if device == "auto" else device, job="batch")
+            result, note = score_folder(engine, data, split, model)
+        else:
+            _need_training_extra()
+            from livecomp_train.checkpoint import CheckpointError
+            from livecomp_train.train import TrainingError
+            try:
+                result, note = score_checkpoint(checkpoint, data, split, model, device, mix_shifts, ensemble or [])
+            except (CheckpointError, TrainingError) as exc:
+                fail(str(exc))
+    except (EvalError, CorpusError, ModelError) as exc:
+        fail(str(exc))
+    if note:
+        typer.echo(f"note: {note}", err=True)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -237,74 +252,6 @@ def evaluate(
     typer.echo(f"NLL per frame, t > 0   {result['nll_after_first']:.4f} nats (first frame of each sequence left out)")
     if result["accuracy"] is not None and result["accuracy"] == result["accuracy"]:   # not None or NaN
         typer.echo(f"frame accuracy         {result['accuracy']:.4f}")
-
-
-def _same_grid(corpus, data, steps_per_beat: int, key_states: int, model) -> None:
-    """A model is scored only on data of its own grid; a 3-state model on pitch lists is told
-    that their attacks are inferred."""
-    if corpus.steps_per_beat != steps_per_beat:
-        fail(f"{data} is on a grid of {corpus.steps_per_beat} step(s) per beat and {model} on {steps_per_beat}: "
-             f"score it on data of its own grid (a MIDI folder is converted to it).")
-    if key_states == 3 and not all(Path(part).is_dir() for part in str(data).split(",") if part):
-        typer.echo(f"note: {data} holds pitch lists, which carry no attacks: a key that stays down is read as "
-                   f"held, so the struck/held split of this 3-state model is scored on inferred attacks.", err=True)
-
-
-def _eval_checkpoint(checkpoint: Path, data, split: str, model, device: str, mix_shifts: Optional[int] = None,
-                     ensemble: list[Path] = ()) -> dict:
-    _need_training_extra()
-    from livecomp_train.checkpoint import CheckpointError, load_ensemble, load_model
-    from livecomp_train.data import CorpusError, load_corpus
-    from livecomp_train.evaluate import evaluate as score
-    from livecomp_train.train import TrainingError, pick_device
-
-    try:
-        if ensemble and mix_shifts is not None:
-            fail("--mix-shifts is a basic RNN's and --with averages EnDeCell runs: give one of them.")
-        if ensemble:
-            net, meta = load_ensemble([checkpoint, *ensemble], model)
-        else:
-            net, meta = load_model(checkpoint, model, mix_shifts)
-        dev = pick_device(device)
-        data = data or meta["train"]["data"]
-        corpus = load_corpus(data, meta.get("steps_per_beat", 4), progress=False)
-        _same_grid(corpus, data, meta.get("steps_per_beat", 4), meta["model"]["key_states"], checkpoint)
-        sequences = corpus.sequences(split, meta["model"]["key_states"])
-        if not sequences:
-            fail(f"{data} has no {split} split.")
-        scores = score(net.to(dev), sequences, dev).as_dict()
-    except (CheckpointError, CorpusError, TrainingError) as exc:
-        fail(str(exc))
-    return {"checkpoint": str(checkpoint), "architecture": meta["model"]["architecture"], "data": data,
-            "split": split, **({"runs": len(meta["ensemble"])} if meta.get("ensemble") else {}), **scores}
-
-
-def _eval_exported(folder: Path, data, split: str, model, device: str) -> dict:
-    """Score an exported folder through onnxruntime; the corpus loader needs no torch."""
-    from livecomp_train.data import CorpusError, load_corpus
-
-    from ..model.engine import score
-    from ..model.folder import ModelError
-
-    engine = _engine(folder, "auto" if device == "auto" else device, job="batch")
-    if model is not None and engine.architecture != model:
-        fail(f"{folder} holds a model of architecture {engine.architecture!r}, not the {model!r} model asked for.")
-    data = data or engine.info.get("training", {}).get("corpus")
-    if not data:
-        fail(f"{folder}/model.json names no training corpus: pass --data.")
-    try:
-        corpus = load_corpus(data, engine.steps_per_beat, progress=False)
-        _same_grid(corpus, data, engine.steps_per_beat, engine.key_states, folder)
-        sequences = corpus.sequences(split, engine.key_states)
-        if not sequences:
-            fail(f"{data} has no {split} split.")
-        scores = score(engine, sequences)
-    except (CorpusError, ModelError) as exc:
-        fail(str(exc))
-    return {"model": str(folder), "architecture": engine.architecture, "data": data, "split": split,
-            "provider": engine.provider_used, **scores}
-
-
 
 
 @app.command()
