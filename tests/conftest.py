@@ -7,12 +7,14 @@ needs; everything else runs on what the project holds."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import mido
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))        # bench/jack_server.py: the tests' JACK servers, clients and hands
 SHARED = Path(os.environ.get("LIVECOMP_DATA") or ROOT.parent / "shared")
 NOTTINGHAM = SHARED / "midi" / "nottingham"
 ORIGINAL_SAMPLES = SHARED / "midi" / "original-samples"
@@ -119,10 +121,6 @@ def _jack_server(frames: int, log_path: str | None):
     """A JACK server of its own (dummy driver, 48 kHz, ``frames`` per period), started and
     stopped by PID (bench/jack_server.py, the benchmarks' launcher too); yields the environment
     that points clients at it. Skips where jackd is not installed (make deps installs it)."""
-    import os
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from jack_server import ServerError, launch, stop
 
     try:

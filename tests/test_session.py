@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import still_sounding
+from jack_server import wait_until
 from livecomp.io import midi
 from livecomp.model.engine import Engine
 from livecomp.perform.loop import LiveConfig
@@ -18,7 +19,6 @@ from livecomp.model.folder import shipped_models
 from livecomp.perform.performer import PerformerConfig
 from livecomp.io.backends import open_port
 from livecomp.io.ports import LoopbackPort
-from livecomp.timing.scheduler import wait_until
 from livecomp.perform.session import Session
 
 
