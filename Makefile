@@ -11,7 +11,7 @@ OUT    ?= out
 
 # constraints.txt pins torch to the CPU build that the training extra would
 # otherwise resolve to a multi-GB CUDA build; pyproject keeps the honest range.
-$(STAMP): pyproject.toml setup.py livecomp/_jackmidi.c constraints.txt
+$(STAMP): pyproject.toml setup.py livecomp/_jackmidi.c livecomp/_jackmidi.h constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=77'
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,test]'
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml setup.py livecomp/_jackmidi.c constraints.txt
 # own without torch, onnx or the test tools, so a first run downloads no training stack.
 DEMO_VENV  ?= .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
-$(DEMO_STAMP): pyproject.toml setup.py livecomp/_jackmidi.c
+$(DEMO_STAMP): pyproject.toml setup.py livecomp/_jackmidi.c livecomp/_jackmidi.h
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/pip install --quiet --upgrade pip
 	$(DEMO_VENV)/bin/pip install --quiet -e .

@@ -7,6 +7,7 @@ import sys
 
 from setuptools import Extension, setup
 
-JACK_CLIENT = Extension("livecomp._jackmidi", ["livecomp/_jackmidi.c"], libraries=["dl"], optional=True)
+JACK_CLIENT = Extension("livecomp._jackmidi", ["livecomp/_jackmidi.c"], depends=["livecomp/_jackmidi.h"],
+                        libraries=["dl"], optional=True)
 
 setup(ext_modules=[JACK_CLIENT] if sys.platform.startswith("linux") else [])

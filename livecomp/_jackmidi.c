@@ -9,7 +9,8 @@
  *
  * libjack is not linked: its functions are looked up in the library livecomp loaded (the
  * machine's own, or PipeWire's), whose path ``lcj_open`` is given. Built as an extension module
- * so that pip compiles it, and used through ctypes (livecomp/jackclient.py).
+ * so that pip compiles it, and used through ctypes (livecomp/io/jackclient.py) as _jackmidi.h,
+ * the one description of its functions and constants, declares them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "_jackmidi.h"
+
 typedef uint32_t jack_nframes_t;
 typedef struct { jack_nframes_t time; size_t size; unsigned char *buffer; } jack_midi_event_t;
 typedef struct { jack_nframes_t min, max; } jack_latency_range_t;
@@ -33,9 +36,8 @@ typedef int (*jack_process_t)(jack_nframes_t, void *);
 #define NO_START_SERVER 0x1
 #define CAPTURE_LATENCY 0
 #define PLAYBACK_LATENCY 1
-#define MIDI_TYPE "8 bit raw midi"
-
-#define MAX_BYTES 20          /* longer messages (SysEx) are not livecomp's: dropped and counted */
+#define MIDI_TYPE LCJ_MIDI_TYPE
+#define MAX_BYTES LCJ_MAX_BYTES
 #define RING_RECORDS 4096     /* messages in flight each way */
 #define MAX_PENDING 4096      /* output messages handed over and not yet due */
 
@@ -76,7 +78,7 @@ typedef struct {
     uint8_t data[MAX_BYTES];
 } record_t;
 
-typedef struct {
+struct lcj {
     void *client, *port;
     int output;
     void *ring;
@@ -88,7 +90,7 @@ typedef struct {
     jack_nframes_t offset[MAX_PENDING];   /* ... and their frames in it */
     /* what the callback saw, read by lcj_stats */
     volatile uint64_t written, late, dropped, max_late_frames;
-} lcj_t;
+};
 
 #define LOAD(field, symbol) \
     if (!(*(void **)&J.field = dlsym(lib, symbol))) { snprintf(err, errlen, "libjack has no %s", symbol); return -1; }
@@ -304,7 +306,7 @@ void lcj_stats(lcj_t *c, uint64_t *written, uint64_t *late, uint64_t *max_late_f
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jackmidi",
-                                    "livecomp's JACK MIDI client (used through ctypes: livecomp.jackclient).", -1,
+                                    "livecomp's JACK MIDI client (used through ctypes: livecomp.io.jackclient, as _jackmidi.h declares it).", -1,
                                     NULL, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__jackmidi(void) { return PyModule_Create(&module); }

@@ -15,6 +15,23 @@ needs_client = pytest.mark.skipif(not jackclient.available(),
                                   reason="livecomp's JACK client was not built (no C compiler at install)")
 
 
+def test_the_header_describes_every_function_the_client_exports():
+    """_jackmidi.h is the one description of the C client: every function _jackmidi.c exports is
+    declared there (the compiler holds the definitions to the declarations), and the binding
+    knows each C type the header uses."""
+    import re
+
+    from livecomp.io.jack import HEADER, client_header
+
+    constants, functions = client_header()
+    source = (HEADER.parent / "_jackmidi.c").read_text()
+    exported = {re.search(r"\b(lcj_\w+)\(", part).group(1)          # the name each exported definition starts with
+                for part in source.split('__attribute__((visibility("default")))')[1:]}
+    assert exported and exported == set(functions)
+    assert {t for r, args in functions.values() for t in [r, *args]} <= set(jackclient._CTYPES)
+    assert jackclient.MAX_BYTES == constants["MAX_BYTES"] == 20 and constants["MIDI_TYPE"] == b"8 bit raw midi"
+
+
 def test_the_frame_clock_counts_on_across_the_32_bit_wrap():
     clock = FrameTime()
     clock.rate, clock._start, clock._start_frame = 48000, 100.0, FrameTime.WRAP - 4800   # 0.1 s before the wrap

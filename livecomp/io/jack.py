@@ -1,6 +1,7 @@
 """JACK specifics that python-rtmidi does not cover: which libjack it talks through, a patchbay
 (ports, connections) that takes no part in JACK's cycles, and whether this process holds its
-clients' wake-ups (see ``jack_wakeup_mapped``).
+clients' wake-ups (see ``jack_wakeup_mapped``), and the header of livecomp's own JACK client
+(``client_header``: _jackmidi.h, which the C and its binding ``jackclient`` both read).
 
 ``load_system_jack()`` must run before python-rtmidi is first imported (``ports.load_rtmidi``
 calls it, and is the one place livecomp imports rtmidi), so that rtmidi's calls bind to the
@@ -16,9 +17,30 @@ import os
 import re
 import sys
 import threading
+from pathlib import Path
 
 CLIENT = "livecomp"
-MIDI_TYPE = b"8 bit raw midi"
+HEADER = Path(__file__).resolve().parent.parent / "_jackmidi.h"
+
+
+@functools.cache
+def client_header() -> tuple[dict[str, int | bytes], dict[str, tuple[str, list[str]]]]:
+    """livecomp's JACK client as _jackmidi.h declares it, the one description of it: its
+    constants (``LCJ_MAX_BYTES`` as "MAX_BYTES": a number or bytes) and its functions (name ->
+    (return type, argument types), e.g. "lcj_read" -> ("int", ["lcj_t *", "unsigned char *", ...]))."""
+    text = HEADER.read_text()
+    constants = {name: value[1:-1].encode() if value.startswith('"') else int(value)
+                 for name, value in re.findall(r'^#define LCJ_(\w+)\s+("[^"]*"|\d+)', text, re.M)}
+    functions = {}
+    for line in text.splitlines():                      # one declaration a line
+        found = re.match(r"([A-Za-z_][\w ]*?[ *]+)(lcj_\w+)\((.*)\);$", line)
+        if found:
+            returns, name, args = found.groups()
+            functions[name] = (returns.strip(), [re.sub(r"\s*\b\w+$", "", arg.strip()) for arg in args.split(",")])
+    return constants, functions
+
+
+MIDI_TYPE: bytes = client_header()[0]["MIDI_TYPE"]         # JACK's type of a MIDI port
 
 
 class JackError(RuntimeError):

@@ -1,4 +1,5 @@
-"""livecomp's own JACK MIDI client, timed to the frame: the C of ``_jackmidi.c`` through ctypes.
+"""livecomp's own JACK MIDI client, timed to the frame: the C of ``_jackmidi.c`` through ctypes,
+its functions and constants as ``_jackmidi.h`` declares them.
 
 python-rtmidi writes every message at the start of a JACK period and stamps what it reads when
 its callback runs, so each message is off its time by up to a period: 21 ms at the 1024 frames
@@ -21,15 +22,20 @@ import os
 import threading
 import time
 
-from .jack import load_system_jack
+from .jack import client_header, load_system_jack
 from .ports import PortError
 
-MAX_BYTES = 20              # as _jackmidi.c: longer messages (SysEx) are not livecomp's
+MAX_BYTES = client_header()[0]["MAX_BYTES"]     # longer messages (SysEx) are not livecomp's
 LEAD_MARGIN_S = 0.040       # handed over this long before the period it falls in begins (4 ms let
                             # 7 of 299 messages come after their period at 64 frames on a busy VM;
                             # 10 ms let 7 of 2458 come up to 22 ms late beside the piano model's
                             # 30 ms bars with the other core busy: bench/timing.py --model piano)
 _P = ctypes.c_void_p
+# the C types _jackmidi.h uses, as ctypes passes them
+_CTYPES = {"void": None, "int": ctypes.c_int, "uint32_t": ctypes.c_uint32, "lcj_t *": _P,
+           "char *": ctypes.c_char_p, "const char *": ctypes.c_char_p, "unsigned char *": ctypes.c_char_p,
+           "const unsigned char *": ctypes.c_char_p, "uint32_t *": ctypes.POINTER(ctypes.c_uint32),
+           "uint64_t *": ctypes.POINTER(ctypes.c_uint64)}
 
 
 @functools.cache
@@ -38,25 +44,9 @@ def _library():
     if spec is None or spec.origin is None or load_system_jack() is None:
         return None
     lib = ctypes.CDLL(spec.origin)
-    u32, out32, out64 = ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
-    signatures = {
-        "lcj_open": (_P, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]),
-        "lcj_close": (None, [_P]),
-        "lcj_client_name": (ctypes.c_char_p, [_P]),
-        "lcj_port_name": (ctypes.c_char_p, [_P]),
-        "lcj_connect": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p]),
-        "lcj_frame_now": (u32, [_P]),
-        "lcj_period": (u32, [_P]),
-        "lcj_rate": (u32, [_P]),
-        "lcj_latency": (None, [_P, out32, out32]),
-        "lcj_send": (ctypes.c_int, [_P, ctypes.c_int, u32, ctypes.c_char_p, ctypes.c_int]),
-        "lcj_drop": (None, [_P]),
-        "lcj_read": (ctypes.c_int, [_P, ctypes.c_char_p, out32, ctypes.c_int]),
-        "lcj_stats": (None, [_P, out64, out64, out64, out64]),
-    }
-    for name, (restype, argtypes) in signatures.items():
+    for name, (returns, arguments) in client_header()[1].items():       # as _jackmidi.h declares them
         function = getattr(lib, name)
-        function.restype, function.argtypes = restype, argtypes
+        function.restype, function.argtypes = _CTYPES[returns], [_CTYPES[a] for a in arguments]
     return lib
 
 
