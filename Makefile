@@ -52,47 +52,29 @@ bench: $(STAMP)
 	$(BIN)/python bench/table.py
 	$(BIN)/python bench/latency.py
 
-# The shipped models, exported to livecomp/exported/<name>, their checkpoints kept in bench/checkpoints/shipped-<name>.
-# All at 16th notes with off/held/struck key states. piano (the default, 1.6 M parameters: time LSTM 512,
-# encoder 96, decoder 160, a one-bar lookback) learns from piano-midi.de and the Mutopia piano scores in
-# all 12 keys (--transpose 6) on one thread, in two phases: 8 hours of cosine schedule (the shipped weights
-# stopped after 18 epochs, 1.9 hours, and went on from there), then 130 minutes from those weights
-# (--init-from; the best of 18 epochs kept). pop learns from POP909 in all 12 keys in two phases too: an
-# EnDeCell a third of piano's size without a lookback (8 epochs), then with a one-bar lookback added for
-# 85 minutes. Time budgets: a rerun lands near, not exactly on, the same weights. folk (EnDeCell) and
-# basic (the basic RNN) learn from the Nottingham folk tunes, epoch-limited with a fixed seed, so a rerun
-# rebuilds the same weights (same torch build). piano answers with 8 candidate bars (its bar at 8 fits the
-# live budget, bench/latency.py), the others with 16.
+# The shipped models, exported to livecomp/exported/<name>, their checkpoints kept in
+# bench/checkpoints/shipped-<name>, each trained from its recipe in recipes/ (what it learns from,
+# its sizes and schedule, and how long: recipes/NAME.toml says it). piano and pop train in two
+# phases (piano-first then piano, pop-plain then pop), the second from the first's weights. Time
+# budgets: a rerun lands near, not exactly on, the same weights; folk and basic are epoch-limited
+# with a fixed seed, so a rerun rebuilds the same weights (same torch build). piano answers with
+# 8 candidate bars (its bar at 8 fits the live budget, bench/latency.py), the others with 16.
 MODEL_RUNS ?= runs/models
-MIDI       ?= ../shared/midi
-GRID       := --steps-per-beat 4 --key-states 3 --target-weight step --seed 0 --quiet
-ENDECELL   := --model endecell --chunk 8 --hidden 256 --layers 1 --enc-hidden 64 --dec-hidden 96 --encoder-skip --dropout 0.3
-ALL_KEYS   := --window 128 --hop-bars 8 --transpose 6
-LOOKBACK   := --lookback 16 --target-skip 16 --epochs 200 --time-budget 85m
-PIANO      := --data $(MIDI)/piano-midi-de,$(MIDI)/mutopia
-LARGE      := --model endecell --chunk 8 --hidden 512 --layers 1 --enc-hidden 96 --dec-hidden 160 --encoder-skip \
-              --dropout 0.3 $(ALL_KEYS) $(PIANO) --lookback 16 --target-skip 16 --epochs 200
-SHIP_piano-first := $(LARGE) --time-budget 8h
-SHIP_piano := $(LARGE) --time-budget 130m --init-from $(MODEL_RUNS)/piano-first
-SHIP_pop-plain := $(ENDECELL) $(ALL_KEYS) --data $(MIDI)/pop909 --epochs 8
-SHIP_pop   := $(ENDECELL) $(ALL_KEYS) --data $(MIDI)/pop909 $(LOOKBACK) --init-from $(MODEL_RUNS)/pop-plain
-SHIP_folk  := $(ENDECELL) --data $(MIDI)/nottingham --window 64 --transpose 3 --hop-bars 4 --epochs 16
-SHIP_basic := --model basic --hidden 128 --layers 2 --dropout 0.3 --neighbour-keys 12 --data $(MIDI)/nottingham \
-              --window 64 --transpose 3 --hop-bars 2 --epochs 20
 SHIPPED    ?= piano pop folk basic
 # more-piano goes on from the shipped piano's weights (bench/checkpoints/shipped-piano) for another
 # 130 minutes of cosine schedule, into runs/models/piano-more.
 more-piano: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/livecomp train $(GRID) $(LARGE) --time-budget 130m --init-from bench/checkpoints/shipped-piano \
-	  --out $(MODEL_RUNS)/piano-more
+	OMP_NUM_THREADS=1 $(BIN)/livecomp train --recipe recipes/piano.toml --init-from bench/checkpoints/shipped-piano \
+	  --quiet --out $(MODEL_RUNS)/piano-more
+
 LICENCE_piano := piano-midi.de: CC BY-SA 3.0 DE (Bernd Krueger); Mutopia Project: public domain, CC BY or CC BY-SA per piece
 LICENCE_pop   := POP909: MIT (Wang et al. 2020); arrangements of copyrighted songs
 LICENCE_folk  := Nottingham Music Database (Jukedeck cleaning): GPL-3.0
 
-# one run: make run-NAME trains runs/models/NAME with SHIP_NAME
+# one run: make run-NAME trains runs/models/NAME from recipes/NAME.toml
 run-%: $(STAMP)
 	rm -rf $(MODEL_RUNS)/$*
-	OMP_NUM_THREADS=1 $(BIN)/livecomp train $(GRID) $(SHIP_$*) --out $(MODEL_RUNS)/$*
+	OMP_NUM_THREADS=1 $(BIN)/livecomp train --recipe recipes/$*.toml --quiet --out $(MODEL_RUNS)/$*
 
 run-piano: run-piano-first
 run-pop: run-pop-plain

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch
 from livecomp.files import atomic_write_bytes, finite
 
 from .checkpoint import read_checkpoint, save_checkpoint
+from .configs import FLAGS, TrainConfig, command_line, configs_from_options  # noqa: F401  (as train's own)
 from .data import Corpus, epoch_order, load_corpus, make_windows, transpose_batch
 from .evaluate import evaluate
 from .models import build_model, config_from_dict
@@ -32,42 +33,6 @@ from .models.common import frame_log_likelihood, sample_states
 
 class TrainingError(ValueError):
     """Settings or a run folder that training cannot use."""
-
-
-@dataclass
-class TrainConfig:
-    data: str = "jsb"
-    steps_per_beat: int = 4          # for MIDI folders; benchmarks carry their own
-    window: int = 64                 # steps per training window
-    hop_bars: int = 1                # a window starts every hop_bars bar lines
-    batch_size: int = 32
-    lr: float = 2e-3
-    lr_schedule: str = "cosine"      # constant | cosine (after warmup)
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.05
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    epochs: int = 100
-    time_budget_s: float = 0.0       # 0: no limit; else stop (and validate) after this much training time
-    seed: int = 0
-    # Loss weight of the early steps of a window that starts inside a song, whose state has not heard
-    # what came before: none | linear (0 -> 1 along the window) | step (the first target_skip steps
-    # carry no loss). A window that starts at the song's start is weighted in full: its zero state is right.
-    target_weight: str = "none"
-    target_skip: int = 8
-    scheduled_sampling: float = 0.0  # final probability of feeding back the model's own sample
-    transpose: int = 0               # augmentation: shift windows by up to +-transpose semitones
-    # Weight averaging: an exponential moving average of the weights with this decay per step
-    # (0: none) is what is validated and kept as best.pt; training goes on from the raw weights.
-    ema: float = 0.0
-    # > 0: also keep the validated weights (the average where --ema) of every snapshots-th epoch as
-    # snapshot-EEEE.pt, members for a mean of one run's epochs (``livecomp eval RUN --with RUN/snapshot-...``)
-    snapshots: int = 0
-    device: str = "auto"
-    checkpoint_every_s: float = 300.0
-    sample_png: bool = True
-    init_from: str = ""              # start from another run's weights (EnDeCell: also an autoencoder's)
-    model: dict = field(default_factory=dict)
 
 
 def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | None = None,
@@ -89,103 +54,6 @@ def resume_config(run: Path, epochs: int | None = None, time_budget_s: float | N
     if device is not None:
         cfg.device = device
     return cfg
-
-
-ENDECELL = ("endecell", "autoencoder")
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A `livecomp train` option and the setting it gives: ``field`` of the run's ``TrainConfig``,
-    or with ``model`` of the model's config, for the architectures in ``families`` (all when
-    None). ``optional``: left out of a printed command when empty (0 or "")."""
-
-    option: str
-    field: str
-    model: bool = False
-    families: tuple[str, ...] | None = None
-    optional: bool = False
-    shown: bool = True                 # printed in a run's command (not: where it ran)
-
-    @property
-    def param(self) -> str:
-        """The option's name as the command's parameter."""
-        return self.option[2:].replace("-", "_")
-
-    def applies(self, architecture: str) -> bool:
-        return self.families is None or architecture in self.families
-
-
-# Every setting `livecomp train` takes, once: the command reads options into configs with it
-# (``configs_from_options``) and prints a run's settings back as a command (``command_line``).
-FLAGS = (
-    Flag("--data", "data"),
-    Flag("--steps-per-beat", "steps_per_beat"),
-    Flag("--key-states", "key_states", model=True),
-    Flag("--hidden", "hidden", model=True, families=("basic",)),
-    Flag("--hidden", "time_hidden", model=True, families=ENDECELL),
-    Flag("--layers", "layers", model=True, families=("basic",)),
-    Flag("--layers", "time_layers", model=True, families=ENDECELL),
-    Flag("--dropout", "dropout", model=True),
-    Flag("--input-dropout", "input_dropout", model=True, optional=True),
-    Flag("--weight-drop", "weight_drop", model=True, optional=True),
-    Flag("--neighbour-keys", "neighbour_keys", model=True),
-    Flag("--mix-shifts", "mix_shifts", model=True, families=("basic",), optional=True),
-    Flag("--chunk", "chunk", model=True, families=ENDECELL),
-    Flag("--enc-hidden", "enc_hidden", model=True, families=ENDECELL),
-    Flag("--dec-hidden", "dec_hidden", model=True, families=ENDECELL),
-    Flag("--dec-dropout", "dec_dropout", model=True, families=ENDECELL, optional=True),
-    Flag("--encoder-skip", "encoder_skip", model=True, families=ENDECELL),
-    Flag("--lookback", "lookback", model=True, families=ENDECELL, optional=True),
-    Flag("--window", "window"),
-    Flag("--hop-bars", "hop_bars"),
-    Flag("--batch-size", "batch_size"),
-    Flag("--lr", "lr"),
-    Flag("--lr-schedule", "lr_schedule"),
-    Flag("--warmup", "warmup_steps"),
-    Flag("--weight-decay", "weight_decay"),
-    Flag("--target-weight", "target_weight"),
-    Flag("--target-skip", "target_skip"),
-    Flag("--scheduled-sampling", "scheduled_sampling", optional=True),
-    Flag("--transpose", "transpose", optional=True),
-    Flag("--ema", "ema", optional=True),
-    Flag("--snapshots", "snapshots", optional=True),
-    Flag("--init-from", "init_from", optional=True),
-    Flag("--time-budget", "time_budget_s", optional=True),
-    Flag("--epochs", "epochs"),
-    Flag("--seed", "seed"),
-    Flag("--device", "device", shown=False),
-)
-
-
-def configs_from_options(options: dict, architecture: str) -> tuple[dict, dict]:
-    """The run's and the model's settings (field -> value) from the options of the command
-    (parameter name -> value, already parsed: a time budget in seconds, paths as strings)."""
-    run, model = {}, {}
-    for flag in FLAGS:
-        if flag.applies(architecture) and flag.param in options:
-            (model if flag.model else run)[flag.field] = options[flag.param]
-    return run, model
-
-
-def command_line(cfg: TrainConfig, out: str | Path) -> str:
-    """The `livecomp train` command that starts a run with these settings."""
-    model = asdict(config_from_dict(cfg.model))         # older names as today's
-    arch = model["architecture"]
-    args = ["livecomp train", f"--model {'endecell' if arch == 'autoencoder' else arch}"]
-    if arch == "autoencoder":
-        args.append("--pretrain-autoencoder")
-    for flag in FLAGS:
-        if not (flag.shown and flag.applies(arch)):
-            continue
-        value = model.get(flag.field) if flag.model else getattr(cfg, flag.field)
-        if value is None or flag.optional and not value:
-            continue
-        if isinstance(value, bool):
-            args.append(flag.option if value else "--no-" + flag.option[2:])
-        else:
-            args.append(f"{flag.option} {value:g}" if isinstance(value, float) else f"{flag.option} {value}")
-    return " ".join(args + [f"--out {out}"])
 
 
 def target_weights(policy: str, length: int, skip: int) -> np.ndarray:

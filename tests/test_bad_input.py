@@ -133,6 +133,12 @@ def graph_at(path: str):
     return make
 
 
+def recipe_of(text: str):
+    def make(folder: Path) -> None:
+        (folder / "recipe.toml").write_text(text)
+    return make
+
+
 def corpus_with(sequences):
     def make(folder: Path) -> None:
         (folder / "corpus.json").write_text(json.dumps({"train": sequences, "valid": sequences, "test": []}))
@@ -247,6 +253,19 @@ CASES = [
     ("generate-soundfont-without-wav", [], ["generate", "--out", "g.mid", "--soundfont", "no.sf2"], 1,
      "give --wav too", []),
     ("eval-other-grid", [], ["eval", str(ROOT / "livecomp" / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
+    ("train-recipe-missing", [], ["train", "--recipe", "no.toml", "--out", "r"], 1, "the recipe no.toml is not a file", []),
+    ("train-recipe-out-of-range", [recipe_of("[train]\nhidden = 0\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
+     1, "sets hidden = 0: Input should be greater than or equal to 1", []),
+    ("train-recipe-unknown-setting", [recipe_of("[train]\nhiden = 64\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
+     1, "sets 'hiden', which is not a setting", []),
+    ("train-recipe-sets-the-output", [recipe_of("[train]\nout = 'elsewhere'\n")],
+     ["train", "--recipe", "recipe.toml", "--out", "r"], 1, "sets 'out', which is not a setting", []),
+    ("train-recipe-other-table", [recipe_of("[listen]\nbpm = 90\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
+     1, "must hold one table, [train]", []),
+    ("train-recipe-not-toml", [recipe_of("hidden 64\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
+     1, "is not valid TOML", []),
+    ("train-resume-with-a-recipe", [a_run, recipe_of("[train]\nhidden = 64\n")],
+     ["train", "--resume", "run", "--recipe", "recipe.toml"], 1, "--recipe cannot change them", []),
 ]
 
 

@@ -15,18 +15,18 @@ from livecomp_train.models.common import frame_log_likelihood
 from livecomp_train.models.ensemble import Ensemble
 
 CONFIGS = [
-    BasicConfig(key_states=2, hidden=32, layers=2),
-    BasicConfig(key_states=3, hidden=32, layers=1),
+    BasicConfig(key_states=2, hidden=32, layers=2, neighbour_keys=0),
+    BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=0),
     BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=12),
-    BasicConfig(key_states=2, hidden=32, layers=2, mix_shifts=2),
+    BasicConfig(key_states=2, hidden=32, layers=2, mix_shifts=2, neighbour_keys=0),
     BasicConfig(key_states=3, hidden=32, layers=1, neighbour_keys=12, mix_shifts=1),
-    EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
+    EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False),
     EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True),
     EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True, lookback=3),
     # ensembles of runs (a list: each run built with its own weights), of different sizes
-    [EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16),
-     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=8, time_hidden=24, dec_hidden=12, neighbour_keys=4)],
-    [EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3)] * 3,
+    [EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False),
+     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=8, time_hidden=24, dec_hidden=12, neighbour_keys=4, encoder_skip=False)],
+    [EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3, encoder_skip=False)] * 3,
 ]
 IDS = ["basic-2", "basic-3", "basic-3-neighbours", "basic-2-mixture", "basic-3-neighbours-mixture", "endecell-2-chunk1",
        "endecell-3-chunk12", "endecell-3-lookback", "ensemble-2-chunk1", "ensemble-3-lookback"]
@@ -120,7 +120,7 @@ def test_a_mixture_gives_each_frame_the_mean_of_its_transposed_copies_probabilit
 def test_a_mixture_draws_each_frame_from_one_copy_chosen_by_the_first_keys_noise():
     """A model sure of one key (MIDI 61) and nothing else: copy s, which hears everything s
     semitones up, writes it s semitones down; the first key's uniform picks the copy."""
-    mixture = build_model(BasicConfig(key_states=2, hidden=8, layers=1, mix_shifts=1)).eval()
+    mixture = build_model(BasicConfig(key_states=2, hidden=8, layers=1, mix_shifts=1, neighbour_keys=0)).eval()
     mixture.head.weight.zero_()
     bias = mixture.head.bias.view(88, 2)
     bias.zero_()
@@ -139,7 +139,7 @@ def test_a_mixture_draws_each_frame_from_one_copy_chosen_by_the_first_keys_noise
 @torch.no_grad()
 def test_endecell_scores_each_key_from_the_keys_below_it_only():
     torch.manual_seed(0)
-    model = build_model(EnDeCellConfig(key_states=2, chunk=4, enc_hidden=16, time_hidden=32, dec_hidden=16)).eval()
+    model = build_model(EnDeCellConfig(key_states=2, chunk=4, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False)).eval()
     x = frames_for(model)
     logits, _ = model(x)
     changed = x.clone()
@@ -153,8 +153,8 @@ def test_endecell_scores_each_key_from_the_keys_below_it_only():
 def test_a_lookback_keeps_the_last_frames_and_starts_unused_from_a_model_without_one():
     torch.manual_seed(0)
     sizes = dict(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16)
-    plain = build_model(EnDeCellConfig(**sizes)).eval()
-    looking = build_model(EnDeCellConfig(**sizes, lookback=4)).eval()
+    plain = build_model(EnDeCellConfig(**sizes, encoder_skip=False)).eval()
+    looking = build_model(EnDeCellConfig(**sizes, lookback=4, encoder_skip=False)).eval()
     weights = plain.state_dict()
     grown = torch.zeros_like(looking.state_dict()["decoder.weight_ih_l0"])
     grown[:, :weights["decoder.weight_ih_l0"].shape[1]] = weights["decoder.weight_ih_l0"]   # lookback columns last
@@ -195,7 +195,7 @@ def test_endecell_encodes_each_distinct_frame_once_with_the_same_scores_and_grad
 
 def test_endecell_input_dropout_drops_keys_the_encoder_reads_and_nothing_else():
     torch.manual_seed(0)
-    cfg = EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, input_dropout=0.5, dropout=0.0)
+    cfg = EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, input_dropout=0.5, dropout=0.0, encoder_skip=False)
     model = build_model(cfg).train()
     x = frames_for(model, batch=4, steps=16)
     read = []
@@ -232,8 +232,8 @@ def test_endecell_decoder_dropout_acts_in_training_only():
 @pytest.mark.parametrize("family", ["basic", "endecell"])
 def test_weight_drop_masks_recurrent_weights_in_training_only(family):
     torch.manual_seed(0)
-    cfg = (BasicConfig(key_states=2, hidden=24, weight_drop=0.5) if family == "basic" else
-           EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, time_hidden=24, dec_hidden=16, weight_drop=0.5))
+    cfg = (BasicConfig(key_states=2, hidden=24, weight_drop=0.5, neighbour_keys=0) if family == "basic" else
+           EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, time_hidden=24, dec_hidden=16, weight_drop=0.5, encoder_skip=False))
     model = build_model(cfg).train()
     lstm = model.lstm if family == "basic" else model.time
     before = {k: v.clone() for k, v in lstm.state_dict().items()}
@@ -258,7 +258,7 @@ def test_an_ensemble_gives_each_key_the_mean_of_its_runs_conditionals():
     """Each key's probability given the keys below it and the history is the mean of the runs'
     for the same keys below and history, so the ensemble's NLL is at most the mean of theirs."""
     torch.manual_seed(0)
-    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=h, dec_hidden=16)).eval()
+    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=h, dec_hidden=16, encoder_skip=False)).eval()
             for h in (32, 24, 16)]
     ensemble = Ensemble(runs).eval()
     x = (torch.rand(2, 10, 88, generator=torch.Generator().manual_seed(4)) < 0.08).long()
@@ -278,7 +278,7 @@ def test_an_ensemble_draws_each_key_once_and_tells_every_run_the_draw():
     """The frames drawn are the ensemble's own (not the first run's for the same noise), and each
     run's state afterwards is the state it reaches by hearing those frames."""
     torch.manual_seed(0)
-    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16)).eval()
+    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False)).eval()
             for _ in range(2)]
     ensemble = Ensemble(runs).eval()
     noise = torch.rand((2, 4, 88), generator=torch.Generator().manual_seed(5))
@@ -289,3 +289,13 @@ def test_an_ensemble_draws_each_key_once_and_tells_every_run_the_draw():
     assert torch.equal(after[2], frames[:, -1])
     alone, _, _ = runs[0].sample(runs[0].initial_state(2), noise, 1.0)
     assert not torch.equal(alone, frames)           # the second run's conditionals moved some draws
+
+
+def test_a_stored_config_without_a_later_setting_reads_as_the_model_it_was():
+    """A new run's defaults (neighbour keys 12, the encoder skip on) are not what a checkpoint
+    written before those settings existed holds: it reads as the model it was."""
+    from livecomp_train.configs import config_from_dict
+
+    assert config_from_dict({"architecture": "basic", "key_states": 2, "hidden": 8, "layers": 1}).neighbour_keys == 0
+    assert config_from_dict({"architecture": "endecell", "key_states": 2}).encoder_skip is False
+    assert BasicConfig().neighbour_keys == 12 and EnDeCellConfig().encoder_skip is True

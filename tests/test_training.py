@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bad_midi_files
+from conftest import ROOT, bad_midi_files
 
 TINY = ["--hidden", "24", "--layers", "1", "--window", "16", "--batch-size", "16", "--quiet", "--seed", "7"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -304,3 +304,38 @@ def test_ctrl_c_says_what_the_run_leaves(tmp_path):
     late = interrupted(tmp_path / "late", "last.pt")
     assert late.returncode == 130, late.stderr
     assert f"last.pt is kept: pass --resume {tmp_path / 'late'} to go on" in late.stderr
+
+
+@pytest.mark.parametrize("name", ["piano", "pop", "folk", "basic"])
+def test_each_shipped_models_recipe_is_what_it_was_trained_with(name):
+    """recipes/NAME.toml gives the settings of the run kept in bench/checkpoints/shipped-NAME
+    (where it started from aside: a path on the machine that trained it)."""
+    from dataclasses import asdict
+
+    from livecomp.cli.training import _parse_seconds
+    from livecomp_train.configs import CONFIGS, TrainConfig, config_from_dict, configs_from_options, read_recipe
+
+    kept = ROOT / "bench" / "checkpoints" / f"shipped-{name}" / "config.json"
+    stored = json.loads(kept.read_text())
+    options = {option[2:].replace("-", "_"): value for option, value in read_recipe(ROOT / "recipes" / f"{name}.toml").items()}
+    options["time_budget"] = _parse_seconds(options.get("time_budget"))
+    run, model = configs_from_options(options, options["model"])
+    cfg = asdict(TrainConfig(**run, model=asdict(CONFIGS[options["model"]](**model))))
+    stored["model"] = asdict(config_from_dict(stored["model"]))
+    for settings in (cfg, stored):
+        settings.pop("init_from")
+    assert cfg == {**stored, **{k: cfg[k] for k in set(cfg) - set(stored)}}
+
+
+def test_a_recipe_sets_the_options_it_names_and_the_command_line_wins(tmp_path):
+    from conftest import TUNES
+
+    (tmp_path / "recipe.toml").write_text('# a small EnDeCell\n[train]\nmodel = "endecell"\nchunk = 8\nhidden = 32\n'
+                                          'layers = 1\nenc-hidden = 16\ndec-hidden = 16\nepochs = 1\nwindow = 32\n'
+                                          'encoder-skip = false\ntime-budget = "1m"\n')
+    livecomp("train", "--recipe", tmp_path / "recipe.toml", "--data", TUNES, "--hidden", "24", "--quiet",
+             "--out", tmp_path / "run", check=True)
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (cfg["epochs"], cfg["window"], cfg["time_budget_s"], cfg["data"]) == (1, 32, 60.0, str(TUNES))
+    assert cfg["model"]["architecture"] == "endecell" and cfg["model"]["chunk"] == 8
+    assert cfg["model"]["time_hidden"] == 24 and cfg["model"]["encoder_skip"] is False     # --hidden won

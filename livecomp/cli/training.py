@@ -10,6 +10,8 @@ from typing import List, Optional
 
 import typer
 
+from livecomp_train.configs import default_text
+
 from .common import _engine, app, fail
 
 
@@ -80,60 +82,77 @@ def _left(run_dir: Path, reason: str, created: bool, when: str = "") -> str:
     return f"{reason}; its best checkpoint so far, {run_dir / 'best.pt'}, is kept (it can be exported)."
 
 
+def _h(option: str, text: str) -> str:
+    """An option's help with the default the configs give it (livecomp_train.configs): the
+    options of `train` have no defaults of their own, so an option left out is the config's."""
+    default = default_text(option)
+    return f"{text} ({default})." if default else text
+
+
 @app.command()
 def train(
     ctx: typer.Context,
     model: str = typer.Option("basic", "--model", help="basic | endecell"),
-    data: str = typer.Option("jsb", "--data", help="jsb | nottingham | jsb16 | a folder of MIDI files | a piano-roll JSON file"),
+    data: Optional[str] = typer.Option(None, "--data", help=_h("--data", "jsb | nottingham | jsb16 | a folder of MIDI files | a piano-roll JSON file")),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints (default runs/<model>-<data>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
-    steps_per_beat: int = typer.Option(4, "--steps-per-beat", min=1, help="Grid of MIDI folders (benchmarks carry their own)."),
-    key_states: int = typer.Option(2, "--key-states", min=2, max=3, help="2: off/on; 3: off/held/struck."),
-    hidden: int = typer.Option(256, "--hidden", min=1, help="LSTM units per layer (basic) / time-LSTM units (endecell)."),
-    layers: int = typer.Option(2, "--layers", min=1, help="LSTM layers (basic) / time-LSTM layers (endecell)."),
-    dropout: float = typer.Option(0.3, "--dropout", min=0.0, max=0.9, help="Dropout probability, 0 to 0.9."),
-    input_dropout: float = typer.Option(0.0, "--input-dropout", min=0.0, max=0.9,
-                                        help="Training: drop each sounding key of the frames the LSTM (basic) or encoder (endecell) "
-                                             "reads, 0 to 0.9; the scored frames stay whole."),
-    weight_drop: float = typer.Option(0.0, "--weight-drop", min=0.0, max=0.9,
-                                      help="Training: drop each recurrent weight of the LSTM (basic) or time LSTM (endecell), "
-                                           "0 to 0.9 (DropConnect, one mask per batch)."),
-    neighbour_keys: int = typer.Option(12, "--neighbour-keys", min=0,
-                                       help="Keys either side each key's classifier (basic) or decoder step (endecell) "
-                                            "reads from the previous frame; basic 0 is the original form."),
-    mix_shifts: int = typer.Option(0, "--mix-shifts", min=0, max=12,
-                                   help="Basic: a mixture of the model's copies transposed by -N..N semitones, "
-                                        "each frame from one copy (0: the plain model). Costs 2N + 1 times the compute."),
-    chunk: int = typer.Option(4, "--chunk", min=1, max=88, help="EnDeCell: keys read/written per encoder/decoder step (1 = key by key)."),
-    enc_hidden: int = typer.Option(128, "--enc-hidden", min=1, help="EnDeCell: encoder GRU units."),
-    encoder_skip: bool = typer.Option(True, "--encoder-skip/--no-encoder-skip",
-                                      help="EnDeCell: add a linear map of the frame to the encoder's vector."),
-    dec_hidden: int = typer.Option(128, "--dec-hidden", min=1, help="EnDeCell: decoder GRU units."),
-    dec_dropout: float = typer.Option(0.0, "--dec-dropout", min=0.0, max=0.9,
-                                      help="EnDeCell, training: dropout on the decoder's output at each key (chunk), 0 to 0.9."),
-    lookback: int = typer.Option(0, "--lookback", min=0, max=96,
-                                 help="EnDeCell: each decoder step also sees the frame this many steps back (16: a 4/4 bar of 16ths)."),
-    window: int = typer.Option(64, "--window", min=2, help="Steps per training window (windows start on bar lines)."),
-    hop_bars: int = typer.Option(1, "--hop-bars", min=1, help="A window starts every N bar lines."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    lr: float = typer.Option(2e-3, "--lr", min=0.0),
-    lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine | constant (after warmup)."),
-    warmup: int = typer.Option(100, "--warmup", min=0, help="Warmup optimizer steps."),
-    weight_decay: float = typer.Option(0.01, "--weight-decay", min=0.0),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs to train (default 100)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="A TOML file whose [train] table sets the options below by "
+                                                                 "name (recipes/ holds the shipped models'); options "
+                                                                 "given on the command line win."),
+    steps_per_beat: Optional[int] = typer.Option(None, "--steps-per-beat", min=1, help=_h("--steps-per-beat", "Grid of MIDI folders (benchmarks carry their own)")),
+    key_states: Optional[int] = typer.Option(None, "--key-states", min=2, max=3, help=_h("--key-states", "2: off/on; 3: off/held/struck")),
+    hidden: Optional[int] = typer.Option(None, "--hidden", min=1, help=_h("--hidden", "LSTM units per layer (basic) / time-LSTM units (endecell)")),
+    layers: Optional[int] = typer.Option(None, "--layers", min=1, help=_h("--layers", "LSTM layers (basic) / time-LSTM layers (endecell)")),
+    dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.9, help=_h("--dropout", "Dropout probability, 0 to 0.9")),
+    input_dropout: Optional[float] = typer.Option(None, "--input-dropout", min=0.0, max=0.9,
+                                                  help=_h("--input-dropout", "Training: drop each sounding key of the frames the LSTM "
+                                                          "(basic) or encoder (endecell) reads, 0 to 0.9; the scored frames stay whole")),
+    weight_drop: Optional[float] = typer.Option(None, "--weight-drop", min=0.0, max=0.9,
+                                                help=_h("--weight-drop", "Training: drop each recurrent weight of the LSTM (basic) or "
+                                                        "time LSTM (endecell), 0 to 0.9 (DropConnect, one mask per batch)")),
+    neighbour_keys: Optional[int] = typer.Option(None, "--neighbour-keys", min=0,
+                                                 help=_h("--neighbour-keys", "Keys either side each key's classifier (basic) or decoder "
+                                                         "step (endecell) reads from the previous frame; basic 0 is the original form")),
+    mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
+                                             help=_h("--mix-shifts", "Basic: a mixture of the model's copies transposed by -N..N "
+                                                     "semitones, each frame from one copy (0: the plain model). Costs 2N + 1 times the compute")),
+    chunk: Optional[int] = typer.Option(None, "--chunk", min=1, max=88,
+                                        help=_h("--chunk", "EnDeCell: keys read/written per encoder/decoder step (1 = key by key)")),
+    enc_hidden: Optional[int] = typer.Option(None, "--enc-hidden", min=1, help=_h("--enc-hidden", "EnDeCell: encoder GRU units")),
+    encoder_skip: Optional[bool] = typer.Option(None, "--encoder-skip/--no-encoder-skip",
+                                                help=_h("--encoder-skip", "EnDeCell: add a linear map of the frame to the encoder's vector")),
+    dec_hidden: Optional[int] = typer.Option(None, "--dec-hidden", min=1, help=_h("--dec-hidden", "EnDeCell: decoder GRU units")),
+    dec_dropout: Optional[float] = typer.Option(None, "--dec-dropout", min=0.0, max=0.9,
+                                                help=_h("--dec-dropout", "EnDeCell, training: dropout on the decoder's output at each "
+                                                        "key (chunk), 0 to 0.9")),
+    lookback: Optional[int] = typer.Option(None, "--lookback", min=0, max=96,
+                                           help=_h("--lookback", "EnDeCell: each decoder step also sees the frame this many steps "
+                                                   "back (16: a 4/4 bar of 16ths)")),
+    window: Optional[int] = typer.Option(None, "--window", min=2, help=_h("--window", "Steps per training window (windows start on bar lines)")),
+    hop_bars: Optional[int] = typer.Option(None, "--hop-bars", min=1, help=_h("--hop-bars", "A window starts every N bar lines")),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=_h("--batch-size", "Windows per optimizer step")),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help=_h("--lr", "Peak learning rate")),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help=_h("--lr-schedule", "cosine | constant (after warmup)")),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help=_h("--warmup", "Warmup optimizer steps")),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", min=0.0, help=_h("--weight-decay", "AdamW's weight decay")),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help=_h("--epochs", "Epochs to train")),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time: 600, 30m, 2h."),
-    seed: int = typer.Option(0, "--seed", min=0),
-    target_weight: str = typer.Option("none", "--target-weight", help="none | linear | step: weight of early steps in the loss."),
-    target_skip: int = typer.Option(8, "--target-skip", min=0, help="With --target-weight step: steps at the start that carry no loss."),
-    scheduled_sampling: float = typer.Option(0.0, "--scheduled-sampling", min=0.0, max=1.0, help="Final probability of feeding back the model's own sample."),
-    transpose: int = typer.Option(0, "--transpose", min=0, max=12, help="Augment: shift each window by up to +-N semitones."),
-    ema: float = typer.Option(0.0, "--ema", min=0.0, max=0.99999,
-                              help="Validate and keep a moving average of the weights with this decay per step "
-                                   "(0: off; 0.999 averages over about 1000 steps)."),
-    snapshots: int = typer.Option(0, "--snapshots", min=0,
-                                  help="Also keep the validated weights of every Nth epoch as snapshot-EEEE.pt "
-                                       "(0: off), to be scored together with --with."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_h("--seed", "Seed of the weights, the data order and the sampling")),
+    target_weight: Optional[str] = typer.Option(None, "--target-weight",
+                                                help=_h("--target-weight", "none | linear | step: weight of early steps in the loss")),
+    target_skip: Optional[int] = typer.Option(None, "--target-skip", min=0,
+                                              help=_h("--target-skip", "With --target-weight step: steps at the start that carry no loss")),
+    scheduled_sampling: Optional[float] = typer.Option(None, "--scheduled-sampling", min=0.0, max=1.0,
+                                                       help=_h("--scheduled-sampling", "Final probability of feeding back the model's own sample")),
+    transpose: Optional[int] = typer.Option(None, "--transpose", min=0, max=12,
+                                            help=_h("--transpose", "Augment: shift each window by up to +-N semitones")),
+    ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.99999,
+                                        help=_h("--ema", "Validate and keep a moving average of the weights with this decay per step "
+                                                "(0: off; 0.999 averages over about 1000 steps)")),
+    snapshots: Optional[int] = typer.Option(None, "--snapshots", min=0,
+                                            help=_h("--snapshots", "Also keep the validated weights of every Nth epoch as "
+                                                    "snapshot-EEEE.pt (0: off), to be scored together with --with")),
+    device: Optional[str] = typer.Option(None, "--device", help=_h("--device", "auto | cpu | cuda | cuda:N")),
     pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
                                               help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from the kept weights of this run, of the same model "
@@ -162,27 +181,31 @@ def train(
         if given:
             fail(f"--resume goes on with the run's own settings; {', '.join(given)} cannot change them "
                  f"(only --epochs, --time-budget and --device can): start a new run to change them.")
+    if recipe is not None:
+        _from_recipe(ctx, recipe, typed)
+        p = ctx.params
+        model, lr_schedule, pretrain_autoencoder = p["model"], p["lr_schedule"], p["pretrain_autoencoder"]
+        budget, init_from = _parse_seconds(p["time_budget"]), p["init_from"]
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out {out} is a file; a run needs a folder.")
     run_dir, created = out or Path("runs"), False
     try:
         if resume is not None:
-            cfg = resume_config(resume, epochs=epochs, time_budget_s=budget, device=device if typed("device") else None)
+            cfg = resume_config(resume, epochs=epochs, time_budget_s=budget, device=device)
             run_dir = resume
         else:
             if model not in ("basic", "endecell"):
                 fail(f"--model must be basic or endecell, not {model!r}.")
             if pretrain_autoencoder and model != "endecell":
                 fail("--pretrain-autoencoder pre-trains the encoder/decoder of --model endecell.")
-            if lr_schedule not in ("cosine", "constant"):
+            if lr_schedule not in (None, "cosine", "constant"):
                 fail(f"--lr-schedule must be cosine or constant, not {lr_schedule!r}.")
             architecture = "autoencoder" if pretrain_autoencoder else model
-            options = {**ctx.params, "epochs": epochs if epochs is not None else 100, "time_budget": budget or 0.0,
-                       "init_from": str(init_from or "")}
-            run_fields, model_fields = configs_from_options(options, architecture)
+            options = {**ctx.params, "time_budget": budget, "init_from": str(init_from) if init_from else None}
+            run_fields, model_fields = configs_from_options(options, architecture)   # None: the config's default
             mcfg = CONFIGS[architecture](**model_fields)
             cfg = TrainConfig(**run_fields, model=asdict(mcfg))
-            run_dir = out or Path("runs") / f"{mcfg.architecture}-{Path(data).name}"
+            run_dir = out or Path("runs") / f"{mcfg.architecture}-{Path(cfg.data).name}"
             if (run_dir / "last.pt").exists():
                 fail(f"{run_dir} already holds a run: pass --resume {run_dir} to continue it, or another --out.")
             held = _held_files(run_dir) if os.environ.get("RANK", "0") == "0" else ""   # rank 0 writes first
@@ -202,6 +225,29 @@ def train(
             fail(f"no validation in {run_dir} reached a finite NLL, so there is no best checkpoint; its last.pt "
                  f"can be resumed, or lower --lr.")
         typer.echo(f"best validation NLL {best['nll']:.4f} nats/frame; checkpoint {run_dir / 'best.pt'}")
+
+
+def _from_recipe(ctx: typer.Context, recipe: Path, typed) -> None:
+    """The settings of ``recipe`` into ``ctx.params``, each checked as the command line's option
+    of its name is (type, range), where the command line did not give that option."""
+    from livecomp_train.configs import RecipeError, read_recipe
+
+    try:
+        settings = read_recipe(recipe)
+    except RecipeError as exc:
+        fail(str(exc))
+    params = {p.opts[0]: p for p in ctx.command.params if p.opts and p.name not in ("recipe", "resume", "out", "quiet")}
+    for option, value in settings.items():
+        param = params.get(option)
+        if param is None:
+            fail(f"the recipe {recipe} sets {option[2:]!r}, which is not a setting of `livecomp train` "
+                 f"(see livecomp train --help).")
+        if typed(param.name):                       # given on the command line: it wins
+            continue
+        try:
+            ctx.params[param.name] = param.process_value(ctx, value)     # type and range as on the command line
+        except typer.BadParameter as exc:
+            fail(f"the recipe {recipe} sets {option[2:]} = {value!r}: {exc.message}.")
 
 
 @app.command("eval")

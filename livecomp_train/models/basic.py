@@ -27,28 +27,14 @@ travel side by side: h and c are [layers, (2m + 1) hidden].
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..configs import BasicConfig
 from .common import N_KEYS, one_hot_states, run_lstm, sample_states, tempered_log_prob, transposed
 
 OFF_FOR_CERTAIN = -1e4      # a copy's score for "on" at a key it cannot reach
-
-
-@dataclass
-class BasicConfig:
-    key_states: int = 2
-    hidden: int = 256
-    layers: int = 2
-    dropout: float = 0.3
-    input_dropout: float = 0.0
-    weight_drop: float = 0.0         # training: DropConnect on the LSTM's recurrent weights
-    neighbour_keys: int = 0
-    mix_shifts: int = 0              # > 0: a mixture of the copies transposed by -m..m semitones
-    architecture: str = "basic"
 
 
 class BasicRNN(nn.Module):

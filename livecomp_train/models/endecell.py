@@ -22,61 +22,12 @@ lookback, the last L frames, so encoding ``a`` then ``b`` equals encoding ``a ++
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..configs import AutoencoderConfig, EnDeCellConfig
 from .common import N_KEYS, one_hot_states, run_lstm, sample_states
-
-
-@dataclass
-class EnDeCellConfig:
-    key_states: int = 2
-    chunk: int = 4
-    enc_hidden: int = 128
-    time_hidden: int = 256
-    time_layers: int = 2
-    dec_hidden: int = 128
-    pos_dim: int = 16
-    neighbour_keys: int = 12         # keys of the neighbourhood the decoder sees directly (>= chunk)
-    encoder_skip: bool = False       # add a linear map of the frame to the encoder's vector
-    lookback: int = 0                # steps back of the frame each decoder step also sees (0: none)
-    dropout: float = 0.3
-    input_dropout: float = 0.0       # training: each sounding key of a frame the encoder reads dropped
-    weight_drop: float = 0.0         # training: DropConnect on the time LSTM's recurrent weights
-    dec_dropout: float = 0.0         # training: dropout on the decoder's output at each key (chunk)
-    architecture: str = "endecell"
-
-    @property
-    def n_chunks(self) -> int:
-        return math.ceil(N_KEYS / self.chunk)
-
-    @property
-    def padded_keys(self) -> int:
-        return self.n_chunks * self.chunk
-
-    @property
-    def reach(self) -> int:
-        """Keys either side of a chunk that its decoder step sees (at least the chunk below)."""
-        return max(self.neighbour_keys, self.chunk)
-
-    def decoder_columns(self) -> dict[str, tuple[slice, int | None]]:
-        """The layout of a decoder step's input, defined here once for the model and its graphs:
-        part -> (its columns, the keys it codes, K - 1 columns each; None for the chunk's
-        position, ``pos_dim`` learnt features). In order: the ``reach`` keys just written below
-        the chunk, the previous frame around the chunk, the position, and with a lookback the
-        frame L steps back around the chunk."""
-        around = 2 * self.reach + self.chunk
-        parts = [("below", self.reach), ("around", around), ("position", None)]
-        parts += [("back", around)] if self.lookback else []
-        columns, at = {}, 0
-        for name, keys in parts:
-            width = self.pos_dim if keys is None else keys * (self.key_states - 1)
-            columns[name] = (slice(at, at + width), keys)
-            at += width
-        return columns
 
 
 class EnDeCell(nn.Module):
@@ -290,11 +241,6 @@ def write_frame(writers: list, mix, choose):
             steps = [w.send(states) for w in writers]
         except StopIteration as done:
             return done.value, total
-
-
-@dataclass
-class AutoencoderConfig(EnDeCellConfig):
-    architecture: str = "autoencoder"
 
 
 class EnDeCellAutoencoder(nn.Module):
