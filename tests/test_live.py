@@ -24,9 +24,9 @@ from livecomp.io.jack import JackPatchbay
 from livecomp.io.ports import load_rtmidi
 
 rtmidi = load_rtmidi()  # through the system libjack, as livecomp uses it
-from livecomp.io.jackclient import FRAME_TIME, FrameClient
+from livecomp.io.jackclient import FRAME_TIME, FrameClient  # noqa: E402
 
-from conftest import _jack_server, still_sounding, twice
+from conftest import _jack_server, still_sounding, twice  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import jack_server  # noqa: E402
