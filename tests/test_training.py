@@ -306,16 +306,21 @@ def test_ctrl_c_says_what_the_run_leaves(tmp_path):
     assert f"last.pt is kept: pass --resume {tmp_path / 'late'} to go on" in late.stderr
 
 
-@pytest.mark.parametrize("name", ["piano", "pop", "folk", "basic"])
+KEPT_RUNS = {"piano": "shipped-piano", "piano-all-first": "piano-all-first", "piano-classical": "piano-classical",
+             "piano-first": "piano-classical/first", "pop": "shipped-pop", "folk": "shipped-folk", "basic": "shipped-basic"}
+
+
+@pytest.mark.parametrize("name", sorted(KEPT_RUNS))
 def test_each_shipped_models_recipe_is_what_it_was_trained_with(name):
-    """recipes/NAME.toml gives the settings of the run kept in bench/checkpoints/shipped-NAME
-    (where it started from aside: a path on the machine that trained it)."""
+    """recipes/NAME.toml gives the settings of the run kept in bench/checkpoints (the shipped
+    models' and the phases before them; where each started from aside: a path on the machine
+    that trained it)."""
     from dataclasses import asdict
 
     from livecomp.cli.training import _parse_seconds
     from livecomp_train.configs import CONFIGS, TrainConfig, config_from_dict, configs_from_options, read_recipe
 
-    kept = ROOT / "bench" / "checkpoints" / f"shipped-{name}" / "config.json"
+    kept = ROOT / "bench" / "checkpoints" / KEPT_RUNS[name] / "config.json"
     stored = json.loads(kept.read_text())
     options = {option[2:].replace("-", "_"): value for option, value in read_recipe(ROOT / "recipes" / f"{name}.toml").items()}
     options["time_budget"] = _parse_seconds(options.get("time_budget"))
