@@ -1,4 +1,6 @@
-"""Writing files so that a reader never sees half of one: temporary file, fsync, rename."""
+"""Writing files so that a reader never sees half of one (temporary file, fsync, rename), and
+reading the small text files a user writes (a config file, a recipe) without hanging or
+drowning on the wrong kind of file."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import mido
 
-__all__ = ["atomic_write_bytes", "finite", "output_problem", "same_file", "save_midi"]
+__all__ = ["atomic_write_bytes", "finite", "output_problem", "same_file", "save_midi", "small_text", "TextFileError"]
 
 
 def finite(value):
@@ -100,3 +102,36 @@ def save_midi(path: str | Path, mid: mido.MidiFile) -> None:
     buf = io.BytesIO()
     mid.save(file=buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+class TextFileError(ValueError):
+    """A small text file that cannot be read, in one sentence."""
+
+
+def small_text(path: str | Path, what: str, max_bytes: int) -> str:
+    """The text of ``what`` ("the config file", "the recipe") at ``path``: a regular file of at
+    most ``max_bytes`` of UTF-8, a byte-order mark allowed. A FIFO or a device is refused, not
+    read for ever; a missing file raises FileNotFoundError, for the caller to say what that means.
+
+    Raises:
+        TextFileError: not a regular file, too large, unreadable, or not UTF-8.
+    """
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise FileNotFoundError(path)
+        if not path.is_file():
+            raise TextFileError(f"{what} {path} is not a regular file; give a TOML file's path.")
+        with path.open("rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise TextFileError(f"cannot read {what} {path} ({exc.strerror or exc}).") from None
+    if len(raw) > max_bytes:
+        size = f"{max_bytes >> 20} MiB" if max_bytes >= 1 << 20 else f"{max_bytes >> 10} KiB"
+        raise TextFileError(f"{what} {path} is larger than {size}; it holds a few settings.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TextFileError(f"cannot read {what} {path} (not UTF-8 text: {exc.reason} at byte {exc.start}).") from None

@@ -10,6 +10,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from livecomp.files import TextFileError, small_text
 from livecomp.music.roll import N_KEYS
 
 
@@ -269,20 +270,14 @@ def read_recipe(path: str | Path) -> dict[str, object]:
     except ImportError:                          # Python 3.10: the same parser, as the tomli package
         import tomli as tomllib
 
-    path = Path(path)
     try:
-        if not path.is_file():
-            raise RecipeError(f"the recipe {path} is not a file.")
-        with path.open("rb") as f:
-            raw = f.read(RECIPE_MAX_BYTES + 1)
-    except OSError as exc:
-        raise RecipeError(f"cannot read the recipe {path} ({exc.strerror or exc}).") from None
-    if len(raw) > RECIPE_MAX_BYTES:
-        raise RecipeError(f"the recipe {path} is larger than {RECIPE_MAX_BYTES >> 10} KiB; a recipe holds a few settings.")
+        text = small_text(path, "the recipe", RECIPE_MAX_BYTES)
+    except FileNotFoundError:
+        raise RecipeError(f"the recipe {path} does not exist.") from None
+    except TextFileError as exc:
+        raise RecipeError(str(exc)) from None
     try:
-        document = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise RecipeError(f"the recipe {path} is not UTF-8 text.") from None
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"the recipe {path} is not valid TOML ({exc}).") from None
     if set(document) != {"train"} or not isinstance(document["train"], dict):

@@ -253,7 +253,7 @@ CASES = [
     ("generate-soundfont-without-wav", [], ["generate", "--out", "g.mid", "--soundfont", "no.sf2"], 1,
      "give --wav too", []),
     ("eval-other-grid", [], ["eval", str(ROOT / "livecomp" / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
-    ("train-recipe-missing", [], ["train", "--recipe", "no.toml", "--out", "r"], 1, "the recipe no.toml is not a file", []),
+    ("train-recipe-missing", [], ["train", "--recipe", "no.toml", "--out", "r"], 1, "the recipe no.toml does not exist", []),
     ("train-recipe-out-of-range", [recipe_of("[train]\nhidden = 0\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
      1, "sets hidden = 0: Input should be greater than or equal to 1", []),
     ("train-recipe-unknown-setting", [recipe_of("[train]\nhiden = 64\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],

@@ -30,6 +30,8 @@ except ImportError:                     # Python 3.10: the same parser, as the t
     import tomli as tomllib
 from pathlib import Path
 
+from ..files import TextFileError, small_text
+
 
 class SettingsError(ValueError):
     """A config file that cannot be read, or a preset it does not hold."""
@@ -55,24 +57,13 @@ MAX_BYTES = 1 << 20                                 # a config file is a page of
 
 def _text(path: Path) -> str | None:
     """The config file's text (None where there is none): a regular file of at most MAX_BYTES
-    of UTF-8, a byte-order mark allowed. A FIFO or a device is refused, not read for ever."""
+    of UTF-8 (``files.small_text``)."""
     try:
-        if not path.exists():
-            return None
-        if not path.is_file():
-            raise SettingsError(f"the config file {path} is not a regular file; give a TOML file's path.")
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SettingsError(f"cannot read the config file {path} ({exc.strerror or exc}).") from None
-    if len(raw) > MAX_BYTES:
-        raise SettingsError(f"the config file {path} is larger than {MAX_BYTES >> 20} MiB; a config file holds a "
-                            f"few settings.")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SettingsError(f"cannot read the config file {path} (not UTF-8 text: {exc.reason} at byte "
-                            f"{exc.start}).") from None
+        return small_text(path, "the config file", MAX_BYTES)
+    except FileNotFoundError:
+        return None
+    except TextFileError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _tables(path: Path) -> dict | None:
