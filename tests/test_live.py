@@ -28,7 +28,6 @@ from livecomp.io.jackclient import FRAME_TIME, FrameClient  # noqa: E402
 
 from conftest import _jack_server, still_sounding, twice  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import jack_server  # noqa: E402
 from jack_server import jack_client, jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
 

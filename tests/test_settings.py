@@ -67,7 +67,6 @@ def test_without_a_config_file_the_ports_are_asked_for(tmp_path):
 
 
 def test_ports_marks_the_ports_the_config_file_names(tmp_path, jack_relaxed):
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
     from jack_server import jack_virtual_port
 
     from livecomp.io.ports import load_rtmidi

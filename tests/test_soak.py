@@ -7,13 +7,10 @@ grid, nothing left sounding, the recording whole, no traceback, exit 0. The memo
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 
 from livecomp.io import jackclient  # noqa: E402
 
