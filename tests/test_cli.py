@@ -83,7 +83,7 @@ def test_models_lists_each_shipped_model_with_its_data_licence_size_and_figures(
         assert "../shared" not in block                             # the collections, not the trainer's folders
         assert "nottingham     key 0." in block                     # the answers' figures on each corpus
     assert "CC BY-SA 3.0 DE" in blocks["piano"] and "GPL-3.0" in blocks["folk"]
-    assert "learnt from piano-midi-de + mutopia (762,321 frames; " in blocks["piano"]
+    assert "learnt from piano-midi-de + mutopia + pop909 + nottingham (2,034,756 frames; " in blocks["piano"]
     assert "basic-jsb" in result.stdout                              # a folder given beside them
     bad = livecomp("models", str(ROOT / "tests"))
     assert bad.returncode == 1 and "has no model.json" in bad.stderr and "Traceback" not in bad.stderr
