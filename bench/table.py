@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from livecomp_train.checkpoint import load_ensemble, load_model  # noqa: E402
 from livecomp_train.data import load_benchmark  # noqa: E402
 from livecomp_train.evaluate import evaluate  # noqa: E402
-from livecomp_train.train import TrainConfig, command_line  # noqa: E402
+from livecomp_train.configs import TrainConfig, command_line  # noqa: E402
 
 PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
     ("RNN (Boulanger-Lewandowski 2012)", 8.71, 4.46),

@@ -24,7 +24,7 @@ import torch
 from livecomp.files import atomic_write_bytes, finite
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .configs import FLAGS, TrainConfig, command_line, configs_from_options  # noqa: F401  (as train's own)
+from .configs import TrainConfig
 from .data import Corpus, epoch_order, load_corpus, make_windows, transpose_batch
 from .evaluate import evaluate
 from .models import build_model, config_from_dict

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from livecomp_train.train import TrainConfig
+from livecomp_train.configs import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("table", ROOT / "bench" / "table.py")

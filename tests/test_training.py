@@ -239,7 +239,7 @@ def test_trains_and_evaluates_on_a_folder_of_midi_files_with_three_key_states(tm
 def test_the_printed_recipe_of_a_run_starts_a_run_with_the_same_settings(tmp_path, model_args):
     import shlex
 
-    from livecomp_train.train import TrainConfig, command_line
+    from livecomp_train.configs import TrainConfig, command_line
 
     first = tmp_path / "first"
     livecomp("train", "--data", "jsb", "--epochs", "1", *model_args, *TINY, "--out", first, check=True)

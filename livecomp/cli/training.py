@@ -167,7 +167,8 @@ def train(
     from livecomp_train.checkpoint import CheckpointError
     from livecomp_train.data import CorpusError
     from livecomp_train.models import CONFIGS
-    from livecomp_train.train import TrainConfig, TrainingError, configs_from_options, resume_config
+    from livecomp_train.configs import TrainConfig, configs_from_options
+    from livecomp_train.train import TrainingError, resume_config
     from livecomp_train.train import train as run_training
 
     budget = _parse_seconds(time_budget)
