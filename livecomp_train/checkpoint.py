@@ -79,7 +79,10 @@ def load_model(path: str | Path, architecture: str | None = None, mix_shifts: in
         if mix_shifts < 0:
             raise CheckpointError(f"a mixture of copies transposed by {mix_shifts} semitones either way: give 0 or more.")
         meta = {**meta, "model": {**meta["model"], "mix_shifts": mix_shifts}}
-    model = build_model(config_from_dict(meta["model"]))
+    try:
+        model = build_model(config_from_dict(meta["model"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{checkpoint_file(path)} describes a model that cannot be built ({exc})") from None
     try:
         model.load_state_dict(tensors["model"])
     except (RuntimeError, KeyError):

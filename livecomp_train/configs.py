@@ -14,6 +14,9 @@ from livecomp.files import TextFileError, small_text
 from livecomp.music.roll import N_KEYS
 
 
+MAX_JOINT_CLASSES = 256            # states of one joint draw of keys (3^5 = 243, 2^8 = 256)
+
+
 @dataclass
 class BasicConfig:
     key_states: int = 2
@@ -43,6 +46,7 @@ class EnDeCellConfig:
     input_dropout: float = 0.0       # training: each sounding key of a frame the encoder reads dropped
     weight_drop: float = 0.0         # training: DropConnect on the time LSTM's recurrent weights
     dec_dropout: float = 0.0         # training: dropout on the decoder's output at each key (chunk)
+    joint_keys: int = 1              # keys of a chunk drawn as one choice among their K^n states (1: each key alone)
     architecture: str = "endecell"
 
     @property
@@ -52,6 +56,24 @@ class EnDeCellConfig:
     @property
     def padded_keys(self) -> int:
         return self.n_chunks * self.chunk
+
+    def __post_init__(self):
+        if self.joint_keys < 1 or self.chunk % self.joint_keys:
+            raise ValueError(f"--joint-keys {self.joint_keys} must divide --chunk {self.chunk}: each chunk is "
+                             f"drawn as groups of that many keys.")
+        if self.key_states ** self.joint_keys > MAX_JOINT_CLASSES:
+            raise ValueError(f"--joint-keys {self.joint_keys} gives {self.key_states ** self.joint_keys} states per draw "
+                             f"at --key-states {self.key_states}; at most {MAX_JOINT_CLASSES} keep the draw cheap.")
+
+    @property
+    def groups(self) -> int:
+        """Joint draws per chunk: ``chunk / joint_keys`` groups, each one categorical."""
+        return self.chunk // self.joint_keys
+
+    @property
+    def classes(self) -> int:
+        """The states of one group of ``joint_keys`` keys together: K^joint_keys."""
+        return self.key_states ** self.joint_keys
 
     @property
     def reach(self) -> int:
@@ -179,6 +201,7 @@ FLAGS = (
     Flag("--dec-dropout", "dec_dropout", model=True, families=ENDECELL, optional=True),
     Flag("--encoder-skip", "encoder_skip", model=True, families=ENDECELL),
     Flag("--lookback", "lookback", model=True, families=ENDECELL, optional=True),
+    Flag("--joint-keys", "joint_keys", model=True, families=ENDECELL),
     Flag("--window", "window"),
     Flag("--hop-bars", "hop_bars"),
     Flag("--batch-size", "batch_size"),

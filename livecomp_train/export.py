@@ -262,6 +262,10 @@ def _near_tie(model, state, frames: torch.Tensor, noise: np.ndarray, temperature
         copy, noise = model.choose_copy(noise)
         index = copy[:, None, :, None, None].expand(-1, 1, -1, N_KEYS, logp.shape[-1])
         logits = logp.gather(1, index).squeeze(1)
+    elif getattr(model, "link", None) is not None:                 # joint keys: each group's lowest key's noise
+        logits = model.group_scores(frames, _torch_state(state, model))             # (B, T, groups, K^n)
+        g = model.cfg.joint_keys
+        noise = torch.nn.functional.pad(noise, (0, logits.shape[2] * g - N_KEYS))[..., ::g]
     else:
         logits, _ = model(frames, _torch_state(state, model))      # the sampling distributions
     cdf = torch.softmax(logits / temperature, -1).cumsum(-1)[..., :-1]

@@ -155,6 +155,35 @@ class _Sampler(nn.Module):
         return (cdf <= noise).float()
 
 
+class _JointSampler(nn.Module):
+    """Inverse-CDF draws of one group of n keys as one choice among its K^n states.
+
+    scores (B, 1, K^n) tempered, noise (B, 1) (the group's lowest key's uniform) -> thermometer
+    codes (1, B, n (K-1)) of the class drawn: the CDF is one product with a triangular matrix,
+    the classes it passes are a prefix of ones, and one product of that prefix with the steps
+    between consecutive classes' codes is the drawn class's codes. As ``draw_states`` over the
+    classes.
+    """
+
+    def __init__(self, key_states: int, keys: int):
+        super().__init__()
+        K, n = key_states, keys
+        classes = K ** n
+        self.register_buffer("cdf", torch.triu(torch.ones(classes, classes))[:, :classes - 1].contiguous())
+        states = torch.div(torch.arange(classes).unsqueeze(-1), K ** torch.arange(n), rounding_mode="floor") % K
+        codes = _codes_of(states, K)                                          # (classes, n (K-1))
+        self.register_buffer("steps", (codes[1:] - codes[:-1]).contiguous())  # class j -> j + 1
+        self.register_buffer("powers", (K ** torch.arange(n)).float().repeat_interleave(K - 1))   # codes -> class
+
+    def forward(self, scores: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        passed = (torch.softmax(scores[:, 0], -1) @ self.cdf <= noise).float()   # (B, classes - 1)
+        return (passed @ self.steps).unsqueeze(0)
+
+    def classes_of(self, codes: torch.Tensor) -> torch.Tensor:
+        """Thermometer codes (..., n (K-1)) -> the class they code (...) int64: each bit adds K^i."""
+        return (codes @ self.powers).long()
+
+
 def _expand_noise(noise: torch.Tensor, key_states: int) -> torch.Tensor:
     """noise (B, S, 88) -> (B, S, 88 (K-1)): each key's uniform once per thermometer bit."""
     if key_states == 2:
@@ -282,9 +311,13 @@ class EnDeCellBar(nn.Module):
             self.skip.load_state_dict(model.encoder_skip.state_dict())
             self.skip.weight.data.copy_(_from_one_hot(self.skip.weight.data, N_KEYS, K))
         self.requires_grad_(False)
-        self.sampler = _Sampler(K, cfg.chunk)
-        self.w_head = _frozen(model.head.weight.detach().t())               # (H, c K)
+        self.joint = model.link is not None
+        self.sampler = _JointSampler(K, cfg.joint_keys) if self.joint else _Sampler(K, cfg.chunk)
+        self.w_head = _frozen(model.head.weight.detach().t())               # (H, c K) or (H, G K^n)
         self.b_head = _frozen(model.head.bias.detach())
+        if self.joint:                                                      # the chunk's codes -> each group's scores
+            linked = model.link.weight.detach() * model.link_mask
+            self.w_link = _frozen(_from_one_hot(linked, cfg.chunk, K).t())  # (c (K-1), G K^n)
         self.register_buffer("positions", model.position.weight.detach().clone().unsqueeze(1))   # (C, 1, P)
         # codes of the previous frame -> for each chunk the codes of the keys around it
         k1, r, c = K - 1, cfg.reach, cfg.chunk
@@ -309,7 +342,8 @@ class EnDeCellBar(nn.Module):
     def _chunk_scores(self, context, prev_codes, w_head, inv_t, back_codes=None):
         """One frame per row, chunk by chunk, as a generator: yields each chunk's scores
         (B, c, K), scaled by ``inv_t`` (``w_head`` already scaled), and takes the codes drawn
-        for the chunk (1, B, c (K-1)) by ``send``. context (1, B, Ht), prev_codes and the codes
+        for the chunk (1, B, c (K-1)) by ``send``; with joint keys, each group's scores
+        (B, 1, K^n) and codes (1, B, n (K-1)) in turn (``_group_scores``). context (1, B, Ht), prev_codes and the codes
         of the frame L steps back (1, B, 88 (K-1))."""
         m, cfg = self.model, self.model.cfg
         K, c, C = self.K, cfg.chunk, cfg.n_chunks
@@ -324,9 +358,28 @@ class EnDeCellBar(nn.Module):
         below = torch.zeros_like(prev_codes[..., :n_below])
         for j in range(C):
             _, dec_h = self.decoder(torch.cat([below, known[j]], -1), dec_h)
-            chunk_codes = yield (dec_h @ w_head + head_bias).reshape(-1, c, K)
+            scores = dec_h @ w_head + head_bias
+            if self.joint:
+                chunk_codes = yield from self._group_scores(scores, inv_t)
+            else:
+                chunk_codes = yield scores.reshape(-1, c, K)
             if j + 1 < C:
                 below = torch.cat([below, chunk_codes], -1)[..., -n_below:]
+
+    def _group_scores(self, scores: torch.Tensor, inv_t):
+        """One chunk's groups in turn: yields each group's scores (B, 1, K^n), the links from
+        the groups drawn below it added, and takes its codes (1, B, n (K-1)); returns the chunk's
+        codes (1, B, c (K-1))."""
+        cfg = self.model.cfg
+        G, classes = cfg.groups, cfg.classes
+        drawn = []
+        for q in range(G):
+            group = scores[..., q * classes:(q + 1) * classes]
+            if drawn:
+                codes = torch.cat(drawn, -1)
+                group = group + (codes @ self.w_link[:codes.shape[-1], q * classes:(q + 1) * classes]) * inv_t
+            drawn.append((yield group.reshape(-1, 1, classes)))
+        return torch.cat(drawn, -1)
 
     def forward(self, h, c, prev, *rest):
         """rest: (hist,) with a lookback, then temperature and noise."""
@@ -363,22 +416,36 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
         chunk_noise = F.pad(noise[s], (0, (cfg.padded_keys - N_KEYS) * k1)).split(cfg.chunk * k1, 1)
         step_codes, step_scores = [], []
         scores = [next(w) for w in writers]
-        for j in range(cfg.n_chunks):
+        draws = [(j, q) for j in range(cfg.n_chunks) for q in range(cfg.groups if first.joint else 1)]
+        for d, (j, q) in enumerate(draws):
             if scale is not None:                        # the runs' mean probabilities, tempered
                 scores = [mean_conditional(scores) * scale]
-            chunk_codes = first.sampler(scores[0], chunk_noise[j])
-            step_codes.append(chunk_codes)
+            if first.joint:                              # one group: its lowest key's uniform
+                at = q * cfg.joint_keys * k1
+                drawn = first.sampler(scores[0], chunk_noise[j][:, at:at + 1])
+            else:
+                drawn = first.sampler(scores[0], chunk_noise[j])
+            step_codes.append(drawn)
             step_scores.append(scores[0])
-            if j + 1 < cfg.n_chunks:
-                scores = [w.send(chunk_codes) for w in writers]
+            if d + 1 < len(draws):
+                scores = [w.send(drawn) for w in writers]
         codes = torch.cat(step_codes, -1)[..., :N_KEYS * k1]
         all_codes.append(codes)
-        all_scores.append(torch.cat(step_scores, 1)[:, :N_KEYS])
+        if first.joint:                                  # the groups on the keyboard: (B, draws, K^n), their classes
+            on = [i for i, (j, q) in enumerate(draws) if (j * cfg.chunk + q * cfg.joint_keys) < N_KEYS]
+            group_scores = torch.cat([step_scores[i] for i in on], 1)
+            group_classes = torch.stack([first.sampler.classes_of(step_codes[i][0]) for i in on], 1)
+            all_scores.append(torch.log_softmax(group_scores, -1).gather(-1, group_classes.unsqueeze(-1)).sum((1, 2)))
+        else:
+            all_scores.append(torch.cat(step_scores, 1)[:, :N_KEYS])
         if hist:
             past.append(codes)
         states = [bar.time(bar._encode(codes), hs, cs) for bar, (hs, cs) in zip(bars, states)]
     frames = _states_of(torch.cat(all_codes, 0).transpose(0, 1), K).long()
-    logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
+    if first.joint:
+        logp = torch.stack(all_scores, 1).sum(-1)
+    else:
+        logp = tempered_log_prob(torch.stack(all_scores, 1), frames).sum(-1)
     state = (torch.cat([torch.cat(hs, 0).transpose(0, 1) for hs, _ in states], -1),
              torch.cat([torch.cat(cs, 0).transpose(0, 1) for _, cs in states], -1), frames[:, -1].float())
     if hist:                       # the last L frames: the history's that remain, then this graph's own

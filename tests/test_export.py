@@ -25,6 +25,9 @@ ARCHS = {
     "basic-mixture": ["--model", "basic", "--hidden", "32", "--layers", "1", "--neighbour-keys", "6", "--mix-shifts", "1"],
     "endecell": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
                  "--dec-hidden", "16", "--neighbour-keys", "8"],
+    # each chunk's keys drawn 4 at a time, one choice among their 81 states
+    "endecell-joint": ["--model", "endecell", "--chunk", "8", "--joint-keys", "4", "--enc-hidden", "16", "--hidden", "32",
+                       "--layers", "1", "--dec-hidden", "16", "--neighbour-keys", "8", "--lookback", "4"],
     # a lookback shorter than the bar: the bar graph reads frames it wrote itself
     "endecell-lookback": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
                           "--dec-hidden", "16", "--neighbour-keys", "8", "--lookback", "4"],
@@ -207,6 +210,12 @@ def test_runs_exported_as_an_ensemble_score_what_eval_gives_them(exported, tmp_p
         result = livecomp("export", run, "--out", tmp_path / "ensemble", "--with", run)
         assert result.returncode != 0 and "an ensemble averages EnDeCell runs" in result.stderr
         assert "Traceback" not in result.stderr and not (tmp_path / "ensemble").exists()
+        return
+    if json.loads((out / "model.json").read_text())["training"]["model"].get("joint_keys", 1) > 1:
+        for command in (["eval", run, "--with", run], ["export", run, "--out", tmp_path / "ensemble", "--with", run]):
+            result = livecomp(*command)
+            assert result.returncode != 0 and "cannot be one of its members" in result.stderr
+            assert "Traceback" not in result.stderr and not (tmp_path / "ensemble").exists()
         return
     from livecomp_train.checkpoint import read_checkpoint, save_checkpoint
     tensors, meta = read_checkpoint(run)                       # a second run: the weights moved at random

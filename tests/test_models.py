@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from unittest.mock import patch
 
 import pytest
@@ -23,20 +23,28 @@ CONFIGS = [
     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False),
     EnDeCellConfig(key_states=3, chunk=12, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True),
     EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=True, lookback=3),
+    # keys drawn 4 (2) at a time, each group one choice among its states
+    EnDeCellConfig(key_states=3, chunk=8, joint_keys=4, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3),
+    EnDeCellConfig(key_states=2, chunk=4, joint_keys=2, enc_hidden=16, time_hidden=32, dec_hidden=16),
     # ensembles of runs (a list: each run built with its own weights), of different sizes
     [EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False),
      EnDeCellConfig(key_states=2, chunk=1, enc_hidden=8, time_hidden=24, dec_hidden=12, neighbour_keys=4, encoder_skip=False)],
     [EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3, encoder_skip=False)] * 3,
 ]
 IDS = ["basic-2", "basic-3", "basic-3-neighbours", "basic-2-mixture", "basic-3-neighbours-mixture", "endecell-2-chunk1",
-       "endecell-3-chunk12", "endecell-3-lookback", "ensemble-2-chunk1", "ensemble-3-lookback"]
+       "endecell-3-chunk12", "endecell-3-lookback", "endecell-3-joint4", "endecell-2-joint2", "ensemble-2-chunk1",
+       "ensemble-3-lookback"]
 
 
 def built(cfg):
-    """A model of a config, or the ensemble of a list of EnDeCell configs."""
+    """A model of a config, or the ensemble of a list of EnDeCell configs; the links between
+    joint groups (zero in a new model) given weights, so that the groups hear each other."""
     if isinstance(cfg, list):
-        return Ensemble([build_model(c) for c in cfg]).eval()
-    return build_model(cfg).eval()
+        return Ensemble([built(c) for c in cfg]).eval()
+    model = build_model(cfg).eval()
+    if getattr(model, "link", None) is not None:
+        torch.nn.init.normal_(model.link.weight, std=0.5)
+    return model
 
 
 @pytest.fixture(params=CONFIGS, ids=IDS)
@@ -299,3 +307,45 @@ def test_a_stored_config_without_a_later_setting_reads_as_the_model_it_was():
     assert config_from_dict({"architecture": "basic", "key_states": 2, "hidden": 8, "layers": 1}).neighbour_keys == 0
     assert config_from_dict({"architecture": "endecell", "key_states": 2}).encoder_skip is False
     assert BasicConfig().neighbour_keys == 12 and EnDeCellConfig().encoder_skip is True
+
+
+def test_joint_keys_report_each_keys_conditional_and_sum_to_the_groups_probability():
+    from livecomp_train.models.endecell import key_logits
+
+    torch.manual_seed(0)
+    joint = torch.randn(6, 81)                                   # 4 keys of 3 states
+    states = torch.randint(0, 3, (6, 4))
+    classes = (states * 3 ** torch.arange(4)).sum(-1)
+    keys = key_logits(joint, states, 3)                          # (6, 4, 3)
+    picked = F.log_softmax(keys, -1).gather(-1, states.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(picked.sum(-1), F.log_softmax(joint, -1)[torch.arange(6), classes], atol=1e-5)
+    # the lowest key's scores are its marginal: the other keys summed out
+    marginal = torch.logsumexp(joint.view(6, 3, 3, 3, 3), (1, 2, 3))
+    assert torch.allclose(F.log_softmax(keys[:, 0], -1), F.log_softmax(marginal, -1), atol=1e-5)
+
+
+@torch.no_grad()
+def test_a_joint_model_starts_from_a_per_key_one_as_the_same_distribution(tmp_path):
+    from livecomp_train.checkpoint import save_checkpoint
+    from livecomp_train.train import _init_from
+
+    torch.manual_seed(0)
+    cfg = EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16)
+    plain = build_model(cfg).eval()
+    save_checkpoint(tmp_path / "best.pt", {"model": plain.state_dict()}, {"model": asdict(cfg), "train": {}})
+    joint = build_model(replace(cfg, joint_keys=4)).eval()
+    _init_from(joint, str(tmp_path))
+    x = frames_for(plain)
+    assert torch.allclose(F.log_softmax(joint(x)[0], -1), F.log_softmax(plain(x)[0], -1), atol=1e-5)
+    torch.nn.init.normal_(joint.link.weight)              # once it has learnt links, a key hears the keys below it in its group
+    assert not torch.allclose(F.log_softmax(joint(x)[0], -1), F.log_softmax(plain(x)[0], -1), atol=1e-3)
+
+
+def test_joint_keys_that_do_not_divide_the_chunk_or_join_an_ensemble_are_refused_in_one_sentence():
+    with pytest.raises(ValueError, match="must divide --chunk 8"):
+        EnDeCellConfig(key_states=3, chunk=8, joint_keys=3)
+    with pytest.raises(ValueError, match="at most 256"):
+        EnDeCellConfig(key_states=3, chunk=8, joint_keys=8)
+    joint = build_model(EnDeCellConfig(key_states=3, chunk=8, joint_keys=4, enc_hidden=16, time_hidden=32, dec_hidden=16))
+    with pytest.raises(ValueError, match="cannot be one of its members"):
+        Ensemble([joint, joint])

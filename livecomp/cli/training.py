@@ -118,6 +118,9 @@ def train(
                                                      "semitones, each frame from one copy (0: the plain model). Costs 2N + 1 times the compute")),
     chunk: Optional[int] = typer.Option(None, "--chunk", min=1, max=88,
                                         help=_h("--chunk", "EnDeCell: keys read/written per encoder/decoder step (1 = key by key)")),
+    joint_keys: Optional[int] = typer.Option(None, "--joint-keys", min=1, max=8,
+                                             help=_h("--joint-keys", "EnDeCell: keys of a chunk drawn together, as one choice among "
+                                                     "all their states (a chord's notes in one draw); 1: each key of a chunk on its own")),
     enc_hidden: Optional[int] = typer.Option(None, "--enc-hidden", min=1, help=_h("--enc-hidden", "EnDeCell: encoder GRU units")),
     encoder_skip: Optional[bool] = typer.Option(None, "--encoder-skip/--no-encoder-skip",
                                                 help=_h("--encoder-skip", "EnDeCell: add a linear map of the frame to the encoder's vector")),
@@ -204,7 +207,10 @@ def train(
             architecture = "autoencoder" if pretrain_autoencoder else model
             options = {**ctx.params, "time_budget": budget, "init_from": str(init_from) if init_from else None}
             run_fields, model_fields = configs_from_options(options, architecture)   # None: the config's default
-            mcfg = CONFIGS[architecture](**model_fields)
+            try:
+                mcfg = CONFIGS[architecture](**model_fields)
+            except ValueError as exc:
+                fail(str(exc))
             cfg = TrainConfig(**run_fields, model=asdict(mcfg))
             run_dir = out or Path("runs") / f"{mcfg.architecture}-{Path(cfg.data).name}"
             if (run_dir / "last.pt").exists():

@@ -10,6 +10,12 @@ all that (``chunk=1`` is the pure key-by-key form), so the likelihood is exact:
 
     log p(frame_t | history) = sum_j log p(chunk_j | chunks < j, frame_{t-1}, history)
 
+With ``joint_keys`` n > 1 a chunk's keys are drawn n at a time, each group of n keys as one
+choice among its K^n states (a chord's notes in one draw, not each key on its own), each group
+given the chunk's groups below it through a linear map of their states (``link``). The model
+still reports per-key conditionals (key i given the keys below it in the group, the later ones
+summed out: ``key_logits``), so a known sequence's likelihood is the same sum over keys.
+
 With ``lookback`` L > 0 each decoder step also sees the frame L steps back around its chunk
 (L = 16: the same place in the previous 4/4 bar at 16th notes), as Magenta's Lookback RNN feeds
 the events of a bar ago: continuing a pattern, a texture or a rhythm then takes one copy, not a
@@ -46,7 +52,20 @@ class EnDeCell(nn.Module):
         dec_in = list(cfg.decoder_columns().values())[-1][0].stop
         self.decoder = nn.GRU(dec_in, cfg.dec_hidden, batch_first=True)
         self.dec_drop = nn.Dropout(cfg.dec_dropout)
-        self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
+        if cfg.joint_keys == 1:
+            self.head = nn.Linear(cfg.dec_hidden, cfg.chunk * cfg.key_states)
+            self.link = None
+        else:
+            self.head = nn.Linear(cfg.dec_hidden, cfg.groups * cfg.classes)
+            # group q of a chunk reads the codes of the chunk's groups below it: a causal mask
+            g, k1 = cfg.joint_keys, cfg.key_states - 1
+            self.link = nn.Linear(cfg.chunk * k1, cfg.groups * cfg.classes, bias=False)
+            nn.init.zeros_(self.link.weight)            # starts as independent groups; learns how they go together
+            reads = torch.arange(cfg.chunk * k1) // (g * k1)                     # the group each code column is of
+            writes = torch.arange(cfg.groups * cfg.classes) // cfg.classes       # the group each output is of
+            self.register_buffer("link_mask", (reads.unsqueeze(0) < writes.unsqueeze(1)).float(), persistent=False)
+            powers = cfg.key_states ** torch.arange(g)                           # class = sum_i state_i K^i
+            self.register_buffer("class_powers", powers, persistent=False)
         starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
         self.register_buffer("below_index", starts + torch.arange(cfg.reach), persistent=False)
         self.register_buffer("around_index", starts + torch.arange(2 * cfg.reach + cfg.chunk), persistent=False)
@@ -121,9 +140,10 @@ class EnDeCell(nn.Module):
         return torch.cat([parts[name] for name in self.cfg.decoder_columns()], -1)
 
     def _decode(self, context: torch.Tensor, frames: torch.Tensor, prev: torch.Tensor,
-                back: torch.Tensor | None = None) -> torch.Tensor:
+                back: torch.Tensor | None = None, joint: bool = False) -> torch.Tensor:
         """Teacher-forced decoder: context (N, Ht), frames, prev and (with a lookback) the frame
-        L steps back (N, 88) -> logits (N, 88, K)."""
+        L steps back (N, 88) -> logits (N, 88, K); ``joint`` (a model with joint keys): the
+        scores of each group's classes instead (N, C G, K^n)."""
         below, _ = self._windows(frames)                                     # keys written before chunk j
         _, around = self._windows(prev)                                      # previous frame around chunk j
         back = self._windows(back)[1] if back is not None else None         # the frame L back around chunk j
@@ -132,8 +152,30 @@ class EnDeCell(nn.Module):
         h0 = torch.tanh(self.dec_init(context)).unsqueeze(0)                 # (1, N, Hd)
         out, _ = self.decoder(x, h0)                                         # (N, C, Hd)
         logits = self.head(self.dec_drop(out) + self.dec_context(context).unsqueeze(1))
+        if joint:
+            return self._linked(logits, self._chunks(frames)).view(frames.shape[0], -1, self.cfg.classes)
+        if self.link is not None:                                            # (N, C, G classes): joint groups
+            logits = self._keys_of_groups(logits, self._chunks(frames), F.pad(frames, (0, self.cfg.padded_keys - N_KEYS)))
         logits = logits.view(frames.shape[0], self.cfg.padded_keys, self.cfg.key_states)
         return logits[:, :N_KEYS]
+
+    def _linked(self, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The groups' scores (..., G classes) given the codes of the chunk's keys (..., c (K-1)):
+        each group's own plus the link from the groups below it."""
+        return scores + F.linear(codes, self.link.weight * self.link_mask)
+
+    def _keys_of_groups(self, scores: torch.Tensor, codes: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced joint scores (N, C, G classes) of the chunks whose codes are ``codes``
+        (N, C, c (K-1)) and key states ``states`` (N, C c) -> per-key conditionals (N, C, c K)."""
+        cfg = self.cfg
+        N, C = scores.shape[:2]
+        joint = self._linked(scores, codes).view(N, C, cfg.groups, cfg.classes)
+        keys = key_logits(joint, states.view(N, C, cfg.groups, cfg.joint_keys), cfg.key_states)
+        return keys.reshape(N, C, cfg.chunk * cfg.key_states)
+
+    def class_states(self, classes: torch.Tensor) -> torch.Tensor:
+        """Joint classes (...) -> the key states of their group (..., joint_keys), lowest key first."""
+        return torch.div(classes.unsqueeze(-1), self.class_powers, rounding_mode="floor") % self.cfg.key_states
 
     # -- the model ----------------------------------------------------------------------------
 
@@ -177,6 +219,15 @@ class EnDeCell(nn.Module):
                               previous.reshape(B * T, N_KEYS), back.reshape(B * T, N_KEYS) if back is not None else None)
         return logits.view(B, T, N_KEYS, -1), new_state
 
+    def group_scores(self, frames: torch.Tensor, state=None) -> torch.Tensor:
+        """With joint keys: the scores each group of frames (B, T, 88) was drawn from, given the
+        history and the groups below it: (B, T, groups, K^n), groups from the lowest key up."""
+        B, T, _ = frames.shape
+        before, previous, back, _ = self._history(frames, state)
+        scores = self._decode(before.reshape(B * T, -1), frames.reshape(B * T, N_KEYS), previous.reshape(B * T, N_KEYS),
+                              back.reshape(B * T, N_KEYS) if back is not None else None, joint=True)
+        return scores.view(B, T, -1, self.cfg.classes)
+
     def advance(self, frames: torch.Tensor, state=None):
         """The state after frames (B, T, 88), without scoring them (all a listener needs)."""
         return self._history(frames, state)[3]
@@ -200,11 +251,34 @@ class EnDeCell(nn.Module):
             x = self._decoder_input(written[:, lo:lo + r], around[:, j], self.position.weight[j].expand(N, -1),
                                     back[:, j] if back is not None else None)
             out, dec_h = self.decoder(x.unsqueeze(1), dec_h)
-            logits = self.head(out[:, 0] + ctx).view(N, c, cfg.key_states)
-            real = min(c, N_KEYS - lo)
-            states = yield lo, logits[:, :real]
+            if self.link is None:
+                logits = self.head(out[:, 0] + ctx).view(N, c, cfg.key_states)
+                real = min(c, N_KEYS - lo)
+                states = yield lo, logits[:, :real]
+            else:                                    # group by group: yields (N, 1, classes), takes the class
+                states = yield from self._group_writer(self.head(out[:, 0] + ctx), lo)
+                real = min(c, N_KEYS - lo)
+                states = states[:, :real]
             written = torch.cat([written[:, :r + lo], states, written[:, r + lo + real:]], 1)
         return written[:, r:r + N_KEYS]
+
+    def _group_writer(self, scores: torch.Tensor, lo: int):
+        """One chunk's groups drawn in turn from its scores (N, G classes): yields (first key,
+        scores (N, 1, classes)) of each group on the keyboard, takes the class drawn; returns the
+        chunk's key states (N, chunk)."""
+        cfg = self.cfg
+        g = cfg.joint_keys
+        N = scores.shape[0]
+        states = torch.zeros(N, cfg.chunk, dtype=torch.long, device=scores.device)
+        for q in range(cfg.groups):
+            first = lo + q * g
+            if first >= N_KEYS:                      # a group of padding keys alone: off
+                break
+            codes = one_hot_states(states, cfg.key_states)
+            joint = self._linked(scores, codes)[:, q * cfg.classes:(q + 1) * cfg.classes]
+            drawn = yield first, joint.unsqueeze(1)
+            states[:, q * g:(q + 1) * g] = self.class_states(drawn[:, 0])
+        return states
 
     def predict(self, frames: torch.Tensor, state=None) -> torch.Tensor:
         """The most likely frame at each step given the true history, written greedily chunk by
@@ -216,6 +290,40 @@ class EnDeCell(nn.Module):
         logp (B,), state after them)."""
         frames, logp, (after,) = sample_lockstep([self], [state], noise, temperature, mean_conditional)
         return frames, logp, after
+
+
+def key_logits(joint: torch.Tensor, states: torch.Tensor, key_states: int) -> torch.Tensor:
+    """Scores of a joint draw of n keys -> each key's conditional given the keys below it.
+
+    joint (..., K^n): unnormalised log-probabilities of the n keys' states together, class
+    ``sum_i state_i K^i`` (key 0 the lowest); states (..., n) the true states. Returns (..., n, K):
+    for key i, log p(key i = k, keys < i as given) up to a constant, the keys above i summed
+    out, so a log-softmax over K is key i's conditional and the sum over keys of the picked
+    ones is the log-probability of the n keys together."""
+    n, K = states.shape[-1], key_states
+    x = joint.reshape(*joint.shape[:-1], *([K] * n))          # dims state_{n-1}, ..., state_0
+    out = []
+    for i in range(n):                                         # x: dims state_{n-1} .. state_i
+        m = torch.logsumexp(x, dim=tuple(range(-(n - i), -1))) if n - i > 1 else x
+        out.append(m)                                          # (..., K): key i's scores
+        if i + 1 < n:
+            pick = states[..., i].reshape(*states.shape[:-1], *([1] * (n - i)))
+            x = x.gather(-1, pick.expand(*x.shape[:-1], 1)).squeeze(-1)
+    return torch.stack(out, -2)
+
+
+def joint_head(weight: torch.Tensor, bias: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """A per-key head (chunk K, H) and its bias -> the joint head of ``cfg`` (groups K^n, H) that
+    scores each group's states as the sum of its keys' scores: the same distribution, each key
+    independent, from which a model with ``joint_keys`` learns how the keys go together."""
+    K, n = cfg.key_states, cfg.joint_keys
+    classes = torch.arange(cfg.classes)
+    states = torch.div(classes.unsqueeze(-1), K ** torch.arange(n), rounding_mode="floor") % K    # (classes, n)
+    pick = torch.zeros(cfg.groups * cfg.classes, cfg.chunk * K)
+    for q in range(cfg.groups):
+        for i in range(n):
+            pick[q * cfg.classes + classes, (q * n + i) * K + states[:, i]] = 1.0
+    return pick @ weight, pick @ bias
 
 
 def mean_conditional(logits: list[torch.Tensor]) -> torch.Tensor:

@@ -38,6 +38,9 @@ class Ensemble(nn.Module):
         if not members or not all(isinstance(m, EnDeCell) for m in members):
             raise ValueError("an ensemble averages EnDeCell runs; give one or more.")
         first = members[0].cfg
+        if any(m.cfg.joint_keys > 1 for m in members):
+            raise ValueError("an ensemble averages runs key by key; a run that draws keys jointly (--joint-keys) "
+                             "cannot be one of its members.")
         for m in members[1:]:
             for name in SHARED:
                 if getattr(m.cfg, name) != getattr(first, name):
