@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from latency import percentiles  # noqa: E402
-
 from livecomp.model.engine import Engine  # noqa: E402
 from livecomp_train.export import export_graphs  # noqa: E402
 from livecomp_train.models import build_model, config_from_dict  # noqa: E402
+
+from latency import percentiles  # noqa: E402
 
 torch.set_num_threads(1)
 

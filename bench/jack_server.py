@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from livecomp.io.jack import JackError, JackPatchbay, jack_wakeup_mapped  # noqa: E402
 from livecomp.io.jackport import SETTLE_S  # noqa: E402
-from livecomp.io.ports import PortError, load_rtmidi  # noqa: E402
+from livecomp.io.ports import PortError  # noqa: E402
+from livecomp.io.rtmidiport import load_rtmidi  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 

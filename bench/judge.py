@@ -54,15 +54,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from musicality import REAL_BARS, answer, calls_of  # noqa: E402
-
-from livecomp.model.engine import Engine  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
+from livecomp.model.engine import Engine  # noqa: E402
 from livecomp.model.folder import find_model, shipped_models  # noqa: E402
-from livecomp.music.musicality import (overlap, pitch_class_profile, position_profile, scale_of,  # noqa: E402
-                                 transposition_free)
-from livecomp.perform.performer import PerformerConfig  # noqa: E402
+from livecomp.music.musicality import overlap, pitch_class_profile, position_profile, scale_of, transposition_free  # noqa: E402
 from livecomp.music.roll import LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
+from livecomp.perform.performer import PerformerConfig  # noqa: E402
+
+from musicality import REAL_BARS, answer, calls_of  # noqa: E402
 
 PIANO = "../shared/midi/piano-midi-de,../shared/midi/mutopia"
 CORPORA = {"piano": PIANO, "pop909": "../shared/midi/pop909", "nottingham": "../shared/midi/nottingham"}
@@ -363,9 +362,9 @@ def duet_answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray 
     """``--mode duet`` under a melody: the musician plays the call, then the top line of the
     real next 2 bars; livecomp plays along throughout. Returns that melody with livecomp's part
     of those 2 bars over it, or None where livecomp played nothing there."""
-    from livecomp.perform.duet import duet
     from livecomp.music.frames import played_frames
     from livecomp.music.roll import PianoRoll, roll_to_midi
+    from livecomp.perform.duet import duet
 
     tune = melody(call["real"])
     roll = PianoRoll(np.concatenate([call["call"], tune]), call["spb"], [(0, 500_000)], [(0, *call["meter"])])
@@ -509,9 +508,9 @@ def main() -> None:
     os.chdir(ROOT)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
                   mode=args.mode)
-    print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, fit weight "
-          f"{cfg.fit_weight:g}, silence {cfg.silence_beats:g} beats; {FOLDS}-fold cross-validation by piece; "
-          f"seed {args.seed}")
+    print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature "
+          f"{cfg.temperature:g}, fit weight {cfg.fit_weight:g}, silence {cfg.silence_beats:g} beats; "
+          f"{FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}
     jobs = []
     models = args.models.split(",")

@@ -5,7 +5,8 @@ For each model in livecomp/exported/ (and its checkpoint in bench/checkpoints/sh
 - advance 1 step (what a listener runs every step: the state, no scores), encode 1 step and
   encode a 64-step phrase (state and scores), bar of one model bar with 1, 8 and 16 candidates
   and the model's own count (model.json ``candidates``: what `listen` samples for each answer bar,
-  marked "default"), and one step sampled for that count of candidates (what `--mode duet` runs every step; step.onnx, and without it): p50 and p99 over --calls calls,
+  marked "default"), and one step sampled for that count of candidates (what `--mode duet` runs
+  every step; step.onnx, and without it): p50 and p99 over --calls calls,
   for onnxruntime and for the same work in torch eager, and the ratio;
 - an int8 variant (onnxruntime dynamic quantisation of every weight): its advance and bar
   latency and the validation NLL it keeps next to the float model's;
@@ -163,7 +164,8 @@ def torch_calls(model, engine: Engine):
         "advance 1 step": lambda: run(lambda: model.advance(one, states[1])),
         "encode 1 step": lambda: run(lambda: model(one, states[1])),
         "encode 64 steps": lambda: run(lambda: model(phrase, states[1])),
-        **{what: (lambda k=k: run(lambda: model.sample(states[k], noises[k], temp))) for what, k in counts(engine).items()},
+        **{what: (lambda k=k: run(lambda: model.sample(states[k], noises[k], temp))) for what,
+           k in counts(engine).items()},
         "duet step": lambda: run(lambda: model.sample(states[K], noises[K][:, :1], temp)),
     }
 
@@ -220,7 +222,8 @@ def main() -> None:
         engine = Engine(models[name], provider="cpu", threads=1)
         loaded = time.perf_counter() - begun
         kept = ROOT / "bench" / "checkpoints"
-        model, _ = load_model(kept / f"shipped-{name}" if (kept / f"shipped-{name}").is_dir() else kept / Path(name).name)
+        run = kept / f"shipped-{name}"
+        model, _ = load_model(run if run.is_dir() else kept / Path(name).name)
         macs, read, stored = bar_cost(models[name] / engine.info["files"]["bar"]["path"])
         rates = machine_rates(stored)
         print(f"\n{name} ({engine.architecture}, {engine.steps_per_bar}-step bar, {stored / 1e6:.2f} MB of weights, "
@@ -246,9 +249,11 @@ def main() -> None:
         floor = max(compute_floor, memory_floor)
         print(f"bar, 1 candidate: {macs / 1e6:.1f} M multiply-adds, {read / 1e6:.1f} MB of weights read")
         print(f"machine, one core: {rates['mac_rate'] / 1e9:.1f} G multiply-adds/s; read bandwidth "
-              f"{rates['bw_weights'] / 1e9:.1f} GB/s over {stored / 1e6:.1f} MB, {rates['bw_dram'] / 1e9:.1f} GB/s from DRAM")
+              f"{rates['bw_weights'] / 1e9:.1f} GB/s over {stored / 1e6:.1f} MB, "
+              f"{rates['bw_dram'] / 1e9:.1f} GB/s from DRAM")
+        bar_1 = next(v for w, v in ort_times.items() if w.startswith('bar, 1 candidate'))
         print(f"floor: compute {compute_floor:.3f} ms, weights {memory_floor:.3f} ms -> {floor:.3f} ms; "
-              f"bar p50 is {next(v for w, v in ort_times.items() if w.startswith('bar, 1 candidate'))[0] / floor:.1f}x the floor")
+              f"bar p50 is {bar_1[0] / floor:.1f}x the floor")
         int8_variant(engine, models[name], args.calls, ort_times)
 
 
@@ -290,7 +295,8 @@ def int8_variant(engine: Engine, folder: Path, calls: int, float_times: dict) ->
         for what in dict.fromkeys(["advance 1 step", *[w for w in fast if w.startswith("bar, 1 candidate")
                                                        or w.endswith("(default)")]]):
             p50, p99 = percentiles(fast[what], calls)
-            print(f"  {what:<18}{p50:>9.3f} / {p99:<7.3f} (float {float_times[what][0]:.3f} / {float_times[what][1]:.3f})")
+            print(f"  {what:<18}{p50:>9.3f} / {p99:<7.3f} (float {float_times[what][0]:.3f} / "
+                  f"{float_times[what][1]:.3f})")
 
 
 if __name__ == "__main__":

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from judge import CORPORA, answers, gather_calls  # noqa: E402
-
-from livecomp.music.audio import AudioError, render_wav  # noqa: E402
 from livecomp.files import atomic_write_bytes  # noqa: E402
-from livecomp.perform.performer import PerformerConfig  # noqa: E402
+from livecomp.music.audio import AudioError, render_wav  # noqa: E402
 from livecomp.music.roll import PianoRoll, roll_to_midi  # noqa: E402
+from livecomp.perform.performer import PerformerConfig  # noqa: E402
+
+from judge import CORPORA, answers, gather_calls  # noqa: E402
 
 
 def key_path(out: Path) -> Path:

@@ -35,14 +35,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livecomp.perform.duet import duet  # noqa: E402
-from livecomp.music.frames import played_frames  # noqa: E402
+from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.model.engine import DEFAULT_CANDIDATES, Engine  # noqa: E402
 from livecomp.model.folder import find_model, shipped_models  # noqa: E402
-from livecomp.files import atomic_write_bytes  # noqa: E402
+from livecomp.music.frames import played_frames  # noqa: E402
 from livecomp.music.musicality import FIT_TERMS, measures, transposition_free  # noqa: E402
-from livecomp.perform.performer import PerformerConfig  # noqa: E402
 from livecomp.music.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
+from livecomp.perform.duet import duet  # noqa: E402
+from livecomp.perform.performer import PerformerConfig  # noqa: E402
 from livecomp_train.data import load_corpus  # noqa: E402
 
 MEASURES = ("key", "rhythm", "density", "register", "silent", "echo")     # as ``measures`` names them
@@ -225,7 +225,9 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
     info = json.loads(path.read_text())
     info["musicality"] = {
         "bench": "bench/musicality.py", "split": results[0]["split"],
-        "options": {"candidates": cfg.candidates or info.get("candidates", DEFAULT_CANDIDATES), "temperature": cfg.temperature, "fit_weight": cfg.fit_weight if math.isfinite(cfg.fit_weight) else "inf",
+        "options": {"candidates": cfg.candidates or info.get("candidates", DEFAULT_CANDIDATES),
+                    "temperature": cfg.temperature,
+                    "fit_weight": cfg.fit_weight if math.isfinite(cfg.fit_weight) else "inf",
                     "fit_terms": dict(FIT_TERMS), "answer_from": cfg.answer_from},
         **{r["corpus"]: {**{m: round(r["livecomp"][m], 3) for m in MEASURES}, "copied_max": r["copied_max"],
                          "calls": r["calls"], "real": {m: round(r["real"][m], 3) for m in MEASURES}}
@@ -261,7 +263,8 @@ def main() -> None:
         FIT_TERMS[name] = float(value)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
                   answer_from=args.answer_from)
-    print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, fit weight {cfg.fit_weight:g} nats "
+    print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, fit weight "
+          f"{cfg.fit_weight:g} nats "
           f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
           f"answer from {cfg.answer_from}, silence {cfg.silence_beats:g} beats; seed {args.seed}")
     everything = []

@@ -29,14 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from judge import CORPORA  # noqa: E402
-
 from livecomp.cli.common import _phrase_bars  # noqa: E402
-from livecomp.perform.duet import duet  # noqa: E402
 from livecomp.model.engine import Engine  # noqa: E402
 from livecomp.model.folder import find_model  # noqa: E402
-from livecomp.perform.performer import PerformerConfig  # noqa: E402
 from livecomp.music.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
+from livecomp.perform.duet import duet  # noqa: E402
+from livecomp.perform.performer import PerformerConfig  # noqa: E402
+
+from judge import CORPORA  # noqa: E402
+
 STARTS = (0, 8, 16, 24)
 
 

@@ -29,9 +29,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import mido  # noqa: E402
 
-from jack_server import jack_virtual_port, start, wait_until  # noqa: E402
 from livecomp.io.jack import JackPatchbay  # noqa: E402
-from livecomp.io.ports import load_rtmidi  # noqa: E402
+from livecomp.io.rtmidiport import load_rtmidi  # noqa: E402
+
+from jack_server import jack_virtual_port, start, wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
@@ -110,7 +111,8 @@ def main() -> None:
         jackd.terminate()
         jackd.wait()
     print(f"{args.sessions} fresh `livecomp listen` sessions on JACK dummy 48 kHz / {args.frames} frames "
-          f"({1000 * args.frames / 48000:.2f} ms), jack_lsp every 50 ms beside them ({time.monotonic() - started:.0f} s)")
+          f"({1000 * args.frames / 48000:.2f} ms), jack_lsp every 50 ms beside them "
+          f"({time.monotonic() - started:.0f} s)")
     print(f"clients replaced because this process did not hold their wake-up: {replaced}")
     print(f"sessions in which a message of the {len(PHRASE)}-note phrase went unheard: {len(short)} of {args.sessions}"
           + (f" ({', '.join(map(str, short))})" if short else ""))

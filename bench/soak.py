@@ -48,9 +48,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mido  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jack_server import jack_client, jack_virtual_port, start, wait_until  # noqa: E402
 from livecomp.io.jackclient import FRAME_TIME, FrameClient, available  # noqa: E402
-from livecomp.io.ports import load_rtmidi  # noqa: E402
+from livecomp.io.rtmidiport import load_rtmidi  # noqa: E402
+
+from jack_server import jack_client, jack_virtual_port, start, wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()
 
@@ -83,7 +84,8 @@ class Report:
     said: dict = field(default_factory=dict)          # how many lines of each kind livecomp said
 
     def ok(self, tolerance_ms: float, rss_limit_mb: float = 5.0) -> bool:
-        return len(self.off_grid) <= self.explained_off_grid and not self.sounding_after and self.recording_ok and not self.recording_unended \
+        return len(self.off_grid) <= self.explained_off_grid and not self.sounding_after and self.recording_ok \
+            and not self.recording_unended \
             and self.rss_growth_mb <= rss_limit_mb and not self.traceback and self.alive_until_stop \
             and self.returncode == 0 and self.answer_notes > 0
 
@@ -400,7 +402,8 @@ def main() -> None:
     ap.add_argument("--json", help="also write the report here")
     args = ap.parse_args()
     if shutil.which("jackd") is None or not available():
-        sys.exit("bench/soak.py needs jackd (apt-get install jackd2) and livecomp's JACK client (a C compiler at install).")
+        sys.exit("bench/soak.py needs jackd (apt-get install jackd2) and livecomp's JACK client "
+                 "(a C compiler at install).")
     report = run(args.minutes, args.bpm, args.frames, args.seed, args.tolerance_ms)
     cpu = [c for _, c in report.cpu_percent]
     print(f"{args.minutes:g} minutes of `livecomp listen` through JACK (dummy, 48 kHz, {args.frames}-frame periods) "

@@ -116,7 +116,8 @@ def main() -> None:
 
     print(f"\nvalidation NLL per frame, best first ({args.out})")
     print(f"{'run':32s} {'valid':>8s} {'epoch':>6s} {'epochs':>6s} {'trained s':>9s}")
-    rows = sorted(((summary(args.out / n), n) for n, _ in recipes), key=lambda r: (r[0]["nll"] != r[0]["nll"], r[0]["nll"]))
+    rows = sorted(((summary(args.out / n), n) for n, _ in recipes),
+                  key=lambda r: (r[0]["nll"] != r[0]["nll"], r[0]["nll"]))
     for s, name in rows:
         print(f"{name:32s} {s['nll']:8.4f} {s['epoch']:6d} {s['epochs']:6d} {s['trained_s']:9.0f}")
     if failed:

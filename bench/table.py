@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from livecomp_train.checkpoint import load_ensemble, load_model  # noqa: E402
+from livecomp_train.configs import TrainConfig, command_line  # noqa: E402
 from livecomp_train.data import load_benchmark  # noqa: E402
 from livecomp_train.evaluate import evaluate  # noqa: E402
-from livecomp_train.configs import TrainConfig, command_line  # noqa: E402
 
 PUBLISHED = [  # test NLL per frame (nats): JSB Chorales, Nottingham
     ("RNN (Boulanger-Lewandowski 2012)", 8.71, 4.46),
@@ -140,10 +140,13 @@ def main() -> None:
             else:
                 cells.append("-")
         print(f"{'livecomp ' + name:50s} {cells[0]:>16s} {cells[1]:>16s}")
-    print("mixtures of transposed copies: " + ", ".join(f"{run} {2 * m + 1} copies (m = {m})" for run, m in MIXTURES.items()))
-    print("means (each key's conditional the mean of the checkpoints'): " + ", ".join(f"{run} with {', '.join(others)}" for run, others in ENSEMBLES.items()))
+    print("mixtures of transposed copies: " + ", ".join(f"{run} {2 * m + 1} copies (m = {m})" for run,
+                                                        m in MIXTURES.items()))
+    means = ", ".join(f"{run} with {', '.join(others)}" for run, others in ENSEMBLES.items())
+    print("means (each key's conditional the mean of the checkpoints'): " + means)
     print()
-    print(f"{'run (checkpoint)':40s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} {'epochs':>6s}  trained on")
+    print(f"{'run (checkpoint)':40s} {'frame acc':>9s} {'params':>9s} {'train wall s':>12s} {'frames/s':>9s} "
+          f"{'epochs':>6s}  trained on")
     kept = [name for _, (_, _, name) in sorted(rows.items()) if name is not None]   # None: a mixture, an ensemble
     kept = list(dict.fromkeys(run for name in kept for run in runs_of(name)))
     accuracy = {name: s.accuracy for _, (s, _, name) in rows.items() if name is not None}

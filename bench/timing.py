@@ -30,9 +30,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import numpy as np  # noqa: E402
 
-from jack_server import jack_client, jack_virtual_port, start, wait_until  # noqa: E402
 from livecomp.io import jackclient  # noqa: E402
-from livecomp.io.ports import load_rtmidi  # noqa: E402
+from livecomp.io.rtmidiport import load_rtmidi  # noqa: E402
+
+from jack_server import jack_client, jack_virtual_port, start, wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
@@ -150,7 +151,8 @@ def main() -> None:
           f"model {args.model}, {args.bpm:g} bpm, JACK dummy 48 kHz / {args.frames} frames "
           f"({1000 * args.frames / 48000:.2f} ms), other core {load}")
     print(f"answer: {bars} bars ({args.minutes:g} min), {sent} messages sent")
-    print(f"lateness of scheduled sends{' (hand-overs)' if framed and args.client != 'rtmidi' else ''}: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms "
+    print(f"lateness of scheduled sends{' (hand-overs)' if framed and args.client != 'rtmidi' else ''}: p50 {p50:.3f} "
+          f"ms, p99 {p99:.3f} ms, max {worst:.3f} ms "
           f"(target p99 <= 0.5 ms, max <= 2 ms: {'met' if p99 <= 0.5 and worst <= 2 else 'MISSED'})")
     if framed:
         first = next(t for t, m in heard if m[0] == 0x90)                    # the keyboard's first note: beat 1
@@ -159,7 +161,8 @@ def main() -> None:
         steps = (played - first) / step
         off = np.abs(steps - np.round(steps)) * step * 1e3
         placed = re.search(r"JACK: (\d+) written at their frames, (\d+) after theirs \(by ([\d.]+) ms", out)
-        print(f"in JACK's frames, {len(off)} note messages against the call's 16th grid: p50 {np.percentile(off, 50):.3f} "
+        print(f"in JACK's frames, {len(off)} note messages against the call's 16th grid: p50 "
+              f"{np.percentile(off, 50):.3f} "
               f"ms, p99 {np.percentile(off, 99):.3f} ms, max {off.max():.3f} ms"
               + (f"; livecomp's client wrote {placed[2]} of {placed[1]} after their frames (by {placed[3]} ms at most)"
                  if placed else ""))

@@ -71,13 +71,16 @@ def load_model(path: str | Path, architecture: str | None = None, mix_shifts: in
     tensors, meta = read_checkpoint(path)
     arch = meta["model"]["architecture"]
     if architecture is not None and arch != architecture:
-        raise CheckpointError(f"{checkpoint_file(path)} holds a model of architecture {arch!r}, not the {architecture!r} model asked for.")
+        raise CheckpointError(f"{checkpoint_file(path)} holds a model of architecture {arch!r}, not the "
+                              f"{architecture!r} model asked for.")
     if mix_shifts is not None:
         if arch != "basic":
-            raise CheckpointError(f"{checkpoint_file(path)} holds a model of architecture {arch!r}: a mixture of transposed "
+            raise CheckpointError(f"{checkpoint_file(path)} holds a model of architecture {arch!r}: a mixture of "
+                                  "transposed "
                                   "copies is a basic RNN's.")
         if mix_shifts < 0:
-            raise CheckpointError(f"a mixture of copies transposed by {mix_shifts} semitones either way: give 0 or more.")
+            raise CheckpointError(f"a mixture of copies transposed by {mix_shifts} semitones either way: give 0 or "
+                                  "more.")
         meta = {**meta, "model": {**meta["model"], "mix_shifts": mix_shifts}}
     try:
         model = build_model(config_from_dict(meta["model"]))

@@ -13,7 +13,6 @@ from pathlib import Path
 from livecomp.files import TextFileError, small_text
 from livecomp.music.roll import N_KEYS
 
-
 MAX_JOINT_CLASSES = 256            # states of one joint draw of keys (3^5 = 243, 2^8 = 256)
 
 
@@ -25,7 +24,8 @@ class BasicConfig:
     dropout: float = 0.3
     input_dropout: float = 0.0
     weight_drop: float = 0.0         # training: DropConnect on the LSTM's recurrent weights
-    neighbour_keys: int = 12         # keys either side each classifier reads from the previous frame (0: the original form)
+    neighbour_keys: int = 12         # keys either side each classifier reads from the previous frame
+                                     # (0: the original form)
     mix_shifts: int = 0              # > 0: a mixture of the copies transposed by -m..m semitones
     architecture: str = "basic"
 
@@ -62,7 +62,8 @@ class EnDeCellConfig:
             raise ValueError(f"--joint-keys {self.joint_keys} must divide --chunk {self.chunk}: each chunk is "
                              f"drawn as groups of that many keys.")
         if self.key_states ** self.joint_keys > MAX_JOINT_CLASSES:
-            raise ValueError(f"--joint-keys {self.joint_keys} gives {self.key_states ** self.joint_keys} states per draw "
+            raise ValueError(f"--joint-keys {self.joint_keys} gives {self.key_states ** self.joint_keys} states per "
+                             "draw "
                              f"at --key-states {self.key_states}; at most {MAX_JOINT_CLASSES} keep the draw cheap.")
 
     @property

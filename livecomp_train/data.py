@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from livecomp.files import atomic_write_bytes
-from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, ConversionReport, PianoRoll, midi_to_roll
 from livecomp.music.notes import MidiFileError
+from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, ConversionReport, PianoRoll, midi_to_roll
 
 __all__ = [
     "BENCHMARKS", "Corpus", "CorpusError", "load_corpus", "load_midi_folder", "load_benchmark",
@@ -153,9 +153,11 @@ def load_benchmark(source: str | Path, steps_per_beat: int | None = None) -> Cor
     except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise CorpusError(f"{path} is not a piano-roll JSON file ({exc}).") from None
     except RecursionError:
-        raise CorpusError(f"{path} nests its lists deeper than a piano roll does (train, sequence, step, pitch).") from None
+        raise CorpusError(f"{path} nests its lists deeper than a piano roll does (train, sequence, step, "
+                          "pitch).") from None
     if not isinstance(data, dict) or not data.get("train"):
-        raise CorpusError(f"{path} has no 'train' split: expected {{\"train\": [...], \"valid\": [...], \"test\": [...]}}.")
+        raise CorpusError(f"{path} has no 'train' split: expected "
+                          f"{{\"train\": [...], \"valid\": [...], \"test\": [...]}}.")
     splits = {}
     for split in SPLITS:
         try:
@@ -170,7 +172,8 @@ def load_benchmark(source: str | Path, steps_per_beat: int | None = None) -> Cor
 
 def default_cache_dir() -> Path:
     """Where converted rolls are cached: ``$LIVECOMP_CACHE`` or ``~/.cache/livecomp``."""
-    base = os.environ.get("LIVECOMP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "livecomp"
+    base = os.environ.get("LIVECOMP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME",
+                                                                   Path.home() / ".cache")) / "livecomp"
     return Path(base) / "rolls"
 
 
@@ -362,7 +365,8 @@ def load_corpus(data: str, steps_per_beat: int = 4, **kwargs) -> Corpus:
     if "," in data and not Path(data).exists():
         parts = [load_corpus(part, steps_per_beat, **kwargs) for part in data.split(",") if part]
         if len({c.steps_per_beat for c in parts}) > 1:
-            raise CorpusError(f"--data {data!r} mixes grids ({', '.join(f'{c.name}: {c.steps_per_beat} steps per beat' for c in parts)}).")
+            raise CorpusError(f"--data {data!r} mixes grids "
+                              f"({', '.join(f'{c.name}: {c.steps_per_beat} steps per beat' for c in parts)}).")
         return Corpus("+".join(c.name for c in parts), parts[0].steps_per_beat,
                       {s: [r for c in parts for r in c.splits[s]] for s in SPLITS},
                       [item for c in parts for item in c.skipped],

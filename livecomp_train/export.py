@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from livecomp import __version__
+from livecomp.files import atomic_write_bytes
 from livecomp.model.engine import ARCHITECTURE_KEY, Engine, score, tempered_log_prob
 from livecomp.model.folder import FORMAT, ModelError, sha256_file
-from livecomp.files import atomic_write_bytes
 
 from .checkpoint import load_ensemble, load_model
 from .data import load_corpus
@@ -293,7 +293,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
     else:
         model, meta = load_model(checkpoint, mix_shifts=mix_shifts)
     if meta["model"]["architecture"] not in ("basic", "endecell"):
-        raise ExportError(f"{checkpoint} holds a {meta['model']['architecture']} model; export takes basic or endecell.")
+        raise ExportError(f"{checkpoint} holds a {meta['model']['architecture']} model; export takes basic or "
+                          "endecell.")
     spb = int(meta.get("steps_per_beat", 4))
     steps_per_bar = spb * BEATS_PER_BAR
     key_states = int(meta["model"]["key_states"])
@@ -354,12 +355,14 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
         if held_out:
             metrics[str(train_cfg["data"])] = {"split": "test", "nll": round(held_out["nll"], 4),
                                                "nll_after_first": round(held_out["nll_after_first"], 4),
-                                               "acc": None if held_out["accuracy"] is None else round(held_out["accuracy"], 4),
+                                               "acc": None if held_out["accuracy"] is None
+                                               else round(held_out["accuracy"], 4),
                                                "frames": held_out["frames"]}
         info.update({
             "training": {"corpus": str(train_cfg["data"]), "corpus_licence": corpus_licence or "not given",
                          "frames": corpus.frames("train"),
-                         "epochs": meta.get("epoch"), "seconds": round(meta.get("wall_s") or meta.get("trained_s") or 0, 1),
+                         "epochs": meta.get("epoch"),
+                         "seconds": round(meta.get("wall_s") or meta.get("trained_s") or 0, 1),
                          "seed": train_cfg.get("seed"), "valid_nll": round(torch_scores.nll, 4),
                          **({"ensemble": meta["ensemble"]} if meta.get("ensemble") else {}),
                          "model": meta["model"]},
@@ -415,7 +418,8 @@ def _export_files(folder: Path) -> set[str] | None:
         info = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("architecture") not in ("basic", "endecell"):
+    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("architecture") not in ("basic",
+                                                                                                      "endecell"):
         return None
     files = info.get("files")
     if not isinstance(files, dict) or not files:

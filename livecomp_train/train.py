@@ -375,8 +375,9 @@ def _init_from(model, run: str) -> None:
         grown = torch.zeros_like(own[extra])
         grown[:, :pretrained[extra].shape[1]] = pretrained[extra]             # the lookback columns come last
         pretrained = {**pretrained, extra: grown}
-    if model.link is not None and "head.weight" in pretrained and pretrained["head.weight"].shape[0] == model.cfg.chunk * model.cfg.key_states:
-        from .models.endecell import joint_head         # keys drawn alone -> the same draw as joint groups
+    per_key = model.cfg.chunk * model.cfg.key_states
+    if model.link is not None and "head.weight" in pretrained and pretrained["head.weight"].shape[0] == per_key:
+        from .models.endecell import joint_head  # keys drawn alone -> the same draw as joint groups
         weight, bias = joint_head(pretrained["head.weight"], pretrained["head.bias"], model.cfg)
         pretrained = {**pretrained, "head.weight": weight, "head.bias": bias}
     misfits = [k for k, v in pretrained.items() if k not in own or own[k].shape != v.shape]

@@ -253,14 +253,18 @@ CASES = [
     ("generate-soundfont-without-wav", [], ["generate", "--out", "g.mid", "--soundfont", "no.sf2"], 1,
      "give --wav too", []),
     ("eval-other-grid", [], ["eval", str(ROOT / "livecomp" / "exported" / "folk"), "--data", "jsb"], 1, "grid", []),
-    ("train-recipe-missing", [], ["train", "--recipe", "no.toml", "--out", "r"], 1, "the recipe no.toml does not exist", []),
-    ("train-recipe-out-of-range", [recipe_of("[train]\nhidden = 0\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
+    ("train-recipe-missing", [], ["train", "--recipe", "no.toml", "--out", "r"], 1, "the recipe no.toml does not "
+                                                                                    "exist", []),
+    ("train-recipe-out-of-range", [recipe_of("[train]\nhidden = 0\n")], ["train", "--recipe", "recipe.toml", "--out",
+                                                                         "r"],
      1, "sets hidden = 0: Input should be greater than or equal to 1", []),
-    ("train-recipe-unknown-setting", [recipe_of("[train]\nhiden = 64\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
+    ("train-recipe-unknown-setting", [recipe_of("[train]\nhiden = 64\n")], ["train", "--recipe", "recipe.toml",
+                                                                            "--out", "r"],
      1, "sets 'hiden', which is not a setting", []),
     ("train-recipe-sets-the-output", [recipe_of("[train]\nout = 'elsewhere'\n")],
      ["train", "--recipe", "recipe.toml", "--out", "r"], 1, "sets 'out', which is not a setting", []),
-    ("train-recipe-other-table", [recipe_of("[listen]\nbpm = 90\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
+    ("train-recipe-other-table", [recipe_of("[listen]\nbpm = 90\n")], ["train", "--recipe", "recipe.toml", "--out",
+                                                                       "r"],
      1, "must hold one table, [train]", []),
     ("train-recipe-not-toml", [recipe_of("hidden 64\n")], ["train", "--recipe", "recipe.toml", "--out", "r"],
      1, "is not valid TOML", []),
@@ -281,7 +285,8 @@ def test_bad_input_is_one_sentence_and_costs_nothing(tmp_path, case):
         make(tmp_path)
     before = tree(tmp_path)
     result = subprocess.run([sys.executable, "-m", "livecomp.cli", *args], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=TIMEOUT, env={**__import__("os").environ, "LIVECOMP_CACHE": str(tmp_path.parent / "cache")})
+                            text=True, timeout=TIMEOUT, env={**__import__("os").environ,
+                                                             "LIVECOMP_CACHE": str(tmp_path.parent / "cache")})
     assert "Traceback" not in result.stderr, result.stderr
     if code is None:
         assert result.returncode != 0, result.stdout
@@ -307,7 +312,8 @@ def test_duet_reads_a_file_with_a_tempo_of_0_as_roll_does(tmp_path):
 
 
 def test_a_model_name_with_terminal_escape_codes_is_shown_plain(tmp_path):
-    model_with(name="\x1b]0;owned\x07\x1b[2Jred", training={"corpus": "\x1b[31mx", "corpus_licence": "\x9b2J"})(tmp_path)
+    model_with(name="\x1b]0;owned\x07\x1b[2Jred", training={"corpus": "\x1b[31mx",
+                                                            "corpus_licence": "\x9b2J"})(tmp_path)
     result = subprocess.run([sys.executable, "-m", "livecomp.cli", "models", "model"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
@@ -337,7 +343,9 @@ def test_sync_link_without_links_binding_is_one_sentence_naming_the_extra(tmp_pa
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('not here')\n")
     env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "shadow")}
-    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--in", "x", "--out", "y", "--sync", "link",
-                             "--model", "basic"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--in", "x", "--out", "y", "--sync",
+                             "link",
+                             "--model", "basic"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+                            env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and "pip install 'livecomp[link]'" in result.stderr, result.stderr

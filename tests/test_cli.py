@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import ROOT, bad_midi_files
 from livecomp.cli import app, example_path
 from livecomp.music.roll import midi_to_roll
+
+from conftest import ROOT, bad_midi_files
 
 runner = CliRunner()
 
@@ -57,11 +58,13 @@ def test_bad_files_get_one_sentence_and_a_non_zero_exit(tmp_path, kind, words):
 def test_the_runtime_never_imports_torch(tmp_path):
     out = str(tmp_path / "g.mid")
     model = str(ROOT / "bench" / "models" / "basic-jsb")
-    code = ("import sys, livecomp.cli, livecomp.music.roll, livecomp.music.image, livecomp.files, livecomp.model.engine; "
+    code = ("import sys, livecomp.cli, livecomp.music.roll, livecomp.music.image, livecomp.files, "
+            "livecomp.model.engine; "
             "from typer.testing import CliRunner; "
             "run = lambda *a: CliRunner().invoke(livecomp.cli.app, list(a)); "
             "assert run('roll').exit_code == 0; "
-            f"r = run('generate', '--model', {model!r}, '--bars', '2', '--out', {out!r}); assert r.exit_code == 0, r.output; "
+            f"r = run('generate', '--model', {model!r}, '--bars', '2', '--out', {out!r}); assert r.exit_code == 0, "
+            "r.output; "
             f"r = run('eval', {model!r}, '--data', 'jsb'); assert r.exit_code == 0, r.output; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -11,12 +11,13 @@ import time
 import numpy as np
 import pytest
 
-from conftest import still_sounding, twice
-from jack_server import wait_until
-from livecomp.timing.grid import ClockFollower
 from livecomp.model.engine import Engine
 from livecomp.model.folder import shipped_models
 from livecomp.perform.performer import PerformerConfig
+from livecomp.timing.grid import ClockFollower
+
+from conftest import still_sounding, twice
+from jack_server import wait_until
 
 START, CONTINUE, STOP, TICK = [0xFA], [0xFB], [0xFC], [0xF8]
 

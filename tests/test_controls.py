@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import still_sounding
-from fake_engine import EchoEngine
-from livecomp.io import midi
 from livecomp.cli import app
+from livecomp.io import midi
 from livecomp.perform.controls import DEFAULTS, Controls, ControlsError, controls_from
 from livecomp.perform.loop import Live, LiveConfig
 from livecomp.perform.performer import PerformerConfig
-from livecomp.timing.scheduler import Rehearsal
+from livecomp.timing.timeline import Rehearsal
+
+from conftest import still_sounding
+from fake_engine import EchoEngine
 
 STEP = 60 / 240 / 4
 ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]
@@ -195,7 +196,8 @@ def test_a_model_chosen_on_the_keyboard_answers_once_it_has_loaded():
     program change with no model says so; program 0 goes back to the first."""
     bar = 16 * STEP
     messages = calls(1.0) + [(1.0 + 4 * STEP, midi.control(0, 83, 127)), (1.0 + 5 * STEP, midi.control(0, 83, 0))]
-    messages += [(1.0 + 2 * bar + 2 * STEP, midi.control(0, 83, 127)), (1.0 + 2 * bar + 3 * STEP, midi.control(0, 83, 0))]
+    messages += [(1.0 + 2 * bar + 2 * STEP, midi.control(0, 83, 127)), (1.0 + 2 * bar + 3 * STEP, midi.control(0, 83,
+                                                                                                               0))]
     messages += calls(1.0 + 6 * bar) + [(1.0 + 5 * bar, [0xC0, 9])]
     messages += [(1.0 + 9 * bar, [0xC0, 0])] + calls(1.0 + 12 * bar)
     _, said, loop = rehearse(messages, 1.0 + 18 * bar)

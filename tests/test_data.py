@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 
 import livecomp_train.data as data
-from conftest import NOTTINGHAM, SHARED, TUNES, bad_midi_files
 from livecomp.music.roll import PianoRoll
-from livecomp_train.data import (CorpusError, benchmark_path, epoch_order, load_benchmark, load_corpus,
-                           load_midi_folder, make_windows, transpose_batch)
+from livecomp_train.data import (
+    CorpusError,
+    benchmark_path,
+    epoch_order,
+    load_benchmark,
+    load_corpus,
+    load_midi_folder,
+    make_windows,
+    transpose_batch,
+)
+
+from conftest import NOTTINGHAM, SHARED, TUNES, bad_midi_files
 
 
 @pytest.mark.parametrize("name, sizes, test_frames", [

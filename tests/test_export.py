@@ -13,23 +13,26 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TUNES as NOTTINGHAM
-from test_training import ENV, livecomp
-
 from livecomp.model.engine import Engine
 from livecomp.model.folder import ModelError, shipped_models
+
+from conftest import TUNES as NOTTINGHAM
+from test_training import ENV, livecomp
 
 ARCHS = {
     "basic": ["--model", "basic", "--hidden", "32", "--layers", "2", "--neighbour-keys", "6"],
     # a mixture of copies transposed by -1..1: its graphs are the model's own advance and sampler
-    "basic-mixture": ["--model", "basic", "--hidden", "32", "--layers", "1", "--neighbour-keys", "6", "--mix-shifts", "1"],
+    "basic-mixture": ["--model", "basic", "--hidden", "32", "--layers", "1", "--neighbour-keys", "6", "--mix-shifts",
+                      "1"],
     "endecell": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
                  "--dec-hidden", "16", "--neighbour-keys", "8"],
     # each chunk's keys drawn 4 at a time, one choice among their 81 states
-    "endecell-joint": ["--model", "endecell", "--chunk", "8", "--joint-keys", "4", "--enc-hidden", "16", "--hidden", "32",
+    "endecell-joint": ["--model", "endecell", "--chunk", "8", "--joint-keys", "4", "--enc-hidden", "16", "--hidden",
+                       "32",
                        "--layers", "1", "--dec-hidden", "16", "--neighbour-keys", "8", "--lookback", "4"],
     # a lookback shorter than the bar: the bar graph reads frames it wrote itself
-    "endecell-lookback": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
+    "endecell-lookback": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers",
+                          "1",
                           "--dec-hidden", "16", "--neighbour-keys", "8", "--lookback", "4"],
 }
 
@@ -88,10 +91,9 @@ def test_the_bar_graph_loops_over_one_beat(exported):
 
 
 def test_onnx_log_likelihood_equals_torch_on_the_validation_split(exported, tunes):
+    from livecomp.model.engine import score
     from livecomp_train.data import load_corpus
     from livecomp_train.evaluate import evaluate
-
-    from livecomp.model.engine import score
 
     run, out = exported
     corpus = load_corpus(str(tunes), 4, progress=False)
@@ -116,7 +118,8 @@ def test_the_bar_graph_samples_exactly_what_the_torch_sampler_samples(exported, 
             break
         noise = rng.random((3, engine.bar_steps, 88), dtype=np.float32)
         with torch.no_grad():
-            frames, logp, after = model.sample(_torch_state(state, model), torch.from_numpy(noise), torch.tensor(temperature))
+            frames, logp, after = model.sample(_torch_state(state, model), torch.from_numpy(noise),
+                                               torch.tensor(temperature))
             if _near_tie(model, state, frames, noise, temperature):
                 continue              # float rounding may decide a draw this close to a boundary
         onnx_frames, onnx_logp, onnx_after = engine.bar_from_noise(state, noise, temperature)
@@ -225,7 +228,8 @@ def test_runs_exported_as_an_ensemble_score_what_eval_gives_them(exported, tmp_p
     other = tmp_path / "other"
     other.mkdir()
     save_checkpoint(other / "best.pt", tensors, meta)
-    scores = [json.loads(livecomp("eval", r, "--split", "valid", "--json", check=True).stdout)["nll"] for r in (run, other)]
+    scores = [json.loads(livecomp("eval", r, "--split", "valid", "--json", check=True).stdout)["nll"] for r in (run,
+                                                                                                                other)]
     both = json.loads(livecomp("eval", run, "--with", other, "--split", "valid", "--json", check=True).stdout)
     assert both["runs"] == 2 and both["nll"] <= sum(scores) / 2 and both["nll"] not in scores
     result = livecomp("export", run, "--with", other, "--out", tmp_path / "ensemble", check=True)
@@ -362,7 +366,8 @@ def test_wav_is_rendered_through_fluidsynth(exported, tmp_path):
 def test_wav_without_fluidsynth_says_so(exported, tmp_path, monkeypatch):
     _, out = exported
     monkeypatch.setitem(ENV, "PATH", str(tmp_path))                  # no fluidsynth on this PATH
-    result = livecomp("generate", "--model", out, "--bars", "1", "--out", tmp_path / "x.mid", "--wav", tmp_path / "x.wav")
+    result = livecomp("generate", "--model", out, "--bars", "1", "--out", tmp_path / "x.mid", "--wav",
+                      tmp_path / "x.wav")
     assert result.returncode == 1 and "fluidsynth is not installed" in result.stderr
     assert not (tmp_path / "x.mid").exists() and not (tmp_path / "x.wav").exists()   # found before the work
 

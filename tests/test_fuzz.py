@@ -11,9 +11,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from livecomp.perform.duet import read_performance
-from livecomp.music.roll import midi_to_roll
 from livecomp.music.notes import MidiFileError
+from livecomp.music.roll import midi_to_roll
+from livecomp.perform.duet import read_performance
 
 FILES = 300
 SECONDS_PER_FILE = 10          # a hang, not a slow read: the largest file here has a few hundred events
@@ -129,10 +129,10 @@ def test_junk_on_the_input_holds_no_call_open_and_raises_nothing():
     messages strewn through it and after it: each call is answered on bar 3, as without them."""
     from livecomp.io import midi
     from livecomp.model.engine import Engine
-    from livecomp.perform.loop import Live, LiveConfig
     from livecomp.model.folder import shipped_models
+    from livecomp.perform.loop import Live, LiveConfig
     from livecomp.perform.performer import PerformerConfig
-    from livecomp.timing.scheduler import Rehearsal
+    from livecomp.timing.timeline import Rehearsal
 
     if "basic" not in shipped_models():
         pytest.skip("needs the shipped basic model")

@@ -19,16 +19,15 @@ import mido
 import pytest
 
 from livecomp.io import jackclient
-from livecomp.model.folder import shipped_models
 from livecomp.io.jack import JackPatchbay
-from livecomp.io.ports import load_rtmidi
+from livecomp.io.rtmidiport import load_rtmidi
+from livecomp.model.folder import shipped_models
 
 rtmidi = load_rtmidi()  # through the system libjack, as livecomp uses it
 from livecomp.io.jackclient import FRAME_TIME, FrameClient  # noqa: E402
 
-from conftest import _jack_server, still_sounding, twice  # noqa: E402
-
 import jack_server  # noqa: E402
+from conftest import _jack_server, still_sounding, twice  # noqa: E402
 from jack_server import jack_client, jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
@@ -397,9 +396,9 @@ def test_a_session_killed_mid_answer_leaves_its_take_and_the_next_one_recovers_i
     """kill -9 in the middle of an answer: nothing saves the --record file, but the journal beside
     it holds the call and the answer's notes sent until a moment before; the next listen with the
     same --record turns it into a MIDI file and says where."""
+    from livecomp.io.midi import journal_of
     from livecomp.model.engine import Engine
     from livecomp.perform.loop import Live, LiveConfig
-    from livecomp.io.midi import journal_of
     from livecomp.perform.performer import PerformerConfig
 
     bpm, record = 120, tmp_path / "take.mid"
@@ -432,7 +431,8 @@ def test_a_session_killed_mid_answer_leaves_its_take_and_the_next_one_recovers_i
 
 def test_an_unknown_port_is_one_sentence_listing_the_ports(jack_relaxed):
     jack = jack_relaxed
-    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack", "--in", "no such keyboard",
+    result = subprocess.run([sys.executable, "-m", "livecomp.cli", "listen", "--api", "jack", "--in",
+                             "no such keyboard",
                              "--out", "virtual:x", "--model", "basic"], capture_output=True, text=True, env=jack,
                             timeout=60)
     assert result.returncode == 1
@@ -485,7 +485,8 @@ def test_answers_start_on_the_bar_lines_of_a_midi_clock_source(jack, bpm):
         ons = session.notes_on()
         assert ons, out
         ticks_heard = sum(m == [0xF8] for _, _, m in session._arrived)
-        seen = f"{out}\nthe test's sends up to {held * 1e3:.1f} ms late; its synth heard {ticks_heard} of {len(ticks)} ticks"
+        seen = (f"{out}\nthe test's sends up to {held * 1e3:.1f} ms late; its synth heard {ticks_heard} of "
+                f"{len(ticks)} ticks")
         # the first note only: the later ones follow the test's own ticks, which its process sends
         # late or JACK drops now and then on this VM, and which livecomp follows as they come
         offset = (ons[0][0] - t0) / step

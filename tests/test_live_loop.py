@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import still_sounding
 from livecomp.io import midi
 from livecomp.model.engine import Engine
-from livecomp.perform.loop import Live, LiveConfig
-from livecomp.timing.pulse import CLICK_NOTES
 from livecomp.model.folder import shipped_models
+from livecomp.perform.loop import Live, LiveConfig
 from livecomp.perform.performer import PerformerConfig
-from livecomp.timing.scheduler import Rehearsal
+from livecomp.timing.pulse import CLICK_NOTES
+from livecomp.timing.timeline import Rehearsal
+
+from conftest import still_sounding
 
 TICKS = 24                                   # per beat
 ARPEGGIO = [(2 * i, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # a bar of quavers

@@ -28,8 +28,10 @@ CONFIGS = [
     EnDeCellConfig(key_states=2, chunk=4, joint_keys=2, enc_hidden=16, time_hidden=32, dec_hidden=16),
     # ensembles of runs (a list: each run built with its own weights), of different sizes
     [EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False),
-     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=8, time_hidden=24, dec_hidden=12, neighbour_keys=4, encoder_skip=False)],
-    [EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3, encoder_skip=False)] * 3,
+     EnDeCellConfig(key_states=2, chunk=1, enc_hidden=8, time_hidden=24, dec_hidden=12, neighbour_keys=4,
+                    encoder_skip=False)],
+    [EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3,
+                    encoder_skip=False)] * 3,
 ]
 IDS = ["basic-2", "basic-3", "basic-3-neighbours", "basic-2-mixture", "basic-3-neighbours-mixture", "endecell-2-chunk1",
        "endecell-3-chunk12", "endecell-3-lookback", "endecell-3-joint4", "endecell-2-joint2", "ensemble-2-chunk1",
@@ -147,7 +149,8 @@ def test_a_mixture_draws_each_frame_from_one_copy_chosen_by_the_first_keys_noise
 @torch.no_grad()
 def test_endecell_scores_each_key_from_the_keys_below_it_only():
     torch.manual_seed(0)
-    model = build_model(EnDeCellConfig(key_states=2, chunk=4, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False)).eval()
+    model = build_model(EnDeCellConfig(key_states=2, chunk=4, enc_hidden=16, time_hidden=32, dec_hidden=16,
+                                       encoder_skip=False)).eval()
     x = frames_for(model)
     logits, _ = model(x)
     changed = x.clone()
@@ -203,7 +206,8 @@ def test_endecell_encodes_each_distinct_frame_once_with_the_same_scores_and_grad
 
 def test_endecell_input_dropout_drops_keys_the_encoder_reads_and_nothing_else():
     torch.manual_seed(0)
-    cfg = EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, input_dropout=0.5, dropout=0.0, encoder_skip=False)
+    cfg = EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, input_dropout=0.5,
+                         dropout=0.0, encoder_skip=False)
     model = build_model(cfg).train()
     x = frames_for(model, batch=4, steps=16)
     read = []
@@ -241,7 +245,8 @@ def test_endecell_decoder_dropout_acts_in_training_only():
 def test_weight_drop_masks_recurrent_weights_in_training_only(family):
     torch.manual_seed(0)
     cfg = (BasicConfig(key_states=2, hidden=24, weight_drop=0.5, neighbour_keys=0) if family == "basic" else
-           EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, time_hidden=24, dec_hidden=16, weight_drop=0.5, encoder_skip=False))
+           EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, time_hidden=24, dec_hidden=16, weight_drop=0.5,
+                          encoder_skip=False))
     model = build_model(cfg).train()
     lstm = model.lstm if family == "basic" else model.time
     before = {k: v.clone() for k, v in lstm.state_dict().items()}
@@ -266,7 +271,8 @@ def test_an_ensemble_gives_each_key_the_mean_of_its_runs_conditionals():
     """Each key's probability given the keys below it and the history is the mean of the runs'
     for the same keys below and history, so the ensemble's NLL is at most the mean of theirs."""
     torch.manual_seed(0)
-    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=h, dec_hidden=16, encoder_skip=False)).eval()
+    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=h, dec_hidden=16,
+                                       encoder_skip=False)).eval()
             for h in (32, 24, 16)]
     ensemble = Ensemble(runs).eval()
     x = (torch.rand(2, 10, 88, generator=torch.Generator().manual_seed(4)) < 0.08).long()
@@ -286,7 +292,8 @@ def test_an_ensemble_draws_each_key_once_and_tells_every_run_the_draw():
     """The frames drawn are the ensemble's own (not the first run's for the same noise), and each
     run's state afterwards is the state it reaches by hearing those frames."""
     torch.manual_seed(0)
-    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False)).eval()
+    runs = [build_model(EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16,
+                                       encoder_skip=False)).eval()
             for _ in range(2)]
     ensemble = Ensemble(runs).eval()
     noise = torch.rand((2, 4, 88), generator=torch.Generator().manual_seed(5))
@@ -337,7 +344,7 @@ def test_a_joint_model_starts_from_a_per_key_one_as_the_same_distribution(tmp_pa
     _init_from(joint, str(tmp_path))
     x = frames_for(plain)
     assert torch.allclose(F.log_softmax(joint(x)[0], -1), F.log_softmax(plain(x)[0], -1), atol=1e-5)
-    torch.nn.init.normal_(joint.link.weight)              # once it has learnt links, a key hears the keys below it in its group
+    torch.nn.init.normal_(joint.link.weight)     # once it has learnt links, a key hears the keys below it in its group
     assert not torch.allclose(F.log_softmax(joint(x)[0], -1), F.log_softmax(plain(x)[0], -1), atol=1e-3)
 
 
@@ -346,6 +353,7 @@ def test_joint_keys_that_do_not_divide_the_chunk_or_join_an_ensemble_are_refused
         EnDeCellConfig(key_states=3, chunk=8, joint_keys=3)
     with pytest.raises(ValueError, match="at most 256"):
         EnDeCellConfig(key_states=3, chunk=8, joint_keys=8)
-    joint = build_model(EnDeCellConfig(key_states=3, chunk=8, joint_keys=4, enc_hidden=16, time_hidden=32, dec_hidden=16))
+    joint = build_model(EnDeCellConfig(key_states=3, chunk=8, joint_keys=4, enc_hidden=16, time_hidden=32,
+                                       dec_hidden=16))
     with pytest.raises(ValueError, match="cannot be one of its members"):
         Ensemble([joint, joint])

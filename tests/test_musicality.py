@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livecomp.perform.duet import duet
-from livecomp.music.frames import played_frames
 from livecomp.model.engine import Engine
 from livecomp.model.folder import find_model, shipped_models
+from livecomp.music.frames import played_frames
 from livecomp.music.musicality import CallStyle, echo, measures
-from livecomp.perform.performer import Performer, PerformerConfig
 from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, STRUCK, PianoRoll, onsets_of, roll_to_midi
+from livecomp.perform.duet import duet
+from livecomp.perform.performer import Performer, PerformerConfig
 
 C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
 
@@ -49,7 +49,8 @@ def test_a_transposed_repeat_is_an_echo_and_a_new_bar_is_not():
 
 def test_silence_and_density_are_counted_per_bar():
     call = phrase(ARPEGGIO, 16)
-    answer = phrase([(0, 2, 60), (2, 2, 62), (4, 2, 64), (6, 2, 65), (8, 2, 67), (10, 2, 69), (12, 2, 71), (14, 2, 72)], 32)
+    answer = phrase([(0, 2, 60), (2, 2, 62), (4, 2, 64), (6, 2, 65), (8, 2, 67), (10, 2, 69), (12, 2, 71), (14, 2,
+                                                                                                            72)], 32)
     m = measures(call, answer, 16)
     assert m["silent"] == 0.5                    # the second bar has no onset
     assert m["density"] == pytest.approx(1.0)    # 8 onsets over 2 bars against 4 in 1

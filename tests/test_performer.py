@@ -11,14 +11,15 @@ import mido
 import numpy as np
 import pytest
 
-from conftest import TUNES as NOTTINGHAM, make_midi, note, still_sounding, twice
-from fake_engine import EchoEngine
-
 from livecomp.model.engine import Engine
 from livecomp.model.folder import shipped_models
 from livecomp.music.frames import Event, FrameBuilder
-from livecomp.perform.performer import Performer, PerformerConfig
 from livecomp.music.roll import HELD, LOW_KEY, STRUCK
+from livecomp.perform.performer import Performer, PerformerConfig
+
+from conftest import TUNES as NOTTINGHAM
+from conftest import make_midi, note, still_sounding, twice
+from fake_engine import EchoEngine
 
 needs_models = pytest.mark.skipif(not {"basic", "piano"} <= set(shipped_models()), reason="needs the shipped models")
 
@@ -400,8 +401,8 @@ def test_duet_mode_plays_along_while_the_musician_plays(engine):
 
 def test_duet_mode_plays_no_cluster_of_three_semitones_against_a_diatonic_call(tmp_path):
     """The shipped default model, as a musician gets it, under a G major I-vi-IV-V in crotchets."""
-    from livecomp.perform.duet import duet
     from livecomp.music.frames import played_frames
+    from livecomp.perform.duet import duet
 
     if "piano" not in shipped_models():
         pytest.skip("needs the shipped piano model")

@@ -10,7 +10,8 @@ import pytest
 from livecomp.io.jack import jack_wakeup_mapped, literal
 from livecomp.io.ports import PortError, resolve
 
-PORTS = ["Midi Through:Midi Through Port-0 14:0", "Keystation 49:Keystation 49 MIDI 1 20:0", "FLUID Synth (1234):Synth input port"]
+PORTS = ["Midi Through:Midi Through Port-0 14:0", "Keystation 49:Keystation 49 MIDI 1 20:0", "FLUID Synth "
+                                                                                             "(1234):Synth input port"]
 
 
 def test_a_port_is_found_by_full_name_unique_part_or_index():

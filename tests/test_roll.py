@@ -9,9 +9,10 @@ import mido
 import numpy as np
 import pytest
 
-from conftest import NOTTINGHAM, bad_midi_files, make_midi, note
-from livecomp.music.roll import HELD, LOW_KEY, OFF, STRUCK, PianoRoll, midi_to_roll, roll_to_midi
 from livecomp.music.notes import MidiFileError, read_midi
+from livecomp.music.roll import HELD, LOW_KEY, OFF, STRUCK, PianoRoll, midi_to_roll, roll_to_midi
+
+from conftest import NOTTINGHAM, bad_midi_files, make_midi, note
 
 
 def reread(mid: mido.MidiFile) -> mido.MidiFile:

@@ -36,7 +36,7 @@ def test_a_release_during_the_send_of_a_note_on_ends_that_note_too():
 
 def offline():
     """A scheduler on simulated time, with what it sent: (rehearsal, scheduler, sent)."""
-    from livecomp.timing.scheduler import Rehearsal
+    from livecomp.timing.timeline import Rehearsal
 
     rehearsal = Rehearsal([])
     sent: list = []

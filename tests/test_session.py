@@ -10,16 +10,17 @@ import time
 
 import pytest
 
+from livecomp.io import midi
+from livecomp.io.backends import open_port
+from livecomp.io.loopback import LoopbackPort
+from livecomp.model.engine import Engine
+from livecomp.model.folder import shipped_models
+from livecomp.perform.loop import LiveConfig
+from livecomp.perform.performer import PerformerConfig
+from livecomp.perform.session import Session
+
 from conftest import still_sounding
 from jack_server import wait_until
-from livecomp.io import midi
-from livecomp.model.engine import Engine
-from livecomp.perform.loop import LiveConfig
-from livecomp.model.folder import shipped_models
-from livecomp.perform.performer import PerformerConfig
-from livecomp.io.backends import open_port
-from livecomp.io.ports import LoopbackPort
-from livecomp.perform.session import Session
 
 
 def test_a_loopback_port_delivers_at_once_and_closes_twice():

@@ -67,9 +67,9 @@ def test_without_a_config_file_the_ports_are_asked_for(tmp_path):
 
 
 def test_ports_marks_the_ports_the_config_file_names(tmp_path, jack_relaxed):
-    from jack_server import jack_virtual_port
+    from livecomp.io.rtmidiport import load_rtmidi
 
-    from livecomp.io.ports import load_rtmidi
+    from jack_server import jack_virtual_port
 
     os.environ.update({k: jack_relaxed[k] for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")})
     rtmidi = load_rtmidi()
@@ -121,7 +121,8 @@ LEARNED = {"temperature": 20, "bars": 21}
      '# mine\n[listen]\nin = "x"\n\n[controls]\n# my knobs\ntemperature = 20  # the big one\nmute = "off"\n'
      'bars = 21\n\n[presets.folk]\nmodel = "folk"\n'),
     ('[ controls ]  # spaced\ntemperature = 16\n', '[ controls ]  # spaced\ntemperature = 20\nbars = 21\n'),
-    ('[listen]\nin = """\n[controls]\n"""\n', '[listen]\nin = """\n[controls]\n"""\n\n[controls]\ntemperature = 20\nbars = 21\n'),
+    ('[listen]\nin = """\n[controls]\n"""\n',
+     '[listen]\nin = """\n[controls]\n"""\n\n[controls]\ntemperature = 20\nbars = 21\n'),
     ('controls = {temperature = 16}\n', None),
     ('controls.temperature = 16\n', None),
 ], ids=["comments-kept", "spaced-header", "header-in-a-string", "inline-table", "dotted-keys"])
@@ -170,6 +171,7 @@ def test_learn_with_a_config_file_that_cannot_be_written_stops_before_the_round(
 def test_settings_read_with_tomli_where_python_has_no_tomllib(tmp_path, monkeypatch):
     """Python 3.10 has no tomllib; the tomli package (a dependency there) is the same parser."""
     import importlib
+
     import tomllib
 
     import livecomp.perform.settings

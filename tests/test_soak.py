@@ -11,7 +11,6 @@ import shutil
 
 import pytest
 
-
 from livecomp.io import jackclient  # noqa: E402
 
 

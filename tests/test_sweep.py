@@ -36,7 +36,8 @@ def test_a_sweep_ranks_its_runs_by_validation_and_does_not_rerun_finished_ones(t
     (tmp_path / "runs" / "small.done").unlink()
     resumed = sweep(recipes, tmp_path / "runs")
     assert resumed.returncode == 0 and "started small" in resumed.stdout and "started wider" not in resumed.stdout
-    commands = [line for line in (tmp_path / "runs" / "small.log").read_text().splitlines() if "livecomp.cli train" in line]
+    log = (tmp_path / "runs" / "small.log").read_text().splitlines()
+    commands = [line for line in log if "livecomp.cli train" in line]
     assert len(commands) == 2 and "--resume" not in commands[0] and "--resume" in commands[1]
 
 

@@ -90,10 +90,12 @@ def test_snapshots_keep_each_nth_epochs_validated_weights_and_score_together_wit
     livecomp("train", "--model", "endecell", "--data", "jsb", "--epochs", "3", "--chunk", "8", "--enc-hidden", "16",
              "--dec-hidden", "16", *TINY, "--ema", "0.9", "--snapshots", "2", "--out", run, check=True)
     assert sorted(p.name for p in run.glob("snapshot-*")) == ["snapshot-0002.pt"]
-    logged = {json.loads(line)["epoch"]: json.loads(line)["valid_nll"] for line in (run / "log.jsonl").read_text().splitlines()}
+    lines = (run / "log.jsonl").read_text().splitlines()
+    logged = {json.loads(line)["epoch"]: json.loads(line)["valid_nll"] for line in lines}
 
     def nll(*args) -> float:
-        return json.loads(livecomp("eval", *args, "--data", "jsb", "--split", "valid", "--json", check=True).stdout)["nll"]
+        return json.loads(livecomp("eval", *args, "--data", "jsb", "--split", "valid", "--json",
+                                   check=True).stdout)["nll"]
 
     snapshot, best = nll(run / "snapshot-0002.pt"), nll(run)
     assert snapshot == pytest.approx(logged[2], rel=1e-5)
@@ -307,7 +309,8 @@ def test_ctrl_c_says_what_the_run_leaves(tmp_path):
 
 
 KEPT_RUNS = {"piano": "shipped-piano", "piano-all-first": "piano-all-first", "piano-classical": "piano-classical",
-             "piano-first": "piano-classical/first", "pop": "shipped-pop", "folk": "shipped-folk", "basic": "shipped-basic"}
+             "piano-first": "piano-classical/first", "pop": "shipped-pop", "folk": "shipped-folk",
+             "basic": "shipped-basic"}
 
 
 @pytest.mark.parametrize("name", sorted(KEPT_RUNS))
@@ -322,7 +325,8 @@ def test_each_shipped_models_recipe_is_what_it_was_trained_with(name):
 
     kept = ROOT / "bench" / "checkpoints" / KEPT_RUNS[name] / "config.json"
     stored = json.loads(kept.read_text())
-    options = {option[2:].replace("-", "_"): value for option, value in read_recipe(ROOT / "recipes" / f"{name}.toml").items()}
+    options = {option[2:].replace("-", "_"): value for option,
+               value in read_recipe(ROOT / "recipes" / f"{name}.toml").items()}
     options["time_budget"] = _parse_seconds(options.get("time_budget"))
     run, model = configs_from_options(options, options["model"])
     cfg = asdict(TrainConfig(**run, model=asdict(CONFIGS[options["model"]](**model))))

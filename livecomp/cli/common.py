@@ -28,7 +28,8 @@ app = typer.Typer(
 )
 
 EXAMPLE_MIDI = "joplin.mid"
-EXAMPLE_PHRASE = "melodie.mid"      # bars 1-4 and 9-12 of Schumann's Melodie, Op. 68 No. 1: two 4-bar calls with room to answer
+# bars 1-4 and 9-12 of Schumann's Melodie, Op. 68 No. 1: two 4-bar calls with room to answer
+EXAMPLE_PHRASE = "melodie.mid"
 
 
 FROM_CONFIG: dict[str, object] = {}     # option -> the value the config file gave it
@@ -63,19 +64,28 @@ Provider = _choice("Provider", "auto", "cpu", "cuda")
 # Options that `duet` and `listen` (and some of them `generate`) share, declared once.
 MODEL = typer.Option(None, "--model", help="A shipped model's name or a model folder.")
 PROVIDER = typer.Option(Provider.auto, "--provider", help="Where onnxruntime runs.")
-SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25, help="Beats of silence that end a call (a held key or pedal is not silence); half of it right before a bar line.")
+SILENCE_BEATS = typer.Option(2.0, "--silence-beats", min=0.25,
+                             help="Beats of silence that end a call (a held key or pedal is not silence); half of "
+                                  "it right before a bar line.")
 MIN_CALL_BEATS = typer.Option(1.0, "--min-call-beats", min=0, help="Shorter calls are not answered.")
-MAX_CALL_BARS = typer.Option(8, "--max-call-bars", min=1, help="A call this long is answered without waiting for silence.")
-PHRASE_BARS = typer.Option("4,8", "--phrase-bars", help="Calls of these many bars (once one is answered: as long as it) "
-                           "that strike nothing on their last 16th are answered on the next bar line, with no wait; "
-                           "'none': only silence ends a call.")
+MAX_CALL_BARS = typer.Option(8, "--max-call-bars", min=1,
+                             help="A call this long is answered without waiting for silence.")
+PHRASE_BARS = typer.Option("4,8", "--phrase-bars",
+                           help="Calls of these many bars (once one is answered: as long as it) that strike "
+                                "nothing on their last 16th are answered on the next bar line, with no wait; "
+                                "'none': only silence ends a call.")
 END_CC = typer.Option(None, "--end-cc", min=0, max=127, help="A controller that ends a call at once (value >= 64).")
 BARS = typer.Option(None, "--bars", min=1, help="Answer length in bars (default: as long as the call).")
 ALIGN = typer.Option(Align.bar, "--align", help="Where an answer starts.")
-TEMPERATURE = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Sampling temperature: below 1 plays safer, above 1 wilder.")
-CANDIDATES = typer.Option(None, "--candidates", min=1, max=64, help="Sample K bars at once and play the one that best fits the call (likelihood and agreement); default: the model's own count (its card), else 16.")
-BARGE_IN = typer.Option(BargeIn("stop"), "--barge-in", help="When the musician plays during an answer: stop it, or continue.")
-MODE = typer.Option(Mode.call, "--mode", help="call: call and response; duet: play along step by step, hearing both parts.")
+TEMPERATURE = typer.Option(1.0, "--temperature", min=0.05, max=5.0,
+                           help="Sampling temperature: below 1 plays safer, above 1 wilder.")
+CANDIDATES = typer.Option(None, "--candidates", min=1, max=64,
+                          help="Sample K bars at once and play the one that best fits the call (likelihood and "
+                               "agreement); default: the model's own count (its card), else 16.")
+BARGE_IN = typer.Option(BargeIn("stop"), "--barge-in",
+                        help="When the musician plays during an answer: stop it, or continue.")
+MODE = typer.Option(Mode.call, "--mode",
+                    help="call: call and response; duet: play along step by step, hearing both parts.")
 SUSTAIN = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal.")
 CHANNEL = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on.")
 

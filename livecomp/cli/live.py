@@ -7,10 +7,35 @@ from typing import Optional
 
 import typer
 
-from .common import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, MAX_CALL_BARS, MIN_CALL_BEATS, MODE, MODEL,
-               PHRASE_BARS, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, Sync, _config,
-               _engine, _performer_config, app, check_outputs, fail)
 from ..perform.controls import DEFAULTS
+from .common import (
+    ALIGN,
+    BARGE_IN,
+    BARS,
+    CANDIDATES,
+    CHANNEL,
+    END_CC,
+    MAX_CALL_BARS,
+    MIN_CALL_BEATS,
+    MODE,
+    MODEL,
+    PHRASE_BARS,
+    PROVIDER,
+    SILENCE_BEATS,
+    SUSTAIN,
+    TEMPERATURE,
+    Align,
+    BargeIn,
+    Mode,
+    Provider,
+    Sync,
+    _config,
+    _engine,
+    _performer_config,
+    app,
+    check_outputs,
+    fail,
+)
 
 
 def _settings(ctx: typer.Context, preset: Optional[str]) -> Optional[str]:
@@ -56,13 +81,20 @@ def listen(
                                               "(what the command line gives wins)."),
     inp: str = typer.Option(..., "--in", help="Input port: full name, unique part, index, or virtual:NAME."),
     out: str = typer.Option(..., "--out", help="Output port: full name, unique part, index, or virtual:NAME."),
-    api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one)."),
+    api: Optional[str] = typer.Option(None, "--api",
+                                      help="alsa | jack | coremidi | winmm (default: the platform's usual one)."),
     model: Optional[str] = MODEL,
     bpm: str = typer.Option("120", "--bpm", help="Tempo in bpm (the first note played is beat 1 of bar 1), or auto: "
                                                 "tempo and phase from your first phrase."),
     meter: str = typer.Option("4/4", "--meter", help="The bar: 4/4, 3/4, 6/8, ..."),
-    sync: Sync = typer.Option(Sync.internal, "--sync", help="internal; clock: follow MIDI clock (Start, Stop, Song Position Pointer) from the input port; link: join an Ableton Link session (its tempo, its bar phase, its start/stop; --bpm is the tempo it is joined at; needs livecomp[link])."),
-    send_clock: bool = typer.Option(False, "--send-clock", help="Send MIDI clock on the output port so a DAW or drum machine follows: Start on bar 1 after a --count-in, else Song Position Pointer and Continue from your first note's grid."),
+    sync: Sync = typer.Option(Sync.internal, "--sync",
+                              help="internal; clock: follow MIDI clock (Start, Stop, Song Position Pointer) from "
+                                   "the input port; link: join an Ableton Link session (its tempo, its bar phase, "
+                                   "its start/stop; --bpm is the tempo it is joined at; needs livecomp[link])."),
+    send_clock: bool = typer.Option(False, "--send-clock",
+                                    help="Send MIDI clock on the output port so a DAW or drum machine follows: "
+                                         "Start on bar 1 after a --count-in, else Song Position Pointer and "
+                                         "Continue from your first note's grid."),
     silence_beats: float = SILENCE_BEATS,
     min_call_beats: float = MIN_CALL_BEATS,
     max_call_bars: int = MAX_CALL_BARS,
@@ -72,24 +104,39 @@ def listen(
     align: Align = ALIGN,
     temperature: float = TEMPERATURE,
     candidates: Optional[int] = CANDIDATES,
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Fix the sampling (the same playing gets the same answers)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Fix the sampling (the same playing gets the same answers)."),
     barge_in: BargeIn = BARGE_IN,
     mode: Mode = MODE,
     sustain: bool = SUSTAIN,
     channel: int = CHANNEL,
-    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500, help="Send this much earlier to make up for a synth's delay."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Write what was heard and played to this MIDI file on exit (taken into FILE.part as it is "
-                                                         "played; a session killed mid-take leaves it, and the next listen "
-                                                         "with the same --record recovers it into FILE-recovered-TIME.mid)."),
-    metronome: bool = typer.Option(False, "--metronome", help="Click every beat (accent on beat 1) while livecomp runs."),
-    count_in: int = typer.Option(0, "--count-in", min=0, max=8, help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not your first note."),
-    click_channel: int = typer.Option(10, "--click-channel", min=1, max=16, help="MIDI channel of the clicks (10: General MIDI drums)."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500,
+                                     help="Send this much earlier to make up for a synth's delay."),
+    record: Optional[Path] = typer.Option(None, "--record",
+                                          help="Write what was heard and played to this MIDI file on exit (taken "
+                                               "into FILE.part as it is played; a session killed mid-take leaves "
+                                               "it, and the next listen with the same --record recovers it into "
+                                               "FILE-recovered-TIME.mid)."),
+    metronome: bool = typer.Option(False, "--metronome",
+                                   help="Click every beat (accent on beat 1) while livecomp runs."),
+    count_in: int = typer.Option(0, "--count-in", min=0, max=8,
+                                 help="Bars of clicks before bar 1 (needs a fixed --bpm); they set the phase, not "
+                                      "your first note."),
+    click_channel: int = typer.Option(10, "--click-channel", min=1, max=16,
+                                      help="MIDI channel of the clicks (10: General MIDI drums)."),
     click_out: Optional[str] = typer.Option(None, "--click-out", help="Send the clicks to this port instead of --out."),
-    learn: bool = typer.Option(False, "--learn", help="Before listening, map each control by moving it when asked; kept in the config file's [controls]."),
-    learn_wait: float = typer.Option(10.0, "--learn-wait", min=1.0, max=120.0, help="Seconds --learn waits for each control before keeping it as it is."),
+    learn: bool = typer.Option(False, "--learn",
+                               help="Before listening, map each control by moving it when asked; kept in the "
+                                    "config file's [controls]."),
+    learn_wait: float = typer.Option(10.0, "--learn-wait", min=1.0, max=120.0,
+                                     help="Seconds --learn waits for each control before keeping it as it is."),
     controls: bool = typer.Option(True, "--controls/--no-controls", help=CONTROLS_HELP),
-    thru: bool = typer.Option(False, "--thru", help="Pass your notes and pedal to the output port as you play (a keyboard without a sound of its own)."),
-    thru_channel: Optional[int] = typer.Option(None, "--thru-channel", min=1, max=16, help="The channel your notes pass thru on (default: the one they come on); implies --thru."),
+    thru: bool = typer.Option(False, "--thru",
+                              help="Pass your notes and pedal to the output port as you play (a keyboard without a "
+                                   "sound of its own)."),
+    thru_channel: Optional[int] = typer.Option(None, "--thru-channel", min=1, max=16,
+                                               help="The channel your notes pass thru on (default: the one they "
+                                                    "come on); implies --thru."),
     provider: Provider = PROVIDER,
     rt: bool = typer.Option(True, "--realtime/--no-realtime", help="Send at real-time priority (as JACK runs its own "
                             "threads) where the system allows it: root, or an rtprio limit."),
@@ -98,14 +145,15 @@ def listen(
 
     Options may also come from the config file (livecomp.perform.settings: [listen] and [presets.NAME]
     in $LIVECOMP_CONFIG or config.toml in the user's config folder)."""
-    from ..timing.grid import parse_meter
-    from ..perform.controls import Controls, ControlsError, controls_from
+    from ..io.ports import PortError
+    from ..io.rtmidiport import default_api
     from ..model.engine import Engine
-    from ..perform.loop import LiveConfig
     from ..model.folder import DEFAULT_MODEL, find_model, shipped_models
-    from ..io.ports import PortError, default_api
+    from ..perform.controls import Controls, ControlsError, controls_from
+    from ..perform.loop import LiveConfig
     from ..perform.session import Session
     from ..perform.settings import SettingsError, controls_problem, controls_table, read_controls, write_controls
+    from ..timing.grid import parse_meter
     from .common import FROM_CONFIG
 
     FROM_CONFIG.clear()
@@ -172,7 +220,8 @@ def listen(
         try:
             typer.echo(f"controls kept in {write_controls(table)}")
         except (SettingsError, OSError) as exc:                # played with all the same, and shown to keep
-            reason = str(exc) if isinstance(exc, SettingsError) else f"cannot write the config file ({exc.strerror or exc})"
+            reason = (str(exc) if isinstance(exc, SettingsError)
+                      else f"cannot write the config file ({exc.strerror or exc})")
             typer.echo(f"the controls learned are used in this session but not kept: {reason}"
                        + ("" if "\n[controls]" in reason else f"; its [controls] would be:\n{controls_table(table)}"),
                        err=True)
@@ -185,7 +234,8 @@ def listen(
 
 
 @app.command()
-def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model folders to describe beside the shipped ones.")) -> None:
+def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model folders to describe beside the shipped "
+                                                                     "ones.")) -> None:
     """The models livecomp can play with: what each learnt from, its grid, its size and figures."""
     from ..model.folder import DEFAULT_MODEL, ModelError, card, shipped_models
 
@@ -205,9 +255,12 @@ def models(folders: Optional[list[Path]] = typer.Argument(None, help="Model fold
 
 
 @app.command()
-def ports(api: Optional[str] = typer.Option(None, "--api", help="alsa | jack | coremidi | winmm (default: the platform's usual one).")) -> None:
+def ports(api: Optional[str] = typer.Option(None, "--api",
+                                            help="alsa | jack | coremidi | winmm (default: the platform's usual "
+                                                 "one).")) -> None:
     """List MIDI input and output ports; the ones the config file's [listen] names are marked."""
-    from ..io.ports import PortError, default_api, list_ports, resolve
+    from ..io.ports import PortError, resolve
+    from ..io.rtmidiport import default_api, list_ports
     from ..perform.settings import SettingsError, read_settings
 
     api = api or default_api()

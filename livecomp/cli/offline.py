@@ -8,9 +8,35 @@ from typing import Optional
 
 import typer
 
-from .common import (ALIGN, BARGE_IN, BARS, CANDIDATES, CHANNEL, END_CC, EXAMPLE_PHRASE, MAX_CALL_BARS, MIN_CALL_BEATS, MODE,
-               MODEL, PHRASE_BARS, PROVIDER, SILENCE_BEATS, SUSTAIN, TEMPERATURE, Align, BargeIn, Mode, Provider, _check_temperature,
-               _engine, _performer_config, app, check_outputs, example_path, fail)
+from .common import (
+    ALIGN,
+    BARGE_IN,
+    BARS,
+    CANDIDATES,
+    CHANNEL,
+    END_CC,
+    EXAMPLE_PHRASE,
+    MAX_CALL_BARS,
+    MIN_CALL_BEATS,
+    MODE,
+    MODEL,
+    PHRASE_BARS,
+    PROVIDER,
+    SILENCE_BEATS,
+    SUSTAIN,
+    TEMPERATURE,
+    Align,
+    BargeIn,
+    Mode,
+    Provider,
+    _check_temperature,
+    _engine,
+    _performer_config,
+    app,
+    check_outputs,
+    example_path,
+    fail,
+)
 
 
 @app.command()
@@ -26,8 +52,8 @@ def roll(
     """Inspect a MIDI file as a piano roll: steps, bars, tempo, meter, key range, polyphony."""
     from ..files import save_midi
     from ..music.image import save_roll_png
-    from ..music.roll import midi_to_roll, roll_to_midi
     from ..music.notes import MidiFileError
+    from ..music.roll import midi_to_roll, roll_to_midi
 
     path = file if file is not None else example_path()
     check_outputs(("--png", png), ("--midi-out", midi_out), inputs=(("MIDI", path),))
@@ -80,26 +106,32 @@ def format_summary(path: Path, s: dict) -> str:
 
 @app.command()
 def generate(
-    model: Optional[str] = typer.Option(None, "--model", help="A shipped model's name (piano, pop, folk, basic) or a model folder."),
-    primer: Optional[Path] = typer.Option(None, "--primer", help="A MIDI file to continue (in its own tempo and meter)."),
+    model: Optional[str] = typer.Option(None, "--model",
+                                        help="A shipped model's name (piano, pop, folk, basic) or a model folder."),
+    primer: Optional[Path] = typer.Option(None, "--primer",
+                                          help="A MIDI file to continue (in its own tempo and meter)."),
     primer_bars: Optional[int] = typer.Option(None, "--primer-bars", min=1, help="Use only the primer's first N bars."),
     bars: int = typer.Option(8, "--bars", min=1, help="Bars to write."),
     temperature: float = typer.Option(1.0, "--temperature", min=0.05, max=5.0, help="Below 1: safer; above 1: wilder."),
-    candidates: int = typer.Option(1, "--candidates", min=1, max=64, help="Sample K bars at once and keep the most likely."),
+    candidates: int = typer.Option(1, "--candidates", min=1, max=64,
+                                   help="Sample K bars at once and keep the most likely."),
     seed: int = typer.Option(0, "--seed", min=0, help="The same seed writes the same music."),
     out: Path = typer.Option(Path("out/generated.mid"), "--out", help="The MIDI file to write."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw the piano roll (the continuation in orange)."),
-    wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth and a General MIDI soundfont."),
-    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="The .sf2 file for --wav (default: a GM soundfont found on this system)."),
+    wav: Optional[Path] = typer.Option(None, "--wav",
+                                       help="Also render audio with fluidsynth and a General MIDI soundfont."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont",
+                                             help="The .sf2 file for --wav (default: a GM soundfont found on this "
+                                                  "system)."),
     provider: Provider = PROVIDER,
 ) -> None:
     """Write new music with a model, optionally continuing a primer MIDI file."""
-    from ..music.audio import AudioError, render_wav
     from ..files import save_midi
     from ..model.generate import continue_roll
+    from ..music.audio import AudioError, render_wav
     from ..music.image import save_roll_png
-    from ..music.roll import midi_to_roll, roll_to_midi
     from ..music.notes import MidiFileError
+    from ..music.roll import midi_to_roll, roll_to_midi
 
     _check_temperature(temperature)
     if primer_bars is not None and primer is None:
@@ -192,8 +224,11 @@ def _check_audio(wav: Optional[Path], soundfont: Optional[Path] = None) -> None:
 @app.command()
 def duet(
     performance: Optional[Path] = typer.Argument(None, help="A MIDI file of the musician's part (default: the shipped "
-                                                              "example, two 4-bar calls from Schumann's Melodie, Op. 68 No. 1)."),
-    out: Path = typer.Option(Path("out/duet.mid"), "--out", help="The MIDI file to write: the musician's part and livecomp's answers on two tracks."),
+                                                              "example, two 4-bar calls from Schumann's Melodie, Op. "
+                                                              "68 No. 1)."),
+    out: Path = typer.Option(Path("out/duet.mid"), "--out",
+                             help="The MIDI file to write: the musician's part and livecomp's answers on two "
+                                  "tracks."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also draw both parts (livecomp's in orange)."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="Also render audio with fluidsynth."),
     model: Optional[str] = MODEL,
@@ -214,13 +249,13 @@ def duet(
     provider: Provider = PROVIDER,
 ) -> None:
     """Run the co-performer on a MIDI file, offline and deterministic: the twin of `listen`."""
+    from ..files import save_midi
     from ..music.audio import AudioError, render_wav
+    from ..music.image import save_roll_png
+    from ..music.notes import MidiFileError
+    from ..music.roll import midi_to_roll
     from ..perform.duet import duet as run_duet
     from ..perform.duet import part
-    from ..files import save_midi
-    from ..music.image import save_roll_png
-    from ..music.roll import midi_to_roll
-    from ..music.notes import MidiFileError
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
                             barge_in, sustain, mode, phrase_bars)

@@ -93,74 +93,117 @@ def _h(option: str, text: str) -> str:
 def train(
     ctx: typer.Context,
     model: str = typer.Option("basic", "--model", help="basic | endecell"),
-    data: Optional[str] = typer.Option(None, "--data", help=_h("--data", "jsb | nottingham | jsb16 | a folder of MIDI files | a piano-roll JSON file")),
+    data: Optional[str] = typer.Option(None, "--data",
+                                       help=_h("--data", "jsb | nottingham | jsb16 | a folder of MIDI files | a "
+                                                         "piano-roll JSON file")),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for checkpoints (default runs/<model>-<data>)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="A TOML file whose [train] table sets the options below by "
-                                                                 "name (recipes/ holds the shipped models'); options "
-                                                                 "given on the command line win."),
-    steps_per_beat: Optional[int] = typer.Option(None, "--steps-per-beat", min=1, help=_h("--steps-per-beat", "Grid of MIDI folders (benchmarks carry their own)")),
-    key_states: Optional[int] = typer.Option(None, "--key-states", min=2, max=3, help=_h("--key-states", "2: off/on; 3: off/held/struck")),
-    hidden: Optional[int] = typer.Option(None, "--hidden", min=1, help=_h("--hidden", "LSTM units per layer (basic) / time-LSTM units (endecell)")),
-    layers: Optional[int] = typer.Option(None, "--layers", min=1, help=_h("--layers", "LSTM layers (basic) / time-LSTM layers (endecell)")),
-    dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.9, help=_h("--dropout", "Dropout probability, 0 to 0.9")),
+    resume: Optional[Path] = typer.Option(None, "--resume",
+                                          help="Continue the run in this folder exactly where it stopped."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe",
+                                          help="A TOML file whose [train] table sets the options below by name "
+                                               "(recipes/ holds the shipped models'); options given on the command "
+                                               "line win."),
+    steps_per_beat: Optional[int] = typer.Option(None, "--steps-per-beat", min=1,
+                                                 help=_h("--steps-per-beat", "Grid of MIDI folders (benchmarks "
+                                                                             "carry their own)")),
+    key_states: Optional[int] = typer.Option(None, "--key-states", min=2, max=3,
+                                             help=_h("--key-states", "2: off/on; 3: off/held/struck")),
+    hidden: Optional[int] = typer.Option(None, "--hidden", min=1,
+                                         help=_h("--hidden", "LSTM units per layer (basic) / time-LSTM units "
+                                                             "(endecell)")),
+    layers: Optional[int] = typer.Option(None, "--layers", min=1,
+                                         help=_h("--layers", "LSTM layers (basic) / time-LSTM layers (endecell)")),
+    dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.9,
+                                            help=_h("--dropout", "Dropout probability, 0 to 0.9")),
     input_dropout: Optional[float] = typer.Option(None, "--input-dropout", min=0.0, max=0.9,
-                                                  help=_h("--input-dropout", "Training: drop each sounding key of the frames the LSTM "
-                                                          "(basic) or encoder (endecell) reads, 0 to 0.9; the scored frames stay whole")),
+                                                  help=_h("--input-dropout", "Training: drop each sounding key of "
+                                                                             "the frames the LSTM (basic) or "
+                                                                             "encoder (endecell) reads, 0 to 0.9; "
+                                                                             "the scored frames stay whole")),
     weight_drop: Optional[float] = typer.Option(None, "--weight-drop", min=0.0, max=0.9,
-                                                help=_h("--weight-drop", "Training: drop each recurrent weight of the LSTM (basic) or "
-                                                        "time LSTM (endecell), 0 to 0.9 (DropConnect, one mask per batch)")),
+                                                help=_h("--weight-drop", "Training: drop each recurrent weight of "
+                                                                         "the LSTM (basic) or time LSTM (endecell), "
+                                                                         "0 to 0.9 (DropConnect, one mask per "
+                                                                         "batch)")),
     neighbour_keys: Optional[int] = typer.Option(None, "--neighbour-keys", min=0,
-                                                 help=_h("--neighbour-keys", "Keys either side each key's classifier (basic) or decoder "
-                                                         "step (endecell) reads from the previous frame; basic 0 is the original form")),
+                                                 help=_h("--neighbour-keys", "Keys either side each key's "
+                                                                             "classifier (basic) or decoder step "
+                                                                             "(endecell) reads from the previous "
+                                                                             "frame; basic 0 is the original form")),
     mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
-                                             help=_h("--mix-shifts", "Basic: a mixture of the model's copies transposed by -N..N "
-                                                     "semitones, each frame from one copy (0: the plain model). Costs 2N + 1 times the compute")),
+                                             help=_h("--mix-shifts", "Basic: a mixture of the model's copies "
+                                                                     "transposed by -N..N semitones, each frame "
+                                                                     "from one copy (0: the plain model). Costs 2N "
+                                                                     "+ 1 times the compute")),
     chunk: Optional[int] = typer.Option(None, "--chunk", min=1, max=88,
-                                        help=_h("--chunk", "EnDeCell: keys read/written per encoder/decoder step (1 = key by key)")),
+                                        help=_h("--chunk", "EnDeCell: keys read/written per encoder/decoder step "
+                                                           "(1 = key by key)")),
     joint_keys: Optional[int] = typer.Option(None, "--joint-keys", min=1, max=8,
-                                             help=_h("--joint-keys", "EnDeCell: keys of a chunk drawn together, as one choice among "
-                                                     "all their states (a chord's notes in one draw); 1: each key of a chunk on its own")),
-    enc_hidden: Optional[int] = typer.Option(None, "--enc-hidden", min=1, help=_h("--enc-hidden", "EnDeCell: encoder GRU units")),
+                                             help=_h("--joint-keys", "EnDeCell: keys of a chunk drawn together, as "
+                                                                     "one choice among all their states (a chord's "
+                                                                     "notes in one draw); 1: each key of a chunk on "
+                                                                     "its own")),
+    enc_hidden: Optional[int] = typer.Option(None, "--enc-hidden", min=1,
+                                             help=_h("--enc-hidden", "EnDeCell: encoder GRU units")),
     encoder_skip: Optional[bool] = typer.Option(None, "--encoder-skip/--no-encoder-skip",
-                                                help=_h("--encoder-skip", "EnDeCell: add a linear map of the frame to the encoder's vector")),
-    dec_hidden: Optional[int] = typer.Option(None, "--dec-hidden", min=1, help=_h("--dec-hidden", "EnDeCell: decoder GRU units")),
+                                                help=_h("--encoder-skip", "EnDeCell: add a linear map of the frame "
+                                                                          "to the encoder's vector")),
+    dec_hidden: Optional[int] = typer.Option(None, "--dec-hidden", min=1,
+                                             help=_h("--dec-hidden", "EnDeCell: decoder GRU units")),
     dec_dropout: Optional[float] = typer.Option(None, "--dec-dropout", min=0.0, max=0.9,
-                                                help=_h("--dec-dropout", "EnDeCell, training: dropout on the decoder's output at each "
-                                                        "key (chunk), 0 to 0.9")),
+                                                help=_h("--dec-dropout", "EnDeCell, training: dropout on the "
+                                                                         "decoder's output at each key (chunk), 0 "
+                                                                         "to 0.9")),
     lookback: Optional[int] = typer.Option(None, "--lookback", min=0, max=96,
-                                           help=_h("--lookback", "EnDeCell: each decoder step also sees the frame this many steps "
-                                                   "back (16: a 4/4 bar of 16ths)")),
-    window: Optional[int] = typer.Option(None, "--window", min=2, help=_h("--window", "Steps per training window (windows start on bar lines)")),
-    hop_bars: Optional[int] = typer.Option(None, "--hop-bars", min=1, help=_h("--hop-bars", "A window starts every N bar lines")),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=_h("--batch-size", "Windows per optimizer step")),
+                                           help=_h("--lookback", "EnDeCell: each decoder step also sees the frame "
+                                                                 "this many steps back (16: a 4/4 bar of 16ths)")),
+    window: Optional[int] = typer.Option(None, "--window", min=2,
+                                         help=_h("--window", "Steps per training window (windows start on bar "
+                                                             "lines)")),
+    hop_bars: Optional[int] = typer.Option(None, "--hop-bars", min=1,
+                                           help=_h("--hop-bars", "A window starts every N bar lines")),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                             help=_h("--batch-size", "Windows per optimizer step")),
     lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help=_h("--lr", "Peak learning rate")),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help=_h("--lr-schedule", "cosine | constant (after warmup)")),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule",
+                                              help=_h("--lr-schedule", "cosine | constant (after warmup)")),
     warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help=_h("--warmup", "Warmup optimizer steps")),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", min=0.0, help=_h("--weight-decay", "AdamW's weight decay")),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", min=0.0,
+                                                 help=_h("--weight-decay", "AdamW's weight decay")),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help=_h("--epochs", "Epochs to train")),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this much training time: 600, 30m, 2h."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_h("--seed", "Seed of the weights, the data order and the sampling")),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget",
+                                              help="Stop after this much training time: 600, 30m, 2h."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help=_h("--seed", "Seed of the weights, the data order and the sampling")),
     target_weight: Optional[str] = typer.Option(None, "--target-weight",
-                                                help=_h("--target-weight", "none | linear | step: weight of early steps in the loss")),
+                                                help=_h("--target-weight", "none | linear | step: weight of early "
+                                                                           "steps in the loss")),
     target_skip: Optional[int] = typer.Option(None, "--target-skip", min=0,
-                                              help=_h("--target-skip", "With --target-weight step: steps at the start that carry no loss")),
+                                              help=_h("--target-skip", "With --target-weight step: steps at the "
+                                                                       "start that carry no loss")),
     scheduled_sampling: Optional[float] = typer.Option(None, "--scheduled-sampling", min=0.0, max=1.0,
-                                                       help=_h("--scheduled-sampling", "Final probability of feeding back the model's own sample")),
+                                                       help=_h("--scheduled-sampling", "Final probability of "
+                                                                                       "feeding back the model's "
+                                                                                       "own sample")),
     transpose: Optional[int] = typer.Option(None, "--transpose", min=0, max=12,
-                                            help=_h("--transpose", "Augment: shift each window by up to +-N semitones")),
+                                            help=_h("--transpose", "Augment: shift each window by up to +-N "
+                                                                   "semitones")),
     ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.99999,
-                                        help=_h("--ema", "Validate and keep a moving average of the weights with this decay per step "
-                                                "(0: off; 0.999 averages over about 1000 steps)")),
+                                        help=_h("--ema", "Validate and keep a moving average of the weights with "
+                                                         "this decay per step (0: off; 0.999 averages over about "
+                                                         "1000 steps)")),
     snapshots: Optional[int] = typer.Option(None, "--snapshots", min=0,
-                                            help=_h("--snapshots", "Also keep the validated weights of every Nth epoch as "
-                                                    "snapshot-EEEE.pt (0: off), to be scored together with --with")),
+                                            help=_h("--snapshots", "Also keep the validated weights of every Nth "
+                                                                   "epoch as snapshot-EEEE.pt (0: off), to be "
+                                                                   "scored together with --with")),
     device: Optional[str] = typer.Option(None, "--device", help=_h("--device", "auto | cpu | cuda | cuda:N")),
     pretrain_autoencoder: bool = typer.Option(False, "--pretrain-autoencoder",
-                                              help="EnDeCell: train the encoder/decoder pair alone to reconstruct frames."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from the kept weights of this run, of the same model "
-                                                                        "and sizes; EnDeCell also from a pre-trained autoencoder run (a lookback "
-                                                                        "added starts unused)."),
+                                              help="EnDeCell: train the encoder/decoder pair alone to reconstruct "
+                                                   "frames."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from",
+                                             help="Start from the kept weights of this run, of the same model and "
+                                                  "sizes; EnDeCell also from a pre-trained autoencoder run (a "
+                                                  "lookback added starts unused)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a basic RNN or EnDeCell model on MIDI files or a piano-roll benchmark."""
@@ -168,9 +211,9 @@ def train(
     from dataclasses import asdict
 
     from livecomp_train.checkpoint import CheckpointError
+    from livecomp_train.configs import TrainConfig, configs_from_options
     from livecomp_train.data import CorpusError
     from livecomp_train.models import CONFIGS
-    from livecomp_train.configs import TrainConfig, configs_from_options
     from livecomp_train.train import TrainingError, resume_config
     from livecomp_train.train import train as run_training
 
@@ -259,15 +302,20 @@ def _from_recipe(ctx: typer.Context, recipe: Path, typed) -> None:
 
 @app.command("eval")
 def evaluate(
-    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt), a checkpoint file, or an exported model folder."),
-    data: Optional[str] = typer.Option(None, "--data", help="Benchmark name, MIDI folder or JSON file (default: the training data)."),
+    checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt), a checkpoint file, or an exported model "
+                                                "folder."),
+    data: Optional[str] = typer.Option(None, "--data",
+                                       help="Benchmark name, MIDI folder or JSON file (default: the training "
+                                            "data)."),
     split: str = typer.Option("test", "--split", help="train | valid | test"),
     model: Optional[str] = typer.Option(None, "--model", help="Expect this architecture (basic | endecell)."),
-    device: str = typer.Option("auto", "--device", help="Checkpoints: auto | cpu | cuda. Exported folders: auto | cpu | cuda (the onnxruntime provider)."),
+    device: str = typer.Option("auto", "--device",
+                               help="Checkpoints: auto | cpu | cuda. Exported folders: auto | cpu | cuda (the "
+                                    "onnxruntime provider)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
     mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
-                                             help="Basic checkpoints: score the weights as a mixture of copies transposed "
-                                                  "by -N..N semitones (default: as trained)."),
+                                             help="Basic checkpoints: score the weights as a mixture of copies "
+                                                  "transposed by -N..N semitones (default: as trained)."),
     ensemble: Optional[List[Path]] = typer.Option(None, "--with", help=WITH_HELP),
 ) -> None:
     """Score a checkpoint or an exported model: NLL per frame (nats) and frame accuracy on a split."""
@@ -310,18 +358,23 @@ def evaluate(
 @app.command()
 def export(
     checkpoint: Path = typer.Argument(..., help="A run folder (its best.pt) or a checkpoint file."),
-    out: Path = typer.Option(..., "--out", help="The model folder to write (replaced only once the new one has checked itself)."),
-    name: Optional[str] = typer.Option(None, "--name", help="The model's name in model.json (default: the folder's name)."),
-    corpus_licence: Optional[str] = typer.Option(None, "--corpus-licence", help="The training data's licence, for the model's card."),
-    data: Optional[str] = typer.Option(None, "--data", help="Where the training corpus is now (default: the path the run "
-                                                            "was trained with)."),
+    out: Path = typer.Option(..., "--out",
+                             help="The model folder to write (replaced only once the new one has checked itself)."),
+    name: Optional[str] = typer.Option(None, "--name",
+                                       help="The model's name in model.json (default: the folder's name)."),
+    corpus_licence: Optional[str] = typer.Option(None, "--corpus-licence",
+                                                 help="The training data's licence, for the model's card."),
+    data: Optional[str] = typer.Option(None, "--data",
+                                       help="Where the training corpus is now (default: the path the run was "
+                                            "trained with)."),
     mix_shifts: Optional[int] = typer.Option(None, "--mix-shifts", min=0, max=12,
-                                             help="Basic: export the weights as a mixture of copies transposed by -N..N "
-                                                  "semitones (default: as trained)."),
+                                             help="Basic: export the weights as a mixture of copies transposed by "
+                                                  "-N..N semitones (default: as trained)."),
     ensemble: Optional[List[Path]] = typer.Option(None, "--with", help=WITH_HELP),
     candidates: Optional[int] = typer.Option(None, "--candidates", min=1, max=64,
-                                             help="The candidate bars listen and duet sample per answer bar with this "
-                                                  "model unless told (default: 16); bench/latency.py measures the cost."),
+                                             help="The candidate bars listen and duet sample per answer bar with "
+                                                  "this model unless told (default: 16); bench/latency.py measures "
+                                                  "the cost."),
 ) -> None:
     """Export a trained checkpoint as ONNX graphs with the bar-level predictor, checked against torch."""
     _need_training_extra()

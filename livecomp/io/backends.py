@@ -1,10 +1,12 @@
 """Opening a port of the backend its name and the MIDI API choose, as mido's backends are chosen
 by name: ``loopback`` (in memory, ``loopback:NAME``), ``jack`` (livecomp's own JACK client,
-``jackport``) or ``rtmidi`` (python-rtmidi on the other APIs, ``ports``)."""
+``jackport``) or ``rtmidi`` (python-rtmidi on the other APIs, ``rtmidiport``)."""
 
 from __future__ import annotations
 
-from .ports import LoopbackPort, MidiPort, Port
+from .loopback import LoopbackPort
+from .ports import MidiPort
+from .rtmidiport import Port
 
 
 def backend_of(spec: str, api: str) -> str:

@@ -7,7 +7,7 @@ PipeWire's JACK runs at by default. Here an output message is handed over ``lead
 due, with its time, and written at its own frame inside its period; an input message is given the
 frame it was heard at. Both are timed on ``FRAME_TIME``, JACK's frames as seconds.
 
-``FrameClient`` speaks the part of rtmidi's ``MidiIn`` / ``MidiOut`` that ``ports.Port`` uses, so
+``FrameClient`` speaks the part of rtmidi's ``MidiIn`` / ``MidiOut`` that ``rtmidiport.Port`` uses, so
 a ``JackPort`` keeps its ways (reopening, the wake-up guard) on either. ``available()`` says
 whether the C part was built (pip builds it where a C compiler is found; elsewhere livecomp
 uses python-rtmidi, and says what JACK's periods add).

@@ -25,7 +25,8 @@ import time
 
 from . import jackclient, midi
 from .jack import CLIENT, JackError, JackPatchbay, jack_wakeup_mapped, literal
-from .ports import PortError, Port, _client, _close
+from .ports import PortError
+from .rtmidiport import Port, _client, _close
 
 POLL_S = 0.005              # JACK input: how often the queue is read (times come from JACK) ...
 IMMEDIATE_POLL_S = 0.001    # ... for an input played through as heard (``immediate``: --thru)

@@ -161,6 +161,29 @@ class Recorder:
             self._thread = threading.Thread(target=self._writer, name="livecomp-journal", daemon=True)
             self._thread.start()
 
+    @classmethod
+    def beside(cls, take: Path, log) -> "Recorder":
+        """A recording for the take ``take``, journalled beside it as it is played (a journal a
+        session that died left there is recovered first, ``recover``); kept in memory only where
+        no journal can be opened (said with ``log``)."""
+        journal = journal_of(take)
+        if journal.exists():
+            recover(journal, log)
+        try:
+            return cls(journal)
+        except OSError as exc:
+            log(f"cannot keep a journal of the recording in {journal} ({exc.strerror or exc}); "
+                f"the take is kept in memory until the end")
+            return cls()
+
+    def dropping(self, drop, now):
+        """A port's ``drop`` (what was handed over ahead of its time and has not left is taken
+        back: panic, mute, the way out) that also tells the recording those never sounded."""
+        def dropped() -> None:
+            drop()
+            self.taken_back(now())
+        return dropped
+
     def add(self, part: str, t: float, message: list[int]) -> None:
         if not message or is_system(message):
             return

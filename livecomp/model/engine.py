@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .folder import ModelError, plain, read_model_json
 from ..music.roll import N_KEYS
+from .folder import ModelError, plain, read_model_json
 from .scoring import Tally, batches
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -63,9 +63,9 @@ def _session(path: Path, provider: str, threads: int):
 
 def cuda_usable() -> bool:
     """Whether onnxruntime can run on a GPU here (the GPU build, a driver and a device)."""
-    import onnxruntime as ort
-
     import ctypes
+
+    import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return False
@@ -150,7 +150,8 @@ class Engine:
         want_state_out = {f"{name}_out": [None, *shape] for name, shape in self.state_spec}
         checks = [
             ("encode.onnx inputs", shapes(self._encode.get_inputs()), {"frames": [None, None, N_KEYS], **want_state}),
-            ("encode.onnx outputs", shapes(self._encode.get_outputs()), {"logits": [None, None, N_KEYS, K], **want_state_out}),
+            ("encode.onnx outputs", shapes(self._encode.get_outputs()), {"logits": [None, None, N_KEYS, K],
+                                                                         **want_state_out}),
             ("advance.onnx inputs", shapes(self._advance.get_inputs()), {"frames": [None, None, N_KEYS], **want_state}),
             ("advance.onnx outputs", shapes(self._advance.get_outputs()), want_state_out),
             ("bar.onnx inputs", shapes(self._bar.get_inputs()),
@@ -267,13 +268,15 @@ class Engine:
             done += take
         return np.concatenate(parts, 1), logp, current
 
-    def step_from_noise(self, state: State, noise: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
+    def step_from_noise(self, state: State, noise: np.ndarray,
+                        temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
         """One call of step.onnx: noise (B, 1, 88) -> (frames (B, 1, 88), logp, state after)."""
         named, after = self._run(self._step, {"temperature": np.asarray(temperature, np.float32),
                                               "noise": np.asarray(noise, np.float32)}, state)
         return named["frames_out"], named["logp"], after
 
-    def bar_from_noise(self, state: State, noise: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
+    def bar_from_noise(self, state: State, noise: np.ndarray,
+                       temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
         """One call of bar.onnx: noise (B, bar_steps, 88) uniform in [0, 1) -> (frames, logp, state)."""
         named, after = self._run(self._bar, {"temperature": np.asarray(temperature, np.float32),
                                              "noise": np.asarray(noise, np.float32)}, state)

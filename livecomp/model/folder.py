@@ -190,7 +190,8 @@ def card(folder: Path) -> list[str]:
                and all(_number(v.get(m)) and _number(v["real"].get(m)) for m in measures)}
     if answers:
         bench = musicality.get("bench")
-        lines.append(f"  its answers to calls from each corpus ({plain(bench) if isinstance(bench, str) else 'bench/musicality.py'}), the "
+        lines.append("  its answers to calls from each corpus "
+                     f"({plain(bench) if isinstance(bench, str) else 'bench/musicality.py'}), the "
                      f"composers' own next bars in brackets: key and rhythm agree with the call (1: the same), "
                      f"density in the call's notes a bar, register in semitones from the call's")
         for corpus, m in answers.items():

@@ -7,8 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from .engine import Engine
 from ..music.roll import PianoRoll
+from .engine import Engine
 
 
 def continue_roll(engine: Engine, primer: PianoRoll | None, bars: int, temperature: float = 1.0,

@@ -154,7 +154,8 @@ class CallStyle:
     A candidate's fit is its agreement with the call in the terms ``measures`` uses, each
     weighted by ``FIT_TERMS``: key overlap, the share of its onsets in the key the call fits best
     (``scale_of``), rhythm overlap, minus the distance of its mean and spread of pitch from the
-    call's (per 12 semitones) and |log2 of its density against the call's|; a bar that repeats a bar of the call (at any transposition) is not chosen
+    call's (per 12 semitones) and |log2 of its density against the call's|; a bar that repeats a
+    bar of the call (at any transposition) is not chosen
     while another candidate is left. ``choose`` adds ``weight`` nats per unit of fit to each
     candidate's log-probability and takes the best: likelihood and agreement together.
     """

@@ -59,7 +59,8 @@ class ConversionReport:
     """What quantising a score onto the grid did to its notes (counts of notes).
 
     ``moved``: onset further than one source tick from the grid line it was put on.
-    ``resized``: onset on the grid but end moved (the duration changed). ``merged``: struck the same key at the same step as another note (the
+    ``resized``: onset on the grid but end moved (the duration changed). ``merged``: struck the
+    same key at the same step as another note (the
     roll keeps one attack). ``overlapped``: a note still sounding when the same key
     was struck again (it ends at the new attack). ``out_of_range``: outside
     MIDI 21..108, left out of the roll. ``drum_notes``: channel 10, left out.
@@ -189,7 +190,8 @@ def _to_step(tick: int, ticks_per_beat: int, steps_per_beat: int) -> int:
     return (2 * tick * steps_per_beat + ticks_per_beat) // (2 * ticks_per_beat)
 
 
-def midi_to_roll(source: str | Path | mido.MidiFile | Score, steps_per_beat: int = 4, sustain: bool = False) -> PianoRoll:
+def midi_to_roll(source: str | Path | mido.MidiFile | Score, steps_per_beat: int = 4,
+                 sustain: bool = False) -> PianoRoll:
     """Quantise a MIDI file (or a read ``Score``) onto the grid.
 
     Each note's onset and end go to the nearest step; a note shorter than one

@@ -152,7 +152,8 @@ class Controls:
             live.log("panic: every note ended")
 
 
-def learn(take: Callable[[float], list[int] | None], ask: Callable[[str], None], wait_s: float = 10.0) -> dict[str, int]:
+def learn(take: Callable[[float], list[int] | None], ask: Callable[[str], None], wait_s: float = 10.0) -> dict[str,
+                                                                                                               int]:
     """``listen --learn``: ask for each control in turn and take the first controller moved
     within ``wait_s`` seconds that no control took before it (a knob sends many values as it
     turns) and that is not the sustain pedal; a control not moved keeps its mapping. ``take``

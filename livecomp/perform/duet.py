@@ -10,19 +10,19 @@ runs on until the last call has been answered.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import mido
 
-from ..timing.grid import Grid
+from ..io.midi import is_note, is_note_on, track
 from ..model.engine import Engine
 from ..music.frames import Event
-from ..io.midi import is_note, is_note_on, track
-from .performer import PerformerConfig
-from ..music.roll import LOW_KEY, MAX_STEPS, N_KEYS
-from ..timing.scheduler import Rehearsal
 from ..music.notes import DEFAULT_TEMPO_US, MidiFileError, open_midi, usable
+from ..music.roll import LOW_KEY, MAX_STEPS, N_KEYS
+from ..timing.grid import Grid
+from ..timing.timeline import Rehearsal
+from .performer import PerformerConfig
 
 OUTPUT_TICKS_PER_BEAT = 480
 

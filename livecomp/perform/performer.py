@@ -31,58 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io.midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
 from ..model.engine import Engine, State
 from ..music.frames import Dynamics, Event, FrameBuilder, NoteTracker
-from ..io.midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
-from ..music.musicality import FIT_WEIGHT_NATS, CallStyle
-from ..music.roll import N_KEYS, OFF, STRUCK, onsets_of
-
-
-DUET_MARGIN = 2          # --mode duet leaves the musician's register of the last beat, and this many keys each side
-DUET_REST_BARS = 2       # --mode duet stops when the musician has been silent this long, and joins again after
-MIDDLE_C = 60 - 21       # key index: a musician above it is accompanied below, one under it above
-
-
-@dataclass
-class PerformerConfig:
-    silence_beats: float = 2.0         # silence that ends a call
-    min_call_beats: float = 1.0        # shorter calls are not answered
-    max_call_bars: int = 8             # a call this long is answered even without silence
-    phrase_bars: tuple[int, ...] = (4, 8)  # calls this long end on their bar line (once one is answered: its length)
-    bars: int | None = None            # answer length; None: as long as the call (at most max_call_bars)
-    align: str = "bar"                 # the answer starts on the next "bar" or "beat" line
-    temperature: float = 1.0
-    candidates: int | None = None      # bars sampled at once for each answer bar (None: the model's own count)
-    fit_weight: float = FIT_WEIGHT_NATS  # nats per unit of agreement with the call (inf: agreement alone;
-                                         # 0: the most likely bar)
-    answer_from: str = "call"          # "call": the state at the first line after the call's last sound
-                                       # "heard": everything heard, the silence that ended the call included
-    seed: int | None = None
-    barge_in: str = "stop"             # "stop" | "continue"
-    sustain: bool = True
-    mode: str = "call"                 # "call": call and response; "duet": play along step by step
-
-    def __post_init__(self):
-        """A setting no performance can have is refused in one sentence (``ValueError``)."""
-        choices = {"align": ("bar", "beat"), "answer_from": ("call", "heard"), "barge_in": ("stop", "continue"),
-                   "mode": ("call", "duet")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be {' or '.join(allowed)}, not {getattr(self, name)!r}")
-        positive = {"silence_beats": self.silence_beats, "temperature": self.temperature}
-        for name, value in positive.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, not {value!r}")
-        for name in ("min_call_beats", "fit_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value >= 0 and (math.isfinite(value) or name == "fit_weight")):
-                raise ValueError(f"{name} must be a number of 0 or more, not {value!r}")
-        if not (isinstance(self.phrase_bars, tuple) and all(isinstance(b, int) and b >= 1 for b in self.phrase_bars)):
-            raise ValueError(f"phrase_bars must be whole numbers of bars, 1 or more, not {self.phrase_bars!r}")
-        for name in ("max_call_bars", "bars", "candidates"):
-            value = getattr(self, name)
-            if not (value is None and name != "max_call_bars") and not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}")
+from ..music.musicality import CallStyle
+from ..music.roll import N_KEYS, STRUCK, onsets_of
+from .along import PlayAlong
+from .config import PerformerConfig
 
 
 @dataclass
@@ -131,11 +86,7 @@ class Performer:
         self.answer: _Answer | None = None
         self.call: list[np.ndarray] = []                   # the frames of the call so far
         self.recent.clear()
-        self._duet_tracker: NoteTracker | None = None
-        self._duet_next: np.ndarray | None = None
-        self._duet_style: CallStyle | None = None
-        self._duet_quiet = 0                       # steps the musician has been silent while livecomp plays along
-        self._duet_keys: tuple | None = None       # (lowest key, highest, above middle C?) of the musician's latest beat
+        self.along = PlayAlong()                           # --mode duet: livecomp's part
 
     # -- what the musician played (already on grid steps) ------------------------------------
 
@@ -173,7 +124,7 @@ class Performer:
 
     @property
     def answering(self) -> bool:
-        return self.answer is not None or self._duet_tracker is not None
+        return self.answer is not None or self.along.playing
 
     def use(self, engine: Engine) -> None:
         """Play with another model from now on (between calls): its state is the last bars heard,
@@ -193,7 +144,7 @@ class Performer:
             self._finish(n)
         elif a is not None:
             self.answer, self.call_start = None, None
-        self._duet_tracker = self._duet_next = None
+        self.along.leave()
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -202,62 +153,10 @@ class Performer:
         frame = self.heard.frame(n)
         self.frames.append(frame)
         if self.cfg.mode == "duet":
-            return self._step_duet(n, frame)
+            return self.along.step(self, n, frame)
         if self.answer is not None:
             return self._step_answering(n, frame)
         return self._step_listening(n, frame)
-
-    def _step_duet(self, n: int, frame: np.ndarray) -> list[Event]:
-        """Duet: the model hears both parts and writes its own next step as each step closes: of
-        ``candidates`` steps sampled at once, the first in the key of the musician's last bars
-        that makes no cluster of 3 semitones, and on a beat while the musician plays, one that
-        sounds there (``CallStyle.choose_step``). Livecomp's part lies outside the register of the
-        musician's latest beat (below a tune, above a bass), kept through the musician's rests."""
-        if self._duet_tracker is None:
-            if not frame.any():
-                return []                                   # it joins when the musician starts
-            if self.muted:                                  # heard, not played along with
-                self.state = self.engine.advance(frame[None, None], self.state)
-                return []
-            self._duet_tracker = NoteTracker(self._dynamics())
-            self.answers += 1
-            self.answer_notes = 0
-            self.joins.append(n + 1)
-            self._duet_quiet = 0
-        mine = self._duet_next if self._duet_next is not None else np.zeros(N_KEYS, np.uint8)
-        both = np.maximum(frame, mine)
-        self.state = self.engine.advance(both[None, None], self.state)
-        self._duet_quiet = 0 if not self.heard.silent() else self._duet_quiet + 1
-        if self._duet_quiet >= DUET_REST_BARS * self.steps_per_bar:   # the musician has stopped: so does
-            events = self._duet_tracker.close(n + 1)                   # livecomp, and joins the next time
-            self._duet_tracker = self._duet_next = None
-            return events
-        self._duet_tracker.dynamics = self._dynamics()
-        frames, _, _ = self.engine.bar(self.state, candidates=self.candidates,
-                                       temperature=self.cfg.temperature, seed=self.rng, steps=1)
-        steps = frames[:, 0].astype(np.uint8)                  # (K, 88)
-        steps[:, frame > OFF] = OFF                            # leave the musician's keys to the musician
-        steps[:, mine == OFF] = np.where(steps[:, mine == OFF] == STRUCK, STRUCK, OFF)   # a note held on that
-        # livecomp is not holding is the musician's, ringing on in the model's ears: not livecomp's to strike
-        heard = np.stack(list(self.frames)[-self.steps_per_beat:]) > OFF
-        if heard.any():                                       # the model writes the whole texture: the part
-            keys = np.flatnonzero(heard.any(0))               # in the musician's register is the musician's,
-            self._duet_keys = (int(keys[0]), int(keys[-1]), keys.mean() >= MIDDLE_C)
-        if self._duet_keys is not None:                       # and livecomp accompanies below a tune, above a
-            low, high, tune = self._duet_keys                 # bass, through the musician's rests too
-            if tune:
-                steps[:, max(low - DUET_MARGIN, 0):] = OFF
-            else:
-                steps[:, :high + DUET_MARGIN + 1] = OFF
-        if (n + 1) % self.steps_per_bar == 0 or self._duet_style is None:   # the musician's last bars, once a bar
-            heard = np.stack(self.frames)
-            self._duet_style = CallStyle.of(heard, self.steps_per_bar, n + 1 - len(heard))
-        on_beat = (n + 1) % self.steps_per_beat == 0 and heard.any()      # a beat of the musician's phrase
-        nxt = steps[self._duet_style.choose_step(steps, frame > OFF, sound=on_beat)]
-        self._duet_next = nxt
-        events = self._duet_tracker.feed(nxt[None], n + 1)
-        self.answer_notes += sum(e.kind == "on" for e in events)
-        return events
 
     def _step_listening(self, n: int, frame: np.ndarray) -> list[Event]:
         self.state = self.engine.advance(frame[None, None], self.state)

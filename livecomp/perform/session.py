@@ -20,11 +20,11 @@ import threading
 import time
 from typing import Callable
 
+from ..io.backends import open_port
 from ..model.engine import Engine
+from ..timing.timeline import WallTimeline
 from .loop import Live, LiveConfig
 from .performer import PerformerConfig
-from ..io.backends import open_port
-from ..timing.scheduler import WallTimeline
 from .view import AREA
 
 STOPS = {signal.SIGINT, signal.SIGTERM}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+
 try:
     import tomllib
 except ImportError:                     # Python 3.10: the same parser, as the tomli package

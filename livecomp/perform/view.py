@@ -10,9 +10,11 @@ never write into each other's lines.
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import threading
+import time
 
 UP, CLEAR_LINE, CLEAR_BELOW = "\x1b[1A", "\x1b[K", "\x1b[J"
 
@@ -168,3 +170,27 @@ def tell_answers(live) -> None:
         live.told += 1
         live.told_joins += 1
         live.log(f"answer {live.told}: playing along from bar {start // performer.steps_per_bar + 1}")
+
+
+HELD_S = 0.030                   # the step loop woke this much after its window closed: the machine held it
+HELD_EVERY_S = 5.0               # at most one line about it this often
+
+
+class Holds:
+    """The step loop woke late: where by more than HELD_S, the machine (other programs' load)
+    held livecomp back, and what it sends may be late for that; said in one line as it happens
+    (at most one every HELD_EVERY_S, with the longest hold since), so the musician knows whom
+    to blame."""
+
+    def __init__(self, log):
+        self.log = log
+        self.worst = 0.0
+        self.said = -math.inf
+
+    def woke(self, late: float) -> None:
+        """The step loop woke ``late`` seconds after its window closed."""
+        self.worst = max(self.worst, late)
+        if self.worst > HELD_S and time.monotonic() - self.said >= HELD_EVERY_S:
+            self.log(f"the machine held livecomp for {self.worst * 1e3:.0f} ms at {time.strftime('%H:%M:%S')} "
+                     f"(other programs' load): what it played then may be late by as much")
+            self.said, self.worst = time.monotonic(), 0.0

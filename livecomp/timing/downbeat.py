@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .grid import Grid
 from ..io.midi import is_note, is_note_on
+from .grid import Grid
 
 Take = Callable[[float], "tuple[float, list[int]] | None"]
 

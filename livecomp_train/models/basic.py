@@ -27,6 +27,7 @@ travel side by side: h and c are [layers, (2m + 1) hidden].
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn

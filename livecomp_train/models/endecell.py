@@ -28,6 +28,7 @@ lookback, the last L frames, so encoding ``a`` then ``b`` equals encoding ``a ++
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -155,7 +156,8 @@ class EnDeCell(nn.Module):
         if joint:
             return self._linked(logits, self._chunks(frames)).view(frames.shape[0], -1, self.cfg.classes)
         if self.link is not None:                                            # (N, C, G classes): joint groups
-            logits = self._keys_of_groups(logits, self._chunks(frames), F.pad(frames, (0, self.cfg.padded_keys - N_KEYS)))
+            logits = self._keys_of_groups(logits, self._chunks(frames), F.pad(frames,
+                                                                              (0, self.cfg.padded_keys - N_KEYS)))
         logits = logits.view(frames.shape[0], self.cfg.padded_keys, self.cfg.key_states)
         return logits[:, :N_KEYS]
 
@@ -216,7 +218,8 @@ class EnDeCell(nn.Module):
         targets = frames if targets is None else targets
         before, previous, back, new_state = self._history(frames, state)
         logits = self._decode(before.reshape(B * T, -1), targets.reshape(B * T, N_KEYS),
-                              previous.reshape(B * T, N_KEYS), back.reshape(B * T, N_KEYS) if back is not None else None)
+                              previous.reshape(B * T, N_KEYS), back.reshape(B * T,
+                                                                            N_KEYS) if back is not None else None)
         return logits.view(B, T, N_KEYS, -1), new_state
 
     def group_scores(self, frames: torch.Tensor, state=None) -> torch.Tensor:
