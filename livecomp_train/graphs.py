@@ -158,7 +158,7 @@ class _Sampler(nn.Module):
 class _JointSampler(nn.Module):
     """Inverse-CDF draws of one group of n keys as one choice among its K^n states.
 
-    scores (B, 1, K^n) tempered, noise (B, 1) (the group's lowest key's uniform) -> thermometer
+    scores (1, B, K^n) tempered, noise (B, 1) (the group's lowest key's uniform) -> thermometer
     codes (1, B, n (K-1)) of the class drawn: the CDF is one product with a triangular matrix,
     the classes it passes are a prefix of ones, and one product of that prefix with the steps
     between consecutive classes' codes is the drawn class's codes. As ``draw_states`` over the
@@ -176,8 +176,8 @@ class _JointSampler(nn.Module):
         self.register_buffer("powers", (K ** torch.arange(n)).float().repeat_interleave(K - 1))   # codes -> class
 
     def forward(self, scores: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        passed = (torch.softmax(scores[:, 0], -1) @ self.cdf <= noise).float()   # (B, classes - 1)
-        return (passed @ self.steps).unsqueeze(0)
+        passed = (torch.softmax(scores, -1) @ self.cdf <= noise).float()   # (1, B, classes - 1)
+        return passed @ self.steps
 
     def classes_of(self, codes: torch.Tensor) -> torch.Tensor:
         """Thermometer codes (..., n (K-1)) -> the class they code (...) int64: each bit adds K^i."""
@@ -315,9 +315,11 @@ class EnDeCellBar(nn.Module):
         self.sampler = _JointSampler(K, cfg.joint_keys) if self.joint else _Sampler(K, cfg.chunk)
         self.w_head = _frozen(model.head.weight.detach().t())               # (H, c K) or (H, G K^n)
         self.b_head = _frozen(model.head.bias.detach())
-        if self.joint:                                                      # the chunk's codes -> each group's scores
-            linked = model.link.weight.detach() * model.link_mask
-            self.w_link = _frozen(_from_one_hot(linked, cfg.chunk, K).t())  # (c (K-1), G K^n)
+        if self.joint:              # group q's scores from the codes of the groups below it: (q n (K-1), K^n)
+            linked = _from_one_hot(model.link.weight.detach() * model.link_mask, cfg.chunk, K).t()
+            width, classes = cfg.joint_keys * (K - 1), cfg.classes
+            self.links = nn.ParameterList(_frozen(linked[:q * width, q * classes:(q + 1) * classes])
+                                          for q in range(1, cfg.groups))
         self.register_buffer("positions", model.position.weight.detach().clone().unsqueeze(1))   # (C, 1, P)
         # codes of the previous frame -> for each chunk the codes of the keys around it
         k1, r, c = K - 1, cfg.reach, cfg.chunk
@@ -339,11 +341,12 @@ class EnDeCellBar(nn.Module):
         """Codes of a frame (1, B, 88 (K-1)) -> the codes around each chunk (C, B, n_around)."""
         return F.pad(codes[0], self.pad_codes)[:, self.around_codes].transpose(0, 1)
 
-    def _chunk_scores(self, context, prev_codes, w_head, inv_t, back_codes=None):
+    def _chunk_scores(self, context, prev_codes, w_head, inv_t, back_codes=None, links=()):
         """One frame per row, chunk by chunk, as a generator: yields each chunk's scores
         (B, c, K), scaled by ``inv_t`` (``w_head`` already scaled), and takes the codes drawn
         for the chunk (1, B, c (K-1)) by ``send``; with joint keys, each group's scores
-        (B, 1, K^n) and codes (1, B, n (K-1)) in turn (``_group_scores``). context (1, B, Ht), prev_codes and the codes
+        (1, B, K^n), the links (``links``, scaled as ``w_head``) from the groups below it added,
+        and codes (1, B, n (K-1)) in turn (``_group_scores``). context (1, B, Ht), prev_codes and the codes
         of the frame L steps back (1, B, 88 (K-1))."""
         m, cfg = self.model, self.model.cfg
         K, c, C = self.K, cfg.chunk, cfg.n_chunks
@@ -360,25 +363,21 @@ class EnDeCellBar(nn.Module):
             _, dec_h = self.decoder(torch.cat([below, known[j]], -1), dec_h)
             scores = dec_h @ w_head + head_bias
             if self.joint:
-                chunk_codes = yield from self._group_scores(scores, inv_t)
+                chunk_codes = yield from self._group_scores(scores, links)
             else:
                 chunk_codes = yield scores.reshape(-1, c, K)
             if j + 1 < C:
                 below = torch.cat([below, chunk_codes], -1)[..., -n_below:]
 
-    def _group_scores(self, scores: torch.Tensor, inv_t):
-        """One chunk's groups in turn: yields each group's scores (B, 1, K^n), the links from
-        the groups drawn below it added, and takes its codes (1, B, n (K-1)); returns the chunk's
+    def _group_scores(self, scores: torch.Tensor, links):
+        """One chunk's groups in turn: yields each group's scores (1, B, K^n), the links from the
+        groups drawn below it added, and takes its codes (1, B, n (K-1)); returns the chunk's
         codes (1, B, c (K-1))."""
-        cfg = self.model.cfg
-        G, classes = cfg.groups, cfg.classes
-        drawn = []
-        for q in range(G):
-            group = scores[..., q * classes:(q + 1) * classes]
-            if drawn:
-                codes = torch.cat(drawn, -1)
-                group = group + (codes @ self.w_link[:codes.shape[-1], q * classes:(q + 1) * classes]) * inv_t
-            drawn.append((yield group.reshape(-1, 1, classes)))
+        parts = scores.split(self.model.cfg.classes, -1)
+        drawn = [(yield parts[0])]
+        for q in range(1, len(parts)):
+            below = drawn[0] if q == 1 else torch.cat(drawn, -1)
+            drawn.append((yield parts[q] + below @ links[q - 1]))
         return torch.cat(drawn, -1)
 
     def forward(self, h, c, prev, *rest):
@@ -408,12 +407,18 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
         heads, scale = [(first.w_head * inv_t, inv_t)], None
     else:
         heads, scale = [(bar.w_head, 1.0) for bar in bars], inv_t
+    g = cfg.joint_keys
+    links = [[w * t for w in bar.links] if first.joint else () for bar, (_, t) in zip(bars, heads)]
+    if first.joint:                    # each group's lowest key's uniform, per step: (B, groups on the keyboard)
+        group_noise = noise[..., ::g].unbind(1)
     noise = _expand_noise(noise, K).unbind(1)
     all_codes, all_scores = [], []
     for s in range(first.steps):
-        writers = [bar._chunk_scores(hs[-1], codes, w_head, t, past[s] if past else None)
-                   for bar, (hs, _), (w_head, t) in zip(bars, states, heads)]
+        writers = [bar._chunk_scores(hs[-1], codes, w_head, t, past[s] if past else None, link)
+                   for bar, (hs, _), (w_head, t), link in zip(bars, states, heads, links)]
         chunk_noise = F.pad(noise[s], (0, (cfg.padded_keys - N_KEYS) * k1)).split(cfg.chunk * k1, 1)
+        if first.joint:                                  # groups wholly above the keyboard draw with 0: all off
+            step_noise = F.pad(group_noise[s], (0, cfg.n_chunks * cfg.groups - group_noise[s].shape[1])).split(1, 1)
         step_codes, step_scores = [], []
         scores = [next(w) for w in writers]
         draws = [(j, q) for j in range(cfg.n_chunks) for q in range(cfg.groups if first.joint else 1)]
@@ -421,8 +426,7 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
             if scale is not None:                        # the runs' mean probabilities, tempered
                 scores = [mean_conditional(scores) * scale]
             if first.joint:                              # one group: its lowest key's uniform
-                at = q * cfg.joint_keys * k1
-                drawn = first.sampler(scores[0], chunk_noise[j][:, at:at + 1])
+                drawn = first.sampler(scores[0], step_noise[d])
             else:
                 drawn = first.sampler(scores[0], chunk_noise[j])
             step_codes.append(drawn)
@@ -431,11 +435,11 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
                 scores = [w.send(drawn) for w in writers]
         codes = torch.cat(step_codes, -1)[..., :N_KEYS * k1]
         all_codes.append(codes)
-        if first.joint:                                  # the groups on the keyboard: (B, draws, K^n), their classes
-            on = [i for i, (j, q) in enumerate(draws) if (j * cfg.chunk + q * cfg.joint_keys) < N_KEYS]
-            group_scores = torch.cat([step_scores[i] for i in on], 1)
-            group_classes = torch.stack([first.sampler.classes_of(step_codes[i][0]) for i in on], 1)
-            all_scores.append(torch.log_softmax(group_scores, -1).gather(-1, group_classes.unsqueeze(-1)).sum((1, 2)))
+        if first.joint:                                  # the groups on the keyboard: their scores and classes
+            on = [i for i, (j, q) in enumerate(draws) if (j * cfg.chunk + q * g) < N_KEYS]
+            group_scores = torch.cat([step_scores[i] for i in on], 0)                     # (groups, B, K^n)
+            group_classes = first.sampler.classes_of(torch.cat([step_codes[i] for i in on], 0))   # (groups, B)
+            all_scores.append(torch.log_softmax(group_scores, -1).gather(-1, group_classes.unsqueeze(-1)).sum((0, 2)))
         else:
             all_scores.append(torch.cat(step_scores, 1)[:, :N_KEYS])
         if hist:
