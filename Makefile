@@ -68,9 +68,10 @@ more-piano: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/livecomp train --recipe recipes/piano.toml --init-from bench/checkpoints/shipped-piano \
 	  --quiet --out $(MODEL_RUNS)/piano-more
 
-LICENCE_piano := piano-midi.de: CC BY-SA 3.0 DE (Bernd Krueger); Mutopia Project: public domain, CC BY or CC BY-SA per piece
 LICENCE_pop   := POP909: MIT (Wang et al. 2020); arrangements of copyrighted songs
 LICENCE_folk  := Nottingham Music Database (Jukedeck cleaning): GPL-3.0
+LICENCE_piano := piano-midi.de: CC BY-SA 3.0 DE (Bernd Krueger); Mutopia Project: public domain, CC BY or CC BY-SA \
+per piece; POP909: MIT (Wang et al. 2020), arrangements of copyrighted songs; $(LICENCE_folk)
 
 # one run: make run-NAME trains runs/models/NAME from recipes/NAME.toml
 run-%: $(STAMP)
