@@ -171,6 +171,7 @@ class Flag:
     families: tuple[str, ...] | None = None
     optional: bool = False
     shown: bool = True                 # printed in a run's command (not: where it ran)
+    plain: object = None               # a value left out of a printed command: what the setting does by default
 
     @property
     def param(self) -> str:
@@ -202,7 +203,7 @@ FLAGS = (
     Flag("--dec-dropout", "dec_dropout", model=True, families=ENDECELL, optional=True),
     Flag("--encoder-skip", "encoder_skip", model=True, families=ENDECELL),
     Flag("--lookback", "lookback", model=True, families=ENDECELL, optional=True),
-    Flag("--joint-keys", "joint_keys", model=True, families=ENDECELL),
+    Flag("--joint-keys", "joint_keys", model=True, families=ENDECELL, plain=1),
     Flag("--window", "window"),
     Flag("--hop-bars", "hop_bars"),
     Flag("--batch-size", "batch_size"),
@@ -235,24 +236,55 @@ def configs_from_options(options: dict, architecture: str) -> tuple[dict, dict]:
     return run, model
 
 
-def command_line(cfg: TrainConfig, out: str | Path) -> str:
-    """The `livecomp train` command that starts a run with these settings."""
+def _settings(cfg: TrainConfig) -> tuple[str, list[tuple[Flag, object]]]:
+    """The architecture of a run's settings, and each option it sets with its value, in
+    ``FLAGS``' order (the ones left out: empty where optional, or at their plain value)."""
     model = asdict(config_from_dict(cfg.model))         # older names as today's
     arch = model["architecture"]
-    args = ["livecomp train", f"--model {'endecell' if arch == 'autoencoder' else arch}"]
-    if arch == "autoencoder":
-        args.append("--pretrain-autoencoder")
+    out = []
     for flag in FLAGS:
         if not (flag.shown and flag.applies(arch)):
             continue
         value = model.get(flag.field) if flag.model else getattr(cfg, flag.field)
-        if value is None or flag.optional and not value:
+        if value is None or flag.optional and not value or flag.plain is not None and value == flag.plain:
             continue
+        out.append((flag, value))
+    return arch, out
+
+
+def command_line(cfg: TrainConfig, out: str | Path) -> str:
+    """The `livecomp train` command that starts a run with these settings."""
+    arch, settings = _settings(cfg)
+    args = ["livecomp train", f"--model {'endecell' if arch == 'autoencoder' else arch}"]
+    if arch == "autoencoder":
+        args.append("--pretrain-autoencoder")
+    for flag, value in settings:
         if isinstance(value, bool):
             args.append(flag.option if value else "--no-" + flag.option[2:])
         else:
             args.append(f"{flag.option} {value:g}" if isinstance(value, float) else f"{flag.option} {value}")
     return " ".join(args + [f"--out {out}"])
+
+
+def recipe_text(cfg: TrainConfig, comment: str = "") -> str:
+    """A recipe file (``read_recipe``) that starts a run with these settings, under ``comment``
+    (each of its lines a TOML comment)."""
+    arch, settings = _settings(cfg)
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()] + ["[train]"]
+    lines.append(f'model = "{"endecell" if arch == "autoencoder" else arch}"')
+    if arch == "autoencoder":
+        lines.append("pretrain-autoencoder = true")
+    for flag, value in settings:
+        if flag.field == "time_budget_s":
+            value = f"{value:g}"                                   # the option takes seconds as text
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        else:
+            text = f"{value:g}" if isinstance(value, float) else str(value)
+        lines.append(f"{flag.option[2:]} = {text}")
+    return "\n".join(lines) + "\n"
 
 
 def default_text(option: str) -> str:

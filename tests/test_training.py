@@ -308,16 +308,19 @@ def test_ctrl_c_says_what_the_run_leaves(tmp_path):
     assert f"last.pt is kept: pass --resume {tmp_path / 'late'} to go on" in late.stderr
 
 
-KEPT_RUNS = {"piano": "shipped-piano", "piano-all-first": "piano-all-first", "piano-classical": "piano-classical",
+BENCHMARKS = ("basic-jsb", "basic-nottingham", "endecell-jsb", "endecell-jsb-chunk1", "endecell-nottingham",
+              "endecell-nottingham-chunk1")
+KEPT_RUNS = {**{f"benchmarks/{run}": run for run in BENCHMARKS},
+             "piano": "shipped-piano", "piano-all-first": "piano-all-first", "piano-classical": "piano-classical",
              "piano-first": "piano-classical/first", "pop": "shipped-pop", "folk": "shipped-folk",
              "basic": "shipped-basic"}
 
 
 @pytest.mark.parametrize("name", sorted(KEPT_RUNS))
-def test_each_shipped_models_recipe_is_what_it_was_trained_with(name):
+def test_each_kept_runs_recipe_is_what_it_was_trained_with(name):
     """recipes/NAME.toml gives the settings of the run kept in bench/checkpoints (the shipped
-    models' and the phases before them; where each started from aside: a path on the machine
-    that trained it)."""
+    models' and the phases before them, and the benchmark table's rows; where each started from
+    and the device it ran on aside)."""
     from dataclasses import asdict
 
     from livecomp.cli.training import _parse_seconds
@@ -333,6 +336,7 @@ def test_each_shipped_models_recipe_is_what_it_was_trained_with(name):
     stored["model"] = asdict(config_from_dict(stored["model"]))
     for settings in (cfg, stored):
         settings.pop("init_from")
+        settings.pop("device")                       # where it ran, not what it learnt
     assert cfg == {**stored, **{k: cfg[k] for k in set(cfg) - set(stored)}}
 
 
