@@ -352,3 +352,22 @@ def test_a_recipe_sets_the_options_it_names_and_the_command_line_wins(tmp_path):
     assert (cfg["epochs"], cfg["window"], cfg["time_budget_s"], cfg["data"]) == (1, 32, 60.0, str(TUNES))
     assert cfg["model"]["architecture"] == "endecell" and cfg["model"]["chunk"] == 8
     assert cfg["model"]["time_hidden"] == 24 and cfg["model"]["encoder_skip"] is False     # --hidden won
+
+
+def test_a_runs_recipe_text_reads_back_as_its_settings(tmp_path):
+    """configs.recipe_text writes a run's settings as a recipe file that read_recipe reads back
+    into the same settings (what wrote recipes/benchmarks/ from the kept runs)."""
+    from dataclasses import asdict
+
+    from livecomp.cli.training import _parse_seconds
+    from livecomp_train.configs import CONFIGS, TrainConfig, configs_from_options, read_recipe, recipe_text
+
+    kept = json.loads((ROOT / "bench" / "checkpoints" / "shipped-piano" / "config.json").read_text())
+    cfg = TrainConfig(**{**kept, "data": 'a "quoted" folder\\x', "time_budget_s": 90.0})
+    (tmp_path / "r.toml").write_text(recipe_text(cfg, "a comment\non two lines"))
+    options = {option[2:].replace("-", "_"): value for option, value in read_recipe(tmp_path / "r.toml").items()}
+    options["time_budget"] = _parse_seconds(options.get("time_budget"))
+    run, model = configs_from_options(options, options["model"])
+    again = TrainConfig(**run, model=asdict(CONFIGS[options["model"]](**model)))
+    assert asdict(again) == {**asdict(cfg), "device": "auto", "model": asdict(again)["model"]}
+    assert asdict(again)["model"] == {**cfg.model, **{k: v for k, v in asdict(again)["model"].items() if k not in cfg.model}}
