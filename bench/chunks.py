@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from livecomp.model.engine import Engine  # noqa: E402
-from livecomp_train.export import export_graphs  # noqa: E402
 from livecomp_train.models import build_model, config_from_dict  # noqa: E402
+from livecomp_train.onnx_graphs import export_graphs  # noqa: E402
 
 from latency import percentiles  # noqa: E402
 

@@ -79,7 +79,7 @@ def bar_cost(path: Path) -> tuple[int, int, int]:
                 dim.Clear()
                 dim.dim_value = 1
     model = shape_inference.infer_shapes(model, data_prop=True)
-    # bar.onnx loops over a beat (export.looped): its Loop's body counts once per turn
+    # bar.onnx loops over a beat (onnx_graphs.looped): its Loop's body counts once per turn
     graphs = [(model.graph, 1)]
     for node in model.graph.node:
         if node.op_type == "Loop":

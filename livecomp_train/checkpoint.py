@@ -125,3 +125,45 @@ def load_ensemble(paths: list[str | Path], architecture: str | None = None):
              "seconds": m.get("wall_s") or m.get("trained_s")} for p, (_, m) in zip(paths, loaded)]
     meta = {**loaded[0][1], "ensemble": runs}
     return model.eval(), meta
+
+
+def init_from(model, run: str) -> None:
+    """Start a fresh run from another run's kept weights (its best.pt): a basic RNN from a basic
+    RNN of the same sizes (to train on with a new schedule, or on other data); an EnDeCell from a
+    pre-trained autoencoder's encoder and decoder, or from a whole EnDeCell of the same sizes. A
+    lookback the other EnDeCell lacks starts unused (its decoder input weights zero), so the new
+    model begins as the old one and learns to use it."""
+    from .models import EnDeCell
+
+    if not isinstance(model, EnDeCell):
+        source, _ = load_model(run, model.cfg.architecture)
+        theirs, own = source.state_dict(), model.state_dict()
+        misfits = [k for k in own if k not in theirs or own[k].shape != theirs[k].shape]
+        if misfits:
+            raise CheckpointError(f"the model in {run} does not fit this one ({misfits[0]}): pass the same "
+                                "--hidden, --layers, --neighbour-keys and --key-states.")
+        model.load_state_dict(theirs)
+        return
+    try:
+        source, _ = load_model(run, "autoencoder")
+        pretrained = source.pretrained_state()
+    except CheckpointError:
+        source, _ = load_model(run, "endecell")
+        pretrained = source.state_dict()
+    own = model.state_dict()
+    extra = "decoder.weight_ih_l0"
+    if (model.cfg.lookback and extra in pretrained and own[extra].shape[0] == pretrained[extra].shape[0]
+            and own[extra].shape[1] > pretrained[extra].shape[1]):
+        grown = torch.zeros_like(own[extra])
+        grown[:, :pretrained[extra].shape[1]] = pretrained[extra]             # the lookback columns come last
+        pretrained = {**pretrained, extra: grown}
+    per_key = model.cfg.chunk * model.cfg.key_states
+    if model.link is not None and "head.weight" in pretrained and pretrained["head.weight"].shape[0] == per_key:
+        from .models.joint import joint_head  # keys drawn alone -> the same draw as joint groups
+        weight, bias = joint_head(pretrained["head.weight"], pretrained["head.bias"], model.cfg)
+        pretrained = {**pretrained, "head.weight": weight, "head.bias": bias}
+    misfits = [k for k, v in pretrained.items() if k not in own or own[k].shape != v.shape]
+    if misfits:
+        raise CheckpointError(f"the model in {run} does not fit this one ({misfits[0]}): pass the same "
+                            "--chunk, --enc-hidden, --dec-hidden, --hidden, --key-states and --encoder-skip.")
+    model.load_state_dict(pretrained, strict=False)

@@ -1,171 +1,42 @@
-"""Corpora for training: MIDI folders and the piano-roll benchmarks, cut into training windows.
+"""Corpora for training: MIDI folders and the piano-roll benchmarks (``benchmark_data``), cut into
+training windows (``batches``).
 
-A corpus is a set of named splits (``train``, ``valid``, ``test``), each a list of
-``PianoRoll``. Two sources:
+A corpus (``corpus.Corpus``) is a set of named splits (``train``, ``valid``, ``test``), each a
+list of ``PianoRoll``. Two sources, which ``load_corpus`` chooses by name and joins:
 
 * a folder of MIDI files, searched recursively, converted in parallel and cached
   on disk by file content and conversion settings; damaged files are skipped and
   listed with the reason; files go to splits by a hash of their path in the
   folder, so adding files never moves old ones between splits;
-* the Boulanger-Lewandowski benchmarks (JSB Chorales at quarter-note steps,
-  Nottingham at eighth-note steps) and JSB Chorales at 16th-note steps, with
-  their published splits, shipped in ``livecomp_train/benchmarks/``; or any file of the
-  same JSON form (``{"train": [...], "valid": [...], "test": [...]}``, each
-  sequence a list of steps, each step a list of sounding MIDI pitches).
-
-Benchmark rolls have no attacks of their own (a pitch list cannot say whether a
-key was struck again): a key that turns on is struck, a key that stays on is held.
+* a benchmark by name, or a JSON file of that form (``benchmark_data``).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import math
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from livecomp.files import atomic_write_bytes
 from livecomp.music.notes import MidiFileError
-from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, ConversionReport, PianoRoll, midi_to_roll
+from livecomp.music.roll import ConversionReport, PianoRoll, midi_to_roll
+
+from .batches import epoch_order, make_windows, transpose_batch
+from .benchmark_data import BENCHMARKS, load_benchmark, rolls_from_pitch_lists
+from .corpus import SPLITS, Corpus, CorpusError
 
 __all__ = [
     "BENCHMARKS", "Corpus", "CorpusError", "load_corpus", "load_midi_folder", "load_benchmark",
     "rolls_from_pitch_lists", "split_of", "make_windows", "transpose_batch", "epoch_order",
 ]
 
-SPLITS = ("train", "valid", "test")
 MIDI_SUFFIXES = {".mid", ".midi", ".smf", ".kar"}
 CONVERTER_VERSION = 1          # bump when roll conversion changes, so old cache entries are ignored
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    file: str
-    steps_per_beat: int
-    description: str
-
-
-BENCHMARKS = {
-    "jsb": Benchmark("jsb_chorales.json.gz", 1, "JSB Chorales, quarter-note steps (Boulanger-Lewandowski 2012 splits)"),
-    "nottingham": Benchmark("nottingham.json.gz", 2, "Nottingham folk tunes, eighth-note steps (same splits)"),
-    "jsb16": Benchmark("jsb_chorales_16th.json.gz", 4, "JSB Chorales, 16th-note steps (Coconet re-quantisation)"),
-}
-
-
-class CorpusError(ValueError):
-    """A corpus that cannot be loaded: unknown name, missing or empty folder, unreadable file."""
-
-
-@dataclass
-class Corpus:
-    """Named splits of piano rolls, and the files that could not be read."""
-
-    name: str
-    steps_per_beat: int
-    splits: dict[str, list[PianoRoll]]
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
-    names: dict[str, list[str]] = field(default_factory=dict)       # split -> source of each roll
-    upbeats: int = 0                                                 # rolls whose bar lines an upbeat moved
-
-    def frames(self, split: str) -> int:
-        """Total number of steps in a split."""
-        return sum(r.n_steps for r in self.splits.get(split, []))
-
-    def sequences(self, split: str, key_states: int) -> list[np.ndarray]:
-        """The non-empty rolls of a split as (steps, 88) arrays in the ``key_states`` form."""
-        return [r.to_states(key_states) for r in self.splits.get(split, []) if r.n_steps > 0]
-
-    def report(self) -> ConversionReport:
-        """What quantisation did to the notes of every roll, summed."""
-        total = ConversionReport()
-        for rolls in self.splits.values():
-            for r in rolls:
-                for key, value in r.report.as_dict().items():
-                    setattr(total, key, getattr(total, key) + value)
-        return total
-
-
-# ---------------------------------------------------------------- benchmarks
-
-def rolls_from_pitch_lists(sequences: list, steps_per_beat: int) -> list[PianoRoll]:
-    """Benchmark sequences (lists of steps, each a list of MIDI pitches) -> rolls.
-
-    A key that turns on is ``STRUCK``, a key that stays on ``HELD``.
-
-    Raises:
-        CorpusError: a sequence that is not a list of lists, or a pitch that is not a whole
-        number in 21..108.
-    """
-    rolls = []
-    if not isinstance(sequences, list):
-        raise CorpusError(f"a split must be a list of sequences, not {type(sequences).__name__}.")
-    for n, seq in enumerate(sequences):
-        if not isinstance(seq, list) or not all(isinstance(step, list) for step in seq):
-            raise CorpusError(f"sequence {n} is not a list of steps, each a list of MIDI pitches.")
-        on = np.zeros((len(seq), N_KEYS), bool)
-        for t, step in enumerate(seq):
-            for pitch in step:
-                if isinstance(pitch, bool) or not isinstance(pitch, (int, float)) or not math.isfinite(pitch) \
-                        or pitch != int(pitch):
-                    raise CorpusError(f"sequence {n}, step {t}: {pitch!r} is not a MIDI pitch (a whole number).")
-                key = int(pitch) - LOW_KEY
-                if not 0 <= key < N_KEYS:
-                    raise CorpusError(f"sequence {n}, step {t}: pitch {pitch} is outside the piano range 21..108.")
-                on[t, key] = True
-        frames = np.where(on, HELD, OFF).astype(np.uint8)
-        prev = np.vstack([np.zeros((1, N_KEYS), bool), on[:-1]])
-        frames[on & ~prev] = STRUCK
-        rolls.append(PianoRoll(frames, steps_per_beat))
-    return rolls
-
-
-def benchmark_path(name: str) -> Path:
-    """Path of a shipped benchmark file."""
-    return Path(str(resources.files("livecomp_train") / "benchmarks" / BENCHMARKS[name].file))
-
-
-def load_benchmark(source: str | Path, steps_per_beat: int | None = None) -> Corpus:
-    """A benchmark by name (``jsb``, ``nottingham``, ``jsb16``) or a JSON(.gz) file of that form.
-
-    ``steps_per_beat`` is known for named benchmarks; for a file it defaults to 4.
-
-    Raises:
-        CorpusError: unknown name, unreadable file, or a file without a train split.
-    """
-    if str(source) in BENCHMARKS:
-        name = str(source)
-        path, spb = benchmark_path(name), BENCHMARKS[name].steps_per_beat
-    else:
-        path, name, spb = Path(source), Path(source).name, steps_per_beat or 4
-    try:
-        raw = path.read_bytes()
-        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-    except FileNotFoundError:
-        raise CorpusError(f"{path} does not exist.") from None
-    except (OSError, EOFError, ValueError, zlib.error) as exc:
-        raise CorpusError(f"{path} is not a piano-roll JSON file ({exc}).") from None
-    except RecursionError:
-        raise CorpusError(f"{path} nests its lists deeper than a piano roll does (train, sequence, step, "
-                          "pitch).") from None
-    if not isinstance(data, dict) or not data.get("train"):
-        raise CorpusError(f"{path} has no 'train' split: expected "
-                          f"{{\"train\": [...], \"valid\": [...], \"test\": [...]}}.")
-    splits = {}
-    for split in SPLITS:
-        try:
-            splits[split] = rolls_from_pitch_lists(data.get(split, []), spb)
-        except CorpusError as exc:
-            raise CorpusError(f"{path}, split {split!r}: {exc}") from None
-    names = {s: [f"{name}:{s}:{i}" for i in range(len(splits[s]))] for s in SPLITS}
-    return Corpus(name, spb, splits, names=names)
 
 
 # ---------------------------------------------------------------- MIDI folders
@@ -386,61 +257,3 @@ def load_corpus(data: str, steps_per_beat: int = 4, **kwargs) -> Corpus:
     where = f" (from {Path.cwd()}; a relative path is read from the folder livecomp runs in)" \
         if not path.is_absolute() else ""
     raise CorpusError(f"--data {data!r} is neither a benchmark ({names}) nor an existing folder or file{where}.")
-
-
-# ---------------------------------------------------------------- training windows
-
-def make_windows(rolls: list[PianoRoll], length: int, hop_bars: int = 1,
-                 key_states: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut rolls into windows of ``length`` steps that start on bar lines.
-
-    A window starts on every ``hop_bars``-th bar line from which a full window
-    fits; a roll shorter than ``length`` gives one window from its start,
-    zero-padded. Returns ``windows`` (N, length, 88) uint8 in the ``key_states``
-    form, ``lengths`` (N,) int64, the number of real steps in each, and ``starts``
-    (N,) int64, the step of the song each window starts at.
-    """
-    windows, lengths, starts_out = [], [], []
-    for roll in rolls:
-        frames = roll.to_states(key_states)
-        if roll.n_steps <= length:
-            pad = np.zeros((length, N_KEYS), np.uint8)
-            pad[:roll.n_steps] = frames
-            windows.append(pad)
-            lengths.append(roll.n_steps)
-            starts_out.append(0)
-            continue
-        starts = [s for s in roll.bar_starts()[::hop_bars] if s + length <= roll.n_steps]
-        for s in starts or [0]:
-            windows.append(frames[s:s + length])
-            lengths.append(length)
-            starts_out.append(s)
-    if not windows:
-        return np.zeros((0, length, N_KEYS), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.stack(windows), np.asarray(lengths, np.int64), np.asarray(starts_out, np.int64)
-
-
-def transpose_batch(batch: np.ndarray, max_semitones: int, rng: np.random.Generator) -> np.ndarray:
-    """Shift each window of ``batch`` (B, T, 88) by a random number of semitones in
-    ``[-max_semitones, max_semitones]``, chosen among the shifts that keep every
-    sounding key on the piano."""
-    if max_semitones <= 0:
-        return batch
-    out = np.zeros_like(batch)
-    active = batch.any(axis=1)                                   # (B, 88)
-    for i in range(batch.shape[0]):
-        keys = np.flatnonzero(active[i])
-        low = -max_semitones if not keys.size else max(-max_semitones, -int(keys[0]))
-        high = max_semitones if not keys.size else min(max_semitones, N_KEYS - 1 - int(keys[-1]))
-        shift = int(rng.integers(low, high + 1))
-        if shift >= 0:
-            out[i, :, shift:] = batch[i, :, :N_KEYS - shift]
-        else:
-            out[i, :, :shift] = batch[i, :, -shift:]
-    return out
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """A permutation of ``n`` windows for one epoch: windows of all songs mixed,
-    the same for the same (seed, epoch), so a resumed run sees the same batches."""
-    return np.random.default_rng([seed, epoch]).permutation(n)

@@ -23,10 +23,10 @@ import torch
 
 from livecomp.files import atomic_write_bytes, finite
 
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import init_from, read_checkpoint, save_checkpoint
 from .configs import TrainConfig
-from .data import Corpus, epoch_order, load_corpus, make_windows, transpose_batch
-from .evaluate import evaluate
+from .data import epoch_order, load_corpus, make_windows, transpose_batch
+from .evaluate import evaluate, sample_png
 from .models import build_model, config_from_dict
 from .models.common import frame_log_likelihood, sample_states
 
@@ -153,7 +153,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     model = build_model(model_cfg)
     if cfg.init_from and not resume:
-        _init_from(model, cfg.init_from)
+        init_from(model, cfg.init_from)
     model = model.to(device)
     average = Average(model, cfg.ema) if cfg.ema else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -230,7 +230,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
                     save_checkpoint(out / "best.pt", {"model": model.state_dict()}, meta)
                     atomic_write_bytes(out / "best.json", json.dumps(finite(meta), indent=2, allow_nan=False).encode())
                     if cfg.sample_png and hasattr(model, "sample"):
-                        _sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
+                        sample_png(model, corpus, key_states, cfg.window, out / "best.png", device)
                 if cfg.snapshots and epoch and batch_in_epoch == 0 and epoch % cfg.snapshots == 0:
                     save_checkpoint(out / f"snapshot-{epoch:04d}.pt", {"model": model.state_dict()}, meta)
             if progress:
@@ -342,68 +342,3 @@ class Average:
     def load_state_dict(self, weights: dict) -> None:
         for k, w in weights.items():
             self.weights[k].copy_(w)
-
-
-def _init_from(model, run: str) -> None:
-    """Start a fresh run from another run's kept weights (its best.pt): a basic RNN from a basic
-    RNN of the same sizes (to train on with a new schedule, or on other data); an EnDeCell from a
-    pre-trained autoencoder's encoder and decoder, or from a whole EnDeCell of the same sizes. A
-    lookback the other EnDeCell lacks starts unused (its decoder input weights zero), so the new
-    model begins as the old one and learns to use it."""
-    from .checkpoint import CheckpointError, load_model
-    from .models import EnDeCell
-
-    if not isinstance(model, EnDeCell):
-        source, _ = load_model(run, model.cfg.architecture)
-        theirs, own = source.state_dict(), model.state_dict()
-        misfits = [k for k in own if k not in theirs or own[k].shape != theirs[k].shape]
-        if misfits:
-            raise TrainingError(f"the model in {run} does not fit this one ({misfits[0]}): pass the same "
-                                "--hidden, --layers, --neighbour-keys and --key-states.")
-        model.load_state_dict(theirs)
-        return
-    try:
-        source, _ = load_model(run, "autoencoder")
-        pretrained = source.pretrained_state()
-    except CheckpointError:
-        source, _ = load_model(run, "endecell")
-        pretrained = source.state_dict()
-    own = model.state_dict()
-    extra = "decoder.weight_ih_l0"
-    if (model.cfg.lookback and extra in pretrained and own[extra].shape[0] == pretrained[extra].shape[0]
-            and own[extra].shape[1] > pretrained[extra].shape[1]):
-        grown = torch.zeros_like(own[extra])
-        grown[:, :pretrained[extra].shape[1]] = pretrained[extra]             # the lookback columns come last
-        pretrained = {**pretrained, extra: grown}
-    per_key = model.cfg.chunk * model.cfg.key_states
-    if model.link is not None and "head.weight" in pretrained and pretrained["head.weight"].shape[0] == per_key:
-        from .models.endecell import joint_head  # keys drawn alone -> the same draw as joint groups
-        weight, bias = joint_head(pretrained["head.weight"], pretrained["head.bias"], model.cfg)
-        pretrained = {**pretrained, "head.weight": weight, "head.bias": bias}
-    misfits = [k for k, v in pretrained.items() if k not in own or own[k].shape != v.shape]
-    if misfits:
-        raise TrainingError(f"the model in {run} does not fit this one ({misfits[0]}): pass the same "
-                            "--chunk, --enc-hidden, --dec-hidden, --hidden, --key-states and --encoder-skip.")
-    model.load_state_dict(pretrained, strict=False)
-
-
-@torch.no_grad()
-def _sample_png(model, corpus: Corpus, key_states: int, window: int, path: Path, device) -> None:
-    """Draw a validation excerpt (blue) and four bars the model samples after it (orange)."""
-    from livecomp.music.image import save_roll_png
-    from livecomp.music.roll import PianoRoll
-
-    source = max(corpus.splits["valid"], key=lambda r: r.n_steps)
-    primer = source.to_states(key_states)[:window]
-    x = torch.from_numpy(primer.astype(np.int64)).unsqueeze(0).to(device)
-    _, state = model(x)
-    steps = 4 * source.steps_per_bar()
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    noise = torch.rand((1, steps, 88), generator=gen).to(device)
-    frames, _, _ = model.sample(state, noise, 1.0)
-    n = len(primer)
-    first = PianoRoll(np.vstack([primer, np.zeros((steps, 88), np.uint8)]), source.steps_per_beat,
-                      meters=source.meters[:1])
-    second = PianoRoll(np.vstack([np.zeros((n, 88), np.uint8), frames[0].cpu().numpy().astype(np.uint8)]),
-                       source.steps_per_beat)
-    save_roll_png(path, first, second=second, names=("data", "model"))

@@ -104,7 +104,7 @@ def test_onnx_log_likelihood_equals_torch_on_the_validation_split(exported, tune
 
 
 def test_the_bar_graph_samples_exactly_what_the_torch_sampler_samples(exported, tunes):
-    from livecomp_train.export import _near_tie, _torch_state
+    from livecomp_train.checks import engine_state_in_torch, near_tie
 
     run, out = exported
     model, engine = torch_model(run), Engine(out, provider="cpu")
@@ -118,9 +118,9 @@ def test_the_bar_graph_samples_exactly_what_the_torch_sampler_samples(exported, 
             break
         noise = rng.random((3, engine.bar_steps, 88), dtype=np.float32)
         with torch.no_grad():
-            frames, logp, after = model.sample(_torch_state(state, model), torch.from_numpy(noise),
+            frames, logp, after = model.sample(engine_state_in_torch(state, model), torch.from_numpy(noise),
                                                torch.tensor(temperature))
-            if _near_tie(model, state, frames, noise, temperature):
+            if near_tie(model, state, frames, noise, temperature):
                 continue              # float rounding may decide a draw this close to a boundary
         onnx_frames, onnx_logp, onnx_after = engine.bar_from_noise(state, noise, temperature)
         assert np.array_equal(onnx_frames, frames.numpy())

@@ -317,7 +317,7 @@ def test_a_stored_config_without_a_later_setting_reads_as_the_model_it_was():
 
 
 def test_joint_keys_report_each_keys_conditional_and_sum_to_the_groups_probability():
-    from livecomp_train.models.endecell import key_logits
+    from livecomp_train.models.joint import key_logits
 
     torch.manual_seed(0)
     joint = torch.randn(6, 81)                                   # 4 keys of 3 states
@@ -333,15 +333,14 @@ def test_joint_keys_report_each_keys_conditional_and_sum_to_the_groups_probabili
 
 @torch.no_grad()
 def test_a_joint_model_starts_from_a_per_key_one_as_the_same_distribution(tmp_path):
-    from livecomp_train.checkpoint import save_checkpoint
-    from livecomp_train.train import _init_from
+    from livecomp_train.checkpoint import init_from, save_checkpoint
 
     torch.manual_seed(0)
     cfg = EnDeCellConfig(key_states=3, chunk=8, enc_hidden=16, time_hidden=32, dec_hidden=16)
     plain = build_model(cfg).eval()
     save_checkpoint(tmp_path / "best.pt", {"model": plain.state_dict()}, {"model": asdict(cfg), "train": {}})
     joint = build_model(replace(cfg, joint_keys=4)).eval()
-    _init_from(joint, str(tmp_path))
+    init_from(joint, str(tmp_path))
     x = frames_for(plain)
     assert torch.allclose(F.log_softmax(joint(x)[0], -1), F.log_softmax(plain(x)[0], -1), atol=1e-5)
     torch.nn.init.normal_(joint.link.weight)     # once it has learnt links, a key hears the keys below it in its group

@@ -157,9 +157,8 @@ def test_damaged_checkpoint_is_refused_by_eval(tmp_path):
 def test_endecell_starts_from_a_pretrained_autoencoder_or_another_endecell(tmp_path):
     import torch
 
-    from livecomp_train.checkpoint import load_model
+    from livecomp_train.checkpoint import CheckpointError, init_from, load_model
     from livecomp_train.models import EnDeCellConfig, build_model
-    from livecomp_train.train import TrainingError, _init_from
 
     sizes = ["--chunk", "8", "--enc-hidden", "16", "--dec-hidden", "16", *TINY]
     livecomp("train", "--model", "endecell", "--pretrain-autoencoder", "--data", "jsb", "--epochs", "1",
@@ -168,11 +167,11 @@ def test_endecell_starts_from_a_pretrained_autoencoder_or_another_endecell(tmp_p
     cfg = EnDeCellConfig(key_states=2, chunk=8, enc_hidden=16, dec_hidden=16, time_hidden=24, time_layers=1,
                          encoder_skip=True)
     model = build_model(cfg)
-    _init_from(model, str(tmp_path / "ae"))
+    init_from(model, str(tmp_path / "ae"))
     for name, value in autoencoder.pretrained_state().items():
         assert torch.equal(model.state_dict()[name], value), name
-    with pytest.raises(TrainingError, match="does not fit this one"):
-        _init_from(build_model(EnDeCellConfig(chunk=4, enc_hidden=16, dec_hidden=16, time_hidden=24,
+    with pytest.raises(CheckpointError, match="does not fit this one"):
+        init_from(build_model(EnDeCellConfig(chunk=4, enc_hidden=16, dec_hidden=16, time_hidden=24,
                                                           encoder_skip=True)),
                                str(tmp_path / "ae"))
     livecomp("train", "--model", "endecell", "--init-from", tmp_path / "ae", "--data", "jsb", "--epochs", "1",
@@ -180,7 +179,7 @@ def test_endecell_starts_from_a_pretrained_autoencoder_or_another_endecell(tmp_p
     # a whole EnDeCell run starts a model with a lookback added: the same model until it learns to look back
     full, meta = load_model(tmp_path / "full", "endecell")
     looking = build_model(EnDeCellConfig(**{**meta["model"], "lookback": 4})).eval()
-    _init_from(looking, str(tmp_path / "full"))
+    init_from(looking, str(tmp_path / "full"))
     frames = torch.randint(0, 2, (2, 12, 88), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(looking(frames)[0], full(frames)[0], atol=1e-6)
@@ -191,13 +190,12 @@ def test_a_basic_run_starts_from_another_basic_runs_kept_weights(basic_run, tmp_
     it can train on at a new rate, or on other data); other sizes get one sentence."""
     import torch
 
-    from livecomp_train.checkpoint import load_model
+    from livecomp_train.checkpoint import init_from, load_model
     from livecomp_train.models import BasicConfig, build_model
-    from livecomp_train.train import _init_from
 
     source, meta = load_model(basic_run, "basic")
     model = build_model(BasicConfig(**meta["model"]))
-    _init_from(model, str(basic_run))
+    init_from(model, str(basic_run))
     for name, value in source.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
     on = tmp_path / "on"

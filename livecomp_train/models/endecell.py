@@ -27,14 +27,14 @@ lookback, the last L frames, so encoding ``a`` then ``b`` equals encoding ``a ++
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..configs import AutoencoderConfig, EnDeCellConfig
-from .common import N_KEYS, one_hot_states, run_lstm, sample_states
+from .common import N_KEYS, one_hot_states, run_lstm
+from .joint import key_logits
+from .lockstep import mean_conditional, predict_lockstep, sample_lockstep
 
 
 class EnDeCell(nn.Module):
@@ -295,65 +295,6 @@ class EnDeCell(nn.Module):
         return frames, logp, after
 
 
-def key_logits(joint: torch.Tensor, states: torch.Tensor, key_states: int) -> torch.Tensor:
-    """Scores of a joint draw of n keys -> each key's conditional given the keys below it.
-
-    joint (..., K^n): unnormalised log-probabilities of the n keys' states together, class
-    ``sum_i state_i K^i`` (key 0 the lowest); states (..., n) the true states. Returns (..., n, K):
-    for key i, log p(key i = k, keys < i as given) up to a constant, the keys above i summed
-    out, so a log-softmax over K is key i's conditional and the sum over keys of the picked
-    ones is the log-probability of the n keys together."""
-    n, K = states.shape[-1], key_states
-    x = joint.reshape(*joint.shape[:-1], *([K] * n))          # dims state_{n-1}, ..., state_0
-    out = []
-    for i in range(n):                                         # x: dims state_{n-1} .. state_i
-        m = torch.logsumexp(x, dim=tuple(range(-(n - i), -1))) if n - i > 1 else x
-        out.append(m)                                          # (..., K): key i's scores
-        if i + 1 < n:
-            pick = states[..., i].reshape(*states.shape[:-1], *([1] * (n - i)))
-            x = x.gather(-1, pick.expand(*x.shape[:-1], 1)).squeeze(-1)
-    return torch.stack(out, -2)
-
-
-def joint_head(weight: torch.Tensor, bias: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor]:
-    """A per-key head (chunk K, H) and its bias -> the joint head of ``cfg`` (groups K^n, H) that
-    scores each group's states as the sum of its keys' scores: the same distribution, each key
-    independent, from which a model with ``joint_keys`` learns how the keys go together."""
-    K, n = cfg.key_states, cfg.joint_keys
-    classes = torch.arange(cfg.classes)
-    states = torch.div(classes.unsqueeze(-1), K ** torch.arange(n), rounding_mode="floor") % K    # (classes, n)
-    pick = torch.zeros(cfg.groups * cfg.classes, cfg.chunk * K)
-    for q in range(cfg.groups):
-        for i in range(n):
-            pick[q * cfg.classes + classes, (q * n + i) * K + states[:, i]] = 1.0
-    return pick @ weight, pick @ bias
-
-
-def mean_conditional(logits: list[torch.Tensor]) -> torch.Tensor:
-    """Several runs' logits (..., K) for the same keys -> the log of their mean probabilities,
-    as logits (one run: its own logits). How chunk writers driven in lockstep mix their scores."""
-    if len(logits) == 1:
-        return logits[0]
-    logp = torch.stack([F.log_softmax(x.float(), -1) for x in logits])
-    return torch.logsumexp(logp, 0) - math.log(len(logits))
-
-
-def write_frame(writers: list, mix, choose):
-    """Drive chunk writers (``EnDeCell._chunk_writer``) in lockstep: at each chunk ``mix`` turns
-    their logits into one distribution's logits, ``choose(logits, first_key) -> (states, logp)``
-    picks the states, and every writer is told them. Returns (frame (N, 88), total logp (N,))."""
-    steps = [next(w) for w in writers]
-    total = 0.0
-    while True:
-        lo = steps[0][0]
-        states, logp = choose(mix([logits for _, logits in steps]), lo)
-        total = total + logp
-        try:
-            steps = [w.send(states) for w in writers]
-        except StopIteration as done:
-            return done.value, total
-
-
 class EnDeCellAutoencoder(nn.Module):
     """EnDeCell's encoder and decoder alone, trained to reconstruct each frame from its vector.
 
@@ -379,49 +320,3 @@ class EnDeCellAutoencoder(nn.Module):
     def pretrained_state(self) -> dict:
         """The parameters the full EnDeCell takes over (everything but the time LSTM)."""
         return {k: v for k, v in self.net.state_dict().items() if not k.startswith("time.")}
-
-
-def _greedy(logits: torch.Tensor, first_key: int):
-    logp = F.log_softmax(logits, -1)
-    best = logp.max(-1)
-    return best.indices, best.values.sum(-1)
-
-
-def predict_lockstep(models: list[EnDeCell], states: list, frames: torch.Tensor, mix) -> torch.Tensor:
-    """``EnDeCell.predict`` of the distribution ``mix`` makes of the models' conditionals (one
-    state each, None for the zero state): frames (B, T, 88) -> (B, T, 88)."""
-    B, T, _ = frames.shape
-    writers = []
-    for model, state in zip(models, states):
-        before, previous, back, _ = model._history(frames, state)
-        writers.append(model._chunk_writer(before.reshape(B * T, -1), previous.reshape(B * T, N_KEYS),
-                                           back.reshape(B * T, N_KEYS) if back is not None else None))
-    out, _ = write_frame(writers, mix, _greedy)
-    return out.view(B, T, N_KEYS)
-
-
-def sample_lockstep(models: list[EnDeCell], states: list, noise: torch.Tensor, temperature, mix):
-    """``EnDeCell.sample`` of the distribution ``mix`` makes of the models' conditionals: each
-    key drawn once from the mixed conditional and every model told the draw. ``states``: one
-    per model, (h, c, prev, *hist) as ``initial_state``; the models share key states, chunk and
-    lookback. Returns (frames (B, S, 88), logp (B,), the models' states after them)."""
-    states = [tuple(state) for state in states]
-    frames, total = [], 0.0
-    for s in range(noise.shape[1]):
-        step_noise = noise[:, s]
-
-        def draw(logits, first_key):
-            return sample_states(logits, step_noise[:, first_key:first_key + logits.shape[1]], temperature)
-
-        writers = [model._chunk_writer(h[-1], prev, hist[0][:, 0] if hist else None)
-                   for model, (h, c, prev, *hist) in zip(models, states)]
-        frame, logp = write_frame(writers, mix, draw)
-        frames.append(frame)
-        total = total + logp
-        after = []
-        for model, (h, c, prev, *hist) in zip(models, states):
-            _, (h, c) = model.time(model.encode_frames(frame).unsqueeze(1), (h, c))
-            hist = [torch.cat([hist[0][:, 1:], frame.unsqueeze(1)], 1)] if hist else []
-            after.append((h, c, frame, *hist))
-        states = after
-    return torch.stack(frames, 1), total, states

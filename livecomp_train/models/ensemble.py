@@ -25,7 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .endecell import EnDeCell, mean_conditional, predict_lockstep, sample_lockstep
+from .endecell import EnDeCell
+from .lockstep import mean_conditional, predict_lockstep, sample_lockstep
 
 SHARED = ("key_states", "chunk", "lookback", "time_layers")   # what the runs must agree on
 
