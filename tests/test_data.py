@@ -9,9 +9,9 @@ import pytest
 
 import livecomp_train.data as data
 from livecomp.music.roll import PianoRoll
+from livecomp_train.benchmark_data import benchmark_path
 from livecomp_train.data import (
     CorpusError,
-    benchmark_path,
     epoch_order,
     load_benchmark,
     load_corpus,
