@@ -1,0 +1,89 @@
+"""How many keys sound at once: a model's own bars against the music's, after the same openings.
+
+    python bench/texture.py [--models piano,folk] [--corpora nottingham,pop909,piano]
+                            [--split valid] [--prime 32] [--seed 0]
+
+For each piece of a corpus's split (at least prime + one bar long) the model hears the first
+``--prime`` steps (its state after them, through ``advance.onnx``) and samples one bar at
+temperature 1 (``bar.onnx``, one candidate, no choosing: the model's own distribution). Prints,
+per model and corpus, the share of steps with 0, 1, ..., 8 or more keys sounding in those bars,
+and the same for the piece's own next bar ("real"), with the mean of each. A model whose keys
+within a chunk are drawn on their own spreads that count where the music keeps it steady (a
+tune over block chords sounds 4 or 5 keys at every step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from livecomp.model.engine import Engine  # noqa: E402
+from livecomp.model.folder import find_model  # noqa: E402
+from livecomp_train.data import load_corpus  # noqa: E402
+
+from judge import CORPORA  # noqa: E402
+
+MOST = 8                      # the last column counts this many keys or more
+
+
+def counts(frames: np.ndarray) -> np.ndarray:
+    """Share of steps of frames (..., steps, 88) with 0 .. MOST (or more) keys sounding."""
+    sounding = np.minimum((np.asarray(frames) > 0).sum(-1).ravel(), MOST)
+    return np.bincount(sounding, minlength=MOST + 1) / max(sounding.size, 1)
+
+
+def openings(corpus: str, split: str, prime: int) -> list[np.ndarray]:
+    """The first prime + one bar of each piece of the split that long (key states, 3 per key)."""
+    rolls = load_corpus(CORPORA.get(corpus, corpus), 4, progress=False).splits[split]
+    out = []
+    for roll in rolls:
+        frames = roll.to_states(3)
+        if len(frames) >= prime + roll.steps_per_bar(prime):
+            out.append(frames[:prime + roll.steps_per_bar(prime)])
+    return out
+
+
+def model_bars(model: str, pieces: list[np.ndarray], prime: int, seed: int) -> np.ndarray:
+    """One bar the model samples after each piece's opening: (pieces, steps, 88)."""
+    engine = Engine(find_model(model), provider="cpu")
+    rng = np.random.default_rng(seed)
+    bars = []
+    for piece in pieces:
+        state = engine.advance(piece[:prime][None].astype(np.int64))
+        frames, _, _ = engine.bar(state, 1, 1.0, rng, steps=len(piece) - prime)
+        bars.append(frames[0])
+    return np.stack(bars)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="piano")
+    parser.add_argument("--corpora", default="nottingham,pop909,piano")
+    parser.add_argument("--split", default="valid", choices=("valid", "test"))
+    parser.add_argument("--prime", type=int, default=32, help="steps heard before the bar (default 32: 2 bars)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.chdir(ROOT)                                    # the corpora's paths are the repository's
+    header = "".join(f"{k:>7}" for k in range(MOST)) + f"{str(MOST) + '+':>7}{'mean':>8}"
+    for corpus in args.corpora.split(","):
+        pieces = [p for p in openings(corpus, args.split, args.prime) if len(p) - args.prime == 16]   # 4/4 bars
+        real = np.stack([p[args.prime:] for p in pieces])
+        print(f"\n{corpus} ({args.split}): {len(pieces)} pieces in 4/4, one bar after {args.prime} steps; "
+              f"share of steps by keys sounding")
+        print(f"{'':<28}{header}")
+        rows = [("real", real)] + [(m, model_bars(m, pieces, args.prime, args.seed)) for m in args.models.split(",")]
+        for name, frames in rows:
+            share = counts(frames)
+            mean = float((np.asarray(frames) > 0).sum(-1).mean())
+            print(f"{Path(name).name:<28}" + "".join(f"{v:>7.3f}" for v in share) + f"{mean:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
