@@ -54,16 +54,17 @@ bench: $(STAMP)
 
 # The shipped models, exported to livecomp/exported/<name>, their checkpoints kept in
 # bench/checkpoints/shipped-<name>, each trained from its recipe in recipes/ (what it learns from,
-# its sizes and schedule, and how long: recipes/NAME.toml says it). piano trains in four phases
-# (piano-first, piano-classical on classical piano; piano-all-first, piano with pop and folk added),
-# pop in two (pop-plain, pop), each from the one before's weights. Time
-# budgets: a rerun lands near, not exactly on, the same weights; folk and basic are epoch-limited
-# with a fixed seed, so a rerun rebuilds the same weights (same torch build). piano answers with
-# 8 candidate bars (its bar at 8 fits the live budget, bench/latency.py), the others with 16.
+# its sizes and schedule, and how long: recipes/NAME.toml says it). piano trains in five phases
+# (piano-first, piano-classical on classical piano; piano-all-first, piano-all with pop and folk
+# added; piano, each chunk's keys drawn 4 at a time), pop in three (pop-plain, pop-lookback, pop),
+# folk in two (folk-plain, folk), each from the one before's weights. Time budgets: a rerun lands
+# near, not exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
+# seed, so a rerun rebuilds the same weights (same torch build). piano answers with 8 candidate
+# bars (its bar at 16 is twice as long, bench/latency.py), the others with 16.
 MODEL_RUNS ?= runs/models
 SHIPPED    ?= piano pop folk basic
 # more-piano goes on from the shipped piano's weights (bench/checkpoints/shipped-piano) for another
-# 130 minutes of cosine schedule, into runs/models/piano-more.
+# 70 minutes of cosine schedule, into runs/models/piano-more.
 more-piano: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/livecomp train --recipe recipes/piano.toml --init-from bench/checkpoints/shipped-piano \
 	  --quiet --out $(MODEL_RUNS)/piano-more
@@ -78,10 +79,13 @@ run-%: $(STAMP)
 	rm -rf $(MODEL_RUNS)/$*
 	OMP_NUM_THREADS=1 $(BIN)/livecomp train --recipe recipes/$*.toml --quiet --out $(MODEL_RUNS)/$*
 
-run-piano: run-piano-all-first
+run-piano: run-piano-all
+run-piano-all: run-piano-all-first
 run-piano-all-first: run-piano-classical
 run-piano-classical: run-piano-first
-run-pop: run-pop-plain
+run-pop: run-pop-lookback
+run-pop-lookback: run-pop-plain
+run-folk: run-folk-plain
 
 models: $(addprefix run-,$(SHIPPED))
 	for name in $(SHIPPED); do \
