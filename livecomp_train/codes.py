@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .models.common import N_KEYS
+from .models.joint import group_states
 
 
 def torch_state(model, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -79,7 +80,7 @@ class JointSampler(nn.Module):
         K, n = key_states, keys
         classes = K ** n
         self.register_buffer("cdf", torch.triu(torch.ones(classes, classes))[:, :classes - 1].contiguous())
-        states = torch.div(torch.arange(classes).unsqueeze(-1), K ** torch.arange(n), rounding_mode="floor") % K
+        states = group_states(torch.arange(classes), K, n)
         codes = codes_of(states, K)                                          # (classes, n (K-1))
         self.register_buffer("steps", (codes[1:] - codes[:-1]).contiguous())  # class j -> j + 1
         self.register_buffer("powers", (K ** torch.arange(n)).float().repeat_interleave(K - 1))   # codes -> class

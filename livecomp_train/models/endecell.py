@@ -33,7 +33,7 @@ from torch import nn
 
 from ..configs import AutoencoderConfig, EnDeCellConfig
 from .common import N_KEYS, one_hot_states, run_lstm
-from .joint import key_logits
+from .joint import group_states, key_logits
 from .lockstep import mean_conditional, predict_lockstep, sample_lockstep
 
 
@@ -65,8 +65,6 @@ class EnDeCell(nn.Module):
             reads = torch.arange(cfg.chunk * k1) // (g * k1)                     # the group each code column is of
             writes = torch.arange(cfg.groups * cfg.classes) // cfg.classes       # the group each output is of
             self.register_buffer("link_mask", (reads.unsqueeze(0) < writes.unsqueeze(1)).float(), persistent=False)
-            powers = cfg.key_states ** torch.arange(g)                           # class = sum_i state_i K^i
-            self.register_buffer("class_powers", powers, persistent=False)
         starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
         self.register_buffer("below_index", starts + torch.arange(cfg.reach), persistent=False)
         self.register_buffer("around_index", starts + torch.arange(2 * cfg.reach + cfg.chunk), persistent=False)
@@ -177,7 +175,7 @@ class EnDeCell(nn.Module):
 
     def class_states(self, classes: torch.Tensor) -> torch.Tensor:
         """Joint classes (...) -> the key states of their group (..., joint_keys), lowest key first."""
-        return torch.div(classes.unsqueeze(-1), self.class_powers, rounding_mode="floor") % self.cfg.key_states
+        return group_states(classes, self.cfg.key_states, self.cfg.joint_keys)
 
     # -- the model ----------------------------------------------------------------------------
 

@@ -7,6 +7,13 @@ from __future__ import annotations
 import torch
 
 
+def group_states(classes: torch.Tensor, key_states: int, keys: int) -> torch.Tensor:
+    """Classes of a joint draw of ``keys`` keys (...) int64 -> their key states (..., keys), the
+    lowest key first: class = sum_i state_i K^i."""
+    powers = key_states ** torch.arange(keys, device=classes.device)
+    return torch.div(classes.unsqueeze(-1), powers, rounding_mode="floor") % key_states
+
+
 def key_logits(joint: torch.Tensor, states: torch.Tensor, key_states: int) -> torch.Tensor:
     """Scores of a joint draw of n keys -> each key's conditional given the keys below it.
 
@@ -33,7 +40,7 @@ def joint_head(weight: torch.Tensor, bias: torch.Tensor, cfg) -> tuple[torch.Ten
     independent, from which a model with ``joint_keys`` learns how the keys go together."""
     K, n = cfg.key_states, cfg.joint_keys
     classes = torch.arange(cfg.classes)
-    states = torch.div(classes.unsqueeze(-1), K ** torch.arange(n), rounding_mode="floor") % K    # (classes, n)
+    states = group_states(classes, K, n)                                                   # (classes, n)
     pick = torch.zeros(cfg.groups * cfg.classes, cfg.chunk * K)
     for q in range(cfg.groups):
         for i in range(n):
