@@ -372,3 +372,27 @@ def test_a_link_peer_that_starts_and_stops_the_session_gets_answers_on_its_bar_l
         assert round(bar3[0]) < 36, (bar3, said)                                # from its bar 3
     assert not still_sounding(sent)
     assert any(line.startswith("Ableton Link: stop, start;") for line in said), said
+
+
+def test_the_transport_says_a_stop_and_a_start_and_a_wait_cut_short_ends_quietly():
+    """timing.transport: a clock that runs on is no move; a Stop is one, read at once; the wait
+    for the clock to run again, ended by the session stopping after a Start but before any tick,
+    gives nothing back (the clock has no ticks to say where it is)."""
+    import threading
+
+    from livecomp.timing.transport import Transport
+
+    f, clock = ClockFollower(4, 4), {"t": 0.0}
+    stopping = threading.Event()
+    transport = Transport(f, lambda timeout: clock.__setitem__("t", clock["t"] + timeout), stopping,
+                          lambda: clock["t"])
+    tick = 60 / 120 / 24
+    transport.feed(START, 0.0)
+    clock["t"] = feed_ticks(f, 0.01, 96, tick)
+    assert transport.started(4).startswith("following MIDI clock at 120.0 bpm") and transport.step_now() == 15
+    assert transport.moved([]) is None
+    transport.feed(STOP, clock["t"])
+    assert transport.moved([]) == ["stop"]
+    transport.feed(START, clock["t"] + 1.0)                   # the song from the top, no tick yet
+    stopping.set()
+    assert transport.resumed([], ["stop"]) == ([], "")

@@ -100,8 +100,11 @@ class Transport:
 
     def resumed(self, pending: list, moved: list[str]) -> tuple[list, str]:
         """Wait until a clock that ``moved`` runs again: (the messages heard meanwhile that belong
-        to the music after it, the line that says what happened)."""
+        to the music after it, the line that says what happened); nothing when the wait ended
+        with ``stopping`` (the clock may have no ticks to say where it is)."""
         pending = self.wait_until_running(pending)
+        if self.stopping.is_set():
+            return [], ""
         self._link_moves()                                   # the start that ended the wait sets bar 1
         moved, self.moves = moved + self.moves, []           # a Stop's wait ends with the Start: one move
         f = self.follower
