@@ -213,20 +213,22 @@ class EnDeCell(nn.Module):
         from them (scheduled sampling).
         """
         B, T, _ = frames.shape
-        targets = frames if targets is None else targets
-        before, previous, back, new_state = self._history(frames, state)
-        logits = self._decode(before.reshape(B * T, -1), targets.reshape(B * T, N_KEYS),
-                              previous.reshape(B * T, N_KEYS), back.reshape(B * T,
-                                                                            N_KEYS) if back is not None else None)
+        logits, new_state = self._scored(frames, state, frames if targets is None else targets)
         return logits.view(B, T, N_KEYS, -1), new_state
+
+    def _scored(self, frames: torch.Tensor, state, targets: torch.Tensor, joint: bool = False):
+        """The teacher-forced decoder over ``targets`` after the history of frames (B, T, 88):
+        (``_decode``'s output for the B T frames, the state after them)."""
+        B, T, _ = frames.shape
+        before, previous, back, new_state = self._history(frames, state)
+        flat = [x.reshape(B * T, -1) if x is not None else None for x in (before, targets, previous, back)]
+        return self._decode(*flat, joint=joint), new_state
 
     def group_scores(self, frames: torch.Tensor, state=None) -> torch.Tensor:
         """With joint keys: the scores each group of frames (B, T, 88) was drawn from, given the
         history and the groups below it: (B, T, groups, K^n), groups from the lowest key up."""
         B, T, _ = frames.shape
-        before, previous, back, _ = self._history(frames, state)
-        scores = self._decode(before.reshape(B * T, -1), frames.reshape(B * T, N_KEYS), previous.reshape(B * T, N_KEYS),
-                              back.reshape(B * T, N_KEYS) if back is not None else None, joint=True)
+        scores, _ = self._scored(frames, state, frames, joint=True)
         return scores.view(B, T, -1, self.cfg.classes)
 
     def advance(self, frames: torch.Tensor, state=None):
@@ -252,14 +254,12 @@ class EnDeCell(nn.Module):
             x = self._decoder_input(written[:, lo:lo + r], around[:, j], self.position.weight[j].expand(N, -1),
                                     back[:, j] if back is not None else None)
             out, dec_h = self.decoder(x.unsqueeze(1), dec_h)
+            real = min(c, N_KEYS - lo)
             if self.link is None:
                 logits = self.head(out[:, 0] + ctx).view(N, c, cfg.key_states)
-                real = min(c, N_KEYS - lo)
                 states = yield lo, logits[:, :real]
             else:                                    # group by group: yields (N, 1, classes), takes the class
-                states = yield from self._group_writer(self.head(out[:, 0] + ctx), lo)
-                real = min(c, N_KEYS - lo)
-                states = states[:, :real]
+                states = (yield from self._group_writer(self.head(out[:, 0] + ctx), lo))[:, :real]
             written = torch.cat([written[:, :r + lo], states, written[:, r + lo + real:]], 1)
         return written[:, r:r + N_KEYS]
 
