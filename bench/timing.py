@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -47,6 +48,39 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS          # utime + stime
+
+
+class FrameWatch:
+    """JACK's frame clock against the machine's, read every millisecond by a thread of its own:
+    how fast the frames went (a dummy driver on a busy machine falls behind, then runs the
+    periods it owes at once) and how far they jumped ahead of the machine's clock between two
+    readings. livecomp hands each message over on these frames; a jump past its lead makes a
+    hand-over late however promptly its sending thread ran."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, float]] = []
+        self._running = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while self._running:
+            self.samples.append((time.perf_counter(), now()))
+            time.sleep(0.001)
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> tuple[float, float, int]:
+        """(frames' speed against the machine's clock, the largest jump ahead in seconds, jumps of
+        10 ms or more) over the readings whose frame time lies in [start, end)."""
+        got = np.array([(p, f) for p, f in self.samples if start <= f < end])
+        if len(got) < 2:
+            return float("nan"), float("nan"), 0
+        ahead = np.diff(got[:, 1]) - np.diff(got[:, 0])
+        speed = (got[-1, 1] - got[0, 1]) / (got[-1, 0] - got[0, 0])
+        return float(speed), float(ahead.max()), int((ahead >= 0.010).sum())
 
 
 def main() -> None:
@@ -101,6 +135,7 @@ def main() -> None:
                 break
         else:
             sys.exit("livecomp listen ended before it listened")
+        watch = FrameWatch() if framed else None
         for a, b in (("bench-player:keys", "livecomp-in:bench-in"), ("livecomp-out:bench-out", "bench-synth:sound"),
                      ("bench-player:keys", "bench-synth:sound")):
             if not patchbay.connect(a, b):
@@ -130,6 +165,8 @@ def main() -> None:
                 time.sleep(0.5)
             drain(0.5)
         answering = (cpu_seconds(listen.pid) - cpu1) / (time.perf_counter() - wall1)
+        if watch is not None:
+            watch.stop()
         stopped = now()                                          # what follows is the way out's, off the grid
         listen.send_signal(15)
         out = listen.communicate(timeout=30)[0]
@@ -166,6 +203,10 @@ def main() -> None:
               f"ms, p99 {np.percentile(off, 99):.3f} ms, max {off.max():.3f} ms"
               + (f"; livecomp's client wrote {placed[2]} of {placed[1]} after their frames (by {placed[3]} ms at most)"
                  if placed else ""))
+        speed, jump, jumps = watch.between(answer_start, answer_end)
+        print(f"JACK's frames against the machine's clock while answering: {100 * speed:.1f}% of its speed, "
+              f"ahead by up to {jump * 1e3:.1f} ms at once ({jumps} jumps of 10 ms or more); livecomp hands over "
+              f"on these frames, a period and {1e3 * jackclient.LEAD_MARGIN_S:.0f} ms ahead")
     else:
         print("JACK through python-rtmidi (livecomp's own client was not built): frames not read")
     print(f"CPU (one core = 100%): listening {100 * listening:.1f}%, answering {100 * answering:.1f}% "

@@ -13,7 +13,7 @@ import pytest
 
 from livecomp.model.engine import Engine
 from livecomp.model.folder import shipped_models
-from livecomp.music.frames import Event, FrameBuilder
+from livecomp.music.frames import Event, FrameBuilder, likely_next
 from livecomp.music.roll import HELD, LOW_KEY, STRUCK
 from livecomp.perform.performer import Performer, PerformerConfig
 
@@ -117,6 +117,23 @@ def test_frames_tell_struck_held_and_sustained_apart():
     b.note_on(4, 62, 90)
     b.note_off(4, 62)                                                 # shorter than a step: still struck
     assert b.frame(4)[62 - LOW_KEY] == STRUCK
+
+
+def test_the_step_after_a_call_is_guessed_as_the_calls_keys_went_on():
+    """likely_next: a key goes on sounding or stops as the call's keys did after a step in the
+    same state; a staccato call's last note stops, a legato one's goes on."""
+    def frames(plays: dict, steps: int) -> list:
+        b = FrameBuilder()
+        out = []
+        for n in range(steps):
+            for action in plays.get(n, []):
+                b.note_on(n, action[1], action[2]) if action[0] == "on" else b.note_off(n, action[1])
+            out.append(b.frame(n))
+        return out
+    staccato = frames(phrase(0, bars=1), 15)                          # quavers a 16th long; the last struck
+    assert staccato[-1][72 - LOW_KEY] == STRUCK and not likely_next(staccato).any()
+    legato = frames({0: [("on", 60, 70)], 4: [("off", 60), ("on", 64, 70)]}, 6)   # crotchets, held on
+    assert likely_next(legato)[64 - LOW_KEY] == HELD and likely_next(legato).sum() == HELD
 
 
 def test_a_call_is_answered_on_the_next_bar_line_and_every_note_ends(any_engine):
@@ -275,6 +292,62 @@ def test_a_two_bar_phrase_ends_only_after_a_beat_with_nothing_struck(any_engine)
     performer = Performer(any_engine, 16, 4, PerformerConfig(seed=1, candidates=2, phrase_bars=(2,)))
     run(performer, 16 * 6, rest)
     assert performer.planned[0][0] == 32
+
+
+def sampled_at(performer: Performer) -> list[int]:
+    """Counts the steps at which the performer asks its engine for a bar (wraps its ``bar``)."""
+    steps, bar, engine = [], performer.engine.bar, performer.engine
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def bar(self, *args, **kwargs):
+            steps.append(performer.now)
+            return bar(*args, **kwargs)
+    performer.engine = Counting()
+    return steps
+
+
+def foresight_run(engine, plays: dict, steps: int, foresee: bool, **config):
+    """(the events, the steps a bar was sampled at) of a performer driven through ``plays``,
+    with its first bars foreseen a step early or (``foresee=False``) never."""
+    performer = Performer(engine, 16, 4, PerformerConfig(seed=5, temperature=1.3, **config))
+    if not foresee:
+        performer._foresee = lambda n: None
+    sampled = sampled_at(performer)
+    timeline = Timeline()
+    for n in range(steps):
+        performer.now = n
+        for action in plays.get(n, []):
+            performer.note_on(n, action[1], action[2]) if action[0] == "on" else performer.note_off(n, action[1])
+        timeline.add(performer.step(n))
+    return timeline.sorted(), sampled, performer.planned
+
+
+@pytest.mark.parametrize("case", ["phrase end", "half the silence", "guessed wrong"])
+def test_an_answer_on_the_line_after_the_call_was_sampled_a_step_before_it_was_decided(any_engine, case):
+    """Decided when the step before a bar line closes, half a step before the line, an answer's
+    first bar was sampled the step before (as if nothing new were struck), so no sampling stands
+    between the decision and the first notes' hand-over. What it plays is the very answer the
+    performer plays without foresight, bit for bit, the random stream included: also where the
+    step turned out otherwise (a key let go on it) and the bar was sampled again."""
+    plays = phrase(0, bars=4) if case == "phrase end" else \
+        {s: a for s, a in phrase(0, bars=2, every=4).items() if s < 28}     # the last sound on step 24
+    if case == "guessed wrong":                       # held into the last step and let go on it
+        plays = {s: a for s, a in phrase(0, bars=4).items() if s < 60}
+        plays[58], plays[63] = [("on", 72, 70)], [("off", 72)]
+    config = {"candidates": 3} if case != "half the silence" else {"candidates": 3, "phrase_bars": ()}
+    with_foresight = foresight_run(any_engine, plays, 16 * 8, True, **config)
+    without = foresight_run(any_engine, plays, 16 * 8, False, **config)
+    assert with_foresight[0] == without[0] and with_foresight[2] == without[2]
+    start = with_foresight[2][0][0]
+    assert start == (64 if case != "half the silence" else 32), with_foresight[2]
+    assert start - 1 in without[1]                    # without: sampled when the call ended
+    if case == "guessed wrong":                       # the model's state at the line is not the one foreseen
+        assert start - 2 in with_foresight[1] and (start - 1 in with_foresight[1]) == isinstance(any_engine, Engine)
+    else:
+        assert start - 1 not in with_foresight[1] and start - 2 in with_foresight[1]
 
 
 @needs_models

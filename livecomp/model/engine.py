@@ -41,6 +41,11 @@ class State:
         rows = np.atleast_1d(rows)
         return State({k: np.ascontiguousarray(v[rows]) for k, v in self.tensors.items()})
 
+    def same(self, other: "State") -> bool:
+        """The very same state: every array equal, bit for bit."""
+        return self.tensors.keys() == other.tensors.keys() and all(
+            np.array_equal(v, other.tensors[k]) for k, v in self.tensors.items())
+
     def repeat(self, n: int) -> "State":
         """Each row repeated n times (row 0 n times, then row 1, ...)."""
         return State({k: np.repeat(v, n, axis=0) for k, v in self.tensors.items()})

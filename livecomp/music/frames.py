@@ -141,6 +141,20 @@ class FrameBuilder:
         return Dynamics(base, metric, drawn(margins, TOP_VOICE), steps_per_beat, steps_per_bar)
 
 
+def likely_next(frames: list[np.ndarray]) -> np.ndarray:
+    """The frame (88,) uint8 of the step after ``frames`` if nothing new is struck in it: each key
+    sounding in the last goes on sounding, or stops, as the keys of ``frames`` most often did
+    the step after they were in the same state (struck, or held on; a tie: sounding)."""
+    out = np.zeros(N_KEYS, np.uint8)
+    before, after = np.stack(frames[:-1] or frames[-1:]), np.stack(frames[1:] or frames[-1:])
+    for state in (STRUCK, HELD):
+        was = before == state
+        on, off = int((after[was] == HELD).sum()), int((after[was] == OFF).sum())
+        if on >= off:
+            out[frames[-1] == state] = HELD
+    return out
+
+
 class NoteTracker:
     """Turns a stream of frames into note on/off events, notes carried across calls."""
 

@@ -14,9 +14,10 @@ reaches a phrase boundary (``phrase_bars`` bars from the bar line it began at; o
 been answered, as many bars as that call), plays into the last of those bars and strikes nothing
 on the step before its end (nothing for a beat, for 2-bar phrases) is answered on the bar line
 after it, with no empty bar. If the musician plays on across the line of such an answer (or of
-one that half the silence brought), it stops after its first step and the call goes on. The
-answer's first bar is sampled right away and each further bar as the previous one starts, so
-every bar is ready a bar before it is due. The answer continues the call, not the silence that
+one that half the silence brought), it stops after its first step and the call goes on. An
+answer's first bar is sampled when the call ends, or a step before where it ends right before
+the bar line the answer starts on, and each further bar as the one before starts, so no bar is
+sampled in the half step before it is due. The answer continues the call, not the silence that
 ended it (``answer_from``), and of the ``candidates`` bars sampled at once the one kept agrees
 best with the call (``CallStyle``; with a finite ``fit_weight``, its log-probability counts
 too). Playing during an answer stops it (``barge_in="stop"``) or is heard alongside it
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..io.midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
 from ..model.engine import Engine, State
-from ..music.frames import Dynamics, Event, FrameBuilder, NoteTracker
+from ..music.frames import Dynamics, Event, FrameBuilder, NoteTracker, likely_next
 from ..music.musicality import CallStyle
 from ..music.roll import N_KEYS, STRUCK, onsets_of
 from .along import PlayAlong
@@ -84,6 +85,7 @@ class Performer:
         self.last_sound = -1
         self.end_requested = False
         self.answer: _Answer | None = None
+        self.foreseen: tuple | None = None                 # an answer's first bar, sampled a step early
         self.call: list[np.ndarray] = []                   # the frames of the call so far
         self.recent.clear()
         self.along = PlayAlong()                           # --mode duet: livecomp's part
@@ -169,24 +171,64 @@ class Performer:
         if self.call_start is None:
             return []
         self.call.append(frame)
-        call_steps = self.last_sound - self.call_start + 1
-        silence = n - self.last_sound
-        long_enough = call_steps >= self.cfg.min_call_beats * self.steps_per_beat
-        phrase = self._phrase_end(n)
-        full = self.cfg.silence_beats * self.steps_per_beat
-        at_line = (n + 1) % self.steps_per_bar == 0 and self.cfg.align == "bar"
-        early = phrase is not None or (at_line and full / 2 <= silence < full)   # on this line, the call may go on
-        ended = (silence >= full or self.end_requested or early
-                 or n - self.call_start + 1 >= self.cfg.max_call_bars * self.steps_per_bar)
-        if not (long_enough and ended):
+        ends, phrase, early = self._call_ends(n, self.last_sound)
+        if not ends:
+            self._foresee(n)
             return []
         self.end_requested = False
         if self.muted:                                      # heard, not answered
             self.call_start = None
             return []
-        return self._plan_answer(n, call_steps, phrase, early)
+        return self._plan_answer(n, self.last_sound - self.call_start + 1, phrase, early)
 
-    def _phrase_end(self, n: int) -> int | None:
+    def _call_ends(self, n: int, last_sound: int, call: list | None = None) -> tuple[bool, int | None, bool]:
+        """After step n (the call's frames in ``call``, default ``self.call``; its last sound at
+        ``last_sound``): whether the call ended, on a phrase of how many bars, and early."""
+        silence = n - last_sound
+        long_enough = last_sound - self.call_start + 1 >= self.cfg.min_call_beats * self.steps_per_beat
+        phrase = self._phrase_end(n, self.call if call is None else call)
+        full = self.cfg.silence_beats * self.steps_per_beat
+        at_line = (n + 1) % self.steps_per_bar == 0 and self.cfg.align == "bar"
+        early = phrase is not None or (at_line and full / 2 <= silence < full)   # on this line, the call may go on
+        ended = (silence >= full or self.end_requested or early
+                 or n - self.call_start + 1 >= self.cfg.max_call_bars * self.steps_per_bar)
+        return long_enough and ended, phrase, early
+
+    def _foresee(self, n: int) -> None:
+        """When the call may end with the next step, on the bar line right after it, sample the
+        answer's first bar now, as if nothing new is struck in that step (``likely_next``): an
+        answer decided half a step before the line has no time left to sample it. ``_bar`` takes
+        it where the answer starts from this very state, and the random stream goes on as
+        sampling it left it; otherwise as if it had never been sampled."""
+        self.foreseen = None
+        line = n + 2
+        if line % self.steps_per_bar or self.muted or self.cfg.align != "bar" or self.cfg.answer_from != "call":
+            return
+        guess = likely_next(self.call)                      # the next step if nothing new is struck
+        last = n + 1 if guess.any() or self.heard.pedal else self.last_sound
+        if not self._call_ends(n + 1, last, self.call + [guess])[0]:
+            return
+        start = last + 1 + (line - last - 1) % self.steps_per_bar    # as _answer_state finds it
+        state = self.engine.advance(guess[None, None], self.state) if start == line else \
+            next((s for step, s in self.recent if step == start), None)
+        if state is not None:
+            before = self.rng.bit_generator.state
+            self.foreseen = (state, (self.engine, self.candidates, self.cfg.temperature), self._bar(state),
+                             self.rng.bit_generator.state)
+            self.rng.bit_generator.state = before
+
+    def _bar(self, state: State, first: bool = False) -> tuple[np.ndarray, np.ndarray, State]:
+        """An answer bar's candidates after ``state``: for the ``first``, the one ``_foresee``
+        sampled, where it started from this very state with these settings; else sampled now."""
+        foreseen, self.foreseen = self.foreseen, None
+        if first and foreseen is not None and foreseen[0].same(state) and \
+                foreseen[1] == (self.engine, self.candidates, self.cfg.temperature):
+            self.rng.bit_generator.state = foreseen[3]
+            return foreseen[2]
+        return self.engine.bar(state, candidates=self.candidates, temperature=self.cfg.temperature, seed=self.rng,
+                               steps=self.steps_per_bar)
+
+    def _phrase_end(self, n: int, call: list) -> int | None:
         """The call's length in bars when step n is the last of a phrase that comes to rest on the
         bar line after it (see the module's docstring), else None."""
         line = n + 1
@@ -198,7 +240,7 @@ class Performer:
         if bars < 1 or bars not in lengths:
             return None
         rest = self.steps_per_beat if bars <= 2 else 1  # steps before the line with nothing struck
-        tail = onsets_of(np.stack(self.call[-self.steps_per_bar - 1:])).any(1)[1:]   # the phrase's last bar
+        tail = onsets_of(np.stack(call[-self.steps_per_bar - 1:])).any(1)[1:]   # the phrase's last bar
         if len(tail) < self.steps_per_bar or tail[-rest:].any() or not tail.any():
             return None                                 # played on to the line, or not played into its last bar
         return bars
@@ -247,9 +289,7 @@ class Performer:
         first = a.start + len(a.frames) * self.steps_per_bar
         if first >= a.end:
             return []
-        frames, logp, after = self.engine.bar(a.state_after or a.state_before, candidates=self.candidates,
-                                              temperature=self.cfg.temperature, seed=self.rng,
-                                              steps=self.steps_per_bar)
+        frames, logp, after = self._bar(a.state_after or a.state_before, first=not a.frames)
         before = np.concatenate(a.frames) if a.frames else None
         best = a.style.choose(frames, logp, self.cfg.fit_weight, before)
         a.frames.append(frames[best])
