@@ -213,18 +213,18 @@ class Performer:
             next((s for step, s in self.recent if step == start), None)
         if state is not None:
             before = self.rng.bit_generator.state
-            self.foreseen = (state, (self.engine, self.candidates, self.cfg.temperature), self._bar(state),
+            self.foreseen = (line, state, (self.engine, self.candidates, self.cfg.temperature), self._bar(state),
                              self.rng.bit_generator.state)
             self.rng.bit_generator.state = before
 
     def _bar(self, state: State, first: bool = False) -> tuple[np.ndarray, np.ndarray, State]:
         """An answer bar's candidates after ``state``: for the ``first``, the one ``_foresee``
-        sampled, where it started from this very state with these settings; else sampled now."""
+        sampled for its line, from this very state with these settings; else sampled now."""
         foreseen, self.foreseen = self.foreseen, None
-        if first and foreseen is not None and foreseen[0].same(state) and \
-                foreseen[1] == (self.engine, self.candidates, self.cfg.temperature):
-            self.rng.bit_generator.state = foreseen[3]
-            return foreseen[2]
+        if first and foreseen is not None and foreseen[0] == self.answer.start and foreseen[1].same(state) and \
+                foreseen[2] == (self.engine, self.candidates, self.cfg.temperature):
+            self.rng.bit_generator.state = foreseen[4]
+            return foreseen[3]
         return self.engine.bar(state, candidates=self.candidates, temperature=self.cfg.temperature, seed=self.rng,
                                steps=self.steps_per_bar)
 
