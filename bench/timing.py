@@ -205,8 +205,8 @@ def main() -> None:
                  if placed else ""))
         speed, jump, jumps = watch.between(answer_start, answer_end)
         print(f"JACK's frames against the machine's clock while answering: {100 * speed:.1f}% of its speed, "
-              f"ahead by up to {jump * 1e3:.1f} ms at once ({jumps} jumps of 10 ms or more); livecomp hands over "
-              f"on these frames, a period and {1e3 * jackclient.LEAD_MARGIN_S:.0f} ms ahead")
+              f"ahead by up to {jump * 1e3:.1f} ms at once ({jumps} jumps of 10 ms or more); livecomp's hand-overs "
+              f"are timed on these frames, a period and {1e3 * jackclient.LEAD_MARGIN_S:.0f} ms ahead")
     else:
         print("JACK through python-rtmidi (livecomp's own client was not built): frames not read")
     print(f"CPU (one core = 100%): listening {100 * listening:.1f}%, answering {100 * answering:.1f}% "
