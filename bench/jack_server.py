@@ -106,6 +106,19 @@ def jack_client(make: Callable, name: str, tries: int = 5):
     raise PortError(f"JACK would not wake the client {name!r} in {tries} tries.")
 
 
+def frame_port(client: str, direction: str, port: str, ports: Callable):
+    """A JACK client ``client`` of livecomp's own kind (``jackclient.FrameClient``: each message
+    heard stamped with its frame, each one sent due at its frame) with one virtual port
+    ``port``, "input" or "output", checked by ``jack_client``. ``ports``: a patchbay's."""
+    from livecomp.io.jackclient import FrameClient
+
+    def make():
+        made = FrameClient(client, direction, ports)
+        made.open_virtual_port(port)
+        return made
+    return jack_client(make, client)
+
+
 def jack_virtual_port(kind: type, client: str, port: str, **options):
     """A JACK client ``client`` of ``kind`` (rtmidi.MidiIn or MidiOut, made with ``options``)
     with one virtual port ``port``, checked by ``jack_client``."""

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from livecomp.io import jackclient  # noqa: E402
 from livecomp.io.rtmidiport import load_rtmidi  # noqa: E402
 
-from jack_server import jack_client, jack_virtual_port, start, wait_until  # noqa: E402
+from jack_server import frame_port, jack_virtual_port, start, wait_until  # noqa: E402
 
 rtmidi = load_rtmidi()                     # through the system libjack, as livecomp uses it
 
@@ -112,11 +112,7 @@ def main() -> None:
         keys = jack_virtual_port(rtmidi.MidiOut, "bench-player", "keys")
         framed = jackclient.available()
         if framed:
-            def make():
-                client = jackclient.FrameClient("bench-synth", "input", patchbay.ports)
-                client.open_virtual_port("sound")
-                return client
-            synth = jack_client(make, "bench-synth")
+            synth = frame_port("bench-synth", "input", "sound", patchbay.ports)
         else:
             synth = jack_virtual_port(rtmidi.MidiIn, "bench-synth", "sound")
         heard: list[tuple[float, list[int]]] = []           # (frame as seconds, message) at the synth

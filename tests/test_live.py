@@ -24,11 +24,11 @@ from livecomp.io.rtmidiport import load_rtmidi
 from livecomp.model.folder import shipped_models
 
 rtmidi = load_rtmidi()  # through the system libjack, as livecomp uses it
-from livecomp.io.jackclient import FRAME_TIME, FrameClient  # noqa: E402
+from livecomp.io.jackclient import FRAME_TIME  # noqa: E402
 
 import jack_server  # noqa: E402
 from conftest import _jack_server, still_sounding, twice  # noqa: E402
-from jack_server import jack_client, jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
+from jack_server import frame_port, jack_virtual_port  # noqa: E402  (the benchmarks' keyboard and synth clients)
 
 pytestmark = pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
 
@@ -88,21 +88,11 @@ class Session:
         self.sent: list[tuple[float, list[int]]] = []
         self._arrived: list[tuple[float, float, list[int]]] = []    # (JACK time from the first, poll time, message)
         self._clock = 0.0
-        if self.frames:                                 # plays each message at its frame, as a DAW does
-            def player():
-                client = FrameClient(f"{name}-player", "output", self.patchbay.ports)
-                client.open_virtual_port("keys")
-                return client
-            self.keys = jack_client(player, f"{name}-player")
+        if self.frames:                                 # plays each message at its frame, as a DAW does,
+            self.keys = frame_port(f"{name}-player", "output", "keys", self.patchbay.ports)
+            self.synth = frame_port(f"{name}-synth", "input", "sound", self.patchbay.ports)   # and hears each's
         else:
             self.keys = jack_virtual_port(rtmidi.MidiOut, f"{name}-player", "keys")
-        if self.frames:                                 # hears each message's frame, on the test's clock
-            def synth():
-                client = FrameClient(f"{name}-synth", "input", self.patchbay.ports)
-                client.open_virtual_port("sound")
-                return client
-            self.synth = jack_client(synth, f"{name}-synth")
-        else:
             self.synth = jack_virtual_port(rtmidi.MidiIn, f"{name}-synth", "sound", queue_size_limit=65536)
             self.synth.ignore_types(sysex=False, timing=False, active_sense=False)
         self._polling = True
