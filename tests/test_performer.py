@@ -295,34 +295,33 @@ def test_a_two_bar_phrase_ends_only_after_a_beat_with_nothing_struck(any_engine)
 
 
 def sampled_at(performer: Performer) -> list[int]:
-    """Counts the steps at which the performer asks its engine for a bar (wraps its ``bar``)."""
-    steps, bar, engine = [], performer.engine.bar, performer.engine
+    """The steps at which the performer asks its engine for a bar, filled as it plays (its
+    ``step`` and its engine's ``bar`` wrapped)."""
+    steps, now, step, engine = [], [None], performer.step, performer.engine
+
+    def stepping(n: int):
+        now[0] = n
+        return step(n)
 
     class Counting:
         def __getattr__(self, name):
             return getattr(engine, name)
 
         def bar(self, *args, **kwargs):
-            steps.append(performer.now)
-            return bar(*args, **kwargs)
-    performer.engine = Counting()
+            steps.append(now[0])
+            return engine.bar(*args, **kwargs)
+    performer.step, performer.engine = stepping, Counting()
     return steps
 
 
 def foresight_run(engine, plays: dict, steps: int, foresee: bool, **config):
-    """(the events, the steps a bar was sampled at) of a performer driven through ``plays``,
-    with its first bars foreseen a step early or (``foresee=False``) never."""
+    """(the events, the steps a bar was sampled at, the answers planned) of a performer driven
+    through ``plays``, with its first bars foreseen a step early or (``foresee=False``) never."""
     performer = Performer(engine, 16, 4, PerformerConfig(seed=5, temperature=1.3, **config))
     if not foresee:
         performer._foresee = lambda n: None
     sampled = sampled_at(performer)
-    timeline = Timeline()
-    for n in range(steps):
-        performer.now = n
-        for action in plays.get(n, []):
-            performer.note_on(n, action[1], action[2]) if action[0] == "on" else performer.note_off(n, action[1])
-        timeline.add(performer.step(n))
-    return timeline.sorted(), sampled, performer.planned
+    return run(performer, steps, plays).sorted(), sampled, performer.planned
 
 
 @pytest.mark.parametrize("case", ["phrase end", "half the silence", "guessed wrong"])
