@@ -498,6 +498,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=defaults.candidates,
                         help="candidate bars per answer bar (default: each model's own count, as listen plays it)")
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--choice", default=defaults.choice, choices=("floors", "fit"),
+                        help="floors: the first candidate within FIT_FLOORS of the call (listen's); "
+                             "fit: the one that agrees best (the choice before)")
     parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight,
                         help="nats per unit of agreement with the call (inf, the default: agreement alone)")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -507,9 +510,10 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(ROOT)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
-                  mode=args.mode)
+                  choice=args.choice, mode=args.mode)
     print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature "
-          f"{cfg.temperature:g}, fit weight {cfg.fit_weight:g}, silence {cfg.silence_beats:g} beats; "
+          f"{cfg.temperature:g}, choice {cfg.choice}, fit weight {cfg.fit_weight:g}, "
+          f"silence {cfg.silence_beats:g} beats; "
           f"{FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}
     jobs = []

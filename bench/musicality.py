@@ -18,6 +18,8 @@ whether the targets hold (key and rhythm >= 0.95 x real, register <= 1.25 x real
 0.8-1.25 x real, silent <= real + 0.05, echo within 0.05 of real from either side, copied <= 2
 bars for every answer).
 `--write-cards` stores the figures in each model's model.json ("musicality").
+`--floors` prints instead how far real continuations go from their calls on the default model's
+training splits: the ``FIT_FLOORS`` the performer screens its candidates with.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ sys.path.insert(0, str(ROOT))
 from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.model.engine import DEFAULT_CANDIDATES, Engine  # noqa: E402
 from livecomp.model.folder import find_model, shipped_models  # noqa: E402
+from livecomp.music import musicality  # noqa: E402
 from livecomp.music.frames import played_frames  # noqa: E402
-from livecomp.music.musicality import FIT_TERMS, measures, transposition_free  # noqa: E402
+from livecomp.music.musicality import FIT_TERMS, CallStyle, measures, transposition_free  # noqa: E402
 from livecomp.music.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
 from livecomp.perform.duet import duet  # noqa: E402
 from livecomp.perform.performer import PerformerConfig  # noqa: E402
@@ -235,6 +238,49 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
     atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
 
 
+# The default model's collections, each weighing the same in the floors (``floors``)
+FLOOR_CORPORA = ("../shared/midi/piano-midi-de,../shared/midi/mutopia", "../shared/midi/pop909",
+                 "../shared/midi/nottingham")
+FLOOR_CALLS_AT = (0, 8, 16, 24)                  # bars 1, 9, 17 and 25, as bench/judge.py takes its calls
+FLOOR_SCALE_BINS = (0.9, 0.97, math.inf)         # upper bounds of the call's own share of onsets in its key
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(values[order][min(np.searchsorted(cumulative, q), len(values) - 1)])
+
+
+def floors(steps_per_beat: int = 4) -> dict:
+    """``FIT_FLOORS`` measured: the terms of ``CallStyle`` of the real first bar and first two bars
+    after each call of the training splits of ``FLOOR_CORPORA``; for each bin of the call's own
+    share in its key, the ``FLOOR_SHARE`` quantile of the terms that grow with agreement and the
+    1 - ``FLOOR_SHARE`` one of the others."""
+    rows = []                                    # (collection, own_scale, bars, terms)
+    for i, path in enumerate(FLOOR_CORPORA):
+        corpus = load_corpus(path, steps_per_beat, progress=False)
+        for roll in corpus.splits["train"]:
+            for c in calls_of(roll, steps_per_beat, FLOOR_CALLS_AT)[0] if roll.n_steps else []:
+                style, bar, real = CallStyle.of(c["call"], c["bar"]), c["bar"], c["real"]
+                for bars, terms in ((1, style.terms(real[None, :bar])),
+                                    (2, style.terms(real[None, bar:2 * bar], real[:bar]))):
+                    rows.append((i, style.own_scale, bars, {k: float(v[0]) for k, v in terms.items()}))
+    counts = np.bincount([r[0] for r in rows], minlength=len(FLOOR_CORPORA))
+    out = {}
+    for bars in (1, 2):
+        table, lower = [], 0.0
+        for upper in FLOOR_SCALE_BINS:
+            chosen = [r for r in rows if r[2] == bars and lower <= r[1] < upper]
+            weights = np.array([1.0 / counts[r[0]] for r in chosen])
+            share = {k: musicality.FLOOR_SHARE if k in musicality.HIGHER_AGREES else 1 - musicality.FLOOR_SHARE
+                     for k in FIT_TERMS}
+            values = {k: np.array([r[3][k] for r in chosen]) for k in FIT_TERMS}
+            table.append((upper, {k: round(_weighted_quantile(values[k], weights, share[k]), 3) for k in FIT_TERMS}))
+            lower = upper
+        out[bars] = tuple(table)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(shipped_models()), help="shipped model names or folders")
@@ -246,6 +292,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=defaults.candidates,
                         help="candidate bars per answer bar (default: each model's own count, as listen plays it)")
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--choice", default=defaults.choice, choices=("floors", "fit"),
+                        help="floors: the first candidate within FIT_FLOORS of the call (listen's); "
+                             "fit: the one that agrees best (the choice before)")
     parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight)
     parser.add_argument("--answer-from", default=defaults.answer_from, choices=("call", "heard"))
     parser.add_argument("--fit-terms", default="", help="weights of the fit's terms, e.g. key=4,rhythm=2 (default: "
@@ -253,17 +302,26 @@ def main() -> None:
     parser.add_argument("--no-copies", action="store_true", help="skip the copy check (it indexes the training split)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--write-cards", action="store_true", help="store the figures in each model's model.json")
+    parser.add_argument("--floors", action="store_true",
+                        help="print how far real continuations go from their calls (FIT_FLOORS), nothing else")
     args = parser.parse_args()
     import os
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
+    if args.floors:
+        print("FIT_FLOORS = {")
+        for bars, table in floors().items():
+            print(f"    {bars}: (" + ",\n         ".join(f"({upper}, {terms})" for upper, terms in table) + "),")
+        print("}")
+        return
     for term in filter(None, args.fit_terms.split(",")):
         name, value = term.split("=")
         if name not in FIT_TERMS:
             parser.error(f"--fit-terms: no term {name!r} (terms: {', '.join(FIT_TERMS)})")
         FIT_TERMS[name] = float(value)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
-                  answer_from=args.answer_from)
-    print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, fit weight "
+                  choice=args.choice, answer_from=args.answer_from)
+    print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, choice {cfg.choice}, "
+          f"fit weight "
           f"{cfg.fit_weight:g} nats "
           f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
           f"answer from {cfg.answer_from}, silence {cfg.silence_beats:g} beats; seed {args.seed}")

@@ -67,19 +67,51 @@ def test_the_call_style_prefers_a_bar_in_the_calls_key_and_never_an_echo():
     fit = style.fit(candidates)
     assert fit[1] > fit[0] and fit[2] == -np.inf
     # equal likelihoods: agreement decides; the echo loses even when it is far more likely
-    assert style.choose(candidates, np.array([0.0, 0.0, 50.0])) == 1
-    assert style.choose(candidates, np.array([0.0, -1.0, 0.0]), weight=0) == 0   # weight 0: likelihood alone
+    assert style.choose(candidates, np.array([0.0, 0.0, 50.0]), floors=False) == 1
+    assert style.choose(candidates, np.array([0.0, -1.0, 0.0]), weight=0, floors=False) == 0   # likelihood alone
+    assert style.choose(candidates, np.array([0.0, 0.0, 50.0])) == 1            # the floors refuse both too
+    assert style.choose(np.stack([repeat, in_key]), np.zeros(2)) == 1           # the echo, though sampled first
 
 
-def test_by_default_agreement_alone_chooses_and_likelihood_only_breaks_ties():
+def test_an_answer_bar_is_the_first_sampled_that_goes_no_further_from_the_call_than_real_music():
+    """Rejection sampling: of the candidates in the order sampled, the first within every floor,
+    not the one that agrees best; where none is, the best of those that miss the fewest."""
+    call = phrase(ARPEGGIO * 1 + [(16 + s, n, p) for s, n, p in ARPEGGIO], 32)
+    style = CallStyle.of(call, 16)
+    out_of_key = phrase([(0, 4, 66), (4, 4, 63), (8, 4, 61), (12, 4, 70)], 16)
+    in_key = phrase([(0, 4, 67), (4, 4, 64), (8, 4, 60), (12, 4, 64)], 16)
+    closer = phrase([(0, 4, 64), (4, 4, 67), (8, 4, 72), (12, 4, 67)], 16)
+    candidates = np.stack([out_of_key, in_key, closer])
+    assert list(style.misses(candidates)) == [2, 0, 0] and style.fit(candidates)[2] > style.fit(candidates)[1]
+    assert style.choose(candidates, np.zeros(3)) == 1
+    assert style.choose(candidates, np.zeros(3), floors=False) == 2
+    sparse = phrase([(0, 16, 60)], 16)                                           # too few notes, too low
+    quavers = phrase([(2 * i, 2, p) for i, p in enumerate([60, 64, 67, 72, 71, 67, 62, 59])], 16)   # off the rhythm
+    assert list(style.misses(np.stack([sparse, quavers]))) == [3, 2]
+    assert style.choose(np.stack([sparse, quavers, sparse]), np.zeros(3)) == 1
+
+
+def test_the_floors_follow_how_far_the_call_itself_keeps_to_its_key():
+    """A bar with 3 of its 8 notes off the key is as far as real music goes after a call that is
+    chromatic itself, and further than it goes after one that keeps to its key."""
+    diatonic = CallStyle.of(phrase(ARPEGGIO * 1 + [(16 + s, n, p) for s, n, p in ARPEGGIO], 32), 16)
+    chromatic = CallStyle.of(phrase([(2 * i, 2, p) for i, p in enumerate(
+        [60, 61, 62, 63, 64, 65, 66, 67, 60, 64, 67, 72, 67, 64, 60, 55])], 32), 16)
+    some_off = phrase([(2 * i, 2, p) for i, p in enumerate([60, 64, 66, 72, 70, 67, 63, 59])], 16)[None]
+    assert diatonic.own_scale == 1.0 and chromatic.own_scale < 0.9
+    assert diatonic.terms(some_off)["scale"][0] == chromatic.terms(some_off)["scale"][0] == 0.625
+    assert chromatic.misses(some_off)[0] == 0 and diatonic.misses(some_off)[0] > 0
+
+
+def test_with_the_fit_choice_agreement_alone_chooses_and_likelihood_only_breaks_ties():
     call = phrase(ARPEGGIO * 1 + [(16 + s, n, p) for s, n, p in ARPEGGIO], 32)
     style = CallStyle.of(call, 16)
     in_key = phrase([(0, 4, 67), (4, 4, 64), (8, 4, 60), (12, 4, 64)], 16)
     sparse = phrase([(0, 16, 60)], 16)                                    # one long note: far likelier, fits worse
     candidates = np.stack([sparse, in_key, in_key])
     assert style.fit(candidates)[1] > style.fit(candidates)[0]
-    assert style.choose(candidates, np.array([0.0, -500.0, -400.0])) == 2   # the likelier of the two equal fits
-    assert style.choose(candidates, np.array([0.0, -500.0, -400.0]), weight=1.0) == 0
+    assert style.choose(candidates, np.array([0.0, -500.0, -400.0]), floors=False) == 2   # the likelier equal fit
+    assert style.choose(candidates, np.array([0.0, -500.0, -400.0]), weight=1.0, floors=False) == 0
 
 
 def test_a_step_to_play_along_is_in_key_clear_of_clusters_and_on_a_beat_sounds():

@@ -32,6 +32,23 @@ from .roll import LOW_KEY, N_KEYS, onsets_of
 FIT_WEIGHT_NATS = math.inf
 # The weight of each term of a candidate's fit (see ``CallStyle``).
 FIT_TERMS = {"key": 6.0, "scale": 4.0, "rhythm": 6.0, "register": 1.0, "density": 1.0}
+HIGHER_AGREES = ("key", "scale", "rhythm")          # the terms that grow with agreement (the others: distances)
+# How far from its call an answer may go: the value of each term that one real continuation in
+# ten (FLOOR_SHARE) falls short of (key, scale, rhythm) or goes past (register, density), for the
+# first bar after a 4-bar call (1) and the first two (2), by how much of the call itself keeps to
+# its key (``CallStyle.own_scale`` below 0.9, 0.9 to 0.97, above). Measured on calls from bars 1,
+# 9, 17 and 25 of the pieces the default model learnt from (the training splits of piano-midi.de
+# + Mutopia, POP909 and Nottingham, each collection weighing the same): printed by
+# `python bench/musicality.py --floors`, and checked against it by tests/test_musicality.py.
+FLOOR_SHARE = 0.1
+FIT_FLOORS: dict[int, tuple[tuple[float, dict[str, float]], ...]] = {
+    1: ((0.9, {"key": 0.356, "scale": 0.583, "rhythm": 0.639, "register": 0.908, "density": 0.652}),
+        (0.97, {"key": 0.391, "scale": 0.769, "rhythm": 0.657, "register": 0.742, "density": 0.585}),
+        (math.inf, {"key": 0.422, "scale": 0.909, "rhythm": 0.664, "register": 0.718, "density": 0.642})),
+    2: ((0.9, {"key": 0.445, "scale": 0.603, "rhythm": 0.692, "register": 0.823, "density": 0.57}),
+        (0.97, {"key": 0.524, "scale": 0.8, "rhythm": 0.734, "register": 0.644, "density": 0.509}),
+        (math.inf, {"key": 0.567, "scale": 0.911, "rhythm": 0.742, "register": 0.606, "density": 0.558})),
+}
 
 # Krumhansl and Kessler's key profiles (1982): how well each pitch class fits a major and a minor key on C.
 _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -155,9 +172,14 @@ class CallStyle:
     weighted by ``FIT_TERMS``: key overlap, the share of its onsets in the key the call fits best
     (``scale_of``), rhythm overlap, minus the distance of its mean and spread of pitch from the
     call's (per 12 semitones) and |log2 of its density against the call's|; a bar that repeats a
-    bar of the call (at any transposition) is not chosen
-    while another candidate is left. ``choose`` adds ``weight`` nats per unit of fit to each
-    candidate's log-probability and takes the best: likelihood and agreement together.
+    bar of the call (at any transposition) is not chosen while another candidate is left.
+
+    ``choose`` takes the first candidate sampled that is no further from the call in any term
+    than nine real continuations in ten (``FIT_FLOORS``): the best fit of several candidates
+    agrees with its call more than real music does (its harmony stays where the call's was,
+    where the composer's moves on), so agreement screens the candidates and the model's own
+    sampling chooses among those left. ``floors=False`` gives the previous choice: the best by
+    ``weight`` nats per unit of fit added to each candidate's log-probability.
     """
 
     pitch_classes: np.ndarray          # (12,) onsets per pitch class
@@ -168,21 +190,24 @@ class CallStyle:
     per_bar: float                     # onsets per bar
     bars: set                          # the call's bars with an onset, transposition-free (see ``echo``)
     steps_per_bar: int
+    own_scale: float = 1.0             # the share of the call's own onsets in its key
 
     @classmethod
     def of(cls, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> "CallStyle":
         """The style of a call: frames (steps, 88) whose first is grid step ``first_step``."""
         keys = np.nonzero(onsets_of(call))[1]
         classes = pitch_class_profile(call)
-        return cls(classes, scale_of(classes).astype(np.float64), position_profile(call, steps_per_bar, first_step),
+        scale = scale_of(classes).astype(np.float64)
+        return cls(classes, scale, position_profile(call, steps_per_bar, first_step),
                    mean_pitch(call),
                    float(keys.std()) if keys.size else 0.0,
                    float(keys.size) / max(len(call) / steps_per_bar, 1.0), _call_bars(call, steps_per_bar, first_step),
-                   steps_per_bar)
+                   steps_per_bar, float(classes @ scale / classes.sum()) if keys.size else 1.0)
 
-    def fit(self, candidates: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
-        """Agreement with the call of each candidate bar (K, steps, 88) (K,), as the answer so far
-        (``before``: its frames, starting on a bar line) followed by the candidate."""
+    def terms(self, candidates: np.ndarray, before: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each term of the agreement with the call (``FIT_TERMS``) of each candidate bar (K, steps,
+        88) (K,), as the answer so far (``before``: its frames, starting on a bar line) followed by
+        the candidate: key, scale and rhythm (higher agrees more), register and density (lower)."""
         hits = onsets_of(candidates)                                           # (K, S, 88)
         per_key = hits.sum(1).astype(np.float64)                               # (K, 88)
         positions = np.zeros((len(candidates), self.steps_per_bar))
@@ -199,14 +224,36 @@ class CallStyle:
             register = np.ones(len(candidates))
         else:
             register = np.where(notes > 0, (np.abs(pitch - self.pitch) + np.abs(spread - self.spread)) / 12.0, 1.0)
-        density = np.abs(np.log2((notes + 1.0) / (self.per_bar * bars + 1.0)))
         classes = per_key @ _PITCH_CLASS                                       # (K, 12)
-        in_scale = (classes @ self.scale) / np.maximum(notes, 1)                # share of onsets in the call's key
-        out = (FIT_TERMS["key"] * _overlaps(self.pitch_classes, classes) + FIT_TERMS["scale"] * in_scale
-               + FIT_TERMS["rhythm"] * _overlaps(self.positions, positions)
-               - FIT_TERMS["register"] * register - FIT_TERMS["density"] * density)
-        if candidates.shape[1] == self.steps_per_bar:
-            out[[transposition_free(bar) in self.bars for bar in candidates]] = -np.inf   # an echo of the call
+        return {"key": _overlaps(self.pitch_classes, classes),
+                "scale": (classes @ self.scale) / np.maximum(notes, 1),        # share of onsets in the call's key
+                "rhythm": _overlaps(self.positions, positions),
+                "register": register,
+                "density": np.abs(np.log2((notes + 1.0) / (self.per_bar * bars + 1.0)))}
+
+    def _echoes(self, candidates: np.ndarray) -> np.ndarray:
+        """Which candidate bars repeat a bar of the call at any transposition (K,) bool."""
+        if candidates.shape[1] != self.steps_per_bar:
+            return np.zeros(len(candidates), bool)
+        return np.array([transposition_free(bar) in self.bars for bar in candidates], bool)
+
+    def fit(self, candidates: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+        """Agreement with the call of each candidate bar (K, steps, 88) (K,): the ``terms``
+        weighted by ``FIT_TERMS`` (register and density count against), -inf for an echo of the call."""
+        terms = self.terms(candidates, before)
+        out = sum(FIT_TERMS[k] * (terms[k] if k in HIGHER_AGREES else -terms[k]) for k in FIT_TERMS)
+        out[self._echoes(candidates)] = -np.inf
+        return out
+
+    def misses(self, candidates: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+        """How many ``FIT_FLOORS`` each candidate bar falls beyond (K,), as the answer so far
+        followed by it; an echo of the call misses them all."""
+        terms = self.terms(candidates, before)
+        bars = 1 if before is None or not len(before) else 2
+        floors = next(f for upper, f in FIT_FLOORS[bars] if self.own_scale < upper)
+        out = sum(((terms[k] < floors[k]) if k in HIGHER_AGREES else (terms[k] > floors[k])).astype(np.int64)
+                  for k in FIT_TERMS)
+        out[self._echoes(candidates)] = len(FIT_TERMS) + 1
         return out
 
     def choose_step(self, candidates: np.ndarray, sounding: np.ndarray, sound: bool = False) -> int:
@@ -230,10 +277,25 @@ class CallStyle:
         return 0
 
     def choose(self, candidates: np.ndarray, logp: np.ndarray, weight: float = FIT_WEIGHT_NATS,
-               before: np.ndarray | None = None) -> int:
-        """Index of the candidate with the best log-probability + ``weight`` x fit (after ``before``);
-        with an infinite weight, the best fit (the log-probability breaks ties)."""
+               before: np.ndarray | None = None, floors: bool = True) -> int:
+        """Index of the candidate to play (after ``before``).
+
+        With ``floors`` (the default): the first, in the order sampled, that keeps within every
+        ``FIT_FLOORS`` (rejection sampling: the model's own distribution given that the bar is no
+        further from its call than nine real continuations in ten are), and where none does, the
+        best by ``weight`` among those that miss the fewest. Without: the best by ``weight`` of
+        all: the log-probability + ``weight`` x fit, or with an infinite weight the best fit
+        (the log-probability breaks ties), 0 the likeliest."""
         logp = np.asarray(logp, np.float64)
+        if floors:
+            misses = self.misses(candidates, before)
+            if (misses == 0).any():
+                return int(np.argmax(misses == 0))
+            fewest = np.flatnonzero(misses == misses.min())
+            return int(fewest[self._best(candidates[fewest], logp[fewest], weight, before)])
+        return self._best(candidates, logp, weight, before)
+
+    def _best(self, candidates: np.ndarray, logp: np.ndarray, weight: float, before: np.ndarray | None) -> int:
         if weight <= 0:
             return int(np.argmax(logp))
         fit = self.fit(candidates, before)

@@ -23,8 +23,10 @@ class PerformerConfig:
     align: str = "bar"                 # the answer starts on the next "bar" or "beat" line
     temperature: float = 1.0
     candidates: int | None = None      # bars sampled at once for each answer bar (None: the model's own count)
+    choice: str = "floors"             # "floors": the first candidate within FIT_FLOORS of the call;
+                                       # "fit": the one that agrees with the call best
     fit_weight: float = FIT_WEIGHT_NATS  # nats per unit of agreement with the call (inf: agreement alone;
-                                         # 0: the most likely bar)
+                                         # 0: the most likely bar), among those left
     answer_from: str = "call"          # "call": the state at the first line after the call's last sound
                                        # "heard": everything heard, the silence that ended the call included
     seed: int | None = None
@@ -35,7 +37,7 @@ class PerformerConfig:
     def __post_init__(self):
         """A setting no performance can have is refused in one sentence (``ValueError``)."""
         choices = {"align": ("bar", "beat"), "answer_from": ("call", "heard"), "barge_in": ("stop", "continue"),
-                   "mode": ("call", "duet")}
+                   "mode": ("call", "duet"), "choice": ("floors", "fit")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be {' or '.join(allowed)}, not {getattr(self, name)!r}")

@@ -18,10 +18,10 @@ one that half the silence brought), it stops after its first step and the call g
 answer's first bar is sampled when the call ends, or a step before where it ends right before
 the bar line the answer starts on, and each further bar as the one before starts, so no bar is
 sampled in the half step before it is due. The answer continues the call, not the silence that
-ended it (``answer_from``), and of the ``candidates`` bars sampled at once the one kept agrees
-best with the call (``CallStyle``; with a finite ``fit_weight``, its log-probability counts
-too). Playing during an answer stops it (``barge_in="stop"``) or is heard alongside it
-(``"continue"``).
+ended it (``answer_from``), and of the ``candidates`` bars sampled at once the one kept is the
+first that goes no further from the call than real music does (``CallStyle.choose``; with
+``choice="fit"`` the one that agrees best). Playing during an answer stops it
+(``barge_in="stop"``) or is heard alongside it (``"continue"``).
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ class Performer:
             return []
         frames, logp, after = self._bar(a.state_after or a.state_before, first=not a.frames)
         before = np.concatenate(a.frames) if a.frames else None
-        best = a.style.choose(frames, logp, self.cfg.fit_weight, before)
+        best = a.style.choose(frames, logp, self.cfg.fit_weight, before, floors=self.cfg.choice == "floors")
         a.frames.append(frames[best])
         a.state_after = after.take(best)
         events = a.tracker.feed(frames[best], first)
