@@ -10,7 +10,11 @@ on pieces no shipped model trained on.
 For each piece of a corpus's test split, calls of 4 bars start at bars 1, 9, 17, ... (up to
 ``--per-piece`` calls; bench/musicality.py's ``calls_of``). Each call is played into the
 performer as ``livecomp duet`` drives it (the code path of ``listen``, the CLI's default
-options) and the first 2 bars of its answer are set against the real next 2 bars.
+options) and the first 2 bars of its answer are set against the real next 2 bars. A key the
+piece holds across the call's last bar line is struck again at the start of the real 2 bars
+(and of the controls'), as an answer's keys must be: livecomp cannot hold on a note the musician
+holds, so a tied note would tell the real continuation by the cut, not by the music (``--cut
+tied`` keeps the ties, the judge before).
 
 The judge is a set of classifiers that see the call and one continuation and say whether the
 continuation is the real one. Each is trained and scored in 5-fold cross-validation with the
@@ -58,7 +62,7 @@ from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.model.engine import Engine  # noqa: E402
 from livecomp.model.folder import find_model, shipped_models  # noqa: E402
 from livecomp.music.musicality import overlap, pitch_class_profile, position_profile, scale_of, transposition_free  # noqa: E402
-from livecomp.music.roll import LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
+from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
 from livecomp.perform.performer import PerformerConfig  # noqa: E402
 
 from musicality import REAL_BARS, answer, calls_of  # noqa: E402
@@ -316,8 +320,19 @@ def judge(calls: list[dict], fakes: list[np.ndarray], seed: int, classifiers=CLA
 # -- calls, answers, controls --------------------------------------------------------------------
 
 
-def gather_calls(corpus_path: str, steps_per_beat: int, per_piece: int, split: str = "test") -> tuple[list[dict], int]:
-    """Every call of the split's pieces (``per_piece`` at most, every 8 bars from bar 1), and the number of pieces."""
+def struck_again(frames: np.ndarray) -> np.ndarray:
+    """Frames whose first step strikes every key it holds: music that starts there, as an answer does."""
+    out = np.array(frames, copy=True)
+    if len(out):
+        out[0][out[0] == HELD] = STRUCK
+    return out
+
+
+def gather_calls(corpus_path: str, steps_per_beat: int, per_piece: int, split: str = "test",
+                 fresh: bool = True) -> tuple[list[dict], int]:
+    """Every call of the split's pieces (``per_piece`` at most, every 8 bars from bar 1), and the
+    number of pieces. ``fresh``: the real 2 bars and the controls start with every key struck
+    (``struck_again``); otherwise a key held across the cut stays held there."""
     from livecomp_train.data import load_corpus
 
     corpus = load_corpus(corpus_path, steps_per_beat, progress=False)
@@ -326,7 +341,8 @@ def gather_calls(corpus_path: str, steps_per_beat: int, per_piece: int, split: s
     for i, roll in enumerate(rolls):
         got, _ = calls_of(roll, steps_per_beat, tuple(range(0, CALLS_EVERY_BARS * per_piece, CALLS_EVERY_BARS)))
         whole = roll.to_states(3) if got else None     # the piece, once, for the "other" control
-        calls += [dict(c, key=i, frames=whole, split=split) for c in got]
+        calls += [dict(c, key=i, frames=whole, split=split, fresh=fresh,
+                       real=struck_again(c["real"]) if fresh else c["real"]) for c in got]
     return calls, len(rolls)
 
 
@@ -343,7 +359,13 @@ def other_bars(calls: list[dict], i: int, rng: np.random.Generator) -> np.ndarra
     out = np.zeros_like(c["real"])
     part = whole[first:first + n]
     out[:len(part)] = part
-    return out
+    return struck_again(out) if c["fresh"] else out
+
+
+def copy_bars(c: dict) -> np.ndarray:
+    """The call's own last 2 bars, replayed."""
+    out = c["call"][-REAL_BARS * c["bar"]:]
+    return struck_again(out) if c["fresh"] else out
 
 
 def melody(frames: np.ndarray) -> np.ndarray:
@@ -436,7 +458,7 @@ def control_results(calls: list[dict], seed: int, judged: bool = True, mode: str
     the melody alone (no accompaniment at all)."""
     rng = np.random.default_rng(seed)
     sets = {"other": [other_bars(calls, i, rng) for i in range(len(calls))],
-            "copy": [c["call"][-REAL_BARS * c["bar"]:] for c in calls]}
+            "copy": [copy_bars(c) for c in calls]}
     if mode == "duet":
         sets["melody"] = [melody(c["real"]) for c in calls]
     table = stats_table(calls, {"real": [c["real"] for c in calls], **sets}, seed)
@@ -494,6 +516,9 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("test", "valid"),
                         help="valid: to try a change without looking at the pieces the figures are reported on")
     parser.add_argument("--statistics-only", action="store_true", help="the statistics alone, no classifiers")
+    parser.add_argument("--cut", default="fresh", choices=("fresh", "tied"),
+                        help="fresh: keys held across the call's end are struck again in the real bars and the "
+                             "controls, as an answer's must be; tied: kept held (the judge before)")
     defaults = PerformerConfig()
     parser.add_argument("--candidates", type=int, default=defaults.candidates,
                         help="candidate bars per answer bar (default: each model's own count, as listen plays it)")
@@ -513,7 +538,7 @@ def main() -> None:
                   choice=args.choice, mode=args.mode)
     print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature "
           f"{cfg.temperature:g}, choice {cfg.choice}, fit weight {cfg.fit_weight:g}, "
-          f"silence {cfg.silence_beats:g} beats; "
+          f"silence {cfg.silence_beats:g} beats; cut {args.cut}; "
           f"{FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}
     jobs = []
@@ -527,7 +552,7 @@ def main() -> None:
     cache, results = {}, []
     for model, corpus in jobs:
         if corpus not in cache:
-            calls, pieces = gather_calls(CORPORA[corpus], 4, args.per_piece, args.split)
+            calls, pieces = gather_calls(CORPORA[corpus], 4, args.per_piece, args.split, args.cut == "fresh")
             cache[corpus] = (calls, pieces, *control_results(calls, args.seed, not args.statistics_only, cfg.mode))
         calls, pieces, controls, control_means = cache[corpus]
         r = run(model, corpus, calls, pieces, cfg, args.seed, controls, not args.statistics_only)

@@ -228,7 +228,7 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
     info = json.loads(path.read_text())
     info["musicality"] = {
         "bench": "bench/musicality.py", "split": results[0]["split"],
-        "options": {"candidates": cfg.candidates or info.get("candidates", DEFAULT_CANDIDATES),
+        "options": {"candidates": cfg.candidates or info.get("candidates", DEFAULT_CANDIDATES), "choice": cfg.choice,
                     "temperature": cfg.temperature,
                     "fit_weight": cfg.fit_weight if math.isfinite(cfg.fit_weight) else "inf",
                     "fit_terms": dict(FIT_TERMS), "answer_from": cfg.answer_from},

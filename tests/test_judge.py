@@ -73,6 +73,32 @@ def test_a_chromatic_cluster_off_the_beat_is_told_by_its_statistics():
     assert s["bar_repetition"] == 1.0 and s["bass_repeats"] == 1.0
 
 
+def test_a_note_tied_across_the_cut_is_struck_again_in_the_real_bars_and_the_controls():
+    """An answer cannot hold on a note the musician holds: the judged real bars (and the other
+    piece's, and the copy) start with every key struck, and only their first step changes."""
+    def piece() -> np.ndarray:
+        frames = np.zeros((6 * 16 + 40, 88), np.uint8)
+        for bar in range(8):
+            frames[bar * 16:bar * 16 + 8, 60 - LOW_KEY] = [STRUCK] + [HELD] * 7                 # C4 each bar
+            frames[bar * 16:bar * 16 + 16, 48 - LOW_KEY] = [STRUCK] + [HELD] * 15               # C3 held a bar
+        frames[2 * 16 - 4:2 * 16 + 8, 52 - LOW_KEY] = [STRUCK] + [HELD] * 11                     # E3 over bar 3's
+        frames[4 * 16 - 4:4 * 16 + 8, 55 - LOW_KEY] = [STRUCK] + [HELD] * 11                     # G3 over bar 5's
+        return frames
+
+    calls = []
+    for key, fresh in ((0, True), (1, True), (2, False)):
+        c = {"call": piece()[:64], "real": piece()[64:96], "bar": 16, "frames": piece(), "key": key}
+        calls.append(dict(c, fresh=fresh, real=judge.struck_again(c["real"]) if fresh else c["real"]))
+    g = 55 - LOW_KEY
+    assert calls[0]["real"][0, g] == STRUCK and calls[2]["real"][0, g] == HELD
+    assert (calls[0]["real"][1:] == calls[2]["real"][1:]).all() and calls[0]["real"][1:8, g].tolist() == [HELD] * 7
+    rng = np.random.default_rng(0)
+    starts = [judge.other_bars(calls, 0, rng)[0] for _ in range(16)]     # another piece's bars, from any bar line
+    assert not any((s == HELD).any() for s in starts) and any((s == STRUCK).any() for s in starts)
+    e = 52 - LOW_KEY                                                      # the call's last 2 bars, replayed
+    assert judge.copy_bars(calls[0])[0, e] == STRUCK and judge.copy_bars(calls[2])[0, e] == HELD
+
+
 def test_a_listener_who_tells_every_pair_is_unlikely_to_be_guessing(tmp_path):
     out = tmp_path / "pack"
     out.mkdir()
