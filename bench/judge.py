@@ -153,6 +153,11 @@ def statistics(frames: np.ndarray, steps_per_bar: int, steps_per_beat: int) -> d
     }
 
 
+RELATIONS = ("key_overlap", "in_call_key", "rhythm_overlap", "density_ratio", "mean_key_shift", "spread_shift",
+             "top_join", "bass_join", "pitch_class_correlation")
+FEATURES = (*STATISTICS, *(f"call_tail.{k}" for k in STATISTICS), *(f"relation.{k}" for k in RELATIONS))
+
+
 def features(call: np.ndarray, cont: np.ndarray, steps_per_bar: int, steps_per_beat: int) -> np.ndarray:
     """What the statistics classifiers see of one (call, continuation) pair: the continuation's
     ``statistics``, the same of the call's last 2 bars, and how the continuation relates to the
@@ -430,6 +435,18 @@ def stats_table(calls: list[dict], sets: dict[str, list[np.ndarray]], seed: int)
     return {"means": means, "tolerance": tolerance}
 
 
+def tells(calls: list[dict], fakes: list[np.ndarray]) -> list[tuple[str, float, float, float]]:
+    """Each feature the statistics' classifiers see, alone: (name, ROC AUC of the feature as a score
+    for "real", its mean on the real continuations, on livecomp's), the furthest from 0.5 first.
+    The call's own features are left out: they are the same on both sides."""
+    real = np.stack([features(c["call"], c["real"], c["bar"], c["spb"]) for c in calls])
+    fake = np.stack([features(c["call"], f, c["bar"], c["spb"]) for c, f in zip(calls, fakes)])
+    labels = np.r_[np.ones(len(real)), np.zeros(len(fake))]
+    out = [(name, roc_auc(np.r_[real[:, i], fake[:, i]], labels), float(real[:, i].mean()), float(fake[:, i].mean()))
+           for i, name in enumerate(FEATURES) if not name.startswith("call_tail.")]
+    return sorted(out, key=lambda t: -abs(t[1] - 0.5))
+
+
 def _judged(calls: list[dict], fakes: list[np.ndarray], seed: int, judged: bool) -> dict:
     """``judge``, or NaN for each classifier where only the statistics are asked for."""
     return judge(calls, fakes, seed) if judged else dict.fromkeys((*CLASSIFIERS, "judge"), float("nan"))
@@ -450,6 +467,7 @@ def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerC
                          **{k: abs(live[k] - real[k]) <= tol[k] for k in STATISTICS}}
     result["fakes"] = fakes
     result["split"] = calls[0]["split"] if calls else "test"
+    result["tells"] = tells(calls, fakes)
     return result
 
 
@@ -487,6 +505,12 @@ def save_pngs(folder: Path, result: dict, calls: list[dict], count: int, seed: i
                       PianoRoll(real, c["spb"], meters=meters), names=("call + real",))
 
 
+def print_tells(r: dict, count: int) -> None:
+    print("what tells, one feature at a time (ROC AUC of the feature alone; real / livecomp means):")
+    for name, auc, real, live in r["tells"][:count]:
+        print(f"  {name:<34}{auc:>7.3f}{real:>10.3f}{live:>10.3f}")
+
+
 def print_result(r: dict) -> None:
     print(f"\n{r['model']} on {r['corpus']} ({r['split']}): {r['calls']} calls from {r['pieces']} pieces, "
           f"{r['unanswered']} unanswered; answers {r['answer_seconds']} s, judge {r['judge_seconds']} s")
@@ -516,6 +540,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("test", "valid"),
                         help="valid: to try a change without looking at the pieces the figures are reported on")
     parser.add_argument("--statistics-only", action="store_true", help="the statistics alone, no classifiers")
+    parser.add_argument("--tells", type=int, default=0, metavar="N",
+                        help="also print the N features that tell livecomp from real most on their own")
     parser.add_argument("--cut", default="fresh", choices=("fresh", "tied"),
                         help="fresh: keys held across the call's end are struck again in the real bars and the "
                              "controls, as an answer's must be; tied: kept held (the judge before)")
@@ -558,9 +584,11 @@ def main() -> None:
         r = run(model, corpus, calls, pieces, cfg, args.seed, controls, not args.statistics_only)
         r["control_means"] = control_means
         print_result(r)
+        if args.tells:
+            print_tells(r, args.tells)
         if args.png_dir:
             save_pngs(args.png_dir, r, calls, 5, args.seed)
-        results.append({k: v for k, v in r.items() if k != "fakes"})
+        results.append({k: v for k, v in r.items() if k not in ("fakes", "tells")})
     print("\nsummary: judge ROC AUC (livecomp / other / copy), target <= 0.65; statistics within tolerance")
     for r in results:
         print(f"{r['model']:<8}{r['corpus']:<12}{r['livecomp']['judge']:.3f} / {r['controls']['other']['judge']:.3f} / "

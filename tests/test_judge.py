@@ -65,6 +65,11 @@ def test_the_statistics_of_a_repeated_scale_are_those_of_the_definitions():
     assert s["top_steps"] == 14 / 15 and s["top_leaps"] == 0.0             # the 12-semitone fall is neither
 
 
+def test_each_feature_the_classifiers_see_has_its_name():
+    frames = scale_run()
+    assert len(judge.features(frames, frames, 16, 4)) == len(judge.FEATURES) == len(set(judge.FEATURES))
+
+
 def test_a_chromatic_cluster_off_the_beat_is_told_by_its_statistics():
     frames = np.zeros((32, 88), np.uint8)
     frames[[3, 7, 19, 23], 60 - LOW_KEY:66 - LOW_KEY] = STRUCK           # 6 adjacent semitones, off the beat
