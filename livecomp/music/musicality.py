@@ -247,7 +247,8 @@ class CallStyle:
 
     def misses(self, candidates: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
         """How many ``FIT_FLOORS`` each candidate bar falls beyond (K,), as the answer so far
-        followed by it; an echo of the call misses them all."""
+        followed by it (a third bar or later against the floors of two); an echo of the call
+        misses them all."""
         terms = self.terms(candidates, before)
         bars = 1 if before is None or not len(before) else 2
         floors = next(f for upper, f in FIT_FLOORS[bars] if self.own_scale < upper)
