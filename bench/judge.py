@@ -3,7 +3,8 @@ on pieces no shipped model trained on.
 
     python bench/judge.py [--models piano,pop,folk,basic] [--corpora own|piano,pop909,nottingham]
                           [--per-piece 4] [--seed 0] [--json F] [--png-dir D]
-                          [--candidates K] [--temperature T] [--fit-weight W]
+                          [--candidates K] [--temperature T] [--choice floors|fit] [--fit-weight W]
+                          [--cut fresh|tied] [--tells N]
                           [--split valid --statistics-only]     (to try a change on other pieces)
                           [--mode duet]                         (the play-along mode, under the melody)
 
