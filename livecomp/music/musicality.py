@@ -39,7 +39,7 @@ HIGHER_AGREES = ("key", "scale", "rhythm")          # the terms that grow with a
 # its key (``CallStyle.own_scale`` below 0.9, 0.9 to 0.97, above). Measured on calls from bars 1,
 # 9, 17 and 25 of the pieces the default model learnt from (the training splits of piano-midi.de
 # + Mutopia, POP909 and Nottingham, each collection weighing the same): printed by
-# `python bench/musicality.py --floors`, and checked against it by tests/test_musicality.py.
+# `python bench/musicality.py --floors`.
 FLOOR_SHARE = 0.1
 FIT_FLOORS: dict[int, tuple[tuple[float, dict[str, float]], ...]] = {
     1: ((0.9, {"key": 0.356, "scale": 0.583, "rhythm": 0.639, "register": 0.908, "density": 0.652}),
