@@ -285,8 +285,8 @@ class CallStyle:
         ``FIT_FLOORS`` (rejection sampling: the model's own distribution given that the bar is no
         further from its call than nine real continuations in ten are), and where none does, the
         best by ``weight`` among those that miss the fewest. Without: the best by ``weight`` of
-        all: the log-probability + ``weight`` x fit, or with an infinite weight the best fit
-        (the log-probability breaks ties), 0 the likeliest."""
+        all: the log-probability + ``weight`` x fit; with an infinite weight the best fit (the
+        log-probability breaks ties); with weight 0 the likeliest."""
         logp = np.asarray(logp, np.float64)
         if floors:
             misses = self.misses(candidates, before)
