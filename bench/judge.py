@@ -454,7 +454,7 @@ def _judged(calls: list[dict], fakes: list[np.ndarray], seed: int, judged: bool)
 
 
 def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerConfig, seed: int,
-        controls: dict, judged: bool = True) -> dict:
+        controls: dict, judged: bool = True, told: bool = False) -> dict:
     fakes, unanswered, seconds = answers(model, calls, cfg, seed)
     started = time.perf_counter()
     result = {"model": model, "corpus": corpus, "calls": len(calls), "pieces": pieces, "unanswered": unanswered,
@@ -468,7 +468,7 @@ def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerC
                          **{k: abs(live[k] - real[k]) <= tol[k] for k in STATISTICS}}
     result["fakes"] = fakes
     result["split"] = calls[0]["split"] if calls else "test"
-    result["tells"] = tells(calls, fakes)
+    result["tells"] = tells(calls, fakes) if told else []       # only where --tells asks
     return result
 
 
@@ -582,7 +582,7 @@ def main() -> None:
             calls, pieces = gather_calls(CORPORA[corpus], 4, args.per_piece, args.split, args.cut == "fresh")
             cache[corpus] = (calls, pieces, *control_results(calls, args.seed, not args.statistics_only, cfg.mode))
         calls, pieces, controls, control_means = cache[corpus]
-        r = run(model, corpus, calls, pieces, cfg, args.seed, controls, not args.statistics_only)
+        r = run(model, corpus, calls, pieces, cfg, args.seed, controls, not args.statistics_only, args.tells > 0)
         r["control_means"] = control_means
         print_result(r)
         if args.tells:
