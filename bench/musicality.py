@@ -273,9 +273,9 @@ def floors(steps_per_beat: int = 4) -> dict:
             chosen = [r for r in rows if r[2] == bars and lower <= r[1] < upper]
             weights = np.array([1.0 / counts[r[0]] for r in chosen])
             share = {k: musicality.FLOOR_SHARE if k in musicality.HIGHER_AGREES else 1 - musicality.FLOOR_SHARE
-                     for k in FIT_TERMS}
-            values = {k: np.array([r[3][k] for r in chosen]) for k in FIT_TERMS}
-            table.append((upper, {k: round(_weighted_quantile(values[k], weights, share[k]), 3) for k in FIT_TERMS}))
+                     for k in chosen[0][3]}
+            values = {k: np.array([r[3][k] for r in chosen]) for k in share}
+            table.append((upper, {k: round(_weighted_quantile(values[k], weights, share[k]), 3) for k in share}))
             lower = upper
         out[bars] = tuple(table)
     return out

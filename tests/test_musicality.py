@@ -87,8 +87,26 @@ def test_an_answer_bar_is_the_first_sampled_that_goes_no_further_from_the_call_t
     assert style.choose(candidates, np.zeros(3), floors=False) == 2
     sparse = phrase([(0, 16, 60)], 16)                                           # too few notes, too low
     quavers = phrase([(2 * i, 2, p) for i, p in enumerate([60, 64, 67, 72, 71, 67, 62, 59])], 16)   # off the rhythm
-    assert list(style.misses(np.stack([sparse, quavers]))) == [3, 2]
+    assert list(style.misses(np.stack([sparse, quavers]))) == [4, 3]                # groove counts too
     assert style.choose(np.stack([sparse, quavers, sparse]), np.zeros(3)) == 1
+
+
+def test_groove_is_the_rhythm_of_the_bar_before_carried_on():
+    """The groove term compares a candidate bar's onset positions with the bar just before it:
+    the call's last bar with an onset for the answer's first bar (not the call as a whole), the
+    answer's own last bar after that; a bar that keeps the figuration is within its floor, one
+    that drops it is not."""
+    steady = [(4 * i, 4, p) for i, p in enumerate([60, 64, 67, 72])]                     # quarter notes
+    quavers = [(16 + 2 * i, 2, p) for i, p in enumerate([60, 64, 67, 72, 67, 64, 60, 55])]   # then quavers
+    style = CallStyle.of(phrase(steady + quavers, 32), 16)
+    assert style.last_bar.tolist() == [1, 0] * 8
+    again = phrase([(2 * i, 2, p) for i, p in enumerate([64, 67, 72, 76, 72, 67, 64, 60])], 16)
+    held = phrase([(0, 8, 64), (8, 8, 67)], 16)
+    terms = style.terms(np.stack([again, held]))
+    assert terms["groove"].tolist() == [1.0, 0.25] and terms["rhythm"][0] < 1.0
+    assert style.misses(again[None])[0] == 0 and style.misses(held[None])[0] > 0
+    after_held = style.terms(np.stack([again, held]), held)["groove"]                  # the answer's bar before
+    assert after_held.tolist() == [0.25, 1.0]
 
 
 def test_the_floors_follow_how_far_the_call_itself_keeps_to_its_key():

@@ -32,9 +32,9 @@ from .roll import LOW_KEY, N_KEYS, onsets_of
 FIT_WEIGHT_NATS = math.inf
 # The weight of each term of a candidate's fit (see ``CallStyle``).
 FIT_TERMS = {"key": 6.0, "scale": 4.0, "rhythm": 6.0, "register": 1.0, "density": 1.0}
-HIGHER_AGREES = ("key", "scale", "rhythm")          # the terms that grow with agreement (the others: distances)
+HIGHER_AGREES = ("key", "scale", "rhythm", "groove")    # the terms that grow with agreement (the others: distances)
 # How far from its call an answer may go: the value of each term that one real continuation in
-# ten (FLOOR_SHARE) falls short of (key, scale, rhythm) or goes past (register, density), for the
+# ten (FLOOR_SHARE) falls short of (key, scale, rhythm, groove) or goes past (register, density), for the
 # first bar after a 4-bar call (1) and the first two (2), by how much of the call itself keeps to
 # its key (``CallStyle.own_scale`` below 0.9, 0.9 to 0.97, above). Measured on calls from bars 1,
 # 9, 17 and 25 of the pieces the default model learnt from (the training splits of piano-midi.de
@@ -42,12 +42,14 @@ HIGHER_AGREES = ("key", "scale", "rhythm")          # the terms that grow with a
 # `python bench/musicality.py --floors`.
 FLOOR_SHARE = 0.1
 FIT_FLOORS: dict[int, tuple[tuple[float, dict[str, float]], ...]] = {
-    1: ((0.9, {"key": 0.356, "scale": 0.583, "rhythm": 0.639, "register": 0.908, "density": 0.652}),
-        (0.97, {"key": 0.391, "scale": 0.769, "rhythm": 0.657, "register": 0.742, "density": 0.585}),
-        (math.inf, {"key": 0.422, "scale": 0.909, "rhythm": 0.664, "register": 0.718, "density": 0.642})),
-    2: ((0.9, {"key": 0.445, "scale": 0.603, "rhythm": 0.692, "register": 0.823, "density": 0.57}),
-        (0.97, {"key": 0.524, "scale": 0.8, "rhythm": 0.734, "register": 0.644, "density": 0.509}),
-        (math.inf, {"key": 0.567, "scale": 0.911, "rhythm": 0.742, "register": 0.606, "density": 0.558})),
+    1: ((0.9, {"key": 0.356, "scale": 0.583, "rhythm": 0.639, "register": 0.908, "density": 0.652, "groove": 0.522}),
+        (0.97, {"key": 0.391, "scale": 0.769, "rhythm": 0.657, "register": 0.742, "density": 0.585, "groove": 0.556}),
+        (math.inf, {"key": 0.422, "scale": 0.909, "rhythm": 0.664, "register": 0.718, "density": 0.642,
+                    "groove": 0.587})),
+    2: ((0.9, {"key": 0.445, "scale": 0.603, "rhythm": 0.692, "register": 0.823, "density": 0.57, "groove": 0.562}),
+        (0.97, {"key": 0.524, "scale": 0.8, "rhythm": 0.734, "register": 0.644, "density": 0.509, "groove": 0.604}),
+        (math.inf, {"key": 0.567, "scale": 0.911, "rhythm": 0.742, "register": 0.606, "density": 0.558,
+                    "groove": 0.604})),
 }
 
 # Krumhansl and Kessler's key profiles (1982): how well each pitch class fits a major and a minor key on C.
@@ -191,29 +193,37 @@ class CallStyle:
     bars: set                          # the call's bars with an onset, transposition-free (see ``echo``)
     steps_per_bar: int
     own_scale: float = 1.0             # the share of the call's own onsets in its key
+    last_bar: np.ndarray | None = None  # (steps_per_bar,) onsets per position in the call's last bar with one
 
     @classmethod
     def of(cls, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> "CallStyle":
         """The style of a call: frames (steps, 88) whose first is grid step ``first_step``."""
-        keys = np.nonzero(onsets_of(call))[1]
+        steps, keys = np.nonzero(onsets_of(call))
         classes = pitch_class_profile(call)
+        last = 0 if not steps.size else max((first_step + steps[-1]) // steps_per_bar * steps_per_bar - first_step, 0)
         scale = scale_of(classes).astype(np.float64)
         return cls(classes, scale, position_profile(call, steps_per_bar, first_step),
                    mean_pitch(call),
                    float(keys.std()) if keys.size else 0.0,
                    float(keys.size) / max(len(call) / steps_per_bar, 1.0), _call_bars(call, steps_per_bar, first_step),
-                   steps_per_bar, float(classes @ scale / classes.sum()) if keys.size else 1.0)
+                   steps_per_bar, float(classes @ scale / classes.sum()) if keys.size else 1.0,
+                   position_profile(call[last:], steps_per_bar, first_step + last))
 
     def terms(self, candidates: np.ndarray, before: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Each term of the agreement with the call (``FIT_TERMS``) of each candidate bar (K, steps,
         88) (K,), as the answer so far (``before``: its frames, starting on a bar line) followed by
-        the candidate: key, scale and rhythm (higher agrees more), register and density (lower)."""
+        the candidate: key, scale and rhythm (higher agrees more), register and density (lower),
+        and groove: the rhythm overlap of the candidate bar with the bar before it (the answer's
+        last, or the call's last with an onset), which a figuration carried on keeps high."""
         hits = onsets_of(candidates)                                           # (K, S, 88)
         per_key = hits.sum(1).astype(np.float64)                               # (K, 88)
         positions = np.zeros((len(candidates), self.steps_per_bar))
         positions[:, :candidates.shape[1]] = hits.sum(2)[:, :self.steps_per_bar]
+        previous = self.last_bar if self.last_bar is not None else self.positions
+        groove = _overlaps(previous, positions)
         bars = candidates.shape[1] / self.steps_per_bar
         if before is not None and len(before):
+            groove = _overlaps(position_profile(before[-self.steps_per_bar:], self.steps_per_bar), positions)
             per_key = per_key + onsets_of(before).sum(0)
             positions = positions + position_profile(before, self.steps_per_bar)
             bars += len(before) / self.steps_per_bar
@@ -229,7 +239,8 @@ class CallStyle:
                 "scale": (classes @ self.scale) / np.maximum(notes, 1),        # share of onsets in the call's key
                 "rhythm": _overlaps(self.positions, positions),
                 "register": register,
-                "density": np.abs(np.log2((notes + 1.0) / (self.per_bar * bars + 1.0)))}
+                "density": np.abs(np.log2((notes + 1.0) / (self.per_bar * bars + 1.0))),
+                "groove": groove}
 
     def _echoes(self, candidates: np.ndarray) -> np.ndarray:
         """Which candidate bars repeat a bar of the call at any transposition (K,) bool."""
@@ -253,8 +264,8 @@ class CallStyle:
         bars = 1 if before is None or not len(before) else 2
         floors = next(f for upper, f in FIT_FLOORS[bars] if self.own_scale < upper)
         out = sum(((terms[k] < floors[k]) if k in HIGHER_AGREES else (terms[k] > floors[k])).astype(np.int64)
-                  for k in FIT_TERMS)
-        out[self._echoes(candidates)] = len(FIT_TERMS) + 1
+                  for k in floors)
+        out[self._echoes(candidates)] = len(floors) + 1
         return out
 
     def choose_step(self, candidates: np.ndarray, sounding: np.ndarray, sound: bool = False) -> int:
