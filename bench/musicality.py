@@ -18,8 +18,10 @@ whether the targets hold (key and rhythm >= 0.95 x real, register <= 1.25 x real
 0.8-1.25 x real, silent <= real + 0.05, echo within 0.05 of real from either side, copied <= 2
 bars for every answer).
 `--write-cards` stores the figures in each model's model.json ("musicality").
-`--floors` prints instead how far real continuations go from their calls on the default model's
-training splits: the ``FIT_FLOORS`` the performer screens its candidates with.
+`--floors` prints instead how far real continuations go from their calls on each model's own
+training split (its collections weighing the same): the floors the performer screens its
+candidates with; `--write-floors` stores them in each model's model.json ("fit_floors"). A
+model without them is screened by ``FIT_FLOORS``: the default's, measured on its collections.
 """
 
 from __future__ import annotations
@@ -238,9 +240,18 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
     atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
 
 
-# The default model's collections, each weighing the same in the floors (``floors``)
+# The default model's collections, each weighing the same in the floors (``floors``): ``FIT_FLOORS``
 FLOOR_CORPORA = ("../shared/midi/piano-midi-de,../shared/midi/mutopia", "../shared/midi/pop909",
                  "../shared/midi/nottingham")
+CLASSICAL = {"../shared/midi/piano-midi-de", "../shared/midi/mutopia"}     # one collection, as the judge takes it
+
+
+def collections_of(model: str) -> tuple[str, ...]:
+    """The collections a model learnt from (model.json's training corpus), the classical piano
+    ones as one, for ``floors``."""
+    paths = json.loads((find_model(model) / "model.json").read_text())["training"]["corpus"].split(",")
+    classical = [p for p in paths if p in CLASSICAL]
+    return tuple([",".join(classical)] * bool(classical) + [p for p in paths if p not in CLASSICAL])
 FLOOR_CALLS_AT = (0, 8, 16, 24)                  # bars 1, 9, 17 and 25, as bench/judge.py takes its calls
 FLOOR_SCALE_BINS = (0.9, 0.97, math.inf)         # upper bounds of the call's own share of onsets in its key
 
@@ -251,13 +262,13 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(values[order][min(np.searchsorted(cumulative, q), len(values) - 1)])
 
 
-def floors(steps_per_beat: int = 4) -> dict:
+def floors(corpora: tuple[str, ...] = FLOOR_CORPORA, steps_per_beat: int = 4) -> dict:
     """``FIT_FLOORS`` measured: the terms of ``CallStyle`` of the real first bar and first two bars
-    after each call of the training splits of ``FLOOR_CORPORA``; for each bin of the call's own
+    after each call of the training splits of ``corpora``; for each bin of the call's own
     share in its key, the ``FLOOR_SHARE`` quantile of the terms that grow with agreement and the
     1 - ``FLOOR_SHARE`` one of the others."""
     rows = []                                    # (collection, own_scale, bars, terms)
-    for i, path in enumerate(FLOOR_CORPORA):
+    for i, path in enumerate(corpora):
         corpus = load_corpus(path, steps_per_beat, progress=False)
         for roll in corpus.splits["train"]:
             for c in calls_of(roll, steps_per_beat, FLOOR_CALLS_AT)[0] if roll.n_steps else []:
@@ -265,7 +276,7 @@ def floors(steps_per_beat: int = 4) -> dict:
                 for bars, terms in ((1, style.terms(real[None, :bar])),
                                     (2, style.terms(real[None, bar:2 * bar], real[:bar]))):
                     rows.append((i, style.own_scale, bars, {k: float(v[0]) for k, v in terms.items()}))
-    counts = np.bincount([r[0] for r in rows], minlength=len(FLOOR_CORPORA))
+    counts = np.bincount([r[0] for r in rows], minlength=len(corpora))
     out = {}
     for bars in (1, 2):
         table, lower = [], 0.0
@@ -303,15 +314,23 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--write-cards", action="store_true", help="store the figures in each model's model.json")
     parser.add_argument("--floors", action="store_true",
-                        help="print how far real continuations go from their calls (FIT_FLOORS), nothing else")
+                        help="print how far real continuations go from their calls on each model's training data")
+    parser.add_argument("--write-floors", action="store_true", help="with --floors: store them in model.json")
     args = parser.parse_args()
     import os
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
     if args.floors:
-        print("FIT_FLOORS = {")
-        for bars, table in floors().items():
-            print(f"    {bars}: (" + ",\n         ".join(f"({upper}, {terms})" for upper, terms in table) + "),")
-        print("}")
+        for model in args.models.split(","):
+            table, corpora = floors(collections_of(model)), " + ".join(collections_of(model))
+            print(f"{model} ({corpora}):\n    {{")
+            for bars, rows in table.items():
+                print(f"    {bars}: (" + ",\n         ".join(f"({upper}, {terms})" for upper, terms in rows) + "),")
+            print("    }")
+            if args.write_floors:
+                path = find_model(model) / "model.json"
+                info = json.loads(path.read_text())
+                info["fit_floors"] = musicality.floors_to_json(table)
+                atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
         return
     for term in filter(None, args.fit_terms.split(",")):
         name, value = term.split("=")

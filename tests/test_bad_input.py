@@ -216,6 +216,10 @@ CASES = [
      "leads out of the model folder", []),
     ("model-low-key", [model_with(low_key=0)], ["generate", "--model", "model", "--out", "g.mid"], 1,
      "low_key", []),
+    ("model-floors-without-a-term", [model_with(fit_floors={"1": [[None, {"key": 0.5}]], "2": []})],
+     ["generate", "--model", "model", "--out", "g.mid"], 1, "fit_floors", []),
+    ("model-floors-text", [model_with(fit_floors="tight")], ["generate", "--model", "model", "--out", "g.mid"], 1,
+     "fit_floors", []),
     ("models-card-of-wrong-types", [model_with(musicality=3, training="x", metrics={"x": {"nll": "a"}},
                                                parameters=True)], ["models", "model"], 0, "", []),
     # training

@@ -4,13 +4,15 @@ shipped default model with the options a musician gets."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from livecomp.model.engine import Engine
 from livecomp.model.folder import find_model, shipped_models
 from livecomp.music.frames import played_frames
-from livecomp.music.musicality import CallStyle, echo, measures
+from livecomp.music.musicality import FIT_FLOORS, CallStyle, echo, floors_from_json, floors_to_json, measures
 from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, STRUCK, PianoRoll, onsets_of, roll_to_midi
 from livecomp.perform.duet import duet
 from livecomp.perform.performer import Performer, PerformerConfig
@@ -107,6 +109,18 @@ def test_groove_is_the_rhythm_of_the_bar_before_carried_on():
     assert style.misses(again[None])[0] == 0 and style.misses(held[None])[0] > 0
     after_held = style.terms(np.stack([again, held]), held)["groove"]                  # the answer's bar before
     assert after_held.tolist() == [0.25, 1.0]
+
+
+def test_a_models_own_floors_screen_its_answers_and_keep_in_its_model_json():
+    """Floors kept in model.json (fit_floors) read back as FIT_FLOORS reads, and a call style
+    given them screens by them: a candidate within the default floors misses floors set higher."""
+    assert floors_from_json(json.loads(json.dumps(floors_to_json(FIT_FLOORS)))) == FIT_FLOORS
+    call = phrase(ARPEGGIO * 1 + [(16 + s, n, p) for s, n, p in ARPEGGIO], 32)
+    in_key = phrase([(0, 4, 67), (4, 4, 64), (8, 4, 60), (12, 4, 64)], 16)[None]
+    strict = {bars: tuple((u, dict(f, key=0.99)) for u, f in rows) for bars, rows in FIT_FLOORS.items()}
+    assert CallStyle.of(call, 16).misses(in_key)[0] == 0 and CallStyle.of(call, 16, 0, strict).misses(in_key)[0] == 1
+    with pytest.raises(ValueError, match="null"):
+        floors_from_json({"1": [[0.9, FIT_FLOORS[1][0][1]]], "2": [[None, FIT_FLOORS[2][0][1]]]})
 
 
 def test_the_floors_follow_how_far_the_call_itself_keeps_to_its_key():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..music.musicality import floors_from_json
 from ..music.roll import N_KEYS
 from .folder import ModelError, plain, read_model_json
 from .scoring import Tally, batches
@@ -105,6 +106,9 @@ class Engine:
         # the candidate bars listen and duet sample per answer bar unless told: as many as the
         # model's answer bar fits in the live budget (bench/latency.py), set at export
         self.candidates = int(self.info.get("candidates", DEFAULT_CANDIDATES))
+        # how far from its call an answer may go, measured on the model's own training data
+        # (bench/musicality.py --floors --write-floors); None: FIT_FLOORS
+        self.fit_floors = floors_from_json(self.info["fit_floors"]) if "fit_floors" in self.info else None
         self.state_spec = [(s["name"], tuple(s["shape"])) for s in self.info["state"]]
         if provider not in ("auto", "cpu", "cuda"):
             raise ModelError(f"provider must be auto, cpu or cuda, not {provider!r}.")

@@ -100,6 +100,12 @@ def _check_values(info: dict, where: Path) -> None:
                              f"which model.json does not name.")   # log-probability is not encode's
     if "candidates" in info:
         whole("candidates", 1, 64)             # the candidate bars live playing samples by default
+    if "fit_floors" in info:                   # how far from its call an answer may go (bench/musicality.py)
+        from ..music.musicality import floors_from_json
+        try:
+            floors_from_json(info["fit_floors"])
+        except ValueError as exc:
+            raise ModelError(f"{where}: {exc}.") from None
     if "ensemble" in info:
         whole("ensemble", 2, 64)               # runs whose per-key conditionals are averaged
     state = info["state"]

@@ -52,6 +52,37 @@ FIT_FLOORS: dict[int, tuple[tuple[float, dict[str, float]], ...]] = {
                     "groove": 0.604})),
 }
 
+
+
+def floors_from_json(table) -> dict[int, tuple[tuple[float, dict[str, float]], ...]]:
+    """A model's own floors as model.json keeps them (``fit_floors``: for "1" and "2" bars, a list
+    of [upper bound of the call's own share in its key, or null for none, {term: value}]), in
+    the form of ``FIT_FLOORS``; a ValueError says in one sentence what is wrong."""
+    terms = set(FIT_FLOORS[1][0][1])
+    if not isinstance(table, dict) or set(table) != {"1", "2"}:
+        raise ValueError('fit_floors must have the floors of "1" and "2" bars')
+    out = {}
+    for bars, rows in table.items():
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and len(r) == 2 for r in rows):
+            raise ValueError(f"fit_floors[{bars!r}] must be a list of [bound, floors] pairs")
+        uppers = [math.inf if r[0] is None else r[0] for r in rows]
+        if not all(isinstance(u, (int, float)) and not isinstance(u, bool) for u in uppers) \
+                or uppers != sorted(set(uppers)) or uppers[-1] != math.inf:
+            raise ValueError(f"fit_floors[{bars!r}]: the bounds must rise and end with null")
+        for _, floors in rows:
+            if not isinstance(floors, dict) or set(floors) != terms or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in floors.values()):
+                raise ValueError(f"fit_floors[{bars!r}]: each floors must give a number for each of {sorted(terms)}")
+        out[int(bars)] = tuple((u, {k: float(v) for k, v in r[1].items()}) for u, r in zip(uppers, rows))
+    return out
+
+
+def floors_to_json(table: dict) -> dict:
+    """``FIT_FLOORS``'s form as model.json keeps it (``floors_from_json``)."""
+    return {str(bars): [[None if math.isinf(u) else u, dict(f)] for u, f in rows] for bars, rows in table.items()}
+
+
 # Krumhansl and Kessler's key profiles (1982): how well each pitch class fits a major and a minor key on C.
 _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -194,10 +225,12 @@ class CallStyle:
     steps_per_bar: int
     own_scale: float = 1.0             # the share of the call's own onsets in its key
     last_bar: np.ndarray | None = None  # (steps_per_bar,) onsets per position in the call's last bar with one
+    floors: dict | None = None         # the model's own FIT_FLOORS (model.json's fit_floors), if it has them
 
     @classmethod
-    def of(cls, call: np.ndarray, steps_per_bar: int, first_step: int = 0) -> "CallStyle":
-        """The style of a call: frames (steps, 88) whose first is grid step ``first_step``."""
+    def of(cls, call: np.ndarray, steps_per_bar: int, first_step: int = 0, floors: dict | None = None) -> "CallStyle":
+        """The style of a call: frames (steps, 88) whose first is grid step ``first_step``; its
+        answers are screened by ``floors`` (a model's own), else by ``FIT_FLOORS``."""
         steps, keys = np.nonzero(onsets_of(call))
         classes = pitch_class_profile(call)
         last = 0 if not steps.size else max((first_step + steps[-1]) // steps_per_bar * steps_per_bar - first_step, 0)
@@ -207,7 +240,7 @@ class CallStyle:
                    float(keys.std()) if keys.size else 0.0,
                    float(keys.size) / max(len(call) / steps_per_bar, 1.0), _call_bars(call, steps_per_bar, first_step),
                    steps_per_bar, float(classes @ scale / classes.sum()) if keys.size else 1.0,
-                   position_profile(call[last:], steps_per_bar, first_step + last))
+                   position_profile(call[last:], steps_per_bar, first_step + last), floors)
 
     def terms(self, candidates: np.ndarray, before: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Each term of the agreement with the call (``FIT_TERMS``) of each candidate bar (K, steps,
@@ -262,7 +295,7 @@ class CallStyle:
         misses them all."""
         terms = self.terms(candidates, before)
         bars = 1 if before is None or not len(before) else 2
-        floors = next(f for upper, f in FIT_FLOORS[bars] if self.own_scale < upper)
+        floors = next(f for upper, f in (self.floors or FIT_FLOORS)[bars] if self.own_scale < upper)
         out = sum(((terms[k] < floors[k]) if k in HIGHER_AGREES else (terms[k] > floors[k])).astype(np.int64)
                   for k in floors)
         out[self._echoes(candidates)] = len(floors) + 1

@@ -252,7 +252,7 @@ class Performer:
         bars = self.cfg.bars or min(call_bars, self.cfg.max_call_bars)
         self.last_call_bars = call_bars if call_bars >= 2 else None
         call = np.stack(self.call[:self.last_sound - self.call_start + 1])
-        style = CallStyle.of(call, self.steps_per_bar, self.call_start)
+        style = CallStyle.of(call, self.steps_per_bar, self.call_start, self.engine.fit_floors)
         self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
                               self.call_start, tentative=early,
                               tracker=NoteTracker(self._dynamics()))
