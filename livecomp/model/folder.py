@@ -190,6 +190,9 @@ def card(folder: Path) -> list[str]:
                          f"({frames if isinstance(frames, int) else '?'} frames)")
     if "candidates" in info:                     # checked by read_model_json: a whole number 1..64
         lines.append(f"  answers choose among {info['candidates']} candidate bars each (--candidates to change)")
+    if "fit_floors" in info:                     # checked by read_model_json
+        lines.append("  an answer bar goes no further from its call than 9 in 10 of the real continuations in its "
+                     "training data (fit_floors)")
     musicality = _table(info, "musicality")
     measures = ("key", "rhythm", "density", "register")
     answers = {k: v for k, v in musicality.items() if isinstance(v, dict) and isinstance(v.get("real"), dict)
