@@ -39,7 +39,8 @@ HIGHER_AGREES = ("key", "scale", "rhythm", "groove")    # the terms that grow wi
 # its key (``CallStyle.own_scale`` below 0.9, 0.9 to 0.97, above). Measured on calls from bars 1,
 # 9, 17 and 25 of the pieces the default model learnt from (the training splits of piano-midi.de
 # + Mutopia, POP909 and Nottingham, each collection weighing the same): printed by
-# `python bench/musicality.py --floors`.
+# `python bench/musicality.py --floors`. A model may carry its own, measured the same way on the
+# data it learnt from (model.json's fit_floors; ``floors_from_json``): every shipped one does.
 FLOOR_SHARE = 0.1
 FIT_FLOORS: dict[int, tuple[tuple[float, dict[str, float]], ...]] = {
     1: ((0.9, {"key": 0.356, "scale": 0.583, "rhythm": 0.639, "register": 0.908, "density": 0.652, "groove": 0.522}),
@@ -51,7 +52,6 @@ FIT_FLOORS: dict[int, tuple[tuple[float, dict[str, float]], ...]] = {
         (math.inf, {"key": 0.567, "scale": 0.911, "rhythm": 0.742, "register": 0.606, "density": 0.558,
                     "groove": 0.604})),
 }
-
 
 
 def floors_from_json(table) -> dict[int, tuple[tuple[float, dict[str, float]], ...]]:
