@@ -243,6 +243,8 @@ def write_card(model: str, results: list[dict], cfg: PerformerConfig) -> None:
 # The default model's collections, each weighing the same in the floors (``floors``): ``FIT_FLOORS``
 FLOOR_CORPORA = ("../shared/midi/piano-midi-de,../shared/midi/mutopia", "../shared/midi/pop909",
                  "../shared/midi/nottingham")
+FLOOR_CALLS_AT = (0, 8, 16, 24)                  # bars 1, 9, 17 and 25, as bench/judge.py takes its calls
+FLOOR_SCALE_BINS = (0.9, 0.97, math.inf)         # upper bounds of the call's own share of onsets in its key
 CLASSICAL = {"../shared/midi/piano-midi-de", "../shared/midi/mutopia"}     # one collection, as the judge takes it
 
 
@@ -252,8 +254,6 @@ def collections_of(model: str) -> tuple[str, ...]:
     paths = json.loads((find_model(model) / "model.json").read_text())["training"]["corpus"].split(",")
     classical = [p for p in paths if p in CLASSICAL]
     return tuple([",".join(classical)] * bool(classical) + [p for p in paths if p not in CLASSICAL])
-FLOOR_CALLS_AT = (0, 8, 16, 24)                  # bars 1, 9, 17 and 25, as bench/judge.py takes its calls
-FLOOR_SCALE_BINS = (0.9, 0.97, math.inf)         # upper bounds of the call's own share of onsets in its key
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -284,7 +284,7 @@ def floors(corpora: tuple[str, ...] = FLOOR_CORPORA, steps_per_beat: int = 4) ->
             chosen = [r for r in rows if r[2] == bars and lower <= r[1] < upper]
             weights = np.array([1.0 / counts[r[0]] for r in chosen])
             share = {k: musicality.FLOOR_SHARE if k in musicality.HIGHER_AGREES else 1 - musicality.FLOOR_SHARE
-                     for k in chosen[0][3]}
+                     for k in rows[0][3]}
             values = {k: np.array([r[3][k] for r in chosen]) for k in share}
             table.append((upper, {k: round(_weighted_quantile(values[k], weights, share[k]), 3) for k in share}))
             lower = upper
@@ -321,8 +321,9 @@ def main() -> None:
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
     if args.floors:
         for model in args.models.split(","):
-            table, corpora = floors(collections_of(model)), " + ".join(collections_of(model))
-            print(f"{model} ({corpora}):\n    {{")
+            corpora = collections_of(model)
+            table = floors(corpora)
+            print(f"{model} ({' + '.join(corpora)}):\n    {{")
             for bars, rows in table.items():
                 print(f"    {bars}: (" + ",\n         ".join(f"({upper}, {terms})" for upper, terms in rows) + "),")
             print("    }")
