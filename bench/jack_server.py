@@ -62,12 +62,13 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def start(tag: str, frames: int) -> tuple[subprocess.Popen, dict, JackPatchbay]:
-    """A benchmark's server (``launch``), with this process's JACK clients pointed at it.
-    Returns the server (terminate it when done), the environment that points other processes
-    at it, and a patchbay client on it; exits with a sentence when there is none."""
+def start(tag: str, frames: int, log_path: str | None = None) -> tuple[subprocess.Popen, dict, JackPatchbay]:
+    """A benchmark's server (``launch``; its output to ``log_path``, or nowhere), with this
+    process's JACK clients pointed at it. Returns the server (terminate it when done), the
+    environment that points other processes at it, and a patchbay client on it; exits with a
+    sentence when there is none."""
     try:
-        jackd, env = launch(f"livecomp-{tag}-{os.getpid()}", frames)
+        jackd, env = launch(f"livecomp-{tag}-{os.getpid()}", frames, log_path)
     except ServerError as exc:
         sys.exit(str(exc))
     os.environ.update(JACK_DEFAULT_SERVER=env["JACK_DEFAULT_SERVER"], JACK_NO_START_SERVER="1")

@@ -82,6 +82,7 @@ class Report:
     alive_until_stop: bool = False
     returncode: int | None = None
     said: dict = field(default_factory=dict)          # how many lines of each kind livecomp said
+    overruns: int = 0                                 # periods jackd said a client was late for (XRun)
 
     def ok(self, tolerance_ms: float, rss_limit_mb: float = 5.0) -> bool:
         return len(self.off_grid) <= self.explained_off_grid and not self.sounding_after and self.recording_ok \
@@ -158,8 +159,8 @@ def run(minutes: float, bpm: float = 120.0, frames: int = 256, seed: int = 0, to
     every ``reconnect_every``."""
     report = Report(minutes=minutes)
     rng = random.Random(seed)
-    jackd, env, patchbay = start("soak", frames)
     tmp = tempfile.mkdtemp(prefix="livecomp-soak-")
+    jackd, env, patchbay = start("soak", frames, os.path.join(tmp, "jackd.log"))
     record = os.path.join(tmp, "take.mid")
     arrived: list[tuple[float, list[int]]] = []
     polling = threading.Event()
@@ -298,6 +299,9 @@ def run(minutes: float, bpm: float = 120.0, frames: int = 256, seed: int = 0, to
         polling.set()
         jackd.terminate()
         jackd.wait()
+        if os.path.exists(os.path.join(tmp, "jackd.log")):
+            with open(os.path.join(tmp, "jackd.log"), errors="replace") as server:
+                report.overruns = sum("XRun" in line for line in server)
         shutil.rmtree(tmp, ignore_errors=True)
     return report
 
@@ -420,7 +424,7 @@ def main() -> None:
               f"{report.rss_growth_mb:.2f} MB, slope {report.rss_slope_mb_per_hour:+.2f} MB/hour; CPU "
               f"{np.mean(cpu) if cpu else 0:.1f}% mean, {max(cpu) if cpu else 0:.1f}% at most (per {SAMPLE_S:g} s)")
     print(f"traceback: {'YES' if report.traceback else 'none'}; alive until Ctrl-C: {report.alive_until_stop}; "
-          f"exit code {report.returncode}")
+          f"exit code {report.returncode}; JACK overruns reported: {report.overruns}")
     print("soak: " + ("passed" if report.ok(args.tolerance_ms) else "FAILED"))
     if args.json:
         with open(args.json, "w") as f:

@@ -22,11 +22,11 @@ def test_a_short_session_loses_nothing_and_plays_every_note_on_its_frame():
     said = []
     report = soak.run(minutes=1.5, seed=1, log=said.append, warm=False, reconnect_every=6)
     print(f"\nsoak: {report.rounds} rounds, {report.answer_notes} answer notes, {report.reconnects} reconnects, "
-          f"livecomp said {report.said}")
+          f"livecomp said {report.said}; JACK overruns reported: {report.overruns}")
     assert report.rounds >= 8 and report.reconnects >= 1 and report.answer_notes > 50, report
-    assert len(report.off_grid) <= report.explained_off_grid, (report.off_grid, said)
+    assert len(report.off_grid) <= report.explained_off_grid, (report.off_grid, said, report.overruns)
     assert not report.sounding_after, report.sounding_after
     assert report.recording_ok and not report.recording_unended, said
     assert not report.traceback and report.alive_until_stop and report.returncode == 0, said
     for kind in ("panic", "muted", "mode", "model", "went away", "is back"):
-        assert report.said[kind], (kind, report.said)
+        assert report.said[kind], (kind, report.said, f"JACK overruns reported: {report.overruns}")
