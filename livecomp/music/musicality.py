@@ -252,11 +252,12 @@ class CallStyle:
         per_key = hits.sum(1).astype(np.float64)                               # (K, 88)
         positions = np.zeros((len(candidates), self.steps_per_bar))
         positions[:, :candidates.shape[1]] = hits.sum(2)[:, :self.steps_per_bar]
-        previous = self.last_bar if self.last_bar is not None else self.positions
+        answered = before is not None and len(before) > 0
+        previous = position_profile(before[-self.steps_per_bar:], self.steps_per_bar) if answered else \
+            self.last_bar if self.last_bar is not None else self.positions
         groove = _overlaps(previous, positions)
         bars = candidates.shape[1] / self.steps_per_bar
-        if before is not None and len(before):
-            groove = _overlaps(position_profile(before[-self.steps_per_bar:], self.steps_per_bar), positions)
+        if answered:
             per_key = per_key + onsets_of(before).sum(0)
             positions = positions + position_profile(before, self.steps_per_bar)
             bars += len(before) / self.steps_per_bar
