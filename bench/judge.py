@@ -4,7 +4,7 @@ on pieces no shipped model trained on.
     python bench/judge.py [--models piano,pop,folk,basic] [--corpora own|piano,pop909,nottingham]
                           [--per-piece 4] [--seed 0] [--json F] [--png-dir D]
                           [--candidates K] [--temperature T] [--choice floors|fit] [--fit-weight W]
-                          [--cut fresh|tied] [--tells N]
+                          [--cut fresh|tied] [--tells N] [--parts]
                           [--split valid --statistics-only]     (to try a change on other pieces)
                           [--mode duet]                         (the play-along mode, under the melody)
 
@@ -39,6 +39,10 @@ then only its top line (the melody: the highest key sounding at each step) for 2
 livecomp plays along throughout (``--mode duet``, hearing both parts). The continuation judged
 is that melody with livecomp's part over it, against the real 2 bars: would a listener take
 livecomp's accompaniment for the composer's.
+
+``--parts`` asks where the frame classifier tells: it is trained and scored again on the top
+line alone (``melody``) and on what sounds under it (``below_melody``), call and continuations
+cut the same way, for livecomp and for the controls.
 
 Nothing here chooses or tunes livecomp's candidates: the performer is run as shipped.
 """
@@ -386,6 +390,28 @@ def melody(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+def below_melody(frames: np.ndarray) -> np.ndarray:
+    """What sounds under the top line: frames (steps, 88) without ``melody``'s key at each step."""
+    out = np.array(frames, copy=True)
+    out[melody(frames) > OFF] = OFF
+    return out
+
+
+PARTS = {"melody": melody, "below": below_melody}
+
+
+def parts_judged(calls: list[dict], sets: dict[str, list[np.ndarray]], seed: int) -> dict[str, dict[str, float]]:
+    """Where the frame classifier tells: its ROC AUC for each set of continuations against the
+    real ones, with the call and both continuations cut to one part (``PARTS``: the top line
+    alone, or what sounds under it). set -> part -> AUC."""
+    out = {name: {} for name in sets}
+    for part, cut in PARTS.items():
+        cut_calls = [dict(c, call=cut(c["call"]), real=cut(c["real"])) for c in calls]
+        for name, fakes in sets.items():
+            out[name][part] = judge(cut_calls, [cut(f) for f in fakes], seed, ("frames-cnn",))["frames-cnn"]
+    return out
+
+
 def duet_answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray | None:
     """``--mode duet`` under a melody: the musician plays the call, then the top line of the
     real next 2 bars; livecomp plays along throughout. Returns that melody with livecomp's part
@@ -472,14 +498,20 @@ def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerC
     return result
 
 
-def control_results(calls: list[dict], seed: int, judged: bool = True, mode: str = "call") -> tuple[dict, dict]:
-    """The judge on the controls, and their statistics: other and copy, and for ``--mode duet``
-    the melody alone (no accompaniment at all)."""
+def control_sets(calls: list[dict], seed: int, mode: str = "call") -> dict[str, list[np.ndarray]]:
+    """The controls' continuations: other and copy, and for ``--mode duet`` the melody alone (no
+    accompaniment at all)."""
     rng = np.random.default_rng(seed)
     sets = {"other": [other_bars(calls, i, rng) for i in range(len(calls))],
             "copy": [copy_bars(c) for c in calls]}
     if mode == "duet":
         sets["melody"] = [melody(c["real"]) for c in calls]
+    return sets
+
+
+def control_results(calls: list[dict], seed: int, judged: bool = True, mode: str = "call") -> tuple[dict, dict]:
+    """The judge on the controls (``control_sets``), and their statistics."""
+    sets = control_sets(calls, seed, mode)
     table = stats_table(calls, {"real": [c["real"] for c in calls], **sets}, seed)
     return {name: _judged(calls, fakes, seed, judged) for name, fakes in sets.items()}, table["means"]
 
@@ -555,6 +587,8 @@ def main() -> None:
                              "fit: the one that agrees best (the choice before)")
     parser.add_argument("--fit-weight", type=float, default=defaults.fit_weight,
                         help="nats per unit of agreement with the call (inf, the default: agreement alone)")
+    parser.add_argument("--parts", action="store_true",
+                        help="also judge the melody alone and what sounds under it with the frame classifier")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--png-dir", type=Path, help="write rolls of 5 calls with answer and real continuation here")
     parser.add_argument("--mode", default="call", choices=("call", "duet"),
@@ -587,6 +621,12 @@ def main() -> None:
         print_result(r)
         if args.tells:
             print_tells(r, args.tells)
+        if args.parts:
+            r["parts"] = parts_judged(calls, {"livecomp": r["fakes"], **control_sets(calls, args.seed, cfg.mode)},
+                                      args.seed)
+            print(f"where the frame classifier tells ({' / '.join(PARTS)} alone):")
+            for who, aucs in r["parts"].items():
+                print(f"  {who:<10}" + " / ".join(f"{aucs[p]:.3f}" for p in PARTS))
         if args.png_dir:
             save_pngs(args.png_dir, r, calls, 5, args.seed)
         results.append({k: v for k, v in r.items() if k not in ("fakes", "tells")})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecomp.music.roll import HELD, LOW_KEY, STRUCK
+from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -113,3 +113,20 @@ def test_a_listener_who_tells_every_pair_is_unlikely_to_be_guessing(tmp_path):
     (tmp_path / "said.txt").write_text("1 B\n2 A\n")
     right, total, p = listening.score(out, tmp_path / "said.txt")
     assert (right, total, p) == (0, 2, 1.0)
+
+
+def test_the_parts_split_each_step_into_its_top_key_and_what_sounds_under_it():
+    """--parts: the melody holds each step's highest sounding key and nothing else; below_melody
+    holds the rest; together they are the frames, and a key that comes to the top while held
+    from before is struck there, where the melody starts it."""
+    frames = np.zeros((4, N_KEYS), np.uint8)
+    frames[0, [40, 44, 47, 60]] = STRUCK            # a chord under a melody note
+    frames[1, [40, 44, 47]] = HELD                  # the melody rests: the chord's top comes up
+    frames[1, 60] = OFF
+    frames[2, [40, 44, 47]] = HELD
+    frames[2, 62] = STRUCK
+    top, rest = judge.melody(frames), judge.below_melody(frames)
+    assert [np.flatnonzero(s).tolist() for s in top] == [[60], [47], [62], []]
+    assert top[1, 47] == STRUCK and rest[1, 47] == OFF and rest[2, 47] == HELD
+    assert rest[0].tolist() == np.where(np.isin(np.arange(N_KEYS), [40, 44, 47]), STRUCK, OFF).tolist()
+    assert ((top > OFF) & (rest > OFF)).sum() == 0 and ((top > OFF) | (rest > OFF)).tolist() == (frames > OFF).tolist()
