@@ -509,9 +509,9 @@ def control_sets(calls: list[dict], seed: int, mode: str = "call") -> dict[str, 
     return sets
 
 
-def control_results(calls: list[dict], seed: int, judged: bool = True, mode: str = "call") -> tuple[dict, dict]:
-    """The judge on the controls (``control_sets``), and their statistics."""
-    sets = control_sets(calls, seed, mode)
+def control_results(calls: list[dict], sets: dict[str, list[np.ndarray]], seed: int,
+                    judged: bool = True) -> tuple[dict, dict]:
+    """The judge on the controls' continuations (``control_sets``), and their statistics."""
     table = stats_table(calls, {"real": [c["real"] for c in calls], **sets}, seed)
     return {name: _judged(calls, fakes, seed, judged) for name, fakes in sets.items()}, table["means"]
 
@@ -610,20 +610,22 @@ def main() -> None:
         else:
             corpora = args.corpora.split(",")
         jobs += [(model, c) for c in corpora]
-    cache, results = {}, []
+    cache, control_parts, results = {}, {}, []
     for model, corpus in jobs:
         if corpus not in cache:
             calls, pieces = gather_calls(CORPORA[corpus], 4, args.per_piece, args.split, args.cut == "fresh")
-            cache[corpus] = (calls, pieces, *control_results(calls, args.seed, not args.statistics_only, cfg.mode))
-        calls, pieces, controls, control_means = cache[corpus]
+            sets = control_sets(calls, args.seed, cfg.mode)
+            cache[corpus] = (calls, pieces, sets, *control_results(calls, sets, args.seed, not args.statistics_only))
+        calls, pieces, sets, controls, control_means = cache[corpus]
         r = run(model, corpus, calls, pieces, cfg, args.seed, controls, not args.statistics_only, args.tells > 0)
         r["control_means"] = control_means
         print_result(r)
         if args.tells:
             print_tells(r, args.tells)
         if args.parts:
-            r["parts"] = parts_judged(calls, {"livecomp": r["fakes"], **control_sets(calls, args.seed, cfg.mode)},
-                                      args.seed)
+            if corpus not in control_parts:                 # the controls' once for each corpus
+                control_parts[corpus] = parts_judged(calls, sets, args.seed)
+            r["parts"] = {**parts_judged(calls, {"livecomp": r["fakes"]}, args.seed), **control_parts[corpus]}
             print(f"where the frame classifier tells ({' / '.join(PARTS)} alone):")
             for who, aucs in r["parts"].items():
                 print(f"  {who:<10}" + " / ".join(f"{aucs[p]:.3f}" for p in PARTS))
