@@ -160,7 +160,8 @@ def run(minutes: float, bpm: float = 120.0, frames: int = 256, seed: int = 0, to
     report = Report(minutes=minutes)
     rng = random.Random(seed)
     tmp = tempfile.mkdtemp(prefix="livecomp-soak-")
-    jackd, env, patchbay = start("soak", frames, os.path.join(tmp, "jackd.log"))
+    server_log = os.path.join(tmp, "jackd.log")
+    jackd, env, patchbay = start("soak", frames, server_log)
     record = os.path.join(tmp, "take.mid")
     arrived: list[tuple[float, list[int]]] = []
     polling = threading.Event()
@@ -299,8 +300,8 @@ def run(minutes: float, bpm: float = 120.0, frames: int = 256, seed: int = 0, to
         polling.set()
         jackd.terminate()
         jackd.wait()
-        if os.path.exists(os.path.join(tmp, "jackd.log")):
-            with open(os.path.join(tmp, "jackd.log"), errors="replace") as server:
+        if os.path.exists(server_log):
+            with open(server_log, errors="replace") as server:
                 report.overruns = sum("XRun" in line for line in server)
         shutil.rmtree(tmp, ignore_errors=True)
     return report
