@@ -10,6 +10,11 @@ per model and corpus, the share of steps with 0, 1, ..., 8 or more keys sounding
 and the same for the piece's own next bar ("real"), with the mean of each. A model whose keys
 within a chunk are drawn on their own spreads that count where the music keeps it steady (a
 tune over block chords sounds 4 or 5 keys at every step).
+
+Beside the counts, ``2nd alone``: the share of steps that strike the second-highest key sounding
+while no key under it is struck. In a tune over held chords that is a second melody note struck
+with the first, over the chord; a model whose groups of keys hear each other only through one
+linear map for the whole keyboard strikes it several times as often as the tunes do.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from livecomp.model.engine import Engine  # noqa: E402
 from livecomp.model.folder import find_model  # noqa: E402
+from livecomp.music.roll import STRUCK  # noqa: E402
 from livecomp_train.data import load_corpus  # noqa: E402
 
 from judge import CORPORA  # noqa: E402
@@ -37,6 +43,18 @@ def counts(frames: np.ndarray) -> np.ndarray:
     """Share of steps of frames (..., steps, 88) with 0 .. MOST (or more) keys sounding."""
     sounding = np.minimum((np.asarray(frames) > 0).sum(-1).ravel(), MOST)
     return np.bincount(sounding, minlength=MOST + 1) / max(sounding.size, 1)
+
+
+def second_alone(frames: np.ndarray) -> float:
+    """Share of steps of frames (..., steps, 88) that strike their second-highest sounding key
+    and no key under it."""
+    flat = np.asarray(frames).reshape(-1, np.asarray(frames).shape[-1])
+    hits = 0
+    for frame in flat:
+        keys = np.flatnonzero(frame)
+        if keys.size >= 2 and frame[keys[-2]] == STRUCK and not (frame[keys[:-2]] == STRUCK).any():
+            hits += 1
+    return hits / max(len(flat), 1)
 
 
 def openings(corpus: str, split: str, prime: int) -> list[np.ndarray]:
@@ -71,7 +89,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.chdir(ROOT)                                    # the corpora's paths are the repository's
-    header = "".join(f"{k:>7}" for k in range(MOST)) + f"{str(MOST) + '+':>7}{'mean':>8}"
+    header = "".join(f"{k:>7}" for k in range(MOST)) + f"{str(MOST) + '+':>7}{'mean':>8}{'2nd alone':>11}"
     for corpus in args.corpora.split(","):
         pieces = [p for p in openings(corpus, args.split, args.prime) if len(p) - args.prime == 16]   # 4/4 bars
         real = np.stack([p[args.prime:] for p in pieces])
@@ -82,7 +100,8 @@ def main() -> None:
         for name, frames in rows:
             share = counts(frames)
             mean = float((np.asarray(frames) > 0).sum(-1).mean())
-            print(f"{Path(name).name:<28}" + "".join(f"{v:>7.3f}" for v in share) + f"{mean:>8.2f}")
+            print(f"{Path(name).name:<28}" + "".join(f"{v:>7.3f}" for v in share) + f"{mean:>8.2f}"
+                  f"{second_alone(frames):>11.3f}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class EnDeCellConfig:
     weight_drop: float = 0.0         # training: DropConnect on the time LSTM's recurrent weights
     dec_dropout: float = 0.0         # training: dropout on the decoder's output at each key (chunk)
     joint_keys: int = 1              # keys of a chunk drawn as one choice among their K^n states (1: each key alone)
+    link_hidden: int = 0             # joint keys: units of the layer that tells each group what was drawn below it
     architecture: str = "endecell"
 
     @property
@@ -65,6 +66,9 @@ class EnDeCellConfig:
             raise ValueError(f"--joint-keys {self.joint_keys} gives {self.key_states ** self.joint_keys} states per "
                              "draw "
                              f"at --key-states {self.key_states}; at most {MAX_JOINT_CLASSES} keep the draw cheap.")
+        if self.link_hidden < 0 or self.link_hidden and self.joint_keys == 1:
+            raise ValueError(f"--link-hidden {self.link_hidden} tells each group of a chunk what was drawn below it: "
+                             "give 0 or more, with --joint-keys above 1.")
 
     @property
     def groups(self) -> int:
@@ -204,6 +208,7 @@ FLAGS = (
     Flag("--encoder-skip", "encoder_skip", model=True, families=ENDECELL),
     Flag("--lookback", "lookback", model=True, families=ENDECELL, optional=True),
     Flag("--joint-keys", "joint_keys", model=True, families=ENDECELL, plain=1),
+    Flag("--link-hidden", "link_hidden", model=True, families=ENDECELL, optional=True),
     Flag("--window", "window"),
     Flag("--hop-bars", "hop_bars"),
     Flag("--batch-size", "batch_size"),

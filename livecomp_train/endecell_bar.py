@@ -62,6 +62,14 @@ class EnDeCellBar(nn.Module):
             width, classes = cfg.joint_keys * (K - 1), cfg.classes
             self.links = nn.ParameterList(frozen(linked[:q * width, q * classes:(q + 1) * classes])
                                           for q in range(1, cfg.groups))
+        self.group_link = self.joint and model.group_link is not None
+        if self.group_link:         # ``GroupLink``: units from the chunk's vector, then from the codes below each group
+            gl, m = model.group_link, cfg.link_hidden
+            self.gl_in = frozen(gl.context.weight.detach().t())                          # (Hd, m)
+            self.gl_bias = frozen(gl.context.bias.detach())
+            below = from_one_hot(gl.codes.weight.detach() * gl.mask, cfg.chunk, K).t()  # (c (K-1), G m)
+            self.gl_codes = nn.ParameterList(frozen(below[:q * width, q * m:(q + 1) * m]) for q in range(1, cfg.groups))
+            self.gl_out = nn.ParameterList(frozen(gl.out.detach()[q]) for q in range(cfg.groups))   # (m, K^n) each
         self.register_buffer("positions", model.position.weight.detach().clone().unsqueeze(1))   # (C, 1, P)
         # codes of the previous frame -> for each chunk the codes of the keys around it
         k1, r, c = K - 1, cfg.reach, cfg.chunk
@@ -83,18 +91,20 @@ class EnDeCellBar(nn.Module):
         """Codes of a frame (1, B, 88 (K-1)) -> the codes around each chunk (C, B, n_around)."""
         return F.pad(codes[0], self.pad_codes)[:, self.around_codes].transpose(0, 1)
 
-    def _chunk_scores(self, context, prev_codes, w_head, inv_t, back_codes=None, links=()):
+    def _chunk_scores(self, context, prev_codes, w_head, inv_t, back_codes=None, links=((), ())):
         """One frame per row, chunk by chunk, as a generator: yields each chunk's scores
         (B, c, K), scaled by ``inv_t`` (``w_head`` already scaled), and takes the codes drawn
         for the chunk (1, B, c (K-1)) by ``send``; with joint keys, each group's scores
-        (1, B, K^n), the links (``links``, scaled as ``w_head``) from the groups below it added,
-        and codes (1, B, n (K-1)) in turn (``_group_scores``). context (1, B, Ht), prev_codes and the codes
-        of the frame L steps back (1, B, 88 (K-1))."""
+        (1, B, K^n), the links from the groups below it added (``links``: the linear link's and
+        ``GroupLink``'s output weights, scaled as ``w_head``), and codes (1, B, n (K-1)) in turn
+        (``_group_scores``). context (1, B, Ht), prev_codes and the codes of the frame L steps
+        back (1, B, 88 (K-1))."""
         m, cfg = self.model, self.model.cfg
         K, c, C = self.K, cfg.chunk, cfg.n_chunks
         n_below = cfg.reach * (K - 1)
         dec_h = torch.tanh(m.dec_init(context))                                          # (1, B, Hd)
-        head_bias = (m.dec_context(context) @ self.w_head + self.b_head) * inv_t        # (1, B, c K)
+        vector_bias = m.dec_context(context)                                             # (1, B, Hd)
+        head_bias = (vector_bias @ self.w_head + self.b_head) * inv_t                   # (1, B, c K)
         around = self._around(prev_codes)                                                # (C, B, n_around)
         known = [around, self.positions.expand(-1, around.shape[1], -1)]
         if back_codes is not None:
@@ -105,21 +115,27 @@ class EnDeCellBar(nn.Module):
             _, dec_h = self.decoder(torch.cat([below, known[j]], -1), dec_h)
             scores = dec_h @ w_head + head_bias
             if self.joint:
-                chunk_codes = yield from self._group_scores(scores, links)
+                units = (dec_h + vector_bias) @ self.gl_in + self.gl_bias if self.group_link else None
+                chunk_codes = yield from self._group_scores(scores, links, units)
             else:
                 chunk_codes = yield scores.reshape(-1, c, K)
             if j + 1 < C:
                 below = torch.cat([below, chunk_codes], -1)[..., -n_below:]
 
-    def _group_scores(self, scores: torch.Tensor, links):
+    def _group_scores(self, scores: torch.Tensor, links, units=None):
         """One chunk's groups in turn: yields each group's scores (1, B, K^n), the links from the
         groups drawn below it added, and takes its codes (1, B, n (K-1)); returns the chunk's
-        codes (1, B, c (K-1))."""
+        codes (1, B, c (K-1)). ``units``: ``GroupLink``'s units before the codes below (1, B, m)."""
+        linear, outs = links
         parts = scores.split(self.model.cfg.classes, -1)
-        drawn = [(yield parts[0])]
+        first = parts[0] if units is None else parts[0] + torch.relu(units) @ outs[0]
+        drawn = [(yield first)]
         for q in range(1, len(parts)):
             below = drawn[0] if q == 1 else torch.cat(drawn, -1)
-            drawn.append((yield parts[q] + below @ links[q - 1]))
+            group = parts[q] + below @ linear[q - 1]
+            if units is not None:
+                group = group + torch.relu(units + below @ self.gl_codes[q - 1]) @ outs[q]
+            drawn.append((yield group))
         return torch.cat(drawn, -1)
 
     def forward(self, h, c, prev, *rest):
@@ -150,7 +166,8 @@ def _lockstep_bar(bars: list[EnDeCellBar], sizes: list[int], h, c, prev, *rest):
     else:
         heads, scale = [(bar.w_head, 1.0) for bar in bars], inv_t
     g = cfg.joint_keys
-    links = [[w * t for w in bar.links] if first.joint else () for bar, (_, t) in zip(bars, heads)]
+    links = [([w * t for w in bar.links], [w * t for w in bar.gl_out] if bar.group_link else ()) if first.joint
+             else ((), ()) for bar, (_, t) in zip(bars, heads)]
     if first.joint:                    # each group's lowest key's uniform, per step: (B, groups on the keyboard)
         group_noise = noise[..., ::g].unbind(1)
     noise = expand_noise(noise, K).unbind(1)

@@ -26,10 +26,11 @@ ARCHS = {
                       "1"],
     "endecell": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers", "1",
                  "--dec-hidden", "16", "--neighbour-keys", "8"],
-    # each chunk's keys drawn 4 at a time, one choice among their 81 states
-    "endecell-joint": ["--model", "endecell", "--chunk", "8", "--joint-keys", "4", "--enc-hidden", "16", "--hidden",
-                       "32",
-                       "--layers", "1", "--dec-hidden", "16", "--neighbour-keys", "8", "--lookback", "4"],
+    # each chunk's keys drawn 4 at a time, one choice among their 81 states, each group told what
+    # was drawn below it by a layer of 8 units as well as by the linear link
+    "endecell-joint": ["--model", "endecell", "--chunk", "8", "--joint-keys", "4", "--link-hidden", "8",
+                       "--enc-hidden", "16", "--hidden", "32", "--layers", "1", "--dec-hidden", "16",
+                       "--neighbour-keys", "8", "--lookback", "4"],
     # a lookback shorter than the bar: the bar graph reads frames it wrote itself
     "endecell-lookback": ["--model", "endecell", "--chunk", "8", "--enc-hidden", "16", "--hidden", "32", "--layers",
                           "1",
@@ -157,8 +158,8 @@ def test_state_chains_and_bars_are_reproducible(exported):
     np.testing.assert_allclose(short_after.tensors["h"], expected.tensors["h"], atol=1e-5)
     long, _, _ = engine.bar(whole, seed=1, steps=40)
     assert long.shape == (1, 40, 88)
-    if engine.info.get("mix_shifts"):
-        return          # a mixture's folder always has step.onnx (models.py refuses it without)
+    if engine.info.get("mix_shifts") or engine.info["training"]["model"].get("joint_keys", 1) > 1:
+        return          # a mixture's or a joint model's folder always has step.onnx (folder.py refuses it without)
     engine._step = None
     cut, cut_logp, cut_after = engine.bar(whole, temperature=0.9, seed=5, steps=12)
     assert np.array_equal(cut, short)
@@ -402,3 +403,18 @@ def test_providers_are_chosen_explicitly_and_reported(exported, tmp_path):
         assert result.returncode == 1 and "no usable GPU" in result.stderr
         assert "onnxruntime on cpu" in livecomp("generate", "--model", out, "--bars", "1", "--out",
                                                 tmp_path / "y.mid", check=True).stdout
+
+
+def test_a_joint_model_without_its_step_graph_is_refused_in_one_sentence(exported, tmp_path):
+    """A bar cut short is written step by step: a group's tempered log-probability is not the
+    product of its keys' tempered conditionals, so encode.onnx cannot score it instead."""
+    _, out = exported
+    info = json.loads((out / "model.json").read_text())
+    if info["training"]["model"].get("joint_keys", 1) == 1:
+        return
+    folder = tmp_path / "model"
+    shutil.copytree(out, folder)
+    del info["files"]["step"]
+    (folder / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ModelError, match=r"draws keys in groups \(joint_keys\) needs its step graph"):
+        Engine(folder, provider="cpu")

@@ -1,5 +1,5 @@
 """bench/judge.py's parts: the ROC AUC, folds that never split a piece, the statistics of known
-music, and bench/listening.py's score."""
+music, bench/listening.py's score and bench/texture.py's count of second top notes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def _load(name: str):
 
 judge = _load("judge")
 listening = _load("listening")
+texture = _load("texture")
 
 
 def test_roc_auc_is_the_share_of_positive_negative_pairs_ranked_right_ties_half():
@@ -130,3 +131,18 @@ def test_the_parts_split_each_step_into_its_top_key_and_what_sounds_under_it():
     assert top[1, 47] == STRUCK and rest[1, 47] == OFF and rest[2, 47] == HELD
     assert rest[0].tolist() == np.where(np.isin(np.arange(N_KEYS), [40, 44, 47]), STRUCK, OFF).tolist()
     assert ((top > OFF) & (rest > OFF)).sum() == 0 and ((top > OFF) | (rest > OFF)).tolist() == (frames > OFF).tolist()
+
+
+def test_a_second_note_struck_under_the_top_over_held_chords_is_counted_and_a_chord_struck_whole_is_not():
+    frames = np.zeros((5, N_KEYS), np.uint8)
+    frames[0, [40, 44, 47, 60]] = STRUCK            # chord and melody struck together: not alone
+    frames[1, [40, 44, 47]] = HELD
+    frames[1, [57, 60]] = [STRUCK, HELD]            # a second note struck under the held melody note
+    frames[2, [40, 44, 47]] = HELD
+    frames[2, [55, 59]] = STRUCK                    # two melody notes struck at once over the held chord
+    frames[3, [40, 44, 47, 62]] = [HELD, STRUCK, STRUCK, STRUCK]  # the chord's upper keys struck again: not alone
+    frames[4, 62] = STRUCK                          # one key alone: no second key
+    assert texture.second_alone(frames) == 2 / 5
+    assert texture.second_alone(frames[None]) == 2 / 5
+    frames[3, 44] = HELD                            # the chord's top key alone struck again under the melody
+    assert texture.second_alone(frames) == 3 / 5

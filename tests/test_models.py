@@ -26,6 +26,9 @@ CONFIGS = [
     # keys drawn 4 (2) at a time, each group one choice among its states
     EnDeCellConfig(key_states=3, chunk=8, joint_keys=4, enc_hidden=16, time_hidden=32, dec_hidden=16, lookback=3),
     EnDeCellConfig(key_states=2, chunk=4, joint_keys=2, enc_hidden=16, time_hidden=32, dec_hidden=16),
+    # and each group told what was drawn below it by a layer that reads the chunk's vector too
+    EnDeCellConfig(key_states=3, chunk=8, joint_keys=4, link_hidden=8, enc_hidden=16, time_hidden=32, dec_hidden=16,
+                   lookback=3),
     # ensembles of runs (a list: each run built with its own weights), of different sizes
     [EnDeCellConfig(key_states=2, chunk=1, enc_hidden=16, time_hidden=32, dec_hidden=16, encoder_skip=False),
      EnDeCellConfig(key_states=2, chunk=1, enc_hidden=8, time_hidden=24, dec_hidden=12, neighbour_keys=4,
@@ -34,7 +37,8 @@ CONFIGS = [
                     encoder_skip=False)] * 3,
 ]
 IDS = ["basic-2", "basic-3", "basic-3-neighbours", "basic-2-mixture", "basic-3-neighbours-mixture", "endecell-2-chunk1",
-       "endecell-3-chunk12", "endecell-3-lookback", "endecell-3-joint4", "endecell-2-joint2", "ensemble-2-chunk1",
+       "endecell-3-chunk12", "endecell-3-lookback", "endecell-3-joint4", "endecell-2-joint2", "endecell-3-joint4-link",
+       "ensemble-2-chunk1",
        "ensemble-3-lookback"]
 
 
@@ -46,6 +50,8 @@ def built(cfg):
     model = build_model(cfg).eval()
     if getattr(model, "link", None) is not None:
         torch.nn.init.normal_(model.link.weight, std=0.5)
+    if getattr(model, "group_link", None) is not None:
+        torch.nn.init.normal_(model.group_link.out, std=0.5)
     return model
 
 
@@ -345,6 +351,28 @@ def test_a_joint_model_starts_from_a_per_key_one_as_the_same_distribution(tmp_pa
     assert torch.allclose(F.log_softmax(joint(x)[0], -1), F.log_softmax(plain(x)[0], -1), atol=1e-5)
     torch.nn.init.normal_(joint.link.weight)     # once it has learnt links, a key hears the keys below it in its group
     assert not torch.allclose(F.log_softmax(joint(x)[0], -1), F.log_softmax(plain(x)[0], -1), atol=1e-3)
+
+
+@torch.no_grad()
+def test_a_group_link_starts_unused_and_then_tells_a_group_what_was_drawn_below_it(tmp_path):
+    from livecomp_train.checkpoint import init_from, save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = EnDeCellConfig(key_states=3, chunk=8, joint_keys=4, enc_hidden=16, time_hidden=32, dec_hidden=16)
+    plain = build_model(cfg).eval()
+    save_checkpoint(tmp_path / "best.pt", {"model": plain.state_dict()}, {"model": asdict(cfg), "train": {}})
+    linked = build_model(replace(cfg, link_hidden=8)).eval()
+    init_from(linked, str(tmp_path))
+    x = frames_for(plain)
+    assert torch.allclose(linked(x)[0], plain(x)[0], atol=1e-5)       # the same model until it learns
+    torch.nn.init.normal_(linked.group_link.out)
+    changed = x.clone()
+    changed[:, -1, 40] = (changed[:, -1, 40] + 1) % 3                  # a key of the chunk 40..47's lower group
+    before, after = linked(x)[0], linked(changed)[0]
+    assert torch.allclose(before[:, -1, :41], after[:, -1, :41], atol=1e-6)   # itself and the keys below it: deaf
+    assert not torch.allclose(before[:, -1, 44:48], after[:, -1, 44:48])      # the group above hears it
+    with pytest.raises(ValueError, match="--link-hidden 8 tells each group"):
+        EnDeCellConfig(key_states=3, chunk=8, link_hidden=8)
 
 
 def test_joint_keys_that_do_not_divide_the_chunk_or_join_an_ensemble_are_refused_in_one_sentence():

@@ -143,6 +143,11 @@ def train(
                                                                      "one choice among all their states (a chord's "
                                                                      "notes in one draw); 1: each key of a chunk on "
                                                                      "its own")),
+    link_hidden: Optional[int] = typer.Option(None, "--link-hidden", min=0,
+                                              help=_h("--link-hidden", "EnDeCell with joint keys: units of a layer "
+                                                                       "that tells each group of a chunk what was "
+                                                                       "drawn below it, reading where the chunk is "
+                                                                       "(0: the linear link alone)")),
     enc_hidden: Optional[int] = typer.Option(None, "--enc-hidden", min=1,
                                              help=_h("--enc-hidden", "EnDeCell: encoder GRU units")),
     encoder_skip: Optional[bool] = typer.Option(None, "--encoder-skip/--no-encoder-skip",

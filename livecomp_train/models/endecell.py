@@ -33,7 +33,7 @@ from torch import nn
 
 from ..configs import AutoencoderConfig, EnDeCellConfig
 from .common import N_KEYS, one_hot_states, run_lstm
-from .joint import group_states, key_logits
+from .joint import GroupLink, group_states, key_logits
 from .lockstep import mean_conditional, predict_lockstep, sample_lockstep
 
 
@@ -65,6 +65,7 @@ class EnDeCell(nn.Module):
             reads = torch.arange(cfg.chunk * k1) // (g * k1)                     # the group each code column is of
             writes = torch.arange(cfg.groups * cfg.classes) // cfg.classes       # the group each output is of
             self.register_buffer("link_mask", (reads.unsqueeze(0) < writes.unsqueeze(1)).float(), persistent=False)
+        self.group_link = GroupLink(cfg) if cfg.link_hidden else None
         starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
         self.register_buffer("below_index", starts + torch.arange(cfg.reach), persistent=False)
         self.register_buffer("around_index", starts + torch.arange(2 * cfg.reach + cfg.chunk), persistent=False)
@@ -150,26 +151,31 @@ class EnDeCell(nn.Module):
         context = self.drop(context)
         h0 = torch.tanh(self.dec_init(context)).unsqueeze(0)                 # (1, N, Hd)
         out, _ = self.decoder(x, h0)                                         # (N, C, Hd)
-        logits = self.head(self.dec_drop(out) + self.dec_context(context).unsqueeze(1))
+        vector = self.dec_drop(out) + self.dec_context(context).unsqueeze(1)
+        logits = self.head(vector)
         if joint:
-            return self._linked(logits, self._chunks(frames)).view(frames.shape[0], -1, self.cfg.classes)
+            return self._linked(logits, self._chunks(frames), vector).view(frames.shape[0], -1, self.cfg.classes)
         if self.link is not None:                                            # (N, C, G classes): joint groups
-            logits = self._keys_of_groups(logits, self._chunks(frames), F.pad(frames,
-                                                                              (0, self.cfg.padded_keys - N_KEYS)))
+            logits = self._keys_of_groups(logits, self._chunks(frames), vector,
+                                          F.pad(frames, (0, self.cfg.padded_keys - N_KEYS)))
         logits = logits.view(frames.shape[0], self.cfg.padded_keys, self.cfg.key_states)
         return logits[:, :N_KEYS]
 
-    def _linked(self, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """The groups' scores (..., G classes) given the codes of the chunk's keys (..., c (K-1)):
-        each group's own plus the link from the groups below it."""
-        return scores + F.linear(codes, self.link.weight * self.link_mask)
+    def _linked(self, scores: torch.Tensor, codes: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        """The groups' scores (..., G classes) given the codes of the chunk's keys (..., c (K-1))
+        and the decoder's vector the head read (..., Hd): each group's own plus the link from
+        the groups below it (and with ``link_hidden``, ``GroupLink``'s)."""
+        linked = scores + F.linear(codes, self.link.weight * self.link_mask)
+        return linked if self.group_link is None else linked + self.group_link(vector, codes)
 
-    def _keys_of_groups(self, scores: torch.Tensor, codes: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    def _keys_of_groups(self, scores: torch.Tensor, codes: torch.Tensor, vector: torch.Tensor,
+                        states: torch.Tensor) -> torch.Tensor:
         """Teacher-forced joint scores (N, C, G classes) of the chunks whose codes are ``codes``
-        (N, C, c (K-1)) and key states ``states`` (N, C c) -> per-key conditionals (N, C, c K)."""
+        (N, C, c (K-1)), the decoder's vectors (N, C, Hd) and key states ``states`` (N, C c) ->
+        per-key conditionals (N, C, c K)."""
         cfg = self.cfg
         N, C = scores.shape[:2]
-        joint = self._linked(scores, codes).view(N, C, cfg.groups, cfg.classes)
+        joint = self._linked(scores, codes, vector).view(N, C, cfg.groups, cfg.classes)
         keys = key_logits(joint, states.view(N, C, cfg.groups, cfg.joint_keys), cfg.key_states)
         return keys.reshape(N, C, cfg.chunk * cfg.key_states)
 
@@ -255,16 +261,18 @@ class EnDeCell(nn.Module):
                                     back[:, j] if back is not None else None)
             out, dec_h = self.decoder(x.unsqueeze(1), dec_h)
             real = min(c, N_KEYS - lo)
+            vector = out[:, 0] + ctx
             if self.link is None:
-                logits = self.head(out[:, 0] + ctx).view(N, c, cfg.key_states)
+                logits = self.head(vector).view(N, c, cfg.key_states)
                 states = yield lo, logits[:, :real]
             else:                                    # group by group: yields (N, 1, classes), takes the class
-                states = (yield from self._group_writer(self.head(out[:, 0] + ctx), lo))[:, :real]
+                states = (yield from self._group_writer(self.head(vector), vector, lo))[:, :real]
             written = torch.cat([written[:, :r + lo], states, written[:, r + lo + real:]], 1)
         return written[:, r:r + N_KEYS]
 
-    def _group_writer(self, scores: torch.Tensor, lo: int):
-        """One chunk's groups drawn in turn from its scores (N, G classes): yields (first key,
+    def _group_writer(self, scores: torch.Tensor, vector: torch.Tensor, lo: int):
+        """One chunk's groups drawn in turn from its scores (N, G classes) and the decoder's
+        vector the head read (N, Hd): yields (first key,
         scores (N, 1, classes)) of each group on the keyboard, takes the class drawn; returns the
         chunk's key states (N, chunk)."""
         cfg = self.cfg
@@ -276,7 +284,7 @@ class EnDeCell(nn.Module):
             if first >= N_KEYS:                      # a group of padding keys alone: off
                 break
             codes = one_hot_states(states, cfg.key_states)
-            joint = self._linked(scores, codes)[:, q * cfg.classes:(q + 1) * cfg.classes]
+            joint = self._linked(scores, codes, vector)[:, q * cfg.classes:(q + 1) * cfg.classes]
             drawn = yield first, joint.unsqueeze(1)
             states[:, q * g:(q + 1) * g] = self.class_states(drawn[:, 0])
         return states

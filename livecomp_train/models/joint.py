@@ -5,6 +5,37 @@ that draws the same."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GroupLink(nn.Module):
+    """What each group of a chunk is told of the groups drawn below it, beyond the linear link:
+    a layer of ``link_hidden`` units that reads the decoder's vector for the chunk and the codes
+    of the keys drawn below the group (a causal mask), and adds its output to the group's scores.
+
+    The linear link adds the same scores for a key drawn below whatever the music around it, so
+    it cannot say both "a chord's key struck: strike its neighbours" and "a melody note struck:
+    no second one beside it". This layer reads where the chunk is and what it holds, so it can.
+    Its output weights start at zero: a model given one starts as the model without it."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        m, g, k1 = cfg.link_hidden, cfg.joint_keys, cfg.key_states - 1
+        self.groups, self.units, self.classes = cfg.groups, m, cfg.classes
+        self.context = nn.Linear(cfg.dec_hidden, m)
+        self.codes = nn.Linear(cfg.chunk * k1, cfg.groups * m, bias=False)
+        self.out = nn.Parameter(torch.zeros(cfg.groups, m, cfg.classes))
+        reads = torch.arange(cfg.chunk * k1) // (g * k1)                  # the group each code column is of
+        writes = torch.arange(cfg.groups * m) // m                         # the group each unit serves
+        self.register_buffer("mask", (reads.unsqueeze(0) < writes.unsqueeze(1)).float(), persistent=False)
+
+    def forward(self, vector: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """vector (..., dec_hidden), codes of the chunk's keys (..., chunk (K-1)) -> scores to
+        add to its groups' (..., groups K^n)."""
+        below = F.linear(codes, self.codes.weight * self.mask).view(*codes.shape[:-1], self.groups, self.units)
+        hidden = torch.relu(self.context(vector).unsqueeze(-2) + below)            # (..., G, m)
+        return (hidden.unsqueeze(-2) @ self.out).squeeze(-2).flatten(-2)            # (..., G K^n)
 
 
 def group_states(classes: torch.Tensor, key_states: int, keys: int) -> torch.Tensor:
