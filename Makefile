@@ -57,7 +57,7 @@ bench: $(STAMP)
 # its sizes and schedule, and how long: recipes/NAME.toml says it). piano trains in five phases
 # (piano-first, piano-classical on classical piano; piano-all-first, piano-all with pop and folk
 # added; piano, each chunk's keys drawn 4 at a time), pop in three (pop-plain, pop-lookback, pop),
-# folk in two (folk-plain, folk), each from the one before's weights. Time budgets: a rerun lands
+# folk in three (folk-plain, folk-joint, folk), each from the one before's weights. Time budgets: a rerun lands
 # near, not exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
 # seed, so a rerun rebuilds the same weights (same torch build). piano answers with 8 candidate
 # bars (its bar at 16 is twice as long, bench/latency.py), the others with 16.
@@ -85,7 +85,8 @@ run-piano-all-first: run-piano-classical
 run-piano-classical: run-piano-first
 run-pop: run-pop-lookback
 run-pop-lookback: run-pop-plain
-run-folk: run-folk-plain
+run-folk: run-folk-joint
+run-folk-joint: run-folk-plain
 
 models: $(addprefix run-,$(SHIPPED))
 	for name in $(SHIPPED); do \

@@ -311,8 +311,8 @@ BENCHMARKS = ("basic-jsb", "basic-nottingham", "endecell-jsb", "endecell-jsb-chu
 KEPT_RUNS = {**{f"benchmarks/{run}": run for run in BENCHMARKS},
              "piano": "shipped-piano", "piano-all-first": "piano-all-first", "piano-classical": "piano-classical",
              "piano-first": "piano-classical/first", "pop": "shipped-pop", "folk": "shipped-folk",
-             "folk-plain": "folk-plain", "piano-all": "piano-all", "pop-lookback": "pop-lookback",
-             "basic": "shipped-basic"}
+             "folk-joint": "folk-joint", "folk-plain": "folk-plain", "piano-all": "piano-all",
+             "pop-lookback": "pop-lookback", "basic": "shipped-basic"}
 
 
 @pytest.mark.parametrize("name", sorted(KEPT_RUNS))
