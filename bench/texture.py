@@ -51,46 +51,33 @@ def counts(frames: np.ndarray) -> np.ndarray:
     return np.bincount(sounding, minlength=MOST + 1) / max(sounding.size, 1)
 
 
-def second_alone(frames: np.ndarray) -> float:
-    """Share of steps of frames (..., steps, 88) that strike their second-highest sounding key
-    and no key under it."""
+def _seconds_alone(frames: np.ndarray) -> tuple[int, list[tuple[int, int]]]:
+    """Steps of frames (..., steps, 88), and (second key, top key) of each step that strikes its
+    second-highest sounding key and no key under it."""
     flat = np.asarray(frames).reshape(-1, np.asarray(frames).shape[-1])
-    hits = 0
+    found = []
     for frame in flat:
         keys = np.flatnonzero(frame)
         if keys.size >= 2 and frame[keys[-2]] == STRUCK and not (frame[keys[:-2]] == STRUCK).any():
-            hits += 1
-    return hits / max(len(flat), 1)
+            found.append((int(keys[-2]), int(keys[-1])))
+    return len(flat), found
+
+
+def second_alone(frames: np.ndarray) -> float:
+    """Share of steps of frames (..., steps, 88) that strike their second-highest sounding key
+    and no key under it."""
+    steps, found = _seconds_alone(frames)
+    return len(found) / max(steps, 1)
 
 
 def second_where(frames: np.ndarray, chunk: int = 8, group: int = 4) -> tuple[int, np.ndarray]:
     """Of the steps ``second_alone`` counts: how many, and the share whose second key is in the
     top key's group, in the other group of its chunk, in another chunk."""
-    flat = np.asarray(frames).reshape(-1, np.asarray(frames).shape[-1])
+    found = _seconds_alone(frames)[1]
     where = np.zeros(3)
-    for frame in flat:
-        keys = np.flatnonzero(frame)
-        if keys.size >= 2 and frame[keys[-2]] == STRUCK and not (frame[keys[:-2]] == STRUCK).any():
-            a, b = keys[-2], keys[-1]
-            where[0 if a // group == b // group else 1 if a // chunk == b // chunk else 2] += 1
-    n = int(where.sum())
-    return n, where / max(n, 1)
-
-
-def model_steps(model: str, pieces: list[np.ndarray], prime: int, seed: int) -> np.ndarray:
-    """Each step after each piece's opening drawn from the real steps before it: (pieces, steps, 88)."""
-    engine = Engine(find_model(model), provider="cpu")
-    rng = np.random.default_rng(seed)
-    out = []
-    for piece in pieces:
-        state = engine.advance(piece[:prime][None].astype(np.int64))
-        steps = []
-        for t in range(prime, len(piece)):
-            frames, _, _ = engine.bar(state, 1, 1.0, rng, steps=1)
-            steps.append(frames[0, 0])
-            state = engine.advance(piece[t:t + 1][None].astype(np.int64), state)
-        out.append(np.stack(steps))
-    return np.stack(out)
+    for a, b in found:
+        where[0 if a // group == b // group else 1 if a // chunk == b // chunk else 2] += 1
+    return len(found), where / max(len(found), 1)
 
 
 def openings(corpus: str, split: str, prime: int) -> list[np.ndarray]:
@@ -104,16 +91,23 @@ def openings(corpus: str, split: str, prime: int) -> list[np.ndarray]:
     return out
 
 
-def model_bars(model: str, pieces: list[np.ndarray], prime: int, seed: int) -> np.ndarray:
-    """One bar the model samples after each piece's opening: (pieces, steps, 88)."""
+def model_draws(model: str, pieces: list[np.ndarray], prime: int, seed: int, one_step: bool = False) -> np.ndarray:
+    """What the model samples after each piece's opening, to the piece's end: (pieces, steps, 88).
+    One bar of its own; with ``one_step``, each step drawn from the real steps before it."""
     engine = Engine(find_model(model), provider="cpu")
     rng = np.random.default_rng(seed)
-    bars = []
+    out = []
     for piece in pieces:
         state = engine.advance(piece[:prime][None].astype(np.int64))
-        frames, _, _ = engine.bar(state, 1, 1.0, rng, steps=len(piece) - prime)
-        bars.append(frames[0])
-    return np.stack(bars)
+        if not one_step:
+            out.append(engine.bar(state, 1, 1.0, rng, steps=len(piece) - prime)[0][0])
+            continue
+        steps = []
+        for t in range(prime, len(piece)):
+            steps.append(engine.bar(state, 1, 1.0, rng, steps=1)[0][0, 0])
+            state = engine.advance(piece[t:t + 1][None].astype(np.int64), state)
+        out.append(np.stack(steps))
+    return np.stack(out)
 
 
 def main() -> None:
@@ -130,11 +124,11 @@ def main() -> None:
     for corpus in args.corpora.split(","):
         pieces = [p for p in openings(corpus, args.split, args.prime) if len(p) - args.prime == 16]   # 4/4 bars
         real = np.stack([p[args.prime:] for p in pieces])
-        drawn = model_steps if args.one_step else model_bars
         print(f"\n{corpus} ({args.split}): {len(pieces)} pieces in 4/4, one bar after {args.prime} steps"
               f"{', each step drawn after the real ones' if args.one_step else ''}; share of steps by keys sounding")
         print(f"{'':<28}{header}")
-        rows = [("real", real)] + [(m, drawn(m, pieces, args.prime, args.seed)) for m in args.models.split(",")]
+        rows = [("real", real)] + [(m, model_draws(m, pieces, args.prime, args.seed, args.one_step))
+                                   for m in args.models.split(",")]
         for name, frames in rows:
             share = counts(frames)
             mean = float((np.asarray(frames) > 0).sum(-1).mean())

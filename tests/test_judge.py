@@ -144,5 +144,7 @@ def test_a_second_note_struck_under_the_top_over_held_chords_is_counted_and_a_ch
     frames[4, 62] = STRUCK                          # one key alone: no second key
     assert texture.second_alone(frames) == 2 / 5
     assert texture.second_alone(frames[None]) == 2 / 5
+    n, where = texture.second_where(frames)          # 57 under 60: keys 56-63 are one chunk, 56-59 and 60-63 its groups
+    assert n == 2 and where.tolist() == [0.0, 0.5, 0.5]   # 55 under 59: 55 is in the chunk below
     frames[3, 44] = HELD                            # the chord's top key alone struck again under the melody
     assert texture.second_alone(frames) == 3 / 5
