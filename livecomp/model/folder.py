@@ -95,14 +95,15 @@ def _check_values(info: dict, where: Path) -> None:
     whole("bar_steps", 1, 96 * 32)
     if "mix_shifts" in info:
         whole("mix_shifts", 0, 12)
-        if "step" not in info["files"]:        # a bar cut short is written step by step: its tempered
-            raise ModelError(f"{where}: a mixture of transposed copies (mix_shifts) needs its step graph, "
-                             f"which model.json does not name.")   # log-probability is not encode's
     trained = info.get("training")
     model = trained.get("model") if isinstance(trained, dict) else None
-    if isinstance(model, dict) and model.get("joint_keys", 1) != 1 and "step" not in info["files"]:
-        raise ModelError(f"{where}: a model that draws keys in groups (joint_keys) needs its step graph, which "
-                         f"model.json does not name.")   # a group's tempered log-probability is not its keys'
+    # a bar cut short is written step by step where its tempered log-probability is not encode's
+    # per-key one: a mixture's (one copy per frame) and a joint model's (one draw per group)
+    needs_step = ("a mixture of transposed copies (mix_shifts)" if "mix_shifts" in info else
+                  "a model that draws keys in groups (joint_keys)"
+                  if isinstance(model, dict) and model.get("joint_keys", 1) != 1 else None)
+    if needs_step and "step" not in info["files"]:
+        raise ModelError(f"{where}: {needs_step} needs its step graph, which model.json does not name.")
     if "candidates" in info:
         whole("candidates", 1, 64)             # the candidate bars live playing samples by default
     if "fit_floors" in info:                   # how far from its call an answer may go (bench/musicality.py)

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..configs import AutoencoderConfig, EnDeCellConfig
 from .common import N_KEYS, one_hot_states, run_lstm
-from .joint import GroupLink, group_states, key_logits
+from .joint import GroupLink, below_groups_mask, group_states, key_logits
 from .lockstep import mean_conditional, predict_lockstep, sample_lockstep
 
 
@@ -59,12 +59,9 @@ class EnDeCell(nn.Module):
         else:
             self.head = nn.Linear(cfg.dec_hidden, cfg.groups * cfg.classes)
             # group q of a chunk reads the codes of the chunk's groups below it: a causal mask
-            g, k1 = cfg.joint_keys, cfg.key_states - 1
-            self.link = nn.Linear(cfg.chunk * k1, cfg.groups * cfg.classes, bias=False)
+            self.link = nn.Linear(cfg.chunk * (cfg.key_states - 1), cfg.groups * cfg.classes, bias=False)
             nn.init.zeros_(self.link.weight)            # starts as independent groups; learns how they go together
-            reads = torch.arange(cfg.chunk * k1) // (g * k1)                     # the group each code column is of
-            writes = torch.arange(cfg.groups * cfg.classes) // cfg.classes       # the group each output is of
-            self.register_buffer("link_mask", (reads.unsqueeze(0) < writes.unsqueeze(1)).float(), persistent=False)
+            self.register_buffer("link_mask", below_groups_mask(cfg, cfg.classes), persistent=False)
         self.group_link = GroupLink(cfg) if cfg.link_hidden else None
         starts = torch.arange(cfg.n_chunks).unsqueeze(1) * cfg.chunk        # chunk j starts at key j c
         self.register_buffer("below_index", starts + torch.arange(cfg.reach), persistent=False)

@@ -9,6 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def below_groups_mask(cfg, per_group: int) -> torch.Tensor:
+    """A causal mask (groups per_group, chunk (K-1)) for a map from the codes of a chunk's keys to
+    ``per_group`` outputs for each of its groups: group q reads the codes of the groups below it."""
+    k1 = cfg.key_states - 1
+    reads = torch.arange(cfg.chunk * k1) // (cfg.joint_keys * k1)             # the group each code column is of
+    writes = torch.arange(cfg.groups * per_group) // per_group                # the group each output serves
+    return (reads.unsqueeze(0) < writes.unsqueeze(1)).float()
+
+
 class GroupLink(nn.Module):
     """What each group of a chunk is told of the groups drawn below it, beyond the linear link:
     a layer of ``link_hidden`` units that reads the decoder's vector for the chunk and the codes
@@ -21,14 +30,12 @@ class GroupLink(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        m, g, k1 = cfg.link_hidden, cfg.joint_keys, cfg.key_states - 1
-        self.groups, self.units, self.classes = cfg.groups, m, cfg.classes
+        m = cfg.link_hidden
+        self.groups, self.units = cfg.groups, m
         self.context = nn.Linear(cfg.dec_hidden, m)
-        self.codes = nn.Linear(cfg.chunk * k1, cfg.groups * m, bias=False)
+        self.codes = nn.Linear(cfg.chunk * (cfg.key_states - 1), cfg.groups * m, bias=False)
         self.out = nn.Parameter(torch.zeros(cfg.groups, m, cfg.classes))
-        reads = torch.arange(cfg.chunk * k1) // (g * k1)                  # the group each code column is of
-        writes = torch.arange(cfg.groups * m) // m                         # the group each unit serves
-        self.register_buffer("mask", (reads.unsqueeze(0) < writes.unsqueeze(1)).float(), persistent=False)
+        self.register_buffer("mask", below_groups_mask(cfg, m), persistent=False)
 
     def forward(self, vector: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """vector (..., dec_hidden), codes of the chunk's keys (..., chunk (K-1)) -> scores to
