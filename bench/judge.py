@@ -593,13 +593,15 @@ def main() -> None:
     parser.add_argument("--png-dir", type=Path, help="write rolls of 5 calls with answer and real continuation here")
     parser.add_argument("--mode", default="call", choices=("call", "duet"),
                         help="duet: livecomp plays along under the melody of the 2 bars after the call")
+    parser.add_argument("--no-repeat", action="store_true",
+                        help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
     args = parser.parse_args()
     os.chdir(ROOT)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
-                  choice=args.choice, mode=args.mode)
+                  choice=args.choice, mode=args.mode, repeat=not args.no_repeat)
     print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature "
           f"{cfg.temperature:g}, choice {cfg.choice}, fit weight {cfg.fit_weight:g}, "
-          f"silence {cfg.silence_beats:g} beats; cut {args.cut}; "
+          f"repeat gate {'on' if cfg.repeat else 'off'}, silence {cfg.silence_beats:g} beats; cut {args.cut}; "
           f"{FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}
     jobs = []

@@ -22,6 +22,11 @@ bars for every answer).
 training split (its collections weighing the same): the floors the performer screens its
 candidates with; `--write-floors` stores them in each model's model.json ("fit_floors"). A
 model without them is screened by ``FIT_FLOORS``: the default's, measured on its collections.
+`--gate` fits instead the repeat gate (livecomp/music/form.py: how likely an answer bar is to
+bring back the call's bar at its place in the phrase) on each model's training split, its
+collections weighing the same, and checks it on their validation splits; `--write-gate` stores it
+in model.json ("repeat_gate"). A model without one answers with ``form.REPEAT_GATE``: the
+default's.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.model.engine import DEFAULT_CANDIDATES, Engine  # noqa: E402
 from livecomp.model.folder import find_model, shipped_models  # noqa: E402
-from livecomp.music import musicality  # noqa: E402
+from livecomp.music import form, musicality  # noqa: E402
 from livecomp.music.frames import played_frames  # noqa: E402
 from livecomp.music.musicality import FIT_TERMS, CallStyle, measures, transposition_free  # noqa: E402
 from livecomp.music.roll import PianoRoll, onsets_of, roll_to_midi  # noqa: E402
@@ -292,6 +297,53 @@ def floors(corpora: tuple[str, ...] = FLOOR_CORPORA, steps_per_beat: int = 4) ->
     return out
 
 
+GATE_EVERY_BARS, GATE_CALL_BARS = 4, (2, 4, 8)     # a call of 2, 4 and 8 bars from every 4th bar line
+
+
+def gate_rows(path: str, split: str, steps_per_beat: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """The repeat gate's examples from the pieces of a split: for calls of ``GATE_CALL_BARS`` bars
+    from every ``GATE_EVERY_BARS``-th bar line (the call and as many bars after it of one bar
+    length), each of the call's bars with an onset: its features (``form.repeat_features``, after
+    the real bar before it) and whether the real bar at its place after the call brings it back."""
+    x, y = [], []
+    for roll in load_corpus(path, steps_per_beat, progress=False).splits[split]:
+        if not roll.n_steps:
+            continue
+        frames, starts = roll.to_states(3), roll.bar_starts() + [roll.n_steps]
+        for b0, bars in ((b0, n) for b0 in range(0, len(starts) - 1, GATE_EVERY_BARS) for n in GATE_CALL_BARS):
+            if b0 + 2 * bars >= len(starts) or len({starts[b + 1] - starts[b] for b in range(b0, b0 + 2 * bars)}) > 1:
+                continue
+            call = [frames[starts[b]:starts[b + 1]] for b in range(b0, b0 + bars)]
+            after = [frames[starts[b]:starts[b + 1]] for b in range(b0 + bars, b0 + 2 * bars)]
+            if sum(onsets_of(b).sum() for b in call) < MIN_CALL_NOTES:
+                continue
+            in_scale = CallStyle.of(np.concatenate(call), len(call[0])).own_scale
+            again = False
+            for j in range(bars):
+                if onsets_of(call[j]).any():
+                    x.append(form.repeat_features(call, j, again, roll.steps_per_beat, in_scale))
+                    y.append(bool(onsets_of(after[j]).any()) and form.same_bar(after[j], call[j]))
+                again = bool(y and y[-1]) and onsets_of(call[j]).any()
+    return np.array(x, np.float64).reshape(-1, len(form.FEATURES)), np.array(y, np.float64)
+
+
+def gate(corpora: tuple[str, ...]) -> tuple[form.RepeatGate, dict]:
+    """The repeat gate fitted on the training splits of ``corpora`` (each weighing the same), and
+    on each one's validation split the share of bars the composers brought back, the mean
+    probability the gate gives them, and its ROC AUC."""
+    from judge import roc_auc
+
+    train = [gate_rows(c, "train") for c in corpora]
+    weights = np.concatenate([np.full(len(y), 1.0 / max(len(y), 1)) for _, y in train])
+    fitted = form.fit_gate(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), weights)
+    checks = {}
+    for corpus in corpora:
+        x, y = gate_rows(corpus, "valid")
+        p = np.array([fitted.probability(row) for row in x])
+        checks[corpus] = {"bars": len(y), "real": float(y.mean()), "gate": float(p.mean()), "auc": roc_auc(p, y)}
+    return fitted, checks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(shipped_models()), help="shipped model names or folders")
@@ -316,9 +368,27 @@ def main() -> None:
     parser.add_argument("--floors", action="store_true",
                         help="print how far real continuations go from their calls on each model's training data")
     parser.add_argument("--write-floors", action="store_true", help="with --floors: store them in model.json")
+    parser.add_argument("--gate", action="store_true",
+                        help="fit the repeat gate on each model's training data and check it on the validation split")
+    parser.add_argument("--write-gate", action="store_true", help="with --gate: store it in model.json")
+    parser.add_argument("--no-repeat", action="store_true",
+                        help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
     args = parser.parse_args()
     import os
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
+    if args.gate:
+        for model in args.models.split(","):
+            fitted, checks = gate(collections_of(model))
+            print(f"{model}: {json.dumps(fitted.to_json())}")
+            for corpus, c in checks.items():
+                print(f"  {corpus} (validation): {c['bars']} call bars, brought back {c['real']:.3f}, "
+                      f"gate {c['gate']:.3f}, ROC AUC {c['auc']:.3f}")
+            if args.write_gate:
+                path = find_model(model) / "model.json"
+                info = json.loads(path.read_text())
+                info["repeat_gate"] = fitted.to_json()
+                atomic_write_bytes(path, (json.dumps(info, indent=2) + "\n").encode())
+        return
     if args.floors:
         for model in args.models.split(","):
             corpora = collections_of(model)
@@ -339,12 +409,13 @@ def main() -> None:
             parser.error(f"--fit-terms: no term {name!r} (terms: {', '.join(FIT_TERMS)})")
         FIT_TERMS[name] = float(value)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
-                  choice=args.choice, answer_from=args.answer_from)
+                  choice=args.choice, answer_from=args.answer_from, repeat=not args.no_repeat)
     print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, choice {cfg.choice}, "
           f"fit weight "
           f"{cfg.fit_weight:g} nats "
           f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
-          f"answer from {cfg.answer_from}, silence {cfg.silence_beats:g} beats; seed {args.seed}")
+          f"answer from {cfg.answer_from}, repeat gate {'on' if cfg.repeat else 'off'}, "
+          f"silence {cfg.silence_beats:g} beats; seed {args.seed}")
     everything = []
     for model in args.models.split(","):
         index = None if args.no_copies else copy_index_for(model, 4)

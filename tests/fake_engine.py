@@ -14,6 +14,7 @@ class EchoEngine:
     key_states, steps_per_beat, beats_per_bar, steps_per_bar, bar_steps = 3, 4, 4, 16, 16
     candidates = 16
     fit_floors = None
+    repeat_gate = None
 
     def initial_state(self, batch: int = 1) -> State:
         return State({"last": np.zeros((batch, N_KEYS), np.float32)})

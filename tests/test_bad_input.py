@@ -220,6 +220,9 @@ CASES = [
      ["generate", "--model", "model", "--out", "g.mid"], 1, "fit_floors", []),
     ("model-floors-text", [model_with(fit_floors="tight")], ["generate", "--model", "model", "--out", "g.mid"], 1,
      "fit_floors", []),
+    ("model-repeat-gate-short", [model_with(repeat_gate={"features": ["first"], "mean": [0], "scale": [1],
+                                                         "weights": [0], "bias": 0})],
+     ["generate", "--model", "model", "--out", "g.mid"], 1, "repeat_gate", []),
     ("models-card-of-wrong-types", [model_with(musicality=3, training="x", metrics={"x": {"nll": "a"}},
                                                parameters=True)], ["models", "model"], 0, "", []),
     # training

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..music.form import REPEAT_GATE, RepeatGate
 from ..music.musicality import floors_from_json
 from ..music.roll import N_KEYS
 from .folder import ModelError, plain, read_model_json
@@ -109,6 +110,10 @@ class Engine:
         # how far from its call an answer may go, measured on the model's own training data
         # (bench/musicality.py --floors --write-floors); None: FIT_FLOORS
         self.fit_floors = floors_from_json(self.info["fit_floors"]) if "fit_floors" in self.info else None
+        # how likely an answer bar brings back the call's bar at its place in the phrase, learnt
+        # on the model's own training data (bench/musicality.py --gate --write-gate); else the default's
+        self.repeat_gate = RepeatGate.from_json(self.info["repeat_gate"]) if "repeat_gate" in self.info \
+            else REPEAT_GATE
         self.state_spec = [(s["name"], tuple(s["shape"])) for s in self.info["state"]]
         if provider not in ("auto", "cpu", "cuda"):
             raise ModelError(f"provider must be auto, cpu or cuda, not {provider!r}.")

@@ -112,6 +112,12 @@ def _check_values(info: dict, where: Path) -> None:
             floors_from_json(info["fit_floors"])
         except ValueError as exc:
             raise ModelError(f"{where}: {exc}.") from None
+    if "repeat_gate" in info:                  # how often an answer bar brings back the call's (bench/musicality.py)
+        from ..music.form import RepeatGate
+        try:
+            RepeatGate.from_json(info["repeat_gate"])
+        except ValueError as exc:
+            raise ModelError(f"{where}: {exc}.") from None
     if "ensemble" in info:
         whole("ensemble", 2, 64)               # runs whose per-key conditionals are averaged
     state = info["state"]
@@ -199,6 +205,9 @@ def card(folder: Path) -> list[str]:
     if "fit_floors" in info:                     # checked by read_model_json
         lines.append("  an answer bar goes no further from its call than 9 in 10 of the real continuations in its "
                      "training data (fit_floors)")
+    if "repeat_gate" in info:                    # checked by read_model_json
+        lines.append("  an answer bar brings back the call's bar at its place in the phrase as often as the music it "
+                     "learnt from does (repeat_gate)")
     musicality = _table(info, "musicality")
     measures = ("key", "rhythm", "density", "register")
     answers = {k: v for k, v in musicality.items() if isinstance(v, dict) and isinstance(v.get("real"), dict)

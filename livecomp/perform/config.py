@@ -29,6 +29,7 @@ class PerformerConfig:
                                          # 0: the most likely bar), among those left
     answer_from: str = "call"          # "call": the state at the first line after the call's last sound
                                        # "heard": everything heard, the silence that ended the call included
+    repeat: bool = True                # an answer bar may bring back the call's bar at its place in the phrase
     seed: int | None = None
     barge_in: str = "stop"             # "stop" | "continue"
     sustain: bool = True

@@ -20,7 +20,9 @@ the bar line the answer starts on, and each further bar as the one before starts
 sampled in the half step before it is due. The answer continues the call, not the silence that
 ended it (``answer_from``), and of the ``candidates`` bars sampled at once the one kept is the
 first that goes no further from the call than real music does (``CallStyle.choose``; with
-``choice="fit"`` the one that agrees best). Playing during an answer stops it
+``choice="fit"`` the one that agrees best), unless the answer's bar brings back the call's bar
+at its place in the phrase, as often as the composers' own next bars do (``form.Repeats``;
+``repeat=False``: never). Playing during an answer stops it
 (``barge_in="stop"``) or is heard alongside it (``"continue"``).
 """
 
@@ -34,6 +36,7 @@ import numpy as np
 
 from ..io.midi import DRUMS, SUSTAIN, channel, is_control, is_note, is_note_on
 from ..model.engine import Engine, State
+from ..music.form import Repeats
 from ..music.frames import Dynamics, Event, FrameBuilder, NoteTracker, likely_next
 from ..music.musicality import CallStyle
 from ..music.roll import N_KEYS, STRUCK, onsets_of
@@ -54,6 +57,7 @@ class _Answer:
     heard: dict = field(default_factory=dict)       # step -> frame heard during the answer
     state_after: State | None = None   # state after the planned frames
     tracker: NoteTracker | None = None
+    repeats: Repeats | None = None     # which answer bars bring back the call's bar at their place in the phrase
 
 
 class Performer:
@@ -253,9 +257,10 @@ class Performer:
         self.last_call_bars = call_bars if call_bars >= 2 else None
         call = np.stack(self.call[:self.last_sound - self.call_start + 1])
         style = CallStyle.of(call, self.steps_per_bar, self.call_start, self.engine.fit_floors)
+        repeats = Repeats(call, self.steps_per_bar, self.steps_per_beat, self.call_start, call_bars, style.own_scale,
+                          self.engine.repeat_gate if self.cfg.repeat else None)
         self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
-                              self.call_start, tentative=early,
-                              tracker=NoteTracker(self._dynamics()))
+                              self.call_start, tentative=early, tracker=NoteTracker(self._dynamics()), repeats=repeats)
         self.answers += 1
         self.answer_notes = 0
         self.planned.append((start, self.answer.end))
@@ -291,7 +296,11 @@ class Performer:
             return []
         frames, logp, after = self._bar(a.state_after or a.state_before, first=not a.frames)
         before = np.concatenate(a.frames) if a.frames else None
-        best = a.style.choose(frames, logp, self.cfg.fit_weight, before, floors=self.cfg.choice == "floors")
+        again = a.repeats.draw(len(a.frames), self.rng, before)
+        best = 0 if again is not None else \
+            a.style.choose(frames, logp, self.cfg.fit_weight, before, floors=self.cfg.choice == "floors")
+        if again is not None:                             # the call's bar at this place in the phrase
+            frames, after = again[None], self.engine.advance(again[None], a.state_after or a.state_before)
         a.frames.append(frames[best])
         a.state_after = after.take(best)
         events = a.tracker.feed(frames[best], first)
@@ -340,10 +349,8 @@ class Performer:
         a = self.answer
         played = np.concatenate(a.frames)[: last - a.start + 1] if a.frames else np.zeros((0, N_KEYS), np.int64)
         merged = played.astype(np.int64).copy()
-        for step, frame in a.heard.items():
-            i = step - a.start
-            if 0 <= i < len(merged):
-                merged[i] = np.maximum(merged[i], frame)
+        for i, frame in ((step - a.start, f) for step, f in a.heard.items() if 0 <= step - a.start < len(merged)):
+            merged[i] = np.maximum(merged[i], frame)
         self.state = self.engine.advance(merged[None], a.state_before) if len(merged) else a.state_before
         self.answer = None
         self.last_sound = last
