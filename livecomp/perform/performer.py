@@ -69,6 +69,7 @@ class Performer:
         self.steps_per_bar = steps_per_bar
         self.steps_per_beat = steps_per_beat
         self.rng = np.random.default_rng(self.cfg.seed)
+        self.form_rng = self.rng.spawn(1)[0]              # the repeat gate's draws, apart from the sampling's
         self.answers = 0
         self.planned: list[tuple[int, int]] = []           # (first step, step after the last) of each answer
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
@@ -294,13 +295,13 @@ class Performer:
         first = a.start + len(a.frames) * self.steps_per_bar
         if first >= a.end:
             return []
-        frames, logp, after = self._bar(a.state_after or a.state_before, first=not a.frames)
-        before = np.concatenate(a.frames) if a.frames else None
-        again = a.repeats.draw(len(a.frames), self.rng, before)
-        best = 0 if again is not None else \
-            a.style.choose(frames, logp, self.cfg.fit_weight, before, floors=self.cfg.choice == "floors")
-        if again is not None:                             # the call's bar at this place in the phrase
-            frames, after = again[None], self.engine.advance(again[None], a.state_after or a.state_before)
+        state, before = a.state_after or a.state_before, np.concatenate(a.frames) if a.frames else None
+        again = a.repeats.draw(len(a.frames), self.form_rng, before)
+        if again is not None:                             # the call's bar at this place in the phrase, not sampled
+            frames, after, best, self.foreseen = again[None], self.engine.advance(again[None], state), 0, None
+        else:
+            frames, logp, after = self._bar(state, first=not a.frames)
+            best = a.style.choose(frames, logp, self.cfg.fit_weight, before, floors=self.cfg.choice == "floors")
         a.frames.append(frames[best])
         a.state_after = after.take(best)
         events = a.tracker.feed(frames[best], first)
