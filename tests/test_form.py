@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livecomp.music.form import FEATURES, RepeatGate, Repeats, fit_gate, repeat_features
-from livecomp.music.roll import HELD, LOW_KEY, STRUCK
+from livecomp.model.engine import Engine
+from livecomp.model.folder import shipped_models
+from livecomp.music.form import FEATURES, RepeatGate, Repeats, fit_gate, phrase_bars, repeat_features, same_bar
+from livecomp.music.roll import HELD, LOW_KEY, STRUCK, midi_to_roll
 from livecomp.perform.performer import Performer, PerformerConfig
 
+from conftest import TUNES as NOTTINGHAM
 from fake_engine import EchoEngine
 from test_performer import run
 
@@ -54,17 +57,17 @@ def test_a_bar_brought_back_strikes_a_key_held_into_it_unless_the_answer_sounds_
     bars[1][:4, key] = HELD
     call = np.concatenate(bars)
     rng = np.random.default_rng(0)
-    repeats = Repeats(call, 16, 4, 0, 2, 1.0, ALWAYS)
+    repeats = Repeats(call, 16, 4, 0, 1.0, ALWAYS)
     assert repeats.draw(0, rng)[0, key] == STRUCK
     assert repeats.draw(1, rng, before=bars[0])[0, key] == HELD             # the tie goes on
-    assert Repeats(call, 16, 4, 0, 2, 1.0, ALWAYS).draw(1, rng)[0, key] == STRUCK   # struck afresh
-    assert Repeats(call, 16, 4, 0, 2, 1.0, NEVER).draw(0, rng) is None
+    assert Repeats(call, 16, 4, 0, 1.0, ALWAYS).draw(1, rng)[0, key] == STRUCK   # struck afresh
+    assert Repeats(call, 16, 4, 0, 1.0, NEVER).draw(0, rng) is None
 
 
 def test_a_silent_bar_of_the_call_is_never_brought_back():
     call = np.zeros((32, 88), np.int64)
     call[16, 40] = STRUCK
-    repeats = Repeats(call, 16, 4, 0, 2, 1.0, ALWAYS)
+    repeats = Repeats(call, 16, 4, 0, 1.0, ALWAYS)
     assert repeats.probability(0) == 0.0 and repeats.probability(1) > 0.99
 
 
@@ -100,3 +103,32 @@ def test_the_gate_learns_which_features_bring_a_bar_back_and_keeps_them_through_
 def test_a_damaged_gate_is_refused_in_one_sentence(table, says):
     with pytest.raises(ValueError, match=says):
         RepeatGate.from_json(table)
+
+
+@pytest.mark.skipif("folk" not in shipped_models(), reason="needs the shipped folk model")
+def test_the_shipped_folk_model_brings_back_some_bars_of_real_tunes_calls_and_only_with_its_gate():
+    """The opening bars of 16 real tunes, answered as `duet` answers them with the shipped
+    defaults: some answer bars are the call's bar at their place in the phrase (as some of the
+    tunes' own next bars are), fewer than a bar in four, and none without the gate."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "bench" / "musicality.py"
+    spec = importlib.util.spec_from_file_location("musicality", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    engine = Engine(shipped_models()["folk"], provider="cpu")
+    brought_back = {True: 0, False: 0}
+    real = bars = 0
+    for i, tune in enumerate(sorted(NOTTINGHAM.glob("*.mid"))[:16]):
+        for c in bench.calls_of(midi_to_roll(tune, 4), 4, (0,))[0]:
+            first, bar = int(np.flatnonzero(c["call"].any(1))[0]), c["bar"]
+            phrase = phrase_bars(c["call"][first:], bar, first)        # as the performer cuts it
+            real += sum(same_bar(c["real"][j * bar:(j + 1) * bar], phrase[j]) for j in range(min(2, len(phrase))))
+            for repeat in (True, False):
+                answer = bench.answer(engine, c, PerformerConfig(seed=i, repeat=repeat))
+                brought_back[repeat] += sum(same_bar(answer[j * bar:(j + 1) * bar], phrase[j])
+                                            for j in range(min(len(answer) // bar, len(phrase))))
+            bars += len(phrase)
+    assert real > 0 and brought_back[False] == 0
+    assert 1 <= brought_back[True] <= bars / 4, (brought_back, real, bars)

@@ -40,13 +40,14 @@ def same_bar(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.array_equal(fresh(a), fresh(b)))
 
 
-def phrase_bars(call: np.ndarray, steps_per_bar: int, first_step: int, bars: int) -> list[np.ndarray]:
-    """The call's ``bars`` bars of its phrase: cut on the grid's bar lines from the one nearest
-    the call's first step (``first_step``; the frames before it silence), the last ones short of
-    the call silence too."""
+def phrase_bars(call: np.ndarray, steps_per_bar: int, first_step: int) -> list[np.ndarray]:
+    """The bars of a call's phrase: cut on the grid's bar lines from the one nearest the call's
+    first step (``first_step``: an upbeat belongs to the bar before the phrase) to the first at or
+    after its end (the call's last bar filled with silence), at least one bar."""
     start = (first_step + steps_per_bar // 2) // steps_per_bar * steps_per_bar
+    end = -(-(first_step + len(call)) // steps_per_bar) * steps_per_bar
     out = []
-    for k in range(bars):
+    for k in range(max((end - start) // steps_per_bar, 1)):
         a = start + k * steps_per_bar - first_step
         bar = np.zeros((steps_per_bar, call.shape[1]), call.dtype)
         lo, hi = max(a, 0), min(a + steps_per_bar, len(call))
@@ -120,12 +121,13 @@ class RepeatGate:
 
 
 class Repeats:
-    """Which bars of one answer bring back the call's bar at the same place in its phrase: each
-    bar drawn in turn against its gate's probability (``draw``)."""
+    """Which bars of one answer bring back the call's bar at the same place in its phrase (answer
+    bar j the phrase's bar j, ``phrase_bars``): each bar drawn in turn against the gate's
+    probability (``draw``)."""
 
-    def __init__(self, call: np.ndarray, steps_per_bar: int, steps_per_beat: int, first_step: int, bars: int,
+    def __init__(self, call: np.ndarray, steps_per_bar: int, steps_per_beat: int, first_step: int,
                  in_scale: float, gate: RepeatGate | None):
-        self.bars = phrase_bars(call, steps_per_bar, first_step, bars)
+        self.bars = phrase_bars(call, steps_per_bar, first_step)
         self.steps_per_beat, self.in_scale, self.gate = steps_per_beat, in_scale, gate
         self.after_copy = False
 

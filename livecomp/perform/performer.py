@@ -258,7 +258,7 @@ class Performer:
         self.last_call_bars = call_bars if call_bars >= 2 else None
         call = np.stack(self.call[:self.last_sound - self.call_start + 1])
         style = CallStyle.of(call, self.steps_per_bar, self.call_start, self.engine.fit_floors)
-        repeats = Repeats(call, self.steps_per_bar, self.steps_per_beat, self.call_start, call_bars, style.own_scale,
+        repeats = Repeats(call, self.steps_per_bar, self.steps_per_beat, self.call_start, style.own_scale,
                           self.engine.repeat_gate if self.cfg.repeat else None)
         self.answer = _Answer(start, start + bars * self.steps_per_bar, self._answer_state(n, start), style,
                               self.call_start, tentative=early, tracker=NoteTracker(self._dynamics()), repeats=repeats)
