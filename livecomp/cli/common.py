@@ -87,6 +87,9 @@ BARGE_IN = typer.Option(BargeIn("stop"), "--barge-in",
 MODE = typer.Option(Mode.call, "--mode",
                     help="call: call and response; duet: play along step by step, hearing both parts.")
 SUSTAIN = typer.Option(True, "--sustain/--no-sustain", help="Honour the sustain pedal.")
+REPEAT = typer.Option(True, "--repeat/--no-repeat",
+                      help="An answer bar may be your call's bar at its place in the phrase, as often as the music "
+                           "the model learnt from brings such a bar back (its card's repeat gate).")
 CHANNEL = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on.")
 
 
@@ -165,13 +168,13 @@ def _phrase_bars(text: str) -> tuple[int, ...]:
 
 
 def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                      barge_in, sustain, mode="call", phrase_bars="4,8"):
+                      barge_in, sustain, mode="call", phrase_bars="4,8", repeat=True):
     from ..perform.performer import PerformerConfig
 
     return _config(PerformerConfig, silence_beats=silence_beats, min_call_beats=min_call_beats,
                    max_call_bars=max_call_bars, bars=bars, align=Align(align).value, temperature=temperature,
                    candidates=candidates, seed=seed, barge_in=BargeIn(barge_in).value, sustain=sustain,
-                   mode=Mode(mode).value, phrase_bars=_phrase_bars(phrase_bars))
+                   mode=Mode(mode).value, phrase_bars=_phrase_bars(phrase_bars), repeat=repeat)
 
 
 def _config(cls, **fields):

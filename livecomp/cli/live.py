@@ -21,6 +21,7 @@ from .common import (
     MODEL,
     PHRASE_BARS,
     PROVIDER,
+    REPEAT,
     SILENCE_BEATS,
     SUSTAIN,
     TEMPERATURE,
@@ -109,6 +110,7 @@ def listen(
     barge_in: BargeIn = BARGE_IN,
     mode: Mode = MODE,
     sustain: bool = SUSTAIN,
+    repeat: bool = REPEAT,
     channel: int = CHANNEL,
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500,
                                      help="Send this much earlier to make up for a synth's delay."),
@@ -175,7 +177,7 @@ def listen(
     if tempo is not None and not 20 <= tempo <= 400:
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain, mode, phrase_bars)
+                            barge_in, sustain, mode, phrase_bars, repeat)
     if learn and not controls:
         fail("--learn maps the controls, which --no-controls turns off: give one of them.", 2)
     try:

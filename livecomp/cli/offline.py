@@ -22,6 +22,7 @@ from .common import (
     MODEL,
     PHRASE_BARS,
     PROVIDER,
+    REPEAT,
     SILENCE_BEATS,
     SUSTAIN,
     TEMPERATURE,
@@ -245,6 +246,7 @@ def duet(
     barge_in: BargeIn = BARGE_IN,
     mode: Mode = MODE,
     sustain: bool = SUSTAIN,
+    repeat: bool = REPEAT,
     channel: int = CHANNEL,
     provider: Provider = PROVIDER,
 ) -> None:
@@ -258,7 +260,7 @@ def duet(
     from ..perform.duet import part
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain, mode, phrase_bars)
+                            barge_in, sustain, mode, phrase_bars, repeat)
     performance = performance or example_path(EXAMPLE_PHRASE)
     check_outputs(("--out", out), ("--png", png), ("--wav", wav),
                   inputs=(("performance", performance),))
