@@ -11,7 +11,8 @@ bars are the continuation scored. "real" is the piece's own next 2 bars; "other"
 piece's bars 5-6, so a reader sees the range of each measure. The measures (key, rhythm,
 density, register, silent, echo) are defined in livecomp/music/musicality.py; "copied" is the
 longest run of consecutive answer bars (the whole answer) found verbatim, at any
-transposition, in the model's training split (bars without an onset never count).
+transposition, in the model's training split (bars without an onset never count, nor bars that
+repeat a bar of the call: those are the musician's).
 
 Prints, per model and corpus, the mean of each measure for livecomp, real and other, and
 whether the targets hold (key and rhythm >= 0.95 x real, register <= 1.25 x real, density in
@@ -128,15 +129,20 @@ class CopyIndex:
                         if key is not None:
                             self.blocks[k].add(key)
 
-    def longest_copy(self, frames: np.ndarray) -> int:
-        """Longest run of consecutive bars of ``frames`` found in the index (bars without an onset break runs)."""
+    def longest_copy(self, frames: np.ndarray, call_bars: set | None = None) -> int:
+        """Longest run of consecutive bars of ``frames`` found in the index. Bars without an onset
+        break runs, and so do bars that repeat a bar of the call (``call_bars``, transposition-free
+        as ``CallStyle.bars`` holds them): those are the musician's, not the training data's."""
         bars = len(frames) // self.spb
+        own = [onsets_of(frames[i * self.spb:(i + 1) * self.spb]).any()
+               and transposition_free(frames[i * self.spb:(i + 1) * self.spb]) not in (call_bars or set())
+               for i in range(bars)]
         best = 0
         for k in range(1, min(bars, max(self.blocks)) + 1):
             found = False
             for b in range(bars - k + 1):
                 block = frames[b * self.spb:(b + k) * self.spb]
-                if all(onsets_of(block[i * self.spb:(i + 1) * self.spb]).any() for i in range(k)):
+                if all(own[b:b + k]):
                     if transposition_free(block) in self.blocks[k]:
                         found = True
                         break
@@ -196,7 +202,7 @@ def run(model: str, corpus_name: str, split: str, cfg: PerformerConfig, seed: in
             frames = np.zeros((REAL_BARS * call["bar"], 88), np.uint8)
         live.append(measures(call["call"], frames[:REAL_BARS * call["bar"]], call["bar"]))
         if copy_index is not None and call["bar"] == copy_index.spb:
-            copied.append(copy_index.longest_copy(frames))
+            copied.append(copy_index.longest_copy(frames, CallStyle.of(call["call"], call["bar"]).bars))
     seconds = time.perf_counter() - started
     result = {"model": engine.name, "corpus": corpus_name, "split": split, "calls": len(calls),
               "pieces": len(rolls), "skipped": skipped, "unanswered": silent_answers,

@@ -148,3 +148,16 @@ def test_a_second_note_struck_under_the_top_over_held_chords_is_counted_and_a_ch
     assert n == 2 and where.tolist() == [0.0, 0.5, 0.5]   # 55 under 59: 55 is in the chunk below
     frames[3, 44] = HELD                            # the chord's top key alone struck again under the melody
     assert texture.second_alone(frames) == 3 / 5
+
+
+def test_a_bar_brought_back_from_the_call_breaks_a_run_copied_from_the_training_data():
+    musicality = _load("musicality")
+    rng = np.random.default_rng(1)
+    bars = [np.zeros((16, N_KEYS), np.uint8) for _ in range(3)]
+    for bar in bars:
+        bar[rng.choice(16, 4, replace=False), rng.choice(N_KEYS, 4)] = STRUCK
+    song = np.concatenate(bars)
+    index = musicality.CopyIndex([song], [[0, 16, 32]], 16, 4)
+    assert index.longest_copy(song) == 3
+    call = musicality.CallStyle.of(np.concatenate([bars[1], np.zeros((16, N_KEYS), np.uint8)]), 16)
+    assert index.longest_copy(song, call.bars) == 1            # bar 2 is the musician's: runs of 1 either side
