@@ -54,9 +54,9 @@ bench: $(STAMP)
 
 # The shipped models, exported to livecomp/exported/<name>, their checkpoints kept in
 # bench/checkpoints/shipped-<name>, each trained from its recipe in recipes/ (what it learns from,
-# its sizes and schedule, and how long: recipes/NAME.toml says it). piano trains in five phases
+# its sizes and schedule, and how long: recipes/NAME.toml says it). piano trains in six phases
 # (piano-first, piano-classical on classical piano; piano-all-first, piano-all with pop and folk
-# added; piano, each chunk's keys drawn 4 at a time), pop in three (pop-plain, pop-lookback, pop),
+# added; piano-joint, each chunk's keys drawn 4 at a time; piano, the group link), pop in three (pop-plain, pop-lookback, pop),
 # folk in three (folk-plain, folk-joint, folk), each from the one before's weights. Time budgets: a rerun lands
 # near, not exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
 # seed, so a rerun rebuilds the same weights (same torch build). piano answers with 8 candidate
@@ -79,7 +79,8 @@ run-%: $(STAMP)
 	rm -rf $(MODEL_RUNS)/$*
 	OMP_NUM_THREADS=1 $(BIN)/livecomp train --recipe recipes/$*.toml --quiet --out $(MODEL_RUNS)/$*
 
-run-piano: run-piano-all
+run-piano: run-piano-joint
+run-piano-joint: run-piano-all
 run-piano-all: run-piano-all-first
 run-piano-all-first: run-piano-classical
 run-piano-classical: run-piano-first
