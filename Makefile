@@ -64,7 +64,7 @@ bench: $(STAMP)
 MODEL_RUNS ?= runs/models
 SHIPPED    ?= piano pop folk basic
 # more-piano goes on from the shipped piano's weights (bench/checkpoints/shipped-piano) for another
-# 70 minutes of cosine schedule, into runs/models/piano-more.
+# 145 minutes of cosine schedule (recipes/piano.toml's), into runs/models/piano-more.
 more-piano: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/livecomp train --recipe recipes/piano.toml --init-from bench/checkpoints/shipped-piano \
 	  --quiet --out $(MODEL_RUNS)/piano-more
