@@ -66,8 +66,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from livecomp.files import atomic_write_bytes  # noqa: E402
 from livecomp.model.engine import Engine  # noqa: E402
 from livecomp.model.folder import find_model, shipped_models  # noqa: E402
+from livecomp.music.form import fresh as struck_again  # noqa: E402  (the first step strikes every key it holds)
 from livecomp.music.musicality import overlap, pitch_class_profile, position_profile, scale_of, transposition_free  # noqa: E402
-from livecomp.music.roll import HELD, LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
+from livecomp.music.roll import LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
 from livecomp.perform.performer import PerformerConfig  # noqa: E402
 
 from musicality import REAL_BARS, answer, calls_of  # noqa: E402
@@ -328,14 +329,6 @@ def judge(calls: list[dict], fakes: list[np.ndarray], seed: int, classifiers=CLA
 
 
 # -- calls, answers, controls --------------------------------------------------------------------
-
-
-def struck_again(frames: np.ndarray) -> np.ndarray:
-    """Frames whose first step strikes every key it holds: music that starts there, as an answer does."""
-    out = np.array(frames, copy=True)
-    if len(out):
-        out[0][out[0] == HELD] = STRUCK
-    return out
 
 
 def gather_calls(corpus_path: str, steps_per_beat: int, per_piece: int, split: str = "test",

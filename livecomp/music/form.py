@@ -6,8 +6,9 @@ cannot learn this (they see one bar back, not a phrase), so the performer carrie
 model of form: a logistic regression on features of the call (``repeat_features``), trained on
 the real music a model learnt from (``bench/musicality.py --gate``), that gives for answer bar j
 the probability that the composer's bar j of the answer repeats bar j of the call. The performer
-draws against that probability: the share of its answer bars that repeat the call is, on each
-collection, the share the composers' own next bars do (measured on calls the gate never saw).
+draws against that probability, so its answer bars repeat the call about as often as the
+composers' own next bars do in the music it learnt from (the gate's mean probability against the
+real share, on calls it never saw: ``bench/musicality.py --gate``).
 
 Everything here reads only the call and the answer so far: no judge, no measure of the answer
 chooses anything.
