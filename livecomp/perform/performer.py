@@ -350,8 +350,10 @@ class Performer:
         a = self.answer
         played = np.concatenate(a.frames)[: last - a.start + 1] if a.frames else np.zeros((0, N_KEYS), np.int64)
         merged = played.astype(np.int64).copy()
-        for i, frame in ((step - a.start, f) for step, f in a.heard.items() if 0 <= step - a.start < len(merged)):
-            merged[i] = np.maximum(merged[i], frame)
+        for step, frame in a.heard.items():
+            i = step - a.start
+            if 0 <= i < len(merged):
+                merged[i] = np.maximum(merged[i], frame)
         self.state = self.engine.advance(merged[None], a.state_before) if len(merged) else a.state_before
         self.answer = None
         self.last_sound = last
