@@ -16,6 +16,9 @@ class EchoEngine:
     fit_floors = None
     repeat_gate = None
 
+    def specialists(self) -> list:
+        return []
+
     def initial_state(self, batch: int = 1) -> State:
         return State({"last": np.zeros((batch, N_KEYS), np.float32)})
 

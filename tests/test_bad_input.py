@@ -223,6 +223,10 @@ CASES = [
     ("model-repeat-gate-short", [model_with(repeat_gate={"features": ["first"], "mean": [0], "scale": [1],
                                                          "weights": [0], "bias": 0})],
      ["generate", "--model", "model", "--out", "g.mid"], 1, "repeat_gate", []),
+    ("model-specialists-text", [model_with(specialists="folk")], ["generate", "--model", "model", "--out", "g.mid"],
+     1, "specialists", []),
+    ("model-specialist-unknown", [model_with(specialists=["no-such-model"])],
+     ["duet", "--model", "model", "--out", "d.mid"], 1, "specialist 'no-such-model'", []),
     ("models-card-of-wrong-types", [model_with(musicality=3, training="x", metrics={"x": {"nll": "a"}},
                                                parameters=True)], ["models", "model"], 0, "", []),
     # training

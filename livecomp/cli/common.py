@@ -91,6 +91,9 @@ REPEAT = typer.Option(True, "--repeat/--no-repeat",
                       help="An answer bar may be your call's bar at its place in the phrase, as often as the music "
                            "the model learnt from brings such a bar back (its card's repeat gate).")
 CHANNEL = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on.")
+FOLLOW_STYLE = typer.Option(True, "--follow-style/--no-follow-style",
+                            help="A call that one of the model's specialists (its card names them) finds more "
+                                 "likely than the model does is answered by that specialist.")
 
 
 def check_outputs(*outputs: tuple[str, Optional[Path]], replace: bool = True,
@@ -131,9 +134,10 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 
-def _engine(model, provider: str = "auto", job: str = "live", say=None):
+def _engine(model, provider: str = "auto", job: str = "live", say=None, specialists: bool = False):
     """Load a model folder or shipped model, or end with the sentence that says why not.
-    ``say(folder)``: told once the folder is found, before the seconds loading takes."""
+    ``say(folder)``: told once the folder is found, before the seconds loading takes.
+    ``specialists``: the models its model.json names to hand calls to are loaded too."""
     from ..model.engine import Engine
     from ..model.folder import ModelError, find_model
 
@@ -143,7 +147,10 @@ def _engine(model, provider: str = "auto", job: str = "live", say=None):
         folder = find_model(model)
         if say is not None:
             say(folder)
-        return Engine(folder, provider=provider, job=job)
+        engine = Engine(folder, provider=provider, job=job)
+        if specialists:
+            engine.specialists()
+        return engine
     except ModelError as exc:
         fail(str(exc))
 
@@ -168,13 +175,14 @@ def _phrase_bars(text: str) -> tuple[int, ...]:
 
 
 def _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                      barge_in, sustain, mode="call", phrase_bars="4,8", repeat=True):
+                      barge_in, sustain, mode="call", phrase_bars="4,8", repeat=True, follow_style=True):
     from ..perform.performer import PerformerConfig
 
     return _config(PerformerConfig, silence_beats=silence_beats, min_call_beats=min_call_beats,
                    max_call_bars=max_call_bars, bars=bars, align=Align(align).value, temperature=temperature,
                    candidates=candidates, seed=seed, barge_in=BargeIn(barge_in).value, sustain=sustain,
-                   mode=Mode(mode).value, phrase_bars=_phrase_bars(phrase_bars), repeat=repeat)
+                   mode=Mode(mode).value, phrase_bars=_phrase_bars(phrase_bars), repeat=repeat,
+                   follow_style=follow_style)
 
 
 def _config(cls, **fields):

@@ -21,6 +21,7 @@ from .common import (
     MODEL,
     PHRASE_BARS,
     PROVIDER,
+    FOLLOW_STYLE,
     REPEAT,
     SILENCE_BEATS,
     SUSTAIN,
@@ -111,6 +112,7 @@ def listen(
     mode: Mode = MODE,
     sustain: bool = SUSTAIN,
     repeat: bool = REPEAT,
+    follow_style: bool = FOLLOW_STYLE,
     channel: int = CHANNEL,
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, max=500,
                                      help="Send this much earlier to make up for a synth's delay."),
@@ -177,7 +179,7 @@ def listen(
     if tempo is not None and not 20 <= tempo <= 400:
         fail(f"--bpm must be between 20 and 400, not {tempo:g}.")
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain, mode, phrase_bars, repeat)
+                            barge_in, sustain, mode, phrase_bars, repeat, follow_style)
     if learn and not controls:
         fail("--learn maps the controls, which --no-controls turns off: give one of them.", 2)
     try:
@@ -200,12 +202,20 @@ def listen(
     if learn and controls_problem():
         fail(f"--learn keeps the map in the config file, which cannot be written: {controls_problem()}")
     engine = _engine(model, provider, say=lambda folder: typer.echo(
-        f"preparing the model {model or DEFAULT_MODEL}"))
+        f"preparing the model {model or DEFAULT_MODEL}"), specialists=follow_style)
+
+    def loader(name: str) -> Engine:
+        """A model the keyboard chooses, with the specialists it hands calls to."""
+        chosen = Engine(find_model(name), provider=Provider(provider).value)
+        if follow_style:
+            chosen.specialists()
+        return chosen
+
     if ctx.meta.get("settings"):
         typer.echo(ctx.meta["settings"])
     try:
         session = Session(engine, cfg, live_cfg, inp, out, api or default_api(), click_out, log=say,
-                          loader=lambda name: Engine(find_model(name), provider=Provider(provider).value))
+                          loader=loader)
     except PortError as exc:
         fail(str(exc))
     if learn:

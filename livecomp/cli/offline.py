@@ -22,6 +22,7 @@ from .common import (
     MODEL,
     PHRASE_BARS,
     PROVIDER,
+    FOLLOW_STYLE,
     REPEAT,
     SILENCE_BEATS,
     SUSTAIN,
@@ -247,6 +248,7 @@ def duet(
     mode: Mode = MODE,
     sustain: bool = SUSTAIN,
     repeat: bool = REPEAT,
+    follow_style: bool = FOLLOW_STYLE,
     channel: int = CHANNEL,
     provider: Provider = PROVIDER,
 ) -> None:
@@ -260,12 +262,12 @@ def duet(
     from ..perform.duet import part
 
     cfg = _performer_config(silence_beats, min_call_beats, max_call_bars, bars, align, temperature, candidates, seed,
-                            barge_in, sustain, mode, phrase_bars, repeat)
+                            barge_in, sustain, mode, phrase_bars, repeat, follow_style)
     performance = performance or example_path(EXAMPLE_PHRASE)
     check_outputs(("--out", out), ("--png", png), ("--wav", wav),
                   inputs=(("performance", performance),))
     _check_audio(wav)
-    engine = _engine(model, provider)
+    engine = _engine(model, provider, specialists=follow_style)
     try:
         result = run_duet(engine, performance, cfg, channel=channel - 1, end_cc=end_cc, progress=_share_shown())
     except MidiFileError as exc:
@@ -285,8 +287,11 @@ def duet(
         typer.echo(f"note: {line}.", err=True)
     notes = sum(e.kind == "on" for e in result.events)
     answers = len(result.answers)
-    typer.echo(f"{engine.name} ({engine.architecture}): {answers} answer{'s' * (answers != 1)}, "
-               f"{notes} note{'s' * (notes != 1)}, at "
+    handed = sorted({name for name in result.answered_by if name != engine.name})
+    by = sum(name != engine.name for name in result.answered_by)
+    typer.echo(f"{engine.name} ({engine.architecture}): {answers} answer{'s' * (answers != 1)}"
+               + (f" ({by} by its specialist{'s' * (len(handed) > 1)} {', '.join(handed)})" if by else "")
+               + f", {notes} note{'s' * (notes != 1)}, at "
                f"{result.grid.bpm:g} bpm in {result.grid.beats_per_bar} beats a bar")
     typer.echo(f"wrote {out}" + (f" and {png}" if png else ""))
     if wav is not None:

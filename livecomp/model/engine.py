@@ -115,6 +115,11 @@ class Engine:
         self.repeat_gate = RepeatGate.from_json(self.info["repeat_gate"]) if "repeat_gate" in self.info \
             else REPEAT_GATE
         self.state_spec = [(s["name"], tuple(s["shape"])) for s in self.info["state"]]
+        # shipped models on the same grid that answer a call they find more likely than this one
+        # does (``specialists``; the performer's style following)
+        self.specialist_names = [str(n) for n in self.info.get("specialists", [])]
+        self._specialists: list[Engine] | None = None
+        self._provider, self._threads = provider, threads
         if provider not in ("auto", "cpu", "cuda"):
             raise ModelError(f"provider must be auto, cpu or cuda, not {provider!r}.")
         if provider == "cuda" and not cuda_usable():
@@ -133,6 +138,35 @@ class Engine:
             except ModelError:
                 self._encode, self._advance, self._bar, self._step = cpu_sessions
                 self.provider_used = "cpu"
+
+    def specialists(self) -> list["Engine"]:
+        """The models model.json names as ``specialists``, loaded once (with this engine's provider
+        and threads). Raises ModelError for one that cannot be found or loaded, or that is on
+        another grid: a specialist answers on this model's grid."""
+        if self._specialists is None:
+            from .folder import find_model
+
+            loaded = []
+            for name in self.specialist_names:
+                try:
+                    engine = Engine(find_model(name), self._provider, self._threads)
+                except ModelError as exc:
+                    raise ModelError(f"{self.folder / 'model.json'} names the specialist {plain(name)!r}, which "
+                                     f"cannot be loaded: {exc}") from None
+                if (engine.steps_per_beat, engine.beats_per_bar) != (self.steps_per_beat, self.beats_per_bar):
+                    raise ModelError(f"{self.folder / 'model.json'} names the specialist {plain(name)!r}, which is "
+                                     f"on another grid ({engine.steps_per_beat} steps a beat, {engine.beats_per_bar} "
+                                     f"beats a bar).")
+                loaded.append(engine)
+            self._specialists = loaded
+        return self._specialists
+
+    def call_log_likelihood(self, frames: np.ndarray) -> float:
+        """log p of frames (T, 88) from the model's first state, nats: how well the model
+        explains a call, comparable between models on the same grid."""
+        frames = np.asarray(frames, np.int64)[None]
+        _, logits = self.encode(frames)
+        return float(frame_log_likelihood(logits, frames).sum())
 
     # -- loading ---------------------------------------------------------------------------
 

@@ -118,6 +118,12 @@ def _check_values(info: dict, where: Path) -> None:
             RepeatGate.from_json(info["repeat_gate"])
         except ValueError as exc:
             raise ModelError(f"{where}: {exc}.") from None
+    if "specialists" in info:                  # shipped models that answer calls they explain better
+        names = info["specialists"]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names) or \
+                len(set(names)) != len(names) or info["name"] in names:
+            raise ModelError(f"{where}: specialists must be a list of other models' names, each once, not "
+                             f"{plain(names)!r}.")
     if "ensemble" in info:
         whole("ensemble", 2, 64)               # runs whose per-key conditionals are averaged
     state = info["state"]
@@ -208,6 +214,9 @@ def card(folder: Path) -> list[str]:
     if "repeat_gate" in info:                    # checked by read_model_json
         lines.append("  an answer bar brings back the call's bar at its place in the phrase as often as the music it "
                      "learnt from does (repeat_gate)")
+    if info.get("specialists"):                 # checked by read_model_json
+        lines.append(f"  a call that {', '.join(map(plain, info['specialists']))} finds more likely than this model "
+                     f"does is answered by that model (--no-follow-style: never)")
     musicality = _table(info, "musicality")
     measures = ("key", "rhythm", "density", "register")
     answers = {k: v for k, v in musicality.items() if isinstance(v, dict) and isinstance(v.get("real"), dict)

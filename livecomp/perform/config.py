@@ -30,6 +30,7 @@ class PerformerConfig:
     answer_from: str = "call"          # "call": the state at the first line after the call's last sound
                                        # "heard": everything heard, the silence that ended the call included
     repeat: bool = True                # an answer bar may bring back the call's bar at its place in the phrase
+    follow_style: bool = True          # a call the model's specialists find more likely is answered by the best of them
     seed: int | None = None
     barge_in: str = "stop"             # "stop" | "continue"
     sustain: bool = True

@@ -9,7 +9,7 @@ runs on until the last call has been answered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -104,6 +104,7 @@ class Duet:
     grid: Grid
     answers: list[tuple[int, int]]
     told: list[str]                     # what the musician should know: a change of meter or tempo not followed
+    answered_by: list[str] = field(default_factory=list)   # the model that answered each planned answer
 
 
 def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConfig, channel: int = 0,
@@ -145,7 +146,7 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
                      for t, m in live.scheduler.sent if is_note(m)),
                     key=lambda e: (e.step, e.kind == "on", e.pitch))
     return Duet(_two_tracks(timed, tempo, (num, den), meters, events, grid, channel), events, grid,
-                live.performer.planned, told)
+                live.performer.planned, told, live.performer.answered_by)
 
 
 def _two_tracks(timed, tempo: int, meter: tuple[int, int], meters, events: list[Event], grid: Grid,

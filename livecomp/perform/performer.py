@@ -22,7 +22,10 @@ ended it (``answer_from``), and of the ``candidates`` bars sampled at once the o
 first that goes no further from the call than real music does (``CallStyle.choose``; with
 ``choice="fit"`` the one that agrees best), unless the answer's bar brings back the call's bar
 at its place in the phrase, as often as the composers' own next bars do (``form.Repeats``;
-``repeat=False``: never). Playing during an answer stops it
+``repeat=False``: never). A model whose model.json names specialists (the default names
+``folk``) hands the call to whichever of them and itself finds the call most likely, as the
+answer is sampled (``follow_style``): a folk tune is answered by the model of folk tunes, which
+then listens on until a call suits another better. Playing during an answer stops it
 (``barge_in="stop"``) or is heard alongside it (``"continue"``).
 """
 
@@ -72,12 +75,16 @@ class Performer:
         self.form_rng = self.rng.spawn(1)[0]              # the repeat gate's draws, apart from the sampling's
         self.answers = 0
         self.planned: list[tuple[int, int]] = []           # (first step, step after the last) of each answer
+        self.answered_by: list[str] = []                   # the model that answered each (a specialist, or this one)
         self.recent: deque[tuple[int, State]] = deque(maxlen=4 * steps_per_bar)   # (step, state at that line)
         self.muted = False                                 # listen, fold in, but answer nothing
         self.answer_notes = 0                              # notes planned for the latest answer so far
         self.joins: list[int] = []                         # --mode duet: the steps it joined the musician on
         self.last_call_bars: int | None = None             # bars of the last call answered (2 or more)
         self.frames: deque[np.ndarray] = deque(maxlen=4 * steps_per_bar)   # the last steps heard
+        self.frames_heard = 0                              # steps heard so far (the last of them is in frames)
+        self.followed: tuple[int, int] | None = None       # (first step, last sound) of the call last handed on
+        self.styles = self._styles_of(engine)               # the models a call may be handed to
         self.restart()
 
     def restart(self) -> None:
@@ -135,12 +142,41 @@ class Performer:
 
     def use(self, engine: Engine) -> None:
         """Play with another model from now on (between calls): its state is the last bars heard,
-        folded in by it, so it answers the next call knowing what came before."""
+        folded in by it, so it answers the next call knowing what came before. Its own
+        specialists are the models calls may be handed to from now on."""
+        self.styles = self._styles_of(engine)
+        self._hand_to(engine)
+
+    def _styles_of(self, engine: Engine) -> list[Engine]:
+        return [engine, *engine.specialists()] if self.cfg.follow_style and self.cfg.mode == "call" else [engine]
+
+    def _hand_to(self, engine: Engine) -> None:
+        """``engine`` plays from now on, its state the last bars heard folded in step by step (the
+        states at the recent grid lines kept, as listening keeps them)."""
         self.engine = engine
         self.recent.clear()
         self.state = engine.initial_state()
         if self.frames:
-            self.state = engine.advance(np.stack(self.frames)[None].astype(np.int64), self.state)
+            frames = np.stack(self.frames).astype(np.int64)
+            n = self.frames_heard - len(frames)                 # the step of the first frame kept
+            for i, frame in enumerate(frames):
+                self.state = engine.advance(frame[None, None], self.state)
+                self.recent.append((n + i + 1, self.state))
+
+    def _follow_style(self) -> None:
+        """Before an answer is sampled: the model (this one or one of its specialists) that finds
+        the call most likely answers it; this one where they tie."""
+        if len(self.styles) < 2 or self.call_start is None or self.followed == (self.call_start, self.last_sound):
+            return
+        self.followed = (self.call_start, self.last_sound)
+        call = self.call[:self.last_sound - self.call_start + 1][-4 * self.steps_per_bar:]
+        if not call:
+            return
+        frames = np.stack(call)
+        scores = [e.call_log_likelihood(frames) for e in self.styles]
+        best = self.styles[int(np.argmax(scores))]
+        if best is not self.engine:
+            self._hand_to(best)
 
     def drop(self, n: int) -> None:
         """Nothing more of what was playing after step n (a control ended it): an answer under
@@ -159,6 +195,7 @@ class Performer:
         """Step n's window has closed: fold what was heard, decide, and return events to play."""
         frame = self.heard.frame(n)
         self.frames.append(frame)
+        self.frames_heard = n + 1
         if self.cfg.mode == "duet":
             return self.along.step(self, n, frame)
         if self.answer is not None:
@@ -213,6 +250,7 @@ class Performer:
         last = n + 1 if guess.any() or self.heard.pedal else self.last_sound
         if not self._call_ends(n + 1, last, self.call + [guess])[0]:
             return
+        self._follow_style()
         start = last + 1 + (line - last - 1) % self.steps_per_bar    # as _answer_state finds it
         state = self.engine.advance(guess[None, None], self.state) if start == line else \
             next((s for step, s in self.recent if step == start), None)
@@ -256,6 +294,7 @@ class Performer:
         call_bars = phrase or max(math.ceil(call_steps / self.steps_per_bar), 1)
         bars = self.cfg.bars or min(call_bars, self.cfg.max_call_bars)
         self.last_call_bars = call_bars if call_bars >= 2 else None
+        self._follow_style()
         call = np.stack(self.call[:self.last_sound - self.call_start + 1])
         style = CallStyle.of(call, self.steps_per_bar, self.call_start, self.engine.fit_floors)
         repeats = Repeats(call, self.steps_per_bar, self.steps_per_beat, self.call_start, style.own_scale,
@@ -265,6 +304,7 @@ class Performer:
         self.answers += 1
         self.answer_notes = 0
         self.planned.append((start, self.answer.end))
+        self.answered_by.append(self.engine.name)
         self.call_start = None
         return self._next_bar()
 

@@ -138,7 +138,9 @@ def status_lines(live, n: int | None) -> list[str]:
     tempo = f"{bpm:.1f} bpm ({source})" if bpm else "tempo from your first phrase"
     where = f"bar {n // spbar + 1:>4}:{(n % spbar) // spb + 1}" if n is not None else "before bar 1"
     what = what if n is not None else "waiting for your first note"
-    return [f"{where}  {what:<9}  {tempo}  model {live.engine.name}",
+    model = live.engine.name if performer.engine is live.engine else \
+        f"{live.engine.name} (its specialist {performer.engine.name} plays)"
+    return [f"{where}  {what:<9}  {tempo}  model {model}",
             f"mode {cfg.mode}  temperature {cfg.temperature:.2f}  answer bars {cfg.bars or 'as the call'}  "
             f"silence {cfg.silence_beats:g} beats  ({controls})",
             f"{performer.answers} answer{'s' * (performer.answers != 1)}"

@@ -1,0 +1,80 @@
+"""Style following: a model hands a call to the specialist that finds it more likely
+(``PerformerConfig.follow_style``, model.json ``specialists``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livecomp.model.engine import Engine
+from livecomp.model.folder import shipped_models
+from livecomp.perform.duet import duet
+from livecomp.perform.performer import Performer, PerformerConfig
+
+from conftest import TUNES as NOTTINGHAM
+from fake_engine import EchoEngine
+from test_form import two_bars
+from test_performer import run
+
+
+class Styled(EchoEngine):
+    """The echo engine with a likelihood of its own for every call, answering ``shift`` keys up."""
+
+    def __init__(self, name: str, likelihood: float, shift: int = 0, specialists: tuple = ()):
+        self.name, self.likelihood, self.shift, self.named = name, likelihood, shift, list(specialists)
+        self.heard_calls = 0
+
+    def specialists(self) -> list:
+        return self.named
+
+    def call_log_likelihood(self, frames: np.ndarray) -> float:
+        self.heard_calls += 1
+        return self.likelihood
+
+    def bar(self, state, candidates=1, temperature=1.0, seed=None, steps=None):
+        frames, logp, after = super().bar(state, candidates, temperature, seed, steps)
+        return np.roll(frames, self.shift, axis=-1), logp, after
+
+
+def answer_pitches(home: Styled, follow: bool = True) -> tuple[set[int], Performer]:
+    performer = Performer(home, 16, 4, PerformerConfig(silence_beats=2, seed=3, candidates=2, repeat=False,
+                                                       follow_style=follow))
+    events = run(performer, 16 * 8, two_bars()).sorted()
+    assert performer.answers == 1
+    return {e.pitch for e in events if e.kind == "on"}, performer
+
+
+def test_a_call_the_specialist_finds_more_likely_is_answered_by_it_from_the_calls_own_state():
+    folkish = Styled("folkish", -5.0, shift=12)
+    pitches, performer = answer_pitches(Styled("home", -10.0, specialists=(folkish,)))
+    assert pitches == {74 + 12}                  # the specialist's answer: the last key heard, an octave up
+    assert performer.engine is folkish and performer.answered_by == ["folkish"]
+    assert performer.state.tensors["last"].any()  # its state heard the call
+
+
+@pytest.mark.parametrize("specialist_likelihood, follow", [(-20.0, True), (-5.0, False), (-10.0, True)])
+def test_the_model_answers_itself_when_it_explains_the_call_as_well_or_style_following_is_off(
+        specialist_likelihood, follow):
+    specialist = Styled("other", specialist_likelihood, shift=12)
+    home = Styled("home", -10.0, specialists=(specialist,))
+    pitches, performer = answer_pitches(home, follow)
+    assert pitches == {74} and performer.engine is home and performer.answered_by == ["home"]
+    assert specialist.heard_calls == (1 if follow else 0)      # weighed once per call, or never
+
+
+@pytest.mark.skipif(not {"piano", "folk"} <= set(shipped_models()), reason="needs the shipped piano and folk models")
+def test_the_default_hands_real_folk_tunes_to_folk_and_keeps_a_classical_piece():
+    """The shipped default with the shipped defaults, as `livecomp duet` plays: the openings of
+    real Nottingham tunes (which the folk model finds more likely) are answered by `folk`, the
+    shipped Schumann example by the default itself, and nothing is handed on without style following."""
+    from livecomp.cli.common import EXAMPLE_PHRASE, example_path
+
+    piano = Engine(shipped_models()["piano"], provider="cpu")
+    assert [e.name for e in piano.specialists()] == ["folk"]
+    by = []
+    for tune in sorted(NOTTINGHAM.glob("*.mid"))[:4]:
+        by += duet(piano, tune, PerformerConfig(seed=0)).answered_by
+    assert by and by.count("folk") > len(by) / 2, by
+    assert set(duet(piano, example_path(EXAMPLE_PHRASE), PerformerConfig(seed=0)).answered_by) == {"piano"}
+    tune = sorted(NOTTINGHAM.glob("*.mid"))[0]
+    assert set(duet(piano, tune, PerformerConfig(seed=0, follow_style=False)).answered_by) == {"piano"}
