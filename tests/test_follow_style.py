@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_form import two_bars
 
 from livecomp.model.engine import Engine
 from livecomp.model.folder import shipped_models
@@ -13,7 +14,6 @@ from livecomp.perform.performer import Performer, PerformerConfig
 
 from conftest import TUNES as NOTTINGHAM
 from fake_engine import EchoEngine
-from test_form import two_bars
 from test_performer import run
 
 
