@@ -421,13 +421,17 @@ def duet_answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray 
     return np.maximum(tune, mine) if mine.any() else None
 
 
-def answers(model: str, calls: list[dict], cfg: PerformerConfig, seed: int) -> tuple[list[np.ndarray], int, float]:
-    """livecomp's first 2 bars for each call (silence where it did not answer), the unanswered count, seconds."""
+def answers(model: str, calls: list[dict], cfg: PerformerConfig, seed: int, by: list | None = None
+            ) -> tuple[list[np.ndarray], int, float]:
+    """livecomp's first 2 bars for each call (silence where it did not answer), the unanswered count, seconds.
+    ``by`` is told the model that answered each call answered (the model's or a specialist's name)."""
     engine = Engine(find_model(model), provider="cpu")
     out, unanswered, started = [], 0, time.perf_counter()
-    play = duet_answer if cfg.mode == "duet" else answer
     for j, c in enumerate(calls):
-        frames = play(engine, c, replace(cfg, seed=seed + j))
+        if cfg.mode == "duet":
+            frames = duet_answer(engine, c, replace(cfg, seed=seed + j))
+        else:
+            frames = answer(engine, c, replace(cfg, seed=seed + j), by)
         n = REAL_BARS * c["bar"]
         got = np.zeros((n, N_KEYS), np.uint8)
         if frames is None:
@@ -474,9 +478,11 @@ def _judged(calls: list[dict], fakes: list[np.ndarray], seed: int, judged: bool)
 
 def run(model: str, corpus: str, calls: list[dict], pieces: int, cfg: PerformerConfig, seed: int,
         controls: dict, judged: bool = True, told: bool = False) -> dict:
-    fakes, unanswered, seconds = answers(model, calls, cfg, seed)
+    by: list[str] = []
+    fakes, unanswered, seconds = answers(model, calls, cfg, seed, by)
     started = time.perf_counter()
     result = {"model": model, "corpus": corpus, "calls": len(calls), "pieces": pieces, "unanswered": unanswered,
+              "answered_by": {name: by.count(name) for name in sorted(set(by))},
               "answer_seconds": round(seconds, 1), "livecomp": _judged(calls, fakes, seed, judged),
               "controls": controls}
     table = stats_table(calls, {"livecomp": fakes, "real": [c["real"] for c in calls]}, seed)
@@ -540,6 +546,8 @@ def print_tells(r: dict, count: int) -> None:
 def print_result(r: dict) -> None:
     print(f"\n{r['model']} on {r['corpus']} ({r['split']}): {r['calls']} calls from {r['pieces']} pieces, "
           f"{r['unanswered']} unanswered; answers {r['answer_seconds']} s, judge {r['judge_seconds']} s")
+    if r.get("answered_by"):                             # the model itself, or a specialist (style following)
+        print("answered by " + ", ".join(f"{name} {n}" for name, n in r["answered_by"].items()))
     fmt = "{:<12}" + "{:>16}" * (len(CLASSIFIERS) + 1)
     print(fmt.format("ROC AUC", *CLASSIFIERS, "judge (max)"))
     for who, aucs in (("livecomp", r["livecomp"]), *r["controls"].items()):
@@ -588,13 +596,17 @@ def main() -> None:
                         help="duet: livecomp plays along under the melody of the 2 bars after the call")
     parser.add_argument("--no-repeat", action="store_true",
                         help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
+    parser.add_argument("--no-follow-style", action="store_true",
+                        help="the model answers every call itself, none handed to its specialists")
     args = parser.parse_args()
     os.chdir(ROOT)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
-                  choice=args.choice, mode=args.mode, repeat=not args.no_repeat)
+                  choice=args.choice, mode=args.mode, repeat=not args.no_repeat,
+                  follow_style=not args.no_follow_style)
     print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature "
           f"{cfg.temperature:g}, choice {cfg.choice}, fit weight {cfg.fit_weight:g}, "
-          f"repeat gate {'on' if cfg.repeat else 'off'}, silence {cfg.silence_beats:g} beats; cut {args.cut}; "
+          f"repeat gate {'on' if cfg.repeat else 'off'}, style following {'on' if cfg.follow_style else 'off'}, "
+          f"silence {cfg.silence_beats:g} beats; cut {args.cut}; "
           f"{FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}
     jobs = []

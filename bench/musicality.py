@@ -102,16 +102,19 @@ def calls_of(roll: PianoRoll, spb_model: int, starts_at: tuple[int, ...] = CALL_
     return out, skipped
 
 
-def answer(engine: Engine, call: dict, cfg: PerformerConfig) -> np.ndarray | None:
+def answer(engine: Engine, call: dict, cfg: PerformerConfig, by: list | None = None) -> np.ndarray | None:
     """The performer's answer to a call, the first planned after the call's end (one planned on a
     bar line inside the call stopped after a step, the call going on): frames of the whole
-    answer, or None."""
+    answer, or None. ``by`` is told the name of the model that answered (the engine's, or one of
+    its specialists')."""
     roll = PianoRoll(call["call"], call["spb"], [(0, 500_000)], [(0, *call["meter"])])
     result = duet(engine, roll_to_midi(roll), cfg)
-    after = [(start, end) for start, end in result.answers if start >= len(call["call"])]
+    after = [(i, start, end) for i, (start, end) in enumerate(result.answers) if start >= len(call["call"])]
     if not after:
         return None
-    start, end = after[0]
+    i, start, end = after[0]
+    if by is not None:
+        by.append(result.answered_by[i])
     return played_frames(result.events, start, end)
 
 
@@ -379,6 +382,8 @@ def main() -> None:
     parser.add_argument("--write-gate", action="store_true", help="with --gate: store it in model.json")
     parser.add_argument("--no-repeat", action="store_true",
                         help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
+    parser.add_argument("--no-follow-style", action="store_true",
+                        help="the model answers every call itself, none handed to its specialists")
     args = parser.parse_args()
     import os
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
@@ -415,12 +420,14 @@ def main() -> None:
             parser.error(f"--fit-terms: no term {name!r} (terms: {', '.join(FIT_TERMS)})")
         FIT_TERMS[name] = float(value)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
-                  choice=args.choice, answer_from=args.answer_from, repeat=not args.no_repeat)
+                  choice=args.choice, answer_from=args.answer_from, repeat=not args.no_repeat,
+                  follow_style=not args.no_follow_style)
     print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, choice {cfg.choice}, "
           f"fit weight "
           f"{cfg.fit_weight:g} nats "
           f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
           f"answer from {cfg.answer_from}, repeat gate {'on' if cfg.repeat else 'off'}, "
+          f"style following {'on' if cfg.follow_style else 'off'}, "
           f"silence {cfg.silence_beats:g} beats; seed {args.seed}")
     everything = []
     for model in args.models.split(","):

@@ -148,7 +148,7 @@ class Performer:
         self._hand_to(engine)
 
     def _styles_of(self, engine: Engine) -> list[Engine]:
-        return [engine, *engine.specialists()] if self.cfg.follow_style and self.cfg.mode == "call" else [engine]
+        return [engine, *engine.specialists()] if self.cfg.follow_style else [engine]
 
     def _hand_to(self, engine: Engine) -> None:
         """``engine`` plays from now on, its state the last bars heard folded in step by step (the
