@@ -19,6 +19,9 @@ class EchoEngine:
     def specialists(self) -> list:
         return []
 
+    def loaded_specialists(self) -> list:
+        return []
+
     def initial_state(self, batch: int = 1) -> State:
         return State({"last": np.zeros((batch, N_KEYS), np.float32)})
 

@@ -24,7 +24,7 @@ class Styled(EchoEngine):
         self.name, self.likelihood, self.shift, self.named = name, likelihood, shift, list(specialists)
         self.heard_calls = 0
 
-    def specialists(self) -> list:
+    def loaded_specialists(self) -> list:
         return self.named
 
     def call_log_likelihood(self, frames: np.ndarray) -> float:

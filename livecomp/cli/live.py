@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -73,6 +74,17 @@ def _settings(ctx: typer.Context, preset: Optional[str]) -> Optional[str]:
 CONTROLS_HELP = ("Take controllers as controls (or as the config file's [controls] maps them): "
                  + ", ".join(f"{number} {name}" for name, number in DEFAULTS.items())
                  + "; a program change N chooses model N of livecomp models.")
+
+
+def _load_specialists(engine, say) -> None:
+    """The specialists ``engine`` hands calls to, loaded off the step loop; one that cannot be
+    loaded is said in one line, and the model answers every call itself."""
+    from ..model.folder import ModelError
+
+    try:
+        engine.specialists()
+    except ModelError as exc:
+        say(f"style following is off: {exc}")
 
 
 @app.command()
@@ -152,7 +164,7 @@ def listen(
     from ..io.ports import PortError
     from ..io.rtmidiport import default_api
     from ..model.engine import Engine
-    from ..model.folder import DEFAULT_MODEL, find_model, shipped_models
+    from ..model.folder import DEFAULT_MODEL, ModelError, find_model, shipped_models
     from ..perform.controls import Controls, ControlsError, controls_from
     from ..perform.loop import LiveConfig
     from ..perform.session import Session
@@ -202,7 +214,14 @@ def listen(
     if learn and controls_problem():
         fail(f"--learn keeps the map in the config file, which cannot be written: {controls_problem()}")
     engine = _engine(model, provider, say=lambda folder: typer.echo(
-        f"preparing the model {model or DEFAULT_MODEL}"), specialists=follow_style)
+        f"preparing the model {model or DEFAULT_MODEL}"))
+    if follow_style:                  # the specialists are found now, loaded while livecomp listens
+        for name in engine.specialist_names:
+            try:
+                find_model(name)
+            except ModelError as exc:
+                fail(f"{engine.folder / 'model.json'} names the specialist {name!r}, which cannot be loaded: {exc}")
+        threading.Thread(target=_load_specialists, args=(engine, say), name="specialists", daemon=True).start()
 
     def loader(name: str) -> Engine:
         """A model the keyboard chooses, with the specialists it hands calls to."""

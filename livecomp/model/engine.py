@@ -141,8 +141,9 @@ class Engine:
 
     def specialists(self) -> list["Engine"]:
         """The models model.json names as ``specialists``, loaded once (with this engine's provider
-        and threads). Raises ModelError for one that cannot be found or loaded, or that is on
-        another grid: a specialist answers on this model's grid."""
+        and threads; ``listen`` loads them in a thread of their own, so it listens at once).
+        Raises ModelError for one that cannot be found or loaded, or that is on another grid: a
+        specialist answers on this model's grid."""
         if self._specialists is None:
             from .folder import find_model
 
@@ -160,6 +161,10 @@ class Engine:
                 loaded.append(engine)
             self._specialists = loaded
         return self._specialists
+
+    def loaded_specialists(self) -> list["Engine"]:
+        """The specialists once ``specialists`` has loaded them (in any thread), none before."""
+        return self._specialists or []
 
     def call_log_likelihood(self, frames: np.ndarray) -> float:
         """log p of frames (T, 88) from the model's first state, nats: how well the model

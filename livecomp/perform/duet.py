@@ -116,6 +116,8 @@ def duet(engine: Engine, path: str | Path | mido.MidiFile, config: PerformerConf
     share of the file played, at each step."""
     from .loop import Live, LiveConfig
 
+    if config.follow_style:
+        engine.specialists()                       # loaded before the file plays, as listen has them by its first call
     timed, tempo, (num, den), meters, told = read_performance(path)
     beats = num * 4 / den
     if beats != int(beats):

@@ -84,7 +84,7 @@ class Performer:
         self.frames: deque[np.ndarray] = deque(maxlen=4 * steps_per_bar)   # the last steps heard
         self.frames_heard = 0                              # steps heard so far (the last of them is in frames)
         self.followed: tuple[int, int] | None = None       # (first step, last sound) of the call last handed on
-        self.styles = self._styles_of(engine)               # the models a call may be handed to
+        self.home = engine                                 # the model chosen; its specialists may answer
         self.restart()
 
     def restart(self) -> None:
@@ -144,11 +144,8 @@ class Performer:
         """Play with another model from now on (between calls): its state is the last bars heard,
         folded in by it, so it answers the next call knowing what came before. Its own
         specialists are the models calls may be handed to from now on."""
-        self.styles = self._styles_of(engine)
+        self.home = engine
         self._hand_to(engine)
-
-    def _styles_of(self, engine: Engine) -> list[Engine]:
-        return [engine, *engine.specialists()] if self.cfg.follow_style else [engine]
 
     def _hand_to(self, engine: Engine) -> None:
         """``engine`` plays from now on, its state the last bars heard folded in step by step (the
@@ -165,16 +162,18 @@ class Performer:
 
     def _follow_style(self) -> None:
         """Before an answer is sampled: the model (this one or one of its specialists) that finds
-        the call most likely answers it; this one where they tie."""
-        if len(self.styles) < 2 or self.call_start is None or self.followed == (self.call_start, self.last_sound):
+        the call most likely answers it; the chosen one where they tie. Only specialists loaded by
+        now take part (``listen`` loads them while it listens)."""
+        styles = [self.home, *self.home.loaded_specialists()] if self.cfg.follow_style else [self.home]
+        if len(styles) < 2 or self.call_start is None or self.followed == (self.call_start, self.last_sound):
             return
         self.followed = (self.call_start, self.last_sound)
         call = self.call[:self.last_sound - self.call_start + 1][-4 * self.steps_per_bar:]
         if not call:
             return
         frames = np.stack(call)
-        scores = [e.call_log_likelihood(frames) for e in self.styles]
-        best = self.styles[int(np.argmax(scores))]
+        scores = [e.call_log_likelihood(frames) for e in styles]
+        best = styles[int(np.argmax(scores))]
         if best is not self.engine:
             self._hand_to(best)
 
