@@ -227,6 +227,8 @@ CASES = [
      1, "specialists", []),
     ("model-specialist-unknown", [model_with(specialists=["no-such-model"])],
      ["duet", "--model", "model", "--out", "d.mid"], 1, "specialist 'no-such-model'", []),
+    ("listen-model-specialist-unknown", [model_with(specialists=["no-such-model"])],
+     ["listen", "--model", "model", "--in", "x", "--out", "y"], 1, "specialist 'no-such-model'", []),
     ("models-card-of-wrong-types", [model_with(musicality=3, training="x", metrics={"x": {"nll": "a"}},
                                                parameters=True)], ["models", "model"], 0, "", []),
     # training

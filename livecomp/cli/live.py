@@ -216,11 +216,10 @@ def listen(
     engine = _engine(model, provider, say=lambda folder: typer.echo(
         f"preparing the model {model or DEFAULT_MODEL}"))
     if follow_style:                  # the specialists are found now, loaded while livecomp listens
-        for name in engine.specialist_names:
-            try:
-                find_model(name)
-            except ModelError as exc:
-                fail(f"{engine.folder / 'model.json'} names the specialist {name!r}, which cannot be loaded: {exc}")
+        try:
+            engine.specialist_folders()
+        except ModelError as exc:
+            fail(str(exc))
         threading.Thread(target=_load_specialists, args=(engine, say), name="specialists", daemon=True).start()
 
     def loader(name: str) -> Engine:

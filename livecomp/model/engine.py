@@ -145,15 +145,12 @@ class Engine:
         Raises ModelError for one that cannot be found or loaded, or that is on another grid: a
         specialist answers on this model's grid."""
         if self._specialists is None:
-            from .folder import find_model
-
             loaded = []
-            for name in self.specialist_names:
+            for name, folder in zip(self.specialist_names, self.specialist_folders()):
                 try:
-                    engine = Engine(find_model(name), self._provider, self._threads)
+                    engine = Engine(folder, self._provider, self._threads)
                 except ModelError as exc:
-                    raise ModelError(f"{self.folder / 'model.json'} names the specialist {plain(name)!r}, which "
-                                     f"cannot be loaded: {exc}") from None
+                    raise self._unloadable(name, exc) from None
                 if (engine.steps_per_beat, engine.beats_per_bar) != (self.steps_per_beat, self.beats_per_bar):
                     raise ModelError(f"{self.folder / 'model.json'} names the specialist {plain(name)!r}, which is "
                                      f"on another grid ({engine.steps_per_beat} steps a beat, {engine.beats_per_bar} "
@@ -161,6 +158,23 @@ class Engine:
                 loaded.append(engine)
             self._specialists = loaded
         return self._specialists
+
+    def specialist_folders(self) -> list[Path]:
+        """The folders of the specialists model.json names, found without loading them (at once);
+        ModelError for a name that is no shipped model or folder."""
+        from .folder import find_model
+
+        folders = []
+        for name in self.specialist_names:
+            try:
+                folders.append(find_model(name))
+            except ModelError as exc:
+                raise self._unloadable(name, exc) from None
+        return folders
+
+    def _unloadable(self, name: str, exc: ModelError) -> ModelError:
+        return ModelError(f"{self.folder / 'model.json'} names the specialist {plain(name)!r}, which cannot be "
+                          f"loaded: {exc}")
 
     def loaded_specialists(self) -> list["Engine"]:
         """The specialists once ``specialists`` has loaded them (in any thread), none before."""
