@@ -80,15 +80,18 @@ def test_the_default_hands_real_folk_tunes_to_folk_and_keeps_a_classical_piece()
     assert set(duet(piano, tune, PerformerConfig(seed=0, follow_style=False)).answered_by) == {"piano"}
 
 
-def test_the_status_area_says_when_a_specialist_plays():
+def test_the_status_area_and_the_answers_line_say_when_a_specialist_plays():
     from livecomp.perform.loop import Live, LiveConfig
-    from livecomp.perform.view import status_lines
+    from livecomp.perform.view import status_lines, tell_answers
 
     folkish = Styled("folkish", -5.0, shift=12)
     home = Styled("home", -10.0, specialists=(folkish,))
+    said: list[str] = []
     live = Live(home, PerformerConfig(silence_beats=2, seed=3, candidates=2), LiveConfig(bpm=120, status=True),
-                send=lambda m: None, log=lambda s: None)
+                send=lambda m: None, log=said.append)
     live.grid = None
     assert status_lines(live, 0)[0].endswith("model home")
     run(live.performer, 16 * 8, two_bars())
     assert status_lines(live, 37)[0].endswith("model home (its specialist folkish plays)")
+    tell_answers(live)
+    assert said == ["answer 1: bars 4 to 5 (by its specialist folkish)"]

@@ -355,6 +355,33 @@ def test_a_c_major_arpeggio_is_answered_in_c_major_through_jack_ports(jack):
     assert not (left := session.hanging()), (left, out)
 
 
+def test_a_folk_tune_played_to_the_default_is_answered_by_the_folk_model_through_jack_ports(jack):
+    """The shipped defaults: the opening of a real Nottingham tune (its upbeat and 3 bars, as
+    tests/data has it), played as a musician would. The default hands the call to `folk`, which
+    it loaded while it listened, and the answer follows on the bar line."""
+    from livecomp.music.roll import STRUCK, midi_to_roll
+
+    roll = midi_to_roll(conftest.TUNES / "hpps10.mid", 4).to_states(3)[:64]
+    first = int(roll.any(1).argmax())
+    notes = []
+    for s, k in zip(*(roll == STRUCK).nonzero()):
+        length = 1
+        while s + length < len(roll) and roll[s + length, k] == 1:
+            length += 1
+        notes.append((s - first, length, int(k) + 21))
+    end = max(s + n for s, n, _ in notes)
+    bpm = 120
+    step = 60 / bpm / 4
+    session = Session(jack, "folk", "--bpm", str(bpm), "--seed", "0")
+    t0 = now() + 0.05
+    session.play(notes, t0, step)
+    time.sleep((end + 8 + 32) * step + 1.0)                # the call, the silence that ends it, 2 bars of answer
+    out = session.stop()
+    assert "(by its specialist folk)" in out, out
+    assert [t for t, _ in session.notes_on() if (t - t0) / step > end], out
+    assert not (left := session.hanging()), (left, out)
+
+
 def on_grid(times: list[float], origin: float, step: float, tolerance: float, context: str) -> list[int]:
     """The steps of the grid from ``origin`` that notes played at ``times`` sit on, checked: the
     grid is right when at least 80% of them, and so the median, lie within ``tolerance`` of its

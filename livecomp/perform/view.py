@@ -153,10 +153,11 @@ def draw_status(live, n: int | None) -> None:
         AREA.draw(status_lines(live, n))
 
 
-def answer_line(number: int, start: int, end: int, steps_per_bar: int) -> str:
-    """"answer N: bar B" (or "bars B to C")."""
+def answer_line(number: int, start: int, end: int, steps_per_bar: int, specialist: str | None = None) -> str:
+    """"answer N: bar B" (or "bars B to C"), and "(by its specialist NAME)" where one answered."""
     first, last = start // steps_per_bar + 1, (end - 1) // steps_per_bar + 1
-    return f"answer {number}: " + (f"bar {first}" if first == last else f"bars {first} to {last}")
+    return (f"answer {number}: " + (f"bar {first}" if first == last else f"bars {first} to {last}")
+            + (f" (by its specialist {specialist})" if specialist else ""))
 
 
 def tell_answers(live) -> None:
@@ -165,9 +166,10 @@ def tell_answers(live) -> None:
     status area counts them."""
     performer = live.performer
     told_plans = live.told - live.told_joins
-    for start, end in performer.planned[told_plans:]:
+    for i, (start, end) in enumerate(performer.planned[told_plans:], told_plans):
         live.told += 1
-        live.log(answer_line(live.told, start, end, performer.steps_per_bar))
+        by = performer.answered_by[i]
+        live.log(answer_line(live.told, start, end, performer.steps_per_bar, by if by != live.engine.name else None))
     for start in performer.joins[live.told_joins:]:
         live.told += 1
         live.told_joins += 1
