@@ -95,3 +95,26 @@ def test_the_status_area_and_the_answers_line_say_when_a_specialist_plays():
     assert status_lines(live, 37)[0].endswith("model home (its specialist folkish plays)")
     tell_answers(live)
     assert said == ["answer 1: bars 4 to 5 (by its specialist folkish)"]
+
+
+@pytest.mark.skipif("basic" not in shipped_models(), reason="needs the shipped basic model")
+def test_a_specialist_that_cannot_be_loaded_while_listen_listens_is_said_in_one_line(tmp_path):
+    """listen loads the specialists in a thread of its own: one whose graph is damaged is said in
+    one line, and the model answers every call itself."""
+    import json
+    import shutil
+
+    from livecomp.cli.live import _load_specialists
+
+    damaged, home = tmp_path / "damaged", tmp_path / "home"
+    for folder in (damaged, home):
+        shutil.copytree(shipped_models()["basic"], folder)
+    (damaged / "bar.onnx").write_bytes(b"not a graph")
+    info = json.loads((home / "model.json").read_text())
+    (home / "model.json").write_text(json.dumps({**info, "name": "home", "specialists": [str(damaged)]}))
+    engine = Engine(home, provider="cpu")
+    assert engine.specialist_folders() == [damaged]                   # found at once: listen starts
+    said: list[str] = []
+    _load_specialists(engine, said.append)
+    assert len(said) == 1 and said[0].startswith("style following is off: ") and "damaged" in said[0], said
+    assert engine.loaded_specialists() == []
