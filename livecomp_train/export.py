@@ -20,6 +20,12 @@ itself with onnxruntime against torch:
 - model.json carries the training facts and the held-out scores, computed through onnxruntime.
 
 A failed check raises ``ExportError`` and leaves no folder behind.
+
+Re-exported over an older export of a model, the new model.json keeps what was measured or chosen
+for that model rather than made by the export (``KEPT``): the floors and the repeat gate, which
+``bench/musicality.py`` measures on the training data (kept where the run learnt from the same
+data on the same grid), and the specialists. The card's figures (``musicality``) are not kept:
+they describe the answers of the weights replaced.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ from .models.common import N_KEYS
 from .onnx_graphs import BEATS_PER_BAR, export_graphs
 
 NLL_TOLERANCE = 1e-4
+# model.json's parts an export does not make, kept from the older export it replaces: measured on
+# the training data (kept where the new run learnt from the same data, on the same grid), or chosen
+KEPT = {"fit_floors": "data", "repeat_gate": "data", "specialists": "chosen"}
 
 
 def export(checkpoint: str | Path, out: str | Path, name: str | None = None, progress=print,
@@ -57,7 +66,7 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
     playing samples per answer bar by default with this model (model.json ``candidates``; none
     written: the runtime's default)."""
     out = Path(out)
-    check_out(out)                                      # before the work: a refusal costs nothing
+    older = _older_model_json(out) if check_out(out) else None   # before the work: a refusal costs nothing
     if ensemble:
         if mix_shifts is not None:
             raise ExportError("--mix-shifts is a basic RNN's and an ensemble averages EnDeCell runs: give one of them.")
@@ -103,6 +112,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
             info["mix_shifts"] = int(meta["model"]["mix_shifts"])    # frames are drawn from transposed copies
         if meta.get("ensemble"):
             info["ensemble"] = len(meta["ensemble"])                  # runs whose conditionals are averaged
+        if older is not None:
+            info.update(_kept(older, info, str(train_cfg["data"]), progress))
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
         engine = Engine(tmp, provider="cpu")
 
@@ -180,6 +191,47 @@ def check_out(out: Path) -> set[str]:
         raise ExportError(f"--out {out} already holds files that are not an exported model; export replaces only "
                           f"an older export (a folder with its model.json): give a new folder's path.")
     return own
+
+
+def _older_model_json(out: Path) -> dict:
+    """The model.json of the older export at ``out`` (``check_out`` took it for one)."""
+    return json.loads((out / "model.json").read_text())
+
+
+def _same_data(a: str, b: str) -> bool:
+    return a == b or Path(a).resolve() == Path(b).resolve()
+
+
+def _kept(older: dict, info: dict, data: str, progress) -> dict:
+    """The parts of an older export's model.json (``KEPT``) the new one keeps, each said in a line,
+    and why any other is not: measured on other data or another grid, or no longer valid."""
+    from livecomp.model.folder import check_values
+
+    older_data = str((older.get("training") or {}).get("corpus", ""))
+    same = _same_data(older_data, data) and older.get("steps_per_beat") == info["steps_per_beat"]
+    kept, dropped = {}, []
+    for key, kind in KEPT.items():
+        if key not in older:
+            continue
+        if kind == "data" and not same:
+            dropped.append(f"{key} (measured on {older_data or 'unnamed data'} at {older.get('steps_per_beat')} "
+                           f"steps a beat)")
+            continue
+        try:                                            # the checks model.json gets on load
+            check_values({**info, key: older[key]}, "the older export's model.json")
+        except ModelError:
+            dropped.append(f"{key} (not valid there)")
+            continue
+        kept[key] = older[key]
+    if kept:
+        progress(f"kept from the export this replaces: {', '.join(kept)}")
+    if dropped:
+        progress(f"not kept from the export this replaces: {'; '.join(dropped)}; measure them again with "
+                 f"bench/musicality.py (--floors --write-floors, --gate --write-gate)")
+    if "musicality" in older:
+        progress("the card's figures of the export this replaces describe the weights replaced: measure them "
+                 "again with bench/musicality.py --write-cards")
+    return kept
 
 
 def _export_files(folder: Path) -> set[str] | None:

@@ -310,6 +310,41 @@ def test_an_older_export_is_replaced_and_nothing_else_is(exported, tmp_path):
     assert [p.name for p in mine.iterdir()] == ["song.mid"]
 
 
+def test_a_re_export_keeps_the_floors_the_gate_and_the_specialists_measured_for_the_model(exported, tmp_path):
+    """Exported over an older export of the same run, the new model.json keeps the floors and
+    the repeat gate measured on its training data, and the specialists chosen for it, and says
+    so; the card's figures, which describe the weights replaced, go. From a run that learnt from
+    other data, the floors and the gate are not kept, and a line says why."""
+    import livecomp_train.export as export_module
+
+    run, out = exported
+    if "basic" not in run.parent.name:
+        pytest.skip("one architecture shows it")
+    shipped = json.loads((shipped_models()["piano"] / "model.json").read_text())
+    older = tmp_path / "model"
+    shutil.copytree(out, older)
+    info = json.loads((older / "model.json").read_text())
+    measured = {k: shipped[k] for k in ("fit_floors", "repeat_gate", "musicality")}
+    (older / "model.json").write_text(json.dumps({**info, **measured, "specialists": ["folk"]}))
+    said = []
+    export_module.export(run, older, progress=said.append)
+    new = json.loads((older / "model.json").read_text())
+    assert new["fit_floors"] == shipped["fit_floors"] and new["repeat_gate"] == shipped["repeat_gate"]
+    assert new["specialists"] == ["folk"] and "musicality" not in new
+    assert "kept from the export this replaces: fit_floors, repeat_gate, specialists" in said
+    assert any("describe the weights replaced" in line for line in said)
+    Engine(older, provider="cpu")
+
+    elsewhere = dict(new, training=dict(new["training"], corpus=str(tmp_path / "other-tunes")))
+    (older / "model.json").write_text(json.dumps(elsewhere))
+    said.clear()
+    export_module.export(run, older, progress=said.append)
+    new = json.loads((older / "model.json").read_text())
+    assert "fit_floors" not in new and "repeat_gate" not in new and new["specialists"] == ["folk"]
+    assert any(line.startswith("not kept from the export this replaces: fit_floors (measured on") and
+               "repeat_gate" in line for line in said)
+
+
 def test_generate_continues_a_primer_in_its_own_tempo_and_meter(exported, tmp_path):
     _, out = exported
     primer = NOTTINGHAM / "jigs1.mid"       # 6/8

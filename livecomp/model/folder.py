@@ -49,7 +49,7 @@ def read_model_json(folder: Path) -> dict:
         raise ModelError(f"{folder / 'model.json'} lacks {', '.join(missing)}.")
     if info["format"] != FORMAT:
         raise ModelError(f"{folder} is model format {info['format']!r}; this livecomp reads format {FORMAT}.")
-    _check_values(info, folder / "model.json")
+    check_values(info, folder / "model.json")
     named = info["files"] if isinstance(info["files"], dict) else {}
     for role in ROLES + tuple(r for r in OPTIONAL_ROLES if r in named):
         entry = named.get(role)
@@ -71,7 +71,7 @@ def read_model_json(folder: Path) -> dict:
     return info
 
 
-def _check_values(info: dict, where: Path) -> None:
+def check_values(info: dict, where: Path | str) -> None:
     """Each value of model.json of the type and range the contract gives (docs/model-format.md)."""
     def whole(key: str, low: int, high: int) -> int:
         value = info[key]
