@@ -84,7 +84,8 @@ run-piano-joint: run-piano-all
 run-piano-all: run-piano-all-first
 run-piano-all-first: run-piano-classical
 run-piano-classical: run-piano-first
-run-pop: run-pop-lookback
+run-pop: run-pop-joint
+run-pop-joint: run-pop-lookback
 run-pop-lookback: run-pop-plain
 run-folk: run-folk-joint
 run-folk-joint: run-folk-plain
