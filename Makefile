@@ -87,8 +87,7 @@ run-piano-classical: run-piano-first
 run-pop: run-pop-joint
 run-pop-joint: run-pop-lookback
 run-pop-lookback: run-pop-plain
-run-folk: run-folk-link
-run-folk-link: run-folk-joint
+run-folk: run-folk-joint
 run-folk-joint: run-folk-plain
 
 models: $(addprefix run-,$(SHIPPED))
