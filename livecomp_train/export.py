@@ -66,7 +66,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, pro
     playing samples per answer bar by default with this model (model.json ``candidates``; none
     written: the runtime's default)."""
     out = Path(out)
-    older = _older_model_json(out) if check_out(out) else None   # before the work: a refusal costs nothing
+    # before the work, so a refusal costs nothing; an older export there is read for what it keeps
+    older = json.loads((out / "model.json").read_text()) if check_out(out) else None
     if ensemble:
         if mix_shifts is not None:
             raise ExportError("--mix-shifts is a basic RNN's and an ensemble averages EnDeCell runs: give one of them.")
@@ -191,11 +192,6 @@ def check_out(out: Path) -> set[str]:
         raise ExportError(f"--out {out} already holds files that are not an exported model; export replaces only "
                           f"an older export (a folder with its model.json): give a new folder's path.")
     return own
-
-
-def _older_model_json(out: Path) -> dict:
-    """The model.json of the older export at ``out`` (``check_out`` took it for one)."""
-    return json.loads((out / "model.json").read_text())
 
 
 def _same_data(a: str, b: str) -> bool:
