@@ -56,9 +56,10 @@ bench: $(STAMP)
 # bench/checkpoints/shipped-<name>, each trained from its recipe in recipes/ (what it learns from,
 # its sizes and schedule, and how long: recipes/NAME.toml says it). piano trains in six phases
 # (piano-first, piano-classical on classical piano; piano-all-first, piano-all with pop and folk
-# added; piano-joint, each chunk's keys drawn 4 at a time; piano, the group link), pop in three (pop-plain, pop-lookback, pop),
-# folk in three (folk-plain, folk-joint, folk), each from the one before's weights. Time budgets: a rerun lands
-# near, not exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
+# added; piano-joint, each chunk's keys drawn 4 at a time; piano, the group link), pop in four
+# (pop-plain, pop-lookback, pop-joint, pop), folk in four (folk-plain, folk-joint, folk-link, folk,
+# the last trained on), each from the one before's weights. Time budgets: a rerun lands near, not
+# exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
 # seed, so a rerun rebuilds the same weights (same torch build). piano answers with 8 candidate
 # bars (its bar at 16 is twice as long, bench/latency.py), the others with 16.
 MODEL_RUNS ?= runs/models
@@ -87,7 +88,8 @@ run-piano-classical: run-piano-first
 run-pop: run-pop-joint
 run-pop-joint: run-pop-lookback
 run-pop-lookback: run-pop-plain
-run-folk: run-folk-joint
+run-folk: run-folk-link
+run-folk-link: run-folk-joint
 run-folk-joint: run-folk-plain
 
 models: $(addprefix run-,$(SHIPPED))

@@ -598,14 +598,17 @@ def main() -> None:
                         help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
     parser.add_argument("--no-follow-style", action="store_true",
                         help="the model answers every call itself, none handed to its specialists")
+    parser.add_argument("--style-margin", type=float, default=defaults.style_margin,
+                        help="nats by which a specialist must find a call more likely than the model to answer it")
     args = parser.parse_args()
     os.chdir(ROOT)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
                   choice=args.choice, mode=args.mode, repeat=not args.no_repeat,
-                  follow_style=not args.no_follow_style)
+                  follow_style=not args.no_follow_style, style_margin=args.style_margin)
     print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature "
           f"{cfg.temperature:g}, choice {cfg.choice}, fit weight {cfg.fit_weight:g}, "
-          f"repeat gate {'on' if cfg.repeat else 'off'}, style following {'on' if cfg.follow_style else 'off'}, "
+          f"repeat gate {'on' if cfg.repeat else 'off'}, "
+          f"style following {f'on (margin {cfg.style_margin:g} nats)' if cfg.follow_style else 'off'}, "
           f"silence {cfg.silence_beats:g} beats; cut {args.cut}; "
           f"{FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}

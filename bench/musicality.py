@@ -384,6 +384,8 @@ def main() -> None:
                         help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
     parser.add_argument("--no-follow-style", action="store_true",
                         help="the model answers every call itself, none handed to its specialists")
+    parser.add_argument("--style-margin", type=float, default=defaults.style_margin,
+                        help="nats by which a specialist must find a call more likely than the model to answer it")
     args = parser.parse_args()
     import os
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
@@ -421,13 +423,13 @@ def main() -> None:
         FIT_TERMS[name] = float(value)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
                   choice=args.choice, answer_from=args.answer_from, repeat=not args.no_repeat,
-                  follow_style=not args.no_follow_style)
+                  follow_style=not args.no_follow_style, style_margin=args.style_margin)
     print(f"options: candidates {cfg.candidates or OWN_COUNT}, temperature {cfg.temperature:g}, choice {cfg.choice}, "
           f"fit weight "
           f"{cfg.fit_weight:g} nats "
           f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
           f"answer from {cfg.answer_from}, repeat gate {'on' if cfg.repeat else 'off'}, "
-          f"style following {'on' if cfg.follow_style else 'off'}, "
+          f"style following {f'on (margin {cfg.style_margin:g} nats)' if cfg.follow_style else 'off'}, "
           f"silence {cfg.silence_beats:g} beats; seed {args.seed}")
     everything = []
     for model in args.models.split(","):

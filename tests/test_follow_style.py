@@ -36,9 +36,9 @@ class Styled(EchoEngine):
         return np.roll(frames, self.shift, axis=-1), logp, after
 
 
-def answer_pitches(home: Styled, follow: bool = True) -> tuple[set[int], Performer]:
+def answer_pitches(home: Styled, follow: bool = True, **margin) -> tuple[set[int], Performer]:
     performer = Performer(home, 16, 4, PerformerConfig(silence_beats=2, seed=3, candidates=2, repeat=False,
-                                                       follow_style=follow))
+                                                       follow_style=follow, **margin))
     events = run(performer, 16 * 8, two_bars()).sorted()
     assert performer.answers == 1
     return {e.pitch for e in events if e.kind == "on"}, performer
@@ -52,7 +52,17 @@ def test_a_call_the_specialist_finds_more_likely_is_answered_by_it_from_the_call
     assert performer.state.tensors["last"].any()  # its state heard the call
 
 
-@pytest.mark.parametrize("specialist_likelihood, follow", [(-20.0, True), (-5.0, False), (-10.0, True)])
+def test_a_specialist_answers_only_a_call_it_explains_clearly_better_by_the_margin_in_nats():
+    """2 nats (7 times as likely) is under the default margin of 3; with no margin it is enough."""
+    for margin, by in [({}, "home"), ({"style_margin": 0.0}, "nearly"), ({"style_margin": 1.9}, "nearly"),
+                       ({"style_margin": 2.1}, "home")]:
+        nearly = Styled("nearly", -8.0, shift=12)
+        _, performer = answer_pitches(Styled("home", -10.0, specialists=(nearly,)), **margin)
+        assert performer.answered_by == [by], margin
+
+
+@pytest.mark.parametrize("specialist_likelihood, follow", [(-20.0, True), (-5.0, False), (-10.0, True),
+                                                           (-8.0, True)])
 def test_the_model_answers_itself_when_it_explains_the_call_as_well_or_style_following_is_off(
         specialist_likelihood, follow):
     specialist = Styled("other", specialist_likelihood, shift=12)

@@ -311,7 +311,7 @@ BENCHMARKS = ("basic-jsb", "basic-nottingham", "endecell-jsb", "endecell-jsb-chu
 KEPT_RUNS = {**{f"benchmarks/{run}": run for run in BENCHMARKS},
              "piano": "shipped-piano", "piano-all-first": "piano-all-first", "piano-classical": "piano-classical",
              "piano-first": "piano-classical/first", "pop": "shipped-pop", "folk": "shipped-folk",
-             "folk-joint": "folk-joint", "folk-plain": "folk-plain",
+             "folk-link": "folk-link", "folk-joint": "folk-joint", "folk-plain": "folk-plain",
              "piano-all": "piano-all", "pop-lookback": "pop-lookback", "pop-joint": "pop-joint",
              "basic": "shipped-basic", "piano-joint": "piano-joint"}
 

@@ -92,8 +92,8 @@ REPEAT = typer.Option(True, "--repeat/--no-repeat",
                            "the model learnt from brings such a bar back (its card's repeat gate).")
 CHANNEL = typer.Option(1, "--channel", min=1, max=16, help="MIDI channel livecomp plays on.")
 FOLLOW_STYLE = typer.Option(True, "--follow-style/--no-follow-style",
-                            help="A call that one of the model's specialists (its card names them) finds more "
-                                 "likely than the model does is answered by that specialist.")
+                            help="A call that one of the model's specialists (its card names them) finds clearly "
+                                 "more likely than the model does (20 times) is answered by that specialist.")
 
 
 def check_outputs(*outputs: tuple[str, Optional[Path]], replace: bool = True,

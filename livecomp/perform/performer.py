@@ -23,8 +23,9 @@ first that goes no further from the call than real music does (``CallStyle.choos
 ``choice="fit"`` the one that agrees best), unless the answer's bar brings back the call's bar
 at its place in the phrase, as often as the composers' own next bars do (``form.Repeats``;
 ``repeat=False``: never). A model whose model.json names specialists (the default names
-``folk``) hands the call to whichever of them and itself finds the call most likely, as the
-answer is sampled (``follow_style``): a folk tune is answered by the model of folk tunes, which
+``folk``) hands the call to whichever of them and itself finds the call most likely, a
+specialist only by a clear margin (``style_margin``), as the answer is sampled
+(``follow_style``): a folk tune is answered by the model of folk tunes, which
 then listens on until a call suits another better. Playing during an answer stops it
 (``barge_in="stop"``) or is heard alongside it (``"continue"``).
 """
@@ -162,8 +163,9 @@ class Performer:
 
     def _follow_style(self) -> None:
         """Before an answer is sampled: the model (this one or one of its specialists) that finds
-        the call most likely answers it; the chosen one where they tie. Only specialists loaded by
-        now take part (``listen`` loads them while it listens)."""
+        the call most likely answers it, a specialist only where it finds the call ``style_margin``
+        nats more likely than the model itself does. Only specialists loaded by now take part
+        (``listen`` loads them while it listens)."""
         styles = [self.home, *self.home.loaded_specialists()] if self.cfg.follow_style else [self.home]
         if len(styles) < 2 or self.call_start is None or self.followed == (self.call_start, self.last_sound):
             return
@@ -173,6 +175,7 @@ class Performer:
             return
         frames = np.stack(call)
         scores = [e.call_log_likelihood(frames) for e in styles]
+        scores[0] += self.cfg.style_margin                  # a specialist must explain the call clearly better
         best = styles[int(np.argmax(scores))]
         if best is not self.engine:
             self._hand_to(best)
