@@ -56,10 +56,10 @@ bench: $(STAMP)
 # bench/checkpoints/shipped-<name>, each trained from its recipe in recipes/ (what it learns from,
 # its sizes and schedule, and how long: recipes/NAME.toml says it). piano trains in six phases
 # (piano-first, piano-classical on classical piano; piano-all-first, piano-all with pop and folk
-# added; piano-joint, each chunk's keys drawn 4 at a time; piano, the group link), pop in four
-# (pop-plain, pop-lookback, pop-joint, pop), folk in four (folk-plain, folk-joint, folk-link, folk,
-# the last trained on), each from the one before's weights. Time budgets: a rerun lands near, not
-# exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
+# added; piano-joint, each chunk's keys drawn 4 at a time; piano, the group link), pop in five
+# (pop-plain, pop-lookback, pop-joint, pop-link, pop), folk in four (folk-plain, folk-joint,
+# folk-link, folk), each from the one before's weights (pop's and folk's last phases train on from
+# the one before). Time budgets: a rerun lands near, not exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
 # seed, so a rerun rebuilds the same weights (same torch build). piano answers with 8 candidate
 # bars (its bar at 16 is twice as long, bench/latency.py), the others with 16.
 MODEL_RUNS ?= runs/models
@@ -85,7 +85,8 @@ run-piano-joint: run-piano-all
 run-piano-all: run-piano-all-first
 run-piano-all-first: run-piano-classical
 run-piano-classical: run-piano-first
-run-pop: run-pop-joint
+run-pop: run-pop-link
+run-pop-link: run-pop-joint
 run-pop-joint: run-pop-lookback
 run-pop-lookback: run-pop-plain
 run-folk: run-folk-link

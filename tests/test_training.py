@@ -313,6 +313,7 @@ KEPT_RUNS = {**{f"benchmarks/{run}": run for run in BENCHMARKS},
              "piano-first": "piano-classical/first", "pop": "shipped-pop", "folk": "shipped-folk",
              "folk-link": "folk-link", "folk-joint": "folk-joint", "folk-plain": "folk-plain",
              "piano-all": "piano-all", "pop-lookback": "pop-lookback", "pop-joint": "pop-joint",
+             "pop-link": "pop-link",
              "basic": "shipped-basic", "piano-joint": "piano-joint"}
 
 
