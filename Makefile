@@ -59,8 +59,9 @@ bench: $(STAMP)
 # added; piano-joint, each chunk's keys drawn 4 at a time; piano, the group link), pop in five
 # (pop-plain, pop-lookback, pop-joint, pop-link, pop), folk in four (folk-plain, folk-joint,
 # folk-link, folk), each from the one before's weights (pop's and folk's last phases train on from
-# the one before). Time budgets: a rerun lands near, not exactly on, the same weights; basic and folk-plain are epoch-limited with a fixed
-# seed, so a rerun rebuilds the same weights (same torch build). piano answers with 8 candidate
+# the one before). Time budgets: a rerun lands near, not exactly on, the same weights; basic and
+# folk-plain are epoch-limited with a fixed seed, so a rerun rebuilds the same weights (same torch
+# build). piano answers with 8 candidate
 # bars (its bar at 16 is twice as long, bench/latency.py), the others with 16.
 MODEL_RUNS ?= runs/models
 SHIPPED    ?= piano pop folk basic

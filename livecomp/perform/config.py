@@ -15,7 +15,8 @@ from ..music.musicality import FIT_WEIGHT_NATS
 # A specialist answers a call only where it finds the call this many nats more likely than the
 # model does: a likelihood ratio of e^3 = 20, which Kass and Raftery (1995) call strong evidence.
 # Below it the call is too short or too plain to tell a style by: a one-bar C major arpeggio is
-# 0.8 nats more likely under `folk` than under the default, a tune's opening 3 bars 9 nats.
+# 0.8 nats more likely under `folk` than under the default, a tune's opening (its upbeat and 3
+# bars, tests/test_live.py) 10.6 nats.
 STYLE_MARGIN_NATS = 3.0
 
 
