@@ -71,7 +71,7 @@ from livecomp.music.musicality import overlap, pitch_class_profile, position_pro
 from livecomp.music.roll import LOW_KEY, N_KEYS, OFF, STRUCK, onsets_of  # noqa: E402
 from livecomp.perform.performer import PerformerConfig  # noqa: E402
 
-from musicality import REAL_BARS, answer, calls_of  # noqa: E402
+from musicality import REAL_BARS, answer, calls_of, style_options, style_said  # noqa: E402
 
 PIANO = "../shared/midi/piano-midi-de,../shared/midi/mutopia"
 CORPORA = {"piano": PIANO, "pop909": "../shared/midi/pop909", "nottingham": "../shared/midi/nottingham"}
@@ -596,10 +596,7 @@ def main() -> None:
                         help="duet: livecomp plays along under the melody of the 2 bars after the call")
     parser.add_argument("--no-repeat", action="store_true",
                         help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
-    parser.add_argument("--no-follow-style", action="store_true",
-                        help="the model answers every call itself, none handed to its specialists")
-    parser.add_argument("--style-margin", type=float, default=defaults.style_margin,
-                        help="nats by which a specialist must find a call more likely than the model to answer it")
+    style_options(parser, defaults)
     args = parser.parse_args()
     os.chdir(ROOT)
     cfg = replace(defaults, candidates=args.candidates, temperature=args.temperature, fit_weight=args.fit_weight,
@@ -608,7 +605,7 @@ def main() -> None:
     print(f"options: mode {cfg.mode}, candidates {cfg.candidates or OWN_COUNT}, temperature "
           f"{cfg.temperature:g}, choice {cfg.choice}, fit weight {cfg.fit_weight:g}, "
           f"repeat gate {'on' if cfg.repeat else 'off'}, "
-          f"style following {f'on (margin {cfg.style_margin:g} nats)' if cfg.follow_style else 'off'}, "
+          f"{style_said(cfg)}, "
           f"silence {cfg.silence_beats:g} beats; cut {args.cut}; "
           f"{FOLDS}-fold cross-validation by piece; seed {args.seed}")
     own = {"piano": "piano", "pop": "pop909", "folk": "nottingham", "basic": "nottingham"}

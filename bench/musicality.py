@@ -353,6 +353,19 @@ def gate(corpora: tuple[str, ...]) -> tuple[form.RepeatGate, dict]:
     return fitted, checks
 
 
+def style_options(parser: argparse.ArgumentParser, defaults: PerformerConfig) -> None:
+    """Style following's options, as this script and bench/judge.py take them."""
+    parser.add_argument("--no-follow-style", action="store_true",
+                        help="the model answers every call itself, none handed to its specialists")
+    parser.add_argument("--style-margin", type=float, default=defaults.style_margin,
+                        help="nats by which a specialist must find a call more likely than the model to answer it")
+
+
+def style_said(cfg: PerformerConfig) -> str:
+    """Style following as an options line says it."""
+    return f"style following {f'on (margin {cfg.style_margin:g} nats)' if cfg.follow_style else 'off'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(shipped_models()), help="shipped model names or folders")
@@ -382,10 +395,7 @@ def main() -> None:
     parser.add_argument("--write-gate", action="store_true", help="with --gate: store it in model.json")
     parser.add_argument("--no-repeat", action="store_true",
                         help="no answer bar brings back the call's bar at its place in the phrase (no repeat gate)")
-    parser.add_argument("--no-follow-style", action="store_true",
-                        help="the model answers every call itself, none handed to its specialists")
-    parser.add_argument("--style-margin", type=float, default=defaults.style_margin,
-                        help="nats by which a specialist must find a call more likely than the model to answer it")
+    style_options(parser, defaults)
     args = parser.parse_args()
     import os
     os.chdir(ROOT)                                    # corpora paths in model.json are relative to the checkout
@@ -429,7 +439,7 @@ def main() -> None:
           f"{cfg.fit_weight:g} nats "
           f"({', '.join(f'{k} {v:g}' for k, v in FIT_TERMS.items())}), "
           f"answer from {cfg.answer_from}, repeat gate {'on' if cfg.repeat else 'off'}, "
-          f"style following {f'on (margin {cfg.style_margin:g} nats)' if cfg.follow_style else 'off'}, "
+          f"{style_said(cfg)}, "
           f"silence {cfg.silence_beats:g} beats; seed {args.seed}")
     everything = []
     for model in args.models.split(","):
